@@ -1,0 +1,1 @@
+"""Image, sequence, video and colour I/O. Every image file goes through OpenImageIO."""

@@ -1,0 +1,218 @@
+"""The shot directory: what `vqedit prep` writes and every later stage reads.
+
+Layout (see docs/architecture.md)::
+
+    SHOT/shot.json, tracking.json, transforms.json,
+    aligned/, overlay/, masks/fg/, masks/roi/  (frame.%04d.png, crop space)
+    stage1/, stage2/, prior.json
+
+:class:`Shot` reads it; :class:`ShotWriter` writes it, frame by frame, atomically. Keeping both in one
+module means the layout is defined once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vq_models.errors import InputError
+from vq_models.io.atomic import atomic_write_json
+
+SHOT_VERSION = 1
+FRAME_NAME = "frame.{:04d}.png"
+IMAGE_DIRS = {"aligned": "aligned", "overlay": "overlay", "fg": "masks/fg", "roi": "masks/roi"}
+
+
+@dataclass(frozen=True)
+class CropTransform:
+    """Similarity transform between plate pixels and crop pixels (2x3 affine matrices, pixel centres)."""
+
+    plate_to_crop: np.ndarray  # (2, 3) float64
+    crop_to_plate: np.ndarray  # (2, 3) float64
+
+    @staticmethod
+    def from_plate_to_crop(matrix: np.ndarray) -> CropTransform:
+        m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+        full = np.vstack([m, [0.0, 0.0, 1.0]])
+        inv = np.linalg.inv(full)[:2]
+        return CropTransform(m, inv)
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        return p @ self.plate_to_crop[:, :2].T + self.plate_to_crop[:, 2]
+
+    def to_plate(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        return p @ self.crop_to_plate[:, :2].T + self.crop_to_plate[:, 2]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plate_to_crop": self.plate_to_crop.tolist(), "crop_to_plate": self.crop_to_plate.tolist()}
+
+
+def _read_png(path: Path, channels: int) -> np.ndarray:
+    from vq_models.io.images import read_image
+
+    if not path.is_file():
+        raise InputError(f"{path}: missing from the shot directory (run `vqedit prep` again?)")
+    px = read_image(path, allow_mono=channels == 1).pixels
+    if channels == 1:
+        return np.ascontiguousarray(px[..., 0], dtype=np.float32)
+    return np.ascontiguousarray(px[..., :3], dtype=np.float32)
+
+
+@dataclass
+class Shot:
+    """Read access to a prepared shot."""
+
+    root: Path
+    meta: dict[str, Any]
+    _transforms: dict[int, CropTransform] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Shot:
+        root = Path(path)
+        meta_path = root / "shot.json"
+        if not meta_path.is_file():
+            raise InputError(f"{root}: not a shot directory (no shot.json; run `vqedit prep` first)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{meta_path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        for key in ("version", "frames", "crop_size"):
+            if key not in meta:
+                raise InputError(f"{meta_path}: missing key {key!r}")
+        return cls(root=root, meta=meta)
+
+    # --- description -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.root.name)
+
+    @property
+    def frames(self) -> list[int]:
+        return [int(f) for f in self.meta["frames"]]
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.meta["crop_size"])
+
+    @property
+    def plate(self) -> dict[str, Any]:
+        return dict(self.meta.get("plate", {}))
+
+    @property
+    def stage1_dir(self) -> Path:
+        return self.root / "stage1"
+
+    @property
+    def stage2_dir(self) -> Path:
+        return self.root / "stage2"
+
+    @property
+    def prior_path(self) -> Path:
+        return self.root / "prior.json"
+
+    @property
+    def tracking_path(self) -> Path:
+        return self.root / "tracking.json"
+
+    def image_path(self, kind: str, frame: int) -> Path:
+        return self.root / IMAGE_DIRS[kind] / FRAME_NAME.format(frame)
+
+    def _check_frame(self, frame: int) -> None:
+        if frame not in set(self.frames):
+            raise InputError(f"{self.root}: frame {frame} is not in the shot ({self.frames[0]}-{self.frames[-1]})")
+
+    # --- per-frame data (crop space) ------------------------------------------------------------
+    def aligned(self, frame: int) -> np.ndarray:
+        """Ground-truth crop c: float32 (S, S, 3) display sRGB in [0, 1]."""
+        self._check_frame(frame)
+        return _read_png(self.image_path("aligned", frame), 3)
+
+    def overlay(self, frame: int) -> np.ndarray:
+        """Overlaid input ĉ (local face overlay over c): float32 (S, S, 3)."""
+        self._check_frame(frame)
+        return _read_png(self.image_path("overlay", frame), 3)
+
+    def fg_mask(self, frame: int) -> np.ndarray:
+        """Foreground (face) mask, float32 (S, S) in [0, 1]."""
+        self._check_frame(frame)
+        return _read_png(self.image_path("fg", frame), 1)
+
+    def roi_mask(self, frame: int) -> np.ndarray:
+        """ROI (eyes, lips, mouth) mask, float32 (S, S) in [0, 1]."""
+        self._check_frame(frame)
+        return _read_png(self.image_path("roi", frame), 1)
+
+    def transform(self, frame: int) -> CropTransform:
+        if not self._transforms:
+            path = self.root / "transforms.json"
+            if not path.is_file():
+                raise InputError(f"{path}: missing from the shot directory")
+            data = json.loads(path.read_text())
+            for key, entry in data.get("frames", {}).items():
+                self._transforms[int(key)] = CropTransform(
+                    np.asarray(entry["plate_to_crop"], dtype=np.float64),
+                    np.asarray(entry["crop_to_plate"], dtype=np.float64),
+                )
+        if frame not in self._transforms:
+            raise InputError(f"{self.root}/transforms.json: no transform for frame {frame}")
+        return self._transforms[frame]
+
+
+class ShotWriter:
+    """Writes a shot directory. Frames first (`write_frame`), then `finish` writes shot.json last, so a
+    directory with a shot.json is always complete."""
+
+    def __init__(self, root: str | Path, crop_size: int, plate: dict[str, Any], name: str | None = None):
+        self.root = Path(root)
+        self.crop_size = int(crop_size)
+        self.plate = plate
+        self.name = name or self.root.name
+        self.frames: list[int] = []
+        self.transforms: dict[int, CropTransform] = {}
+        for sub in IMAGE_DIRS.values():
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def write_frame(
+        self,
+        frame: int,
+        aligned: np.ndarray,
+        overlay: np.ndarray,
+        fg_mask: np.ndarray,
+        roi_mask: np.ndarray,
+        transform: CropTransform,
+    ) -> None:
+        from vq_models.io.images import write_image
+
+        s = self.crop_size
+        for what, img, chans in (("aligned", aligned, 3), ("overlay", overlay, 3), ("fg", fg_mask, 1), ("roi", roi_mask, 1)):
+            arr = np.asarray(img, dtype=np.float32)
+            if arr.ndim == 2:
+                arr = arr[..., None]
+            if arr.shape[:2] != (s, s) or arr.shape[2] != chans:
+                raise ValueError(f"{what} for frame {frame}: shape {arr.shape}, expected ({s}, {s}, {chans})")
+            write_image(self.root / IMAGE_DIRS[what] / FRAME_NAME.format(frame), np.clip(arr, 0.0, 1.0), dtype="uint8")
+        self.frames.append(int(frame))
+        self.transforms[int(frame)] = transform
+
+    def finish(self, extra: dict[str, Any] | None = None) -> Shot:
+        frames = sorted(self.frames)
+        atomic_write_json(
+            self.root / "transforms.json",
+            {"version": SHOT_VERSION, "frames": {str(f): self.transforms[f].to_json() for f in frames}},
+        )
+        meta = {
+            "version": SHOT_VERSION,
+            "name": self.name,
+            "crop_size": self.crop_size,
+            "frames": frames,
+            "plate": self.plate,
+        }
+        meta.update(extra or {})
+        atomic_write_json(self.root / "shot.json", meta)
+        return Shot.open(self.root)
