@@ -1,0 +1,150 @@
+"""The passive EMA vector quantizer: cosine assignment, Eq. 2, warm start, dead codes, no gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vq_models.quantizer import VectorQuantizer, build_vq_input, cosine_kmeans
+
+torch.set_num_threads(1)
+
+
+def _as_map(vectors: torch.Tensor) -> torch.Tensor:
+    """(N, d) -> (1, d, 1, N) so a list of vectors is a one-row feature map."""
+    return vectors.T[None, :, None, :]
+
+
+def _primed(codebook: torch.Tensor, counts: torch.Tensor, decay: float, threshold: float = 0.0) -> VectorQuantizer:
+    vq = VectorQuantizer(num_codes=codebook.shape[0], dim=codebook.shape[1], decay=decay,
+                         dead_code_threshold=threshold)
+    vq.codebook.copy_(codebook)
+    vq.cluster_size.copy_(counts)
+    vq.cluster_sum.copy_(codebook * counts[:, None])
+    vq.initialized.fill_(True)
+    return vq
+
+
+def test_assignment_is_nearest_by_cosine_not_euclidean():
+    codebook = torch.tensor([[1.0, 0.0], [10.0, 10.0]])
+    vq = _primed(codebook, torch.ones(2), decay=0.5)
+    # (0.9, 1.0) is closer to (1, 0) in Euclidean distance but points along (1, 1)
+    x = torch.tensor([[0.9, 1.0], [5.0, 0.1], [-1.0, -1.2], [3.0, 2.9]])
+    codes = vq.assign(_as_map(x)).flatten()
+    brute = (F.normalize(x, dim=1) @ F.normalize(codebook, dim=1).T).argmax(1)
+    assert codes.tolist() == brute.tolist() == [1, 0, 0, 1]
+    assert torch.cdist(x[:1], codebook).argmin().item() == 0  # Euclidean would disagree
+
+
+def test_ema_update_matches_eq2_hand_computed():
+    gamma = 0.25
+    codebook = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    counts = torch.tensor([2.0, 4.0, 1.0])
+    vq = _primed(codebook, counts, decay=gamma)
+    vq.train()
+    x = torch.tensor([[2.0, 0.2], [3.0, -0.3], [0.1, 5.0]])  # two go to code 0, one to code 1, none to 2
+    codes, stats = vq(_as_map(x))
+    assert codes.flatten().tolist() == [0, 0, 1]
+    assert stats.usage.tolist() == [2, 1, 0]
+    # N_j := N_j * g + n_j (1 - g)
+    expected_n = torch.tensor([2 * 0.25 + 2 * 0.75, 4 * 0.25 + 1 * 0.75, 1 * 0.25])
+    assert torch.allclose(vq.cluster_size, expected_n)
+    # m_j := m_j * g + sum g_i (1 - g), with m_j = z_j * N_j before the step
+    m0 = torch.tensor([2.0, 0.0]) * 0.25 + torch.tensor([5.0, -0.1]) * 0.75
+    m1 = torch.tensor([0.0, 4.0]) * 0.25 + torch.tensor([0.1, 5.0]) * 0.75
+    m2 = torch.tensor([-1.0, 0.0]) * 0.25
+    assert torch.allclose(vq.cluster_sum, torch.stack([m0, m1, m2]))
+    assert torch.allclose(vq.codebook, torch.stack([m0 / expected_n[0], m1 / expected_n[1], m2 / expected_n[2]]))
+
+
+def test_background_pixels_are_assigned_but_not_counted():
+    vq = _primed(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.ones(2), decay=0.0)
+    x = torch.tensor([[1.0, 0.1], [0.1, 1.0], [0.0, 9.0], [9.0, 0.0]])
+    mask = torch.tensor([[[1.0, 1.0, 0.2, 0.0]]])  # (B=1, H=1, W=4)
+    codes, stats = vq(_as_map(x), fg_mask=mask, update=True)
+    assert codes.flatten().tolist() == [0, 1, 1, 0]
+    assert stats.usage.tolist() == [1, 1]
+    assert stats.foreground_pixels == 2 and stats.background_pixels == 2
+    # decay 0: codebook becomes exactly the foreground member means
+    assert torch.allclose(vq.codebook, torch.tensor([[1.0, 0.1], [0.1, 1.0]]))
+
+
+def test_warm_start_gives_k_distinct_centroids_even_with_duplicates():
+    torch.manual_seed(0)
+    centres = F.normalize(torch.randn(6, 8), dim=1) * 3
+    pts = centres.repeat_interleave(50, 0) + 0.01 * torch.randn(300, 8)
+    pts[:40] = pts[0]  # many identical points
+    vq = VectorQuantizer(num_codes=16, dim=8, decay=0.5, kmeans_iters=100, dead_code_threshold=0.0).train()
+    x = pts.T.reshape(1, 8, 15, 20)
+    vq(x)
+    assert bool(vq.initialized)
+    unit = F.normalize(vq.codebook, dim=1)
+    sim = unit @ unit.T
+    off = sim[~torch.eye(16, dtype=torch.bool)]
+    assert off.max() < 1.0 - 1e-7
+    # every true cluster centre is matched by some code (k-means found the structure)
+    assert ((F.normalize(centres, dim=1) @ unit.T).max(1).values > 0.99).all()
+
+
+def test_cosine_kmeans_with_fewer_points_than_codes_is_still_distinct():
+    pts = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    cents, counts = cosine_kmeans(pts, 5, iters=10, generator=torch.Generator().manual_seed(1))
+    unit = F.normalize(cents, dim=1)
+    sim = unit @ unit.T
+    assert (sim[~torch.eye(5, dtype=torch.bool)] < 1.0 - 1e-7).all()
+    assert counts.sum() == 2
+
+
+def test_dead_codes_are_reseeded_from_batch_features():
+    torch.manual_seed(0)
+    codebook = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    vq = _primed(codebook, torch.tensor([5.0, 5.0, 5.0]), decay=0.1, threshold=2.0)
+    vq.train()
+    x = torch.tensor([[1.0, 0.2], [0.2, 1.0], [2.0, 0.1], [0.3, 3.0]])  # nobody picks code 2
+    _, stats = vq(_as_map(x))
+    assert stats.dead_restarts == 1
+    assert int(vq.restarts_total) == 1
+    # the re-seeded code is exactly one of the batch features, with its count reset to the threshold
+    assert any(torch.equal(vq.codebook[2], row) for row in x)
+    assert vq.cluster_size[2].item() == pytest.approx(2.0)
+    assert torch.allclose(vq.cluster_sum[2], vq.codebook[2] * 2.0)
+
+
+def test_no_gradient_flows_through_the_quantizer():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 1)  # stands in for a generator layer
+    inp = torch.randn(2, 3, 8, 8, requires_grad=True)
+    feat = conv(inp)
+    x = build_vq_input({8: feat}, (8,), 8, torch.ones(2, 8, 8))
+    assert not x.requires_grad
+    vq = VectorQuantizer(num_codes=4, dim=4, kmeans_iters=5).train()
+    codes, _ = vq(x)
+    assert not codes.requires_grad and codes.dtype == torch.long
+    assert inp.grad is None and conv.weight.grad is None
+    assert all(not b.requires_grad for b in vq.buffers())
+    assert list(vq.parameters()) == []
+
+
+def test_build_vq_input_normalises_upsamples_concatenates_and_masks():
+    torch.manual_seed(0)
+    feats = {4: torch.randn(2, 3, 4, 4) * 5 + 2, 8: torch.randn(2, 5, 8, 8)}
+    mask = torch.zeros(2, 16, 16)
+    mask[:, :, :8] = 1.0
+    x = build_vq_input(feats, (4, 8), 16, mask)
+    assert x.shape == (2, 8, 16, 16)
+    assert torch.all(x[..., 9:] == 0)  # right half is background
+    # instance norm then bilinear upsample keeps the mean near 0 and the std near 1 in the fg half
+    full = build_vq_input(feats, (4,), 4, None)
+    assert torch.allclose(full.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
+
+
+def test_state_dict_round_trip_restores_codebook_and_flag():
+    vq = VectorQuantizer(num_codes=4, dim=3, kmeans_iters=3).train()
+    vq(torch.randn(1, 3, 6, 6))
+    other = VectorQuantizer(num_codes=4, dim=3)
+    other.load_state_dict(vq.state_dict())
+    assert bool(other.initialized)
+    assert torch.equal(other.codebook, vq.codebook)
+    x = torch.randn(1, 3, 5, 5)
+    assert torch.equal(other.assign(x), vq.assign(x))
