@@ -56,20 +56,21 @@ class FaceTracker:
 
     def __init__(self, max_faces: int = 4, video: bool = True, max_side: int = 1280,
                  min_confidence: float = 0.5) -> None:
-        face_mesh, selfie = _import_solutions()
-        self._mesh = face_mesh.FaceMesh(
+        self._modules = _import_solutions()
+        self._mesh_args = dict(
             static_image_mode=not video,
             max_num_faces=max_faces,
             refine_landmarks=True,
             min_detection_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
-        self._selfie_module = selfie
+        self._mesh: Any = None  # created on first use: a shot with external tracking only segments
         self._selfie: Any = None
         self.max_side = int(max_side)
 
     def close(self) -> None:
-        self._mesh.close()
+        if self._mesh is not None:
+            self._mesh.close()
         if self._selfie is not None:
             self._selfie.close()
 
@@ -97,6 +98,8 @@ class FaceTracker:
         if scale < 1.0:
             img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         th, tw = img.shape[:2]
+        if self._mesh is None:
+            self._mesh = self._modules[0].FaceMesh(**self._mesh_args)
         result = self._mesh.process(img)
         faces: list[FaceDetection] = []
         for lms in result.multi_face_landmarks or []:
@@ -112,7 +115,7 @@ class FaceTracker:
         """Soft person-vs-background mask, float32 (H, W) in [0, 1] (hair and clothes count as person)."""
         img = self._as_uint8(rgb)
         if self._selfie is None:
-            self._selfie = self._selfie_module.SelfieSegmentation(model_selection=0)
+            self._selfie = self._modules[1].SelfieSegmentation(model_selection=0)
         mask = self._selfie.process(img).segmentation_mask
         if mask is None:
             return np.zeros(img.shape[:2], np.float32)
