@@ -89,3 +89,26 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_module(module: nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Copy rank ``src``'s parameters and buffers to every rank (identical start without DDP)."""
+    if not info.distributed:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=src)
+
+
+def average_gradients(module: nn.Module, info: DistInfo) -> None:
+    """All-reduce-mean every parameter gradient in place.
+
+    Why not always DDP: losses that differentiate through the network twice (R1 gradient penalty with
+    ``create_graph=True``) are not supported by DDP's reducer; averaging explicitly after ``backward``
+    is equivalent for synchronous SGD and works with any loss."""
+    if not info.distributed:
+        return
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(info.world_size)

@@ -1,0 +1,156 @@
+"""Stage II networks and conditioning: shapes, one-hot windows with edge repeats, prior grouping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vq_models.errors import InputError
+from vq_models.nets.spade import (
+    SPADE,
+    MultiscaleDiscriminator,
+    SPADEGenerator,
+    SPADEResnetBlock,
+    generator_channels,
+)
+from vq_models.train.data import (
+    ChannelMapping,
+    codes_to_onehot,
+    label_window,
+    read_prior,
+    split_frames,
+    window_indices,
+)
+from vq_models.train.losses import RoiPerceptualLoss, d_bce_loss, r1_penalty, smooth_l1, ssim
+
+torch.set_num_threads(1)
+
+
+def test_generator_renders_requested_size_in_unit_range():
+    torch.manual_seed(0)
+    G = SPADEGenerator(label_nc=3 * 5, render_size=64, const_size=4, ch_max=32, ch_min=8, hidden=8)
+    seg = torch.zeros(2, 15, 16, 16)
+    seg[:, 0] = 1
+    out = G(seg).detach()
+    assert out.shape == (2, 3, 64, 64)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert len(G.up_blocks) == 4  # 4 → 8 → 16 → 32 → 64
+    names = set(dict(G.named_modules()))
+    for n in ("head_0.norm_0.mlp_shared", "head_0.norm_0.mlp_gamma", "head_0.norm_0.mlp_beta",
+              "up_blocks.0.conv_s", "up_blocks.0.norm_s", "up_blocks.0.conv_1"):
+        assert n in names, n
+
+
+def test_generator_output_depends_on_labels_and_is_deterministic():
+    torch.manual_seed(0)
+    G = SPADEGenerator(label_nc=4, render_size=16, const_size=4, ch_max=16, ch_min=8, hidden=8).eval()
+    a = torch.zeros(1, 4, 8, 8)
+    a[:, 0] = 1
+    b = torch.zeros(1, 4, 8, 8)
+    b[:, 3] = 1
+    assert torch.equal(G(a), G(a))
+    assert (G(a) - G(b)).abs().max() > 1e-3
+
+
+def test_channels_and_bad_sizes():
+    assert generator_channels(128, 8, 128, 32) == [128, 64, 32, 32, 32]
+    with pytest.raises(ValueError):
+        generator_channels(96, 8, 64, 16)
+
+
+def test_spade_block_shortcut_and_interpolated_segmap():
+    block = SPADEResnetBlock(8, 4, label_nc=3, hidden=4)
+    x = torch.randn(1, 8, 10, 10)
+    seg = torch.rand(1, 3, 5, 5)
+    assert block(x, seg).shape == (1, 4, 10, 10)
+    assert block.learned_shortcut and not SPADEResnetBlock(4, 4, 3).learned_shortcut
+    norm = SPADE(8, 3, hidden=4)
+    assert norm(x, seg).shape == x.shape
+
+
+def test_multiscale_conditional_discriminator_and_r1():
+    D = MultiscaleDiscriminator(label_nc=2, ndf=8, n_layers=2, num_d=2)
+    img = torch.rand(2, 3, 32, 32, requires_grad=True)
+    seg = torch.zeros(2, 2, 8, 8)
+    outs = D(img, seg)
+    assert len(outs) == 2 and outs[0].shape[0] == 2 and outs[1].shape[-1] < outs[0].shape[-1]
+    gp = r1_penalty(outs, img)
+    assert gp.item() > 0
+    assert d_bce_loss(outs, outs).item() == pytest.approx(2 * np.log(2), abs=0.5)
+    with pytest.raises(ValueError):
+        D(img)
+
+
+def test_window_repeats_edge_frames():
+    assert window_indices(0, 5) == (0, 0, 1)
+    assert window_indices(2, 5) == (1, 2, 3)
+    assert window_indices(4, 5) == (3, 4, 4)
+    frames = [1001, 1002, 1003]
+    labels = {f: np.full((4, 4), i, np.uint8) for i, f in enumerate(frames)}
+    w = label_window(frames, labels, 0)
+    assert w.shape == (3, 4, 4) and [int(w[i, 0, 0]) for i in range(3)] == [0, 0, 1]
+    w = label_window(frames, labels, 2)
+    assert [int(w[i, 0, 0]) for i in range(3)] == [1, 2, 2]
+
+
+def test_onehot_is_frame_major_and_uses_lut():
+    codes = torch.tensor([[[[0, 1]], [[2, 2]], [[1, 0]]]], dtype=torch.uint8)  # (1, 3, 1, 2)
+    lut = torch.tensor([0, 1, 2] + [0] * 253)
+    oh = codes_to_onehot(codes, lut, 3)
+    assert oh.shape == (1, 9, 1, 2)
+    assert oh[0, :, 0, 0].tolist() == [1, 0, 0, 0, 0, 1, 0, 1, 0]
+    assert oh.sum(1).eq(3).all()
+
+
+def test_prior_groups_codes_and_adds_unassigned(tmp_path):
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps({"version": 1, "segments": {"skin": [0, 3], "lips": [2]}}))
+    m = read_prior(path, num_codes=5)
+    assert m.names == ["skin", "lips", "unassigned"]
+    assert m.lut[:5].tolist() == [0, 2, 1, 0, 2]
+    assert ChannelMapping.raw(4).lut[:4].tolist() == [0, 1, 2, 3]
+    path.write_text(json.dumps({"version": 1, "segments": {"skin": [0, 9]}}))
+    with pytest.raises(InputError, match=r"segments\['skin'\]: code 9"):
+        read_prior(path, num_codes=5)
+    path.write_text(json.dumps({"version": 1, "segments": {"a": [1], "b": [1]}}))
+    with pytest.raises(InputError, match="already in segment 'a'"):
+        read_prior(path, num_codes=5)
+
+
+def test_split_holds_out_every_nth_frame():
+    train, val = split_frames(25, 10)
+    assert val == [9, 19]
+    assert not set(train) & set(val) and len(train) + len(val) == 25
+    assert split_frames(5, 10)[1] == [2]
+    assert split_frames(5, 0) == ([0, 1, 2, 3, 4], [])
+
+
+def test_losses_and_ssim():
+    a = torch.zeros(1, 3, 4, 4)
+    b = torch.ones(1, 3, 4, 4)
+    w = torch.zeros(1, 1, 4, 4)
+    w[..., :2] = 1
+    assert smooth_l1(a, b).item() == pytest.approx(0.95)
+    assert smooth_l1(a, a + w * 0.0, w).item() == 0.0
+
+    class L1(torch.nn.Module):
+        def forward(self, x, y):
+            return (x - y).abs().mean()
+
+    roi = torch.zeros(1, 1, 4, 4)
+    roi[..., :2, :] = 1
+    loss = RoiPerceptualLoss(L1(), 1.0, 0.2)(a, b, roi)
+    assert loss.item() == pytest.approx(0.5 * 1.0 + 0.5 * 0.2)
+    rng = np.random.default_rng(0)
+    img = rng.random((24, 24, 3)).astype(np.float32)
+    assert ssim(img, img) == pytest.approx(1.0, abs=1e-5)
+    noisy = np.clip(img + rng.normal(0, 0.2, img.shape), 0, 1)
+    mask = np.zeros((24, 24))
+    mask[:12] = 1
+    assert ssim(img, noisy) < 0.9
+    half = img.copy()
+    half[12:] = 0
+    assert ssim(img, half, mask=mask) > ssim(img, half)

@@ -1,0 +1,158 @@
+"""Stage II networks: an encoder-free SPADE generator with a learned constant input, and a (multi-scale)
+patch discriminator.
+
+Why encoder-free with a constant input (paper Sec. 3.3): the renderer is personalised to one subject, so
+everything about their appearance lives in the weights and the constant tensor; the only thing that
+varies per frame is the label map, injected at every resolution by SPADE. No noise input means the same
+label window always renders the same frame, which keeps edits repeatable.
+
+Module names follow NVlabs/SPADE (``SPADE.mlp_shared/mlp_gamma/mlp_beta``, ``SPADEResnetBlock.conv_0/
+conv_1/conv_s``, ``norm_0/norm_1/norm_s``) so the structure is familiar to anyone who knows that code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import spectral_norm as _sn
+
+
+def _maybe_sn(layer: nn.Module, use: bool) -> nn.Module:
+    return _sn(layer) if use else layer
+
+
+class SPADE(nn.Module):
+    """Parameter-free instance norm, then a per-pixel scale and shift predicted from the label map.
+
+    Instance norm (not batch norm) because Stage II trains with batches of 1-4 frames."""
+
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int = 128, kernel_size: int = 3):
+        super().__init__()
+        pad = kernel_size // 2
+        self.param_free_norm = nn.InstanceNorm2d(norm_nc, affine=False)
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size, padding=pad), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
+        self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
+
+    def forward(self, x: Tensor, segmap: Tensor) -> Tensor:
+        normalized = self.param_free_norm(x)
+        if segmap.shape[-2:] != x.shape[-2:]:
+            segmap = F.interpolate(segmap, size=x.shape[-2:], mode="nearest")
+        actv = self.mlp_shared(segmap)
+        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class SPADEResnetBlock(nn.Module):
+    """Two SPADE-norm → LeakyReLU → conv stages with a (learned where the width changes) shortcut."""
+
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int = 128, spectral: bool = False):
+        super().__init__()
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.conv_0 = _maybe_sn(nn.Conv2d(fin, fmiddle, 3, padding=1), spectral)
+        self.conv_1 = _maybe_sn(nn.Conv2d(fmiddle, fout, 3, padding=1), spectral)
+        self.norm_0 = SPADE(fin, label_nc, hidden)
+        self.norm_1 = SPADE(fmiddle, label_nc, hidden)
+        if self.learned_shortcut:
+            self.conv_s = _maybe_sn(nn.Conv2d(fin, fout, 1, bias=False), spectral)
+            self.norm_s = SPADE(fin, label_nc, hidden)
+
+    def forward(self, x: Tensor, seg: Tensor) -> Tensor:
+        x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
+        return x_s + dx
+
+
+def generator_channels(render_size: int, const_size: int, ch_max: int, ch_min: int) -> list[int]:
+    """Widths per resolution, halving from ``ch_max`` at the constant's size down to ``ch_min``."""
+    if render_size % const_size or (render_size // const_size) & (render_size // const_size - 1):
+        raise ValueError(f"render_size {render_size} must be const_size {const_size} times a power of two")
+    n_up = int(math.log2(render_size // const_size))
+    return [max(ch_min, ch_max >> i) for i in range(n_up + 1)]
+
+
+class SPADEGenerator(nn.Module):
+    """Constant tensor → SPADE ResNet blocks with 2x upsampling → RGB in [0, 1] at ``render_size``.
+
+    ``label_nc`` is the number of input channels of the conditioning map (3 frames x classes for the
+    temporal window t-1, t, t+1)."""
+
+    def __init__(
+        self,
+        label_nc: int,
+        render_size: int = 128,
+        const_size: int = 4,
+        ch_max: int = 256,
+        ch_min: int = 32,
+        hidden: int = 64,
+        spectral: bool = False,
+    ):
+        super().__init__()
+        self.label_nc = int(label_nc)
+        self.render_size = int(render_size)
+        chans = generator_channels(render_size, const_size, ch_max, ch_min)
+        self.const = nn.Parameter(torch.randn(1, chans[0], const_size, const_size))
+        self.head_0 = SPADEResnetBlock(chans[0], chans[0], label_nc, hidden, spectral)
+        self.up_blocks = nn.ModuleList(
+            SPADEResnetBlock(chans[i], chans[i + 1], label_nc, hidden, spectral) for i in range(len(chans) - 1)
+        )
+        self.conv_img = nn.Conv2d(chans[-1], 3, 3, padding=1)
+
+    def forward(self, seg: Tensor) -> Tensor:
+        """``seg`` (B, label_nc, L, L) one-hot → (B, 3, R, R) sRGB in [0, 1]."""
+        x = self.const.expand(seg.shape[0], -1, -1, -1)
+        x = self.head_0(x, seg)
+        for block in self.up_blocks:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = block(x, seg)
+        x = self.conv_img(F.leaky_relu(x, 0.2))
+        return torch.tanh(x) * 0.5 + 0.5
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: strided convs to a map of real/fake logits, each judging one patch of the image."""
+
+    def __init__(self, in_nc: int, ndf: int = 64, n_layers: int = 3, spectral: bool = True):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        nf = ndf
+        for i in range(1, n_layers):
+            nf_prev, nf = nf, min(nf * 2, 512)
+            stride = 2 if i < n_layers - 1 else 1
+            layers += [_maybe_sn(nn.Conv2d(nf_prev, nf, 4, stride=stride, padding=1), spectral), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(nf, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """``num_d`` patch discriminators on the image at 1, 1/2, 1/4 ... scale; conditional on the label map
+    of the centre frame when ``label_nc`` > 0 (label concatenated to the image, as in pix2pixHD/SPADE)."""
+
+    def __init__(self, label_nc: int, ndf: int = 64, n_layers: int = 3, num_d: int = 1, spectral: bool = True):
+        super().__init__()
+        self.label_nc = int(label_nc)
+        self.discriminators = nn.ModuleList(
+            NLayerDiscriminator(3 + self.label_nc, ndf, n_layers, spectral) for _ in range(num_d)
+        )
+
+    def forward(self, image: Tensor, seg: Tensor | None = None) -> list[Tensor]:
+        x = image
+        if self.label_nc:
+            if seg is None:
+                raise ValueError("conditional discriminator needs the label map")
+            if seg.shape[-2:] != image.shape[-2:]:
+                seg = F.interpolate(seg, size=image.shape[-2:], mode="nearest")
+            x = torch.cat([image, seg], dim=1)
+        outs = []
+        for i, d in enumerate(self.discriminators):
+            if i:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            outs.append(d(x))
+        return outs
