@@ -1,0 +1,188 @@
+"""Headless host: render a frame range through the render server, as a render-farm task would.
+
+``vqedit render SHOT ... --server tcp://...`` calls :func:`render_range`; it drives the same
+:class:`~host_plugin.node.EditNode` a Nuke artist uses, so a farm render and an interactive one cannot
+drift apart. Frames are sent in chunks with the whole chunk in flight (the server overlaps work and
+transfer), every output is written atomically, and a report says what was written and how long it took.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from host_plugin.client import RenderClient
+from host_plugin.node import EditKnobs, EditNode
+from render_server.exr import read_exr, write_exr
+from vq_models.errors import InputError
+from vq_models.io.atomic import atomic_path, atomic_write_bytes
+
+PASSES = ("comp", "render")
+
+
+@dataclass
+class FarmReport:
+    """What a farm task did: frames and files written, wall time, per-frame round trip."""
+
+    frames: list[int] = field(default_factory=list)
+    outputs: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    chunks: int = 0
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1e3 * self.seconds / max(1, len(self.frames))
+
+    def summary(self) -> str:
+        return f"rendered {len(self.frames)} frame(s) in {self.chunks} chunk(s), {self.seconds:.2f}s ({self.ms_per_frame:.1f} ms/frame)"
+
+
+def parse_frames(frames: str | Iterable[int]) -> list[int]:
+    """``"1001-1100"``, ``"1001-1100x2"``, ``"1001,1005,1010-1012"`` or a list of ints → sorted unique ints."""
+    if not isinstance(frames, str):
+        return sorted({int(f) for f in frames})
+    out: set[int] = set()
+    for part in frames.replace(" ", "").split(","):
+        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?", part)
+        if not m:
+            raise InputError(f"--frames {frames!r}: cannot read {part!r} (expected e.g. 1001-1100 or 1001,1003)")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else a
+        step = int(m.group(3) or 1)
+        if b < a or step < 1:
+            raise InputError(f"--frames {frames!r}: {part!r} is an empty range")
+        out.update(range(a, b + 1, step))
+    return sorted(out)
+
+
+def split_chunks(frames: Sequence[int], chunk: int) -> list[list[int]]:
+    """Frame list → consecutive chunks of ``chunk`` frames (one farm task or one in-flight window each)."""
+    if chunk < 1:
+        raise InputError(f"--chunk {chunk}: must be at least 1")
+    return [list(frames[i : i + chunk]) for i in range(0, len(frames), chunk)]
+
+
+def output_path(pattern: str, pass_name: str, frame: int, multi: bool) -> Path:
+    """Expand ``pattern``: ``{pass}`` → pass name (required with several passes), printf/#### → frame."""
+    if multi and "{pass}" not in pattern:
+        raise InputError(f"output {pattern!r}: several passes need a {{pass}} placeholder")
+    name = pattern.replace("{pass}", pass_name)
+    if "#" in name:
+        name = re.sub(r"#+", lambda m: f"%0{len(m.group(0))}d", name)
+    if "%" not in name:
+        raise InputError(f"output {pattern!r}: needs a frame number placeholder like %04d or ####")
+    try:
+        return Path(name % frame)
+    except (TypeError, ValueError):
+        raise InputError(f"output {pattern!r}: bad frame placeholder") from None
+
+
+class _PlateReader:
+    """Plate frames from a FrameSource-like object (``.read(frame)``) or a path pattern."""
+
+    def __init__(self, source: Any):
+        self.source = source
+        self._opened: Any = None
+        if isinstance(source, str | Path):
+            try:
+                from vq_models.io.sources import open_source  # type: ignore[import-not-found]
+
+                self._opened = open_source(str(source))
+            except ImportError:
+                self._opened = None
+
+    def read(self, frame: int) -> Any:
+        if hasattr(self.source, "read"):
+            return self.source.read(frame)
+        if self._opened is not None:
+            return self._opened.read(frame)
+        path = output_path(str(self.source), "", frame, multi=False)
+        if not path.is_file():
+            raise InputError(f"plate {path}: frame {frame} not found")
+        return read_exr(path)
+
+
+def render_range(
+    server: str | RenderClient,
+    model: str,
+    frames: str | Iterable[int],
+    out_pattern: str,
+    program: dict[str, Any] | None = None,
+    feather: float = 8.0,
+    mode: str = "identity",
+    chunk: int = 10,
+    passes: Sequence[str] = ("comp",),
+    plate_source: Any = None,
+    mix: float = 1.0,
+    timeout: float = 120.0,
+    retries: int = 2,
+    progress: bool = True,
+) -> FarmReport:
+    """Render ``frames`` of shot model ``model`` through the server at ``server`` and write the passes.
+
+    - ``program``: an edit program map ``{"version": 1, "edits": [...]}``; numeric values may be
+      animated as ``{"keys": [[frame, value], ...]}``.
+    - ``passes``: ``comp`` (render over the plate, plate data window and colour space, half-float EXR;
+      needs ``plate_source``) and/or ``render`` (the premultiplied RGBA EXR exactly as the server sent it).
+    - ``out_pattern``: e.g. ``out/shot.%04d.exr``; with both passes it must contain ``{pass}``.
+    - ``chunk``: frames per in-flight window (and the natural farm task size, see :func:`split_chunks`).
+    """
+    frame_list = parse_frames(frames)
+    if not frame_list:
+        raise InputError("--frames: no frames to render")
+    bad = [p for p in passes if p not in PASSES]
+    if bad or not passes:
+        raise InputError(f"passes {list(passes)}: choose from {', '.join(PASSES)}")
+    if "comp" in passes and plate_source is None:
+        raise InputError("pass 'comp' needs the plate (plate_source)")
+    if program is not None and (not isinstance(program, dict) or not isinstance(program.get("edits"), list)):
+        raise InputError("program: expected {\"version\": 1, \"edits\": [...]}")
+    multi = len(passes) > 1
+    for p in passes:
+        output_path(out_pattern, p, frame_list[0], multi)  # fail before any work on a bad pattern
+
+    client = server if isinstance(server, RenderClient) else RenderClient(server, timeout, retries)
+    knobs = EditKnobs(server=client.address, model=model, edits=list((program or {}).get("edits", [])),
+                      feather=feather, mix=mix, mode=mode, timeout=timeout, retries=retries)
+    node = EditNode(knobs, client=client)
+    plates = _PlateReader(plate_source) if plate_source is not None else None
+    report = FarmReport(outputs={p: [] for p in passes})
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(frame_list), desc=f"render {model}", unit="frame")
+    t0 = time.perf_counter()
+    try:
+        for frames_chunk in split_chunks(frame_list, chunk):
+            plate_iter = (plates.read(f) for f in frames_chunk) if plates is not None else None
+            for res in node.evaluate_many(frames_chunk, plate_iter, in_flight=len(frames_chunk)):
+                if "render" in passes:
+                    path = output_path(out_pattern, "render", res.frame, multi)
+                    atomic_write_bytes(path, res.render_exr)
+                    report.outputs["render"].append(str(path))
+                if "comp" in passes:
+                    path = output_path(out_pattern, "comp", res.frame, multi)
+                    with atomic_path(path) as tmp:
+                        write_exr(tmp, res.image, _channels(res.image.shape[2]), res.data_window,
+                                  res.display_window, res.colorspace, half=True)
+                    report.outputs["comp"].append(str(path))
+                report.frames.append(res.frame)
+                if bar is not None:
+                    bar.update(1)
+            report.chunks += 1
+    finally:
+        if bar is not None:
+            bar.close()
+        if not isinstance(server, RenderClient):
+            client.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _channels(n: int) -> tuple[str, ...]:
+    return ("R", "G", "B", "A")[:n] if n <= 4 else tuple(f"C{i}" for i in range(n))

@@ -1,0 +1,225 @@
+"""EditNode: the host-agnostic core of the compositing node.
+
+Everything a host plugin does lives here so it can be tested without the host: the node's state is
+its knob set (server address, shot model, edit keyframes, feather, mix, mode); :meth:`EditNode.evaluate`
+resolves the animated knobs at a frame, asks the render server for that frame, and composites the
+premultiplied render over the plate. Host adapters (``host_plugin/nuke``, ``host_plugin/ofx``) only
+copy knob values in and pixels out. No host module is imported here.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from host_plugin.client import RenderClient
+from render_server.exr import ExrImage, decode_exr_bytes
+from render_server.protocol import decode_array
+from vq_models.errors import InputError
+
+Window = tuple[int, int, int, int]
+MODES = ("identity", "edit-only")
+
+# The gizmo's per-edit knobs → edit-program entries. One table, so the Nuke gizmo, the OFX bridge and the
+# farm agree on names. (Edit op names follow the edit program format, docs/edits.md.)
+FACE_KNOBS: dict[str, dict[str, Any]] = {
+    "eye_open_left": {"op": "eye_open", "side": "left"},
+    "eye_open_right": {"op": "eye_open", "side": "right"},
+    "gaze_x": {"op": "gaze", "axis": "x"},
+    "gaze_y": {"op": "gaze", "axis": "y"},
+    "teeth": {"op": "teeth"},
+    "mouth_open": {"op": "mouth_open"},
+    "brows": {"op": "brows"},
+}
+
+
+# --- animation ------------------------------------------------------------------------------------
+def value_at(value: Any, frame: float) -> Any:
+    """Resolve an animatable value: a plain value, or ``{"keys": [[frame, value], ...]}`` (linear, held
+    outside the keyed range). Nested maps/lists are resolved recursively so whole edits can animate."""
+    if isinstance(value, Mapping):
+        if set(value) == {"keys"}:
+            keys = sorted((float(f), float(v)) for f, v in value["keys"])
+            if not keys:
+                raise InputError("animated value: 'keys' is empty")
+            fs = np.array([k[0] for k in keys])
+            vs = np.array([k[1] for k in keys])
+            return float(np.interp(float(frame), fs, vs))
+        return {k: value_at(v, frame) for k, v in value.items()}
+    if isinstance(value, list):
+        return [value_at(v, frame) for v in value]
+    return value
+
+
+def edits_from_face_knobs(values: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Gizmo knob values at one frame → edit entries (knobs left at 0 add no edit)."""
+    edits = []
+    for knob, template in FACE_KNOBS.items():
+        amount = float(values.get(knob, 0.0))
+        if amount != 0.0:
+            edits.append({**template, "amount": amount})
+    return edits
+
+
+# --- compositing ----------------------------------------------------------------------------------
+def composite_over(
+    render_rgba: np.ndarray,
+    render_window: Window,
+    plate: np.ndarray,
+    plate_window: Window,
+    mix: float = 1.0,
+) -> np.ndarray:
+    """Premultiplied ``render_rgba`` over ``plate`` (each over its own data window, display coordinates).
+
+    Returns pixels over the plate's data window. Where the (mixed) alpha is 0 the plate comes back bit
+    for bit — compositors check that with a difference merge, so it is exact, not approximate.
+    """
+    out = np.array(plate, dtype=np.float32, copy=True)
+    if mix <= 0.0:
+        return out
+    rx, ry, rw, rh = render_window
+    px, py, pw, ph = plate_window
+    x0, y0, x1, y1 = max(rx, px), max(ry, py), min(rx + rw, px + pw), min(ry + rh, py + ph)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    src = render_rgba[y0 - ry : y1 - ry, x0 - rx : x1 - rx].astype(np.float32) * np.float32(min(mix, 1.0))
+    dst = out[y0 - py : y1 - py, x0 - px : x1 - px]
+    a = src[..., 3:4]
+    over = src[..., :3] + (1.0 - a) * dst[..., :3]
+    touched = a[..., 0] > 0.0
+    dst[..., :3] = np.where(touched[..., None], over, dst[..., :3])
+    if dst.shape[2] >= 4:
+        dst[..., 3] = np.where(touched, a[..., 0] + (1.0 - a[..., 0]) * dst[..., 3], dst[..., 3])
+    return out
+
+
+@dataclass
+class Plate:
+    """A plate frame as the node sees it: pixels over ``data_window`` inside ``display_window``."""
+
+    pixels: np.ndarray
+    data_window: Window
+    display_window: Window
+    colorspace: str = "lin_rec709"
+
+    @classmethod
+    def wrap(cls, plate: Any) -> Plate:
+        """Accept a Plate, an ImageData/ExrImage-like object, or a bare (H, W, C) array (window at 0, 0)."""
+        if isinstance(plate, Plate):
+            return plate
+        if hasattr(plate, "pixels") and hasattr(plate, "data_window"):
+            return cls(
+                np.asarray(plate.pixels, dtype=np.float32),
+                tuple(plate.data_window),  # type: ignore[arg-type]
+                tuple(getattr(plate, "display_window", plate.data_window)),  # type: ignore[arg-type]
+                str(getattr(plate, "colorspace", "lin_rec709")),
+            )
+        arr = np.asarray(plate, dtype=np.float32)
+        if arr.ndim != 3 or arr.shape[2] < 3:
+            raise InputError(f"plate: expected (H, W, 3 or 4) pixels, got shape {arr.shape}")
+        h, w = arr.shape[:2]
+        return cls(arr, (0, 0, w, h), (0, 0, w, h))
+
+
+@dataclass
+class FrameResult:
+    """What :meth:`EditNode.evaluate` returns: the composite plus the pieces a host may want as passes."""
+
+    frame: int
+    image: np.ndarray  # composite over the plate's data window
+    render: ExrImage  # premultiplied RGBA in plate space, as the server sent it (decoded)
+    render_exr: bytes  # the exact EXR bytes from the server (write as-is for a "render" pass)
+    changed: np.ndarray  # (L, L) bool: label-map pixels the edit changed
+    data_window: Window
+    display_window: Window
+    colorspace: str  # the plate's colour space as the server names it
+
+
+@dataclass
+class EditKnobs:
+    """The node's whole state. ``edits`` entries may hold animated values (see :func:`value_at`)."""
+
+    server: str = "tcp://127.0.0.1:5555"
+    model: str = ""
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    feather: Any = 8.0
+    mix: Any = 1.0
+    mode: str = "identity"
+    timeout: float = 60.0
+    retries: int = 2
+
+
+class EditNode:
+    """Host-agnostic node: knobs in, composited frames out, rendering through a :class:`RenderClient`."""
+
+    def __init__(self, knobs: EditKnobs | None = None, client: RenderClient | None = None, **client_kw: Any):
+        self.knobs = knobs or EditKnobs()
+        self._client = client
+        self._client_kw = client_kw
+        self._client_addr = client.address if client is not None else None
+
+    @property
+    def client(self) -> RenderClient:
+        """The client for the current ``server`` knob (re-created when the knob changes)."""
+        if self._client is None or self._client_addr != self.knobs.server:
+            if self._client is not None:
+                self._client.close()
+            self._client = RenderClient(self.knobs.server, self.knobs.timeout, self.knobs.retries, **self._client_kw)
+            self._client_addr = self.knobs.server
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # --- knob resolution -----------------------------------------------------------------------
+    def program_at(self, frame: int) -> dict[str, Any] | None:
+        """The edit program at ``frame`` with every animated value resolved (None when there are no edits)."""
+        if not self.knobs.edits:
+            return None
+        return {"version": 1, "edits": [value_at(copy.deepcopy(e), frame) for e in self.knobs.edits]}
+
+    def _checked(self, frame: int) -> tuple[float, float, str]:
+        if not self.knobs.model:
+            raise InputError("model knob: no shot model chosen (pick one after Connect)")
+        if self.knobs.mode not in MODES:
+            raise InputError(f"mode knob: {self.knobs.mode!r}, expected one of {', '.join(MODES)}")
+        feather = float(value_at(self.knobs.feather, frame))
+        mix = float(value_at(self.knobs.mix, frame))
+        if feather < 0 or not 0.0 <= mix <= 1.0:
+            raise InputError(f"feather/mix knobs at frame {frame}: feather must be ≥ 0 and mix in 0-1")
+        return feather, mix, self.knobs.mode
+
+    def request_fields(self, frame: int, labels: np.ndarray | None = None) -> dict[str, Any]:
+        feather, _mix, mode = self._checked(frame)
+        return RenderClient.render_fields(self.knobs.model, frame, self.program_at(frame), feather, mode, labels)
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def _finish(self, frame: int, reply: dict[str, Any], plate: Any) -> FrameResult:
+        render = decode_exr_bytes(reply["exr"])
+        changed = decode_array(reply["changed"], "changed").astype(bool)
+        mix = float(value_at(self.knobs.mix, frame))
+        if plate is None:
+            image = render.pixels
+            dw, disp = render.data_window, render.display_window
+        else:
+            p = Plate.wrap(plate)
+            image = composite_over(render.pixels, render.data_window, p.pixels, p.data_window, mix)
+            dw, disp = p.data_window, p.display_window
+        return FrameResult(frame, image, render, bytes(reply["exr"]), changed, dw, disp, str(reply.get("colorspace", "")))
+
+    def evaluate(self, frame: int, plate: Any, labels: np.ndarray | None = None) -> FrameResult:
+        """Render ``frame`` through the server and composite it over ``plate`` (None: the bare render)."""
+        reply = self.client.request("render", **self.request_fields(frame, labels))
+        return self._finish(frame, reply, plate)
+
+    def evaluate_many(self, frames: Sequence[int], plates: Iterable[Any] | None = None, in_flight: int = 4) -> Iterator[FrameResult]:
+        """Like :meth:`evaluate` for a frame range, with ``in_flight`` requests on the wire at once."""
+        requests = (("render", self.request_fields(f)) for f in frames)
+        plate_iter = iter(plates) if plates is not None else None
+        for frame, reply in zip(frames, self.client.pipeline(requests, in_flight), strict=True):
+            yield self._finish(frame, reply, next(plate_iter) if plate_iter is not None else None)

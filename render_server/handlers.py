@@ -1,0 +1,195 @@
+"""What each request does: validate its fields, call the shot model, shape the reply.
+
+These functions run on worker threads and never touch a socket. They raise
+:class:`~render_server.protocol.ProtocolError` for anything the client got wrong; the server turns that
+into an error reply. Model calls happen under the model's lock (one forward pass at a time per model).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from render_server import exr
+from render_server.models import Entry, ModelCache
+from render_server.protocol import (
+    BAD_FRAME,
+    BAD_PRIOR,
+    BAD_PROGRAM,
+    BAD_REQUEST,
+    INTERNAL,
+    ProtocolError,
+    check_labels,
+    decode_array,
+    encode_array,
+    get_field,
+    model_name,
+)
+from vq_models.errors import VQEditError
+
+log = logging.getLogger(__name__)
+MODES = ("identity", "edit-only")
+FORMATS = ("exr", "raw")
+MAX_FEATHER = 1024.0
+MAX_IMAGE_SIDE = 16384
+
+
+def validate_program(program: Any) -> dict[str, Any] | None:
+    """Check an edit program map; the edits module's parser decides when it is present."""
+    if program is None:
+        return None
+    if not isinstance(program, dict):
+        raise ProtocolError(BAD_PROGRAM, "program: expected a map {version, edits}")
+    try:
+        from vq_models.edits.program import parse_program  # type: ignore[import-not-found]
+    except ImportError:
+        parse_program = None
+    if parse_program is not None:
+        try:
+            parse_program(program)
+        except VQEditError as exc:
+            raise ProtocolError(BAD_PROGRAM, f"program: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - hostile input must never escape as a crash
+            raise ProtocolError(BAD_PROGRAM, f"program: {type(exc).__name__}: {exc}") from None
+        return program
+    if program.get("version") != 1 or not isinstance(program.get("edits"), list):
+        raise ProtocolError(BAD_PROGRAM, "program: expected {\"version\": 1, \"edits\": [...]}")
+    return program
+
+
+def _frame(fields: dict[str, Any], model: Any) -> int:
+    frame = get_field(fields, "frame", int)
+    if frame not in set(int(f) for f in model.frames):
+        frames = list(model.frames)
+        span = f"{frames[0]}-{frames[-1]}" if frames else "none"
+        raise ProtocolError(BAD_FRAME, f"frame: {frame} is not in the shot ({span})")
+    return frame
+
+
+def _call(entry: Entry, fn: Callable[[], Any]) -> Any:
+    """Run a model call under its lock, mapping model-side user errors to BAD_REQUEST."""
+    with entry.lock:
+        try:
+            return fn()
+        except ProtocolError:
+            raise
+        except VQEditError as exc:
+            raise ProtocolError(BAD_REQUEST, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        except Exception as exc:
+            log.exception("model %s failed", entry.name)
+            raise ProtocolError(INTERNAL, f"model {entry.name!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def do_load(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
+    entry = cache.get(model_name(fields))
+    return {"model": cache.describe(entry)}
+
+
+def do_unload(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"unloaded": cache.unload(model_name(fields))}
+
+
+def do_labels(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
+    entry = cache.get(model_name(fields))
+    model = entry.model
+    if fields.get("image") is not None:
+        image = decode_array(fields["image"], "image", ("float32", "float16"), ndim=(3,))
+        if image.shape[2] != 3 or max(image.shape[:2]) > MAX_IMAGE_SIDE:
+            raise ProtocolError(BAD_REQUEST, f"image.shape: expected (H, W, 3) with sides ≤ {MAX_IMAGE_SIDE}")
+        if not np.isfinite(image).all():
+            raise ProtocolError(BAD_REQUEST, "image: contains NaN or inf")
+        rgb = np.ascontiguousarray(image, dtype=np.float32)
+        labels = _call(entry, lambda: model.labels_from_image(rgb))
+    else:
+        frame = _frame(fields, model)
+        labels = _call(entry, lambda: model.label_map(frame))
+    return {"labels": encode_array(np.asarray(labels, dtype=np.uint8))}
+
+
+def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
+    entry = cache.get(model_name(fields))
+    model = entry.model
+    fmt = get_field(fields, "format", str, "exr")
+    if fmt not in FORMATS:
+        raise ProtocolError(BAD_REQUEST, f"format: expected one of {', '.join(FORMATS)}")
+    K, L = int(model.num_codes), int(model.label_size)
+    t0 = time.perf_counter()
+    if fields.get("window") is not None:
+        window = decode_array(fields["window"], "window", ("uint8",), ndim=(3,))
+        window = check_labels(window, K, L, "window", stacked=True)
+        rgb = np.asarray(_call(entry, lambda: model.render_window(window)), dtype=np.float32)
+        out: dict[str, Any] = {"kind": "window", "elapsed_ms": 0.0}
+        if fmt == "raw":
+            out["rgb"] = encode_array(rgb)
+        else:
+            r = rgb.shape[0]
+            out["exr"] = exr.encode_exr_bytes(rgb, ("R", "G", "B"), (0, 0, rgb.shape[1], r), None, "sRGB")
+        out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3
+        return out
+
+    frame = _frame(fields, model)
+    program = validate_program(fields.get("program"))
+    feather = float(get_field(fields, "feather", (int, float), 8.0))
+    if not 0.0 <= feather <= MAX_FEATHER:
+        raise ProtocolError(BAD_REQUEST, f"feather: expected 0-{MAX_FEATHER:g} pixels")
+    mode = get_field(fields, "mode", str, "identity")
+    if mode not in MODES:
+        raise ProtocolError(BAD_REQUEST, f"mode: expected one of {', '.join(MODES)}")
+    labels = None
+    if fields.get("labels") is not None:
+        labels = check_labels(decode_array(fields["labels"], "labels", ("uint8",), ndim=(2,)), K, L, "labels", stacked=False)
+    fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels))
+    rgba = np.asarray(fr.rgba, dtype=np.float32)
+    data_window = [int(v) for v in fr.data_window]
+    display_window = [int(v) for v in fr.display_window]
+    out = {
+        "kind": "frame",
+        "frame": frame,
+        "data_window": data_window,
+        "display_window": display_window,
+        "colorspace": str(fr.colorspace),
+        "changed": encode_array(np.asarray(fr.changed, dtype=np.uint8)),
+    }
+    if fmt == "raw":
+        out["rgba"] = encode_array(rgba)
+    else:
+        out["exr"] = exr.encode_exr_bytes(rgba, ("R", "G", "B", "A"), tuple(data_window), tuple(display_window), str(fr.colorspace))
+    out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def do_exemplar(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
+    entry = cache.get(model_name(fields))
+    frame = _frame(fields, entry.model) if fields.get("frame") is not None else None
+    png = _call(entry, lambda: entry.model.exemplar_png(frame))
+    return {"png": bytes(png)}
+
+
+def do_prior(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
+    entry = cache.get(model_name(fields))
+    new = fields.get("set")
+    if new is not None:
+        if not isinstance(new, dict):
+            raise ProtocolError(BAD_PRIOR, "set: expected a map of segment names to code lists")
+        with entry.lock:
+            try:
+                entry.model.set_prior(new)
+            except VQEditError as exc:
+                raise ProtocolError(BAD_PRIOR, f"set: {exc}") from None
+            except Exception as exc:  # noqa: BLE001
+                raise ProtocolError(BAD_PRIOR, f"set: {type(exc).__name__}: {exc}") from None
+    return {"prior": _call(entry, entry.model.get_prior)}
+
+
+HANDLERS: dict[str, Callable[[ModelCache, dict[str, Any]], dict[str, Any]]] = {
+    "load": do_load,
+    "unload": do_unload,
+    "labels": do_labels,
+    "render": do_render,
+    "exemplar": do_exemplar,
+    "prior": do_prior,
+}

@@ -1,0 +1,173 @@
+"""The server's model cache: shot models loaded once, kept in an LRU bounded by count and memory.
+
+Loading a shot model costs seconds (weights to the GPU), rendering a frame costs milliseconds, so the
+server keeps recently used models resident and evicts the least recently used one when a new load
+would go past ``max_models`` or ``max_bytes``. Each model gets its own lock: a model's forward pass is
+not assumed thread-safe, but requests for different models run at the same time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from render_server.protocol import NO_MODEL, ProtocolError
+from vq_models.errors import VQEditError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKEND = "vq_models.runtime:ShotModel.load"
+BACKEND_ENV = "VQEDIT_SERVER_BACKEND"
+
+Loader = Callable[[str | Path, str], Any]
+
+
+def resolve_loader(spec: str | None = None) -> Loader:
+    """``module:attr.attr`` → callable(shot_dir, device). Defaults to the env var, then the runtime."""
+    spec = spec or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    if ":" not in spec:
+        raise VQEditError(f"--backend {spec!r}: expected module:callable")
+    module_name, attr = spec.split(":", 1)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise VQEditError(f"--backend {spec!r}: cannot import {module_name} ({exc})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise VQEditError(f"--backend {spec!r}: {module_name} has no {attr}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise VQEditError(f"--backend {spec!r}: not callable")
+    return obj
+
+
+@dataclass
+class Entry:
+    """A resident model plus its lock and bookkeeping."""
+
+    name: str
+    model: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    memory: int = 0
+    loaded_at: float = field(default_factory=time.time)
+    uses: int = 0
+
+
+class ModelCache:
+    """Thread-safe LRU of loaded models keyed by folder name under ``root``."""
+
+    def __init__(self, root: str | Path, loader: Loader, device: str = "cpu", max_models: int = 4, max_bytes: int = 0):
+        self.root = Path(root)
+        self.loader = loader
+        self.device = device
+        self.max_models = max(1, int(max_models))
+        self.max_bytes = int(max_bytes)  # 0 = no memory bound
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    # --- description ---------------------------------------------------------------------------
+    def available(self) -> list[str]:
+        """Model folders under root (any sub-directory not starting with a dot)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def memory_bytes(self) -> int:
+        with self._lock:
+            return sum(e.memory for e in self._entries.values())
+
+    def describe(self, entry: Entry) -> dict[str, Any]:
+        m = entry.model
+        return {
+            "name": entry.name,
+            "num_codes": int(m.num_codes),
+            "frames": [int(f) for f in m.frames],
+            "label_size": int(m.label_size),
+            "render_size": int(m.render_size),
+            "plate": _plain(getattr(m, "plate_info", {})),
+            "memory_bytes": entry.memory,
+        }
+
+    # --- access --------------------------------------------------------------------------------
+    def get(self, name: str) -> Entry:
+        """The resident entry for ``name``, loading it (once, even under concurrent requests)."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None:
+                self._entries.move_to_end(name)
+                entry.uses += 1
+                return entry
+            load_lock = self._loading.setdefault(name, threading.Lock())
+        with load_lock:
+            with self._lock:
+                entry = self._entries.get(name)
+                if entry is not None:
+                    self._entries.move_to_end(name)
+                    return entry
+            entry = self._load(name)
+            with self._lock:
+                self._entries[name] = entry
+                self._evict(keep=name)
+            return entry
+
+    def unload(self, name: str) -> bool:
+        with self._lock:
+            return self._entries.pop(name, None) is not None
+
+    def _load(self, name: str) -> Entry:
+        path = self.root / name
+        if not path.is_dir():
+            raise ProtocolError(NO_MODEL, f"model {name!r}: no such folder in {self.root}")
+        t0 = time.perf_counter()
+        try:
+            model = self.loader(path, self.device)
+        except VQEditError as exc:
+            raise ProtocolError(NO_MODEL, f"model {name!r}: {exc}") from None
+        except Exception as exc:  # a broken model folder must not take the server down
+            log.exception("loading %s failed", path)
+            raise ProtocolError(NO_MODEL, f"model {name!r}: failed to load ({type(exc).__name__}: {exc})") from None
+        try:
+            memory = int(model.memory_bytes())
+        except Exception:
+            memory = 0
+        log.info("loaded model %s in %.2fs (%.1f MiB)", name, time.perf_counter() - t0, memory / 2**20)
+        return Entry(name=name, model=model, memory=memory)
+
+    def _evict(self, keep: str) -> None:
+        """Drop least-recently-used entries (never ``keep``) until both bounds hold. Caller holds _lock.
+
+        An evicted model still in use by a worker stays alive until that request ends (it holds a
+        reference); only the cache forgets it.
+        """
+        def over() -> bool:
+            total = sum(e.memory for e in self._entries.values())
+            return len(self._entries) > self.max_models or (self.max_bytes > 0 and total > self.max_bytes)
+
+        while over() and len(self._entries) > 1:
+            victim = next(n for n in self._entries if n != keep)
+            self._entries.pop(victim)
+            log.info("evicted model %s (LRU)", victim)
+
+
+def _plain(value: Any) -> Any:
+    """msgpack-safe copy of plate info (tuples → lists, numpy scalars → Python)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
