@@ -1,0 +1,398 @@
+"""Stage II trainer (paper Sec. 3.3): learn the shot's renderer c_s = G_s(x_seg) from Stage I label maps.
+
+Inputs: SHOT/stage1/labels (codes at label size, K from stage1/meta.json), the aligned crops (targets,
+resized to ``render_size``), the foreground and ROI masks; optionally an artist prior (prior.json) that
+groups codes into named segments, in which case the generator is conditioned on groups instead of codes.
+The conditioning is the one-hot window t-1, t, t+1 (edge frames repeat) — the paper's temporal
+stability measure.
+
+Loss (paper): BCE adversarial (λ_adv) + R1 gradient penalty on D (λ_gp, see losses.py for why R1) +
+smooth L1 (λ_l1) + ROI / non-ROI perceptual (λ_roi, λ_nonroi). The renderer renders the whole crop;
+``bg_weight`` < 1 lowers the L1 weight outside the face mask, because only the face is pasted back into
+the plate (the paper preset keeps 1.0, i.e. unweighted).
+
+Outputs in SHOT/stage2/: config.yaml, model.safetensors, meta.json, checkpoints/, tensorboard/,
+val_preview.png (target | render per held-out frame).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vq_models.config import config_to_dict, load_config, save_config
+from vq_models.errors import InputError
+from vq_models.io.atomic import atomic_write_json
+from vq_models.shot import Shot
+
+log = logging.getLogger("vqedit.train.stage2")
+
+META_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    """Stage II knobs under the paper's names (λ's, lr's) plus the CPU-scale architecture sizes."""
+
+    render_size: int = 1024
+    const_size: int = 4
+    ch_max: int = 512
+    ch_min: int = 32
+    spade_hidden: int = 128
+    spectral_norm: bool = False
+    temporal_window: bool = True
+    d_channels: int = 64
+    d_layers: int = 3
+    num_d: int = 2
+    d_conditional: bool = True
+    d_spectral_norm: bool = True
+    batch_size: int = 2
+    iterations: int = 60000
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 0.5
+    lambda_adv: float = 0.01
+    lambda_gp: float = 10.0
+    gp_every: int = 4
+    lambda_lpips_roi: float = 1.0
+    lambda_lpips_nonroi: float = 0.2
+    perceptual: str = "alex"
+    perceptual_backbone: str = ""
+    bg_weight: float = 1.0
+    val_every: int = 10
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    image_every: int = 1000
+    seed: int = 0
+    num_threads: int = 0
+
+
+STAGE2_PRESETS: dict[str, Stage2Config] = {
+    # seconds on a laptop core: for tests and smoke runs
+    "tiny": Stage2Config(
+        render_size=32, const_size=4, ch_max=32, ch_min=16, spade_hidden=16, d_channels=16, d_layers=2,
+        num_d=1, batch_size=2, iterations=60, lr_g=2e-3, lr_d=2e-3, lambda_l1=1.0, lambda_lpips_roi=0.0,
+        lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=50, log_every=5, image_every=50,
+        gp_every=4, bg_weight=0.5,
+    ),
+    # 128^2 on 2 CPU cores within ~20 minutes: narrow generator (the shot is one person, one light),
+    # conditioning at 8^2 and up, plain L1 dominant with a small perceptual term, batch 4.
+    "cpu": Stage2Config(
+        render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, d_channels=32, d_layers=3,
+        num_d=1, batch_size=4, iterations=2500, lr_g=1e-3, lr_d=5e-4, lambda_l1=2.0, lambda_lpips_roi=0.2,
+        lambda_lpips_nonroi=0.05, checkpoint_every=250, log_every=10, image_every=250, gp_every=8,
+        bg_weight=0.5, num_threads=2,
+    ),
+    # the published settings (Sec. 3.4 / 4): 1024^2, Adam 5e-4, λ_l1 0.5, λ_adv 0.01, λ_gp 10,
+    # λ_roi 1.0, λ_nonroi 0.2, 60k iterations, batch 2
+    "paper": Stage2Config(),
+}
+
+
+def load_stage2_config(preset: str = "cpu", path: str | Path | None = None, overrides: Sequence[str] = ()) -> Stage2Config:
+    """Preset → YAML/TOML file → KEY=VALUE overrides; unknown keys are an InputError."""
+    config = load_config(STAGE2_PRESETS, preset, path, overrides)
+    _validate(config)
+    return config
+
+
+def _validate(c: Stage2Config) -> None:
+    from vq_models.nets.spade import generator_channels
+
+    try:
+        generator_channels(c.render_size, c.const_size, c.ch_max, c.ch_min)
+    except ValueError as exc:
+        raise InputError(f"stage2 config: {exc}") from None
+    for name in ("batch_size", "iterations", "checkpoint_every", "log_every", "gp_every"):
+        if getattr(c, name) < 1:
+            raise InputError(f"stage2 config: {name} must be >= 1, got {getattr(c, name)}")
+    if c.perceptual not in ("alex", "vgg", "squeeze", "none"):
+        raise InputError(f"stage2 config: perceptual: expected alex, vgg, squeeze or none, got {c.perceptual!r}")
+    if not 0.0 <= c.bg_weight <= 1.0:
+        raise InputError(f"stage2 config: bg_weight must be in [0, 1], got {c.bg_weight}")
+
+
+def build_generator(config: Stage2Config, num_channels: int):
+    """The SPADE generator for ``num_channels`` classes (codes or prior groups) per window frame."""
+    from vq_models.nets.spade import SPADEGenerator
+
+    frames = 3 if config.temporal_window else 1
+    return SPADEGenerator(
+        label_nc=frames * num_channels, render_size=config.render_size, const_size=config.const_size,
+        ch_max=config.ch_max, ch_min=config.ch_min, hidden=config.spade_hidden, spectral=config.spectral_norm,
+    )
+
+
+def window_onehot(codes: Tensor, lut: Tensor, num_channels: int, temporal_window: bool) -> Tensor:
+    """(B, 3, L, L) window codes → generator input (B, 3C or C, L, L)."""
+    from vq_models.train.data import codes_to_onehot
+
+    if not temporal_window:
+        codes = codes[:, 1:2]
+    return codes_to_onehot(codes, lut, num_channels)
+
+
+def _batch_indices(n: int, batch: int, seed: int, step: int, rank: int) -> Tensor:
+    """Which training samples step ``step`` uses: a pure function of (seed, step, rank), so a resumed
+    run draws exactly the batches the uninterrupted run would have."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + step) * 64 + rank)
+    return torch.randint(n, (batch,), generator=gen)
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@torch.no_grad()
+def _render_set(G, windows: Tensor, lut: Tensor, nch: int, temporal: bool, device, batch: int = 4) -> np.ndarray:
+    out = []
+    for i in range(0, len(windows), batch):
+        seg = window_onehot(windows[i : i + batch], lut, nch, temporal).to(device)
+        out.append(G(seg).permute(0, 2, 3, 1).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1, 1, 3), np.float32)
+
+
+def _ssim_fn():
+    """The metrics module's SSIM when present (the product's reference), else the local helper."""
+    try:
+        from vq_models.metrics import ssim as shared_ssim  # type: ignore[attr-defined]
+
+        return shared_ssim, "vq_models.metrics.ssim"
+    except ImportError:
+        from vq_models.train.losses import ssim
+
+        return ssim, "vq_models.train.losses.ssim"
+
+
+def evaluate(renders: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> dict:
+    """SSIM / PSNR per held-out frame inside the face mask, and their means."""
+    from vq_models.train.losses import psnr
+
+    ssim_fn, ssim_impl = _ssim_fn()
+    ssims = [float(ssim_fn(r, t, mask=m)) for r, t, m in zip(renders, targets, masks, strict=True)]
+    psnrs = [psnr(r, t, m) for r, t, m in zip(renders, targets, masks, strict=True)]
+    finite = [p for p in psnrs if math.isfinite(p)]
+    return {
+        "ssim": float(np.nanmean(ssims)) if ssims else None,
+        "psnr": float(np.mean(finite)) if finite else None,
+        "ssim_per_frame": ssims,
+        "psnr_per_frame": psnrs,
+        "region": "fg_mask > 0.5",
+        "ssim_impl": ssim_impl,
+    }
+
+
+def _preview(targets: np.ndarray, renders: np.ndarray) -> np.ndarray:
+    """Rows of target | render, uint8, for a person to look at."""
+    rows = [np.concatenate([t, r], axis=1) for t, r in zip(targets, renders, strict=True)]
+    return _to_uint8(np.concatenate(rows, axis=0))
+
+
+def train_stage2(
+    shot_dir: str | Path,
+    config: Stage2Config,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    prior_path: str | Path | None = None,
+) -> Path:
+    """Train the shot's Stage II renderer; returns SHOT/stage2. Works under ``torchrun`` too (gradients
+    averaged over ranks, rank 0 writes). ``resume`` continues from the newest checkpoint at its step."""
+    from vq_models.io.images import write_image
+    from vq_models.nets.spade import MultiscaleDiscriminator
+    from vq_models.train import data as D
+    from vq_models.train.checkpoint import CheckpointManager, save_weights
+    from vq_models.train.distributed import average_gradients, broadcast_module, cleanup, init_distributed
+    from vq_models.train.logging import TrainLogger
+    from vq_models.train.losses import (
+        RoiPerceptualLoss,
+        d_bce_loss,
+        g_bce_loss,
+        make_perceptual,
+        perceptual_backend,
+        r1_penalty,
+        smooth_l1,
+    )
+
+    _validate(config)
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    shot = Shot.open(shot_dir)
+    out_dir = shot.stage2_dir
+    num_codes = D.stage1_num_codes(shot)
+    labels = D.load_label_maps(shot, num_codes)
+    label_size = next(iter(labels.values())).shape[0]
+    mapping = D.read_prior(prior_path, num_codes) if prior_path else D.ChannelMapping.raw(num_codes)
+    nch = mapping.num_channels
+    lut = torch.from_numpy(mapping.lut)
+
+    train_pos, val_pos = D.split_frames(len(shot.frames), config.val_every)
+    if not train_pos:
+        raise InputError(f"{shot.root}: no frames left for training after holding out validation frames")
+    train_set = D.load_frame_set(shot, labels, train_pos, config.render_size)
+    val_set = D.load_frame_set(shot, labels, val_pos, config.render_size)
+
+    info = init_distributed(device)
+    dev = info.device
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    G = build_generator(config, nch).to(dev)
+    seg_frames = 3 if config.temporal_window else 1
+    use_adv = config.lambda_adv > 0
+    Dnet = MultiscaleDiscriminator(
+        nch if config.d_conditional else 0, config.d_channels, config.d_layers, config.num_d, config.d_spectral_norm
+    ).to(dev)
+    broadcast_module(G, info)
+    broadcast_module(Dnet, info)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(Dnet.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+    perceptual = make_perceptual(config.perceptual, config.perceptual_backbone or None)
+    backend = perceptual_backend(perceptual)
+    use_perc = perceptual is not None and (config.lambda_lpips_roi > 0 or config.lambda_lpips_nonroi > 0)
+    roi_perc = RoiPerceptualLoss(perceptual, config.lambda_lpips_roi, config.lambda_lpips_nonroi).to(dev) if use_perc else None
+
+    ckpts = CheckpointManager(out_dir / "checkpoints", keep=config.keep_checkpoints)
+    modules = {"G": G, "D": Dnet}
+    optims = {"G": opt_g, "D": opt_d}
+    start = 0
+    prev_seconds = 0.0
+    if resume and ckpts.latest() is not None:
+        start, state = ckpts.load(ckpts.latest(), modules, optims)
+        prev_seconds = float(state.get("train_seconds", 0.0))
+        if state.get("num_channels") not in (None, nch):
+            raise InputError(f"{ckpts.latest()}: checkpoint was trained with {state['num_channels']} label channels, "
+                             f"this run has {nch} (different prior?)")
+        log.info("resuming Stage II at step %d", start)
+    elif info.is_main and (out_dir / "checkpoints").exists():
+        shutil.rmtree(out_dir / "checkpoints")  # a fresh run must not resume later from a stale one
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
+
+    preview_set = val_set if len(val_set) else train_set
+    logger = TrainLogger(out_dir / "tensorboard", config.iterations, f"stage2 {shot.name}", start, enabled=info.is_main)
+    t0 = time.monotonic()
+    step = start
+    try:
+        for step in range(start + 1, config.iterations + 1):
+            idx = _batch_indices(len(train_set), config.batch_size, config.seed, step, info.rank)
+            seg = window_onehot(train_set.windows[idx], lut, nch, config.temporal_window).to(dev)
+            seg_c = seg[:, nch : 2 * nch] if seg_frames == 3 else seg
+            target = train_set.targets[idx].to(dev)
+            fg = train_set.fg[idx].to(dev)
+            roi = train_set.roi[idx].to(dev)
+            scalars: dict[str, float] = {}
+
+            fake = G(seg)
+            if use_adv:
+                Dnet.requires_grad_(True)
+                do_gp = config.lambda_gp > 0 and step % config.gp_every == 0
+                real_in = target.detach().requires_grad_(do_gp)
+                real_logits = Dnet(real_in, seg_c)
+                d_loss = d_bce_loss(real_logits, Dnet(fake.detach(), seg_c))
+                scalars["loss/d_bce"] = d_loss.item()
+                if do_gp:
+                    gp = r1_penalty(real_logits, real_in)
+                    d_loss = d_loss + config.lambda_gp * config.gp_every * gp
+                    scalars["loss/d_r1"] = gp.item()
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                average_gradients(Dnet, info)
+                opt_d.step()
+                Dnet.requires_grad_(False)
+
+            weight = config.bg_weight + (1.0 - config.bg_weight) * fg
+            l1 = smooth_l1(fake, target, weight)
+            g_loss = config.lambda_l1 * l1
+            scalars["loss/l1"] = l1.item()
+            if roi_perc is not None:
+                perc = roi_perc(fake, target, roi)
+                g_loss = g_loss + perc
+                scalars["loss/perceptual"] = perc.item()
+            if use_adv:
+                g_adv = g_bce_loss(Dnet(fake, seg_c))
+                g_loss = g_loss + config.lambda_adv * g_adv
+                scalars["loss/g_adv"] = g_adv.item()
+            scalars["loss/g_total"] = g_loss.item()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            average_gradients(G, info)
+            opt_g.step()
+
+            if step % config.log_every == 0 or step == config.iterations:
+                logger.log(step, scalars)
+            if info.is_main and (step % config.image_every == 0):
+                r = _render_set(G, preview_set.windows[:1], lut, nch, config.temporal_window, dev)
+                logger.image(step, "val/target_render", _preview(preview_set.targets[:1].permute(0, 2, 3, 1).numpy(), r))
+            if info.is_main and (step % config.checkpoint_every == 0 or step == config.iterations):
+                ckpts.save(step, modules, optims, {
+                    "train_seconds": prev_seconds + time.monotonic() - t0, "num_channels": nch,
+                })
+        train_seconds = prev_seconds + time.monotonic() - t0
+        steps_run = max(step - start, 0)
+
+        # --- held-out evaluation, outputs (rank 0) ------------------------------------------------
+        G.eval()
+        meta_val: dict = {"ssim": None, "psnr": None, "frames": []}
+        render_ms = None
+        if info.is_main:
+            tr = time.monotonic()
+            renders = _render_set(G, val_set.windows, lut, nch, config.temporal_window, dev)
+            if len(val_set):
+                render_ms = 1000.0 * (time.monotonic() - tr) / len(val_set)
+                targets = val_set.targets.permute(0, 2, 3, 1).numpy()
+                metrics = evaluate(renders, targets, val_set.fg[:, 0].numpy())
+                meta_val = {**metrics, "frames": val_set.frames}
+                logger.log(step, {k: v for k, v in (("val/ssim", metrics["ssim"]), ("val/psnr", metrics["psnr"]))
+                                  if v is not None})
+            pv = preview_set if len(val_set) else train_set
+            show = min(len(pv), 4)
+            pr = renders[:show] if len(val_set) else _render_set(G, pv.windows[:show], lut, nch, config.temporal_window, dev)
+            preview = _preview(pv.targets[:show].permute(0, 2, 3, 1).numpy(), pr)
+            write_image(out_dir / "val_preview.png", preview.astype(np.float32) / 255.0, dtype="uint8")
+            logger.image(step, "val/final_target_render", preview)
+
+            save_weights(out_dir / "model.safetensors", {"G": G, "code_to_channel": lut.clone()})
+            meta = {
+                "version": META_VERSION,
+                "num_codes": num_codes,
+                "num_channels": nch,
+                "channel_names": mapping.names,
+                "prior": {"path": str(prior_path), "segments": mapping.prior} if prior_path else None,
+                "render_size": config.render_size,
+                "label_size": label_size,
+                "temporal_window": config.temporal_window,
+                "steps": step,
+                "train_frames": train_set.frames,
+                "val": meta_val,
+                "perceptual_backend": backend,
+                "gradient_penalty": "R1 on real images (lazy, every gp_every steps)",
+                "world_size": info.world_size,
+                "device": str(dev),
+                "timings": {
+                    "train_seconds": train_seconds,
+                    "seconds_per_iter": (time.monotonic() - t0) / steps_run if steps_run else None,
+                    "render_ms_per_frame": render_ms,
+                },
+                "config": config_to_dict(config),
+            }
+            atomic_write_json(out_dir / "meta.json", meta)
+    finally:
+        logger.close()
+        cleanup(info)
+    if info.is_main and meta_val.get("ssim") is not None:
+        log.info("Stage II held-out: SSIM %.4f, PSNR %.2f dB on %d frames", meta_val["ssim"], meta_val["psnr"] or 0.0,
+                 len(val_set))
+    return out_dir
