@@ -1,0 +1,203 @@
+"""Edit operations on a hand-drawn label map: eyes (lid, white, iris, pupil), brows, nose, mouth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vq_models.edits import FrameContext, Prior, apply_edit, apply_program, parse_program
+from vq_models.edits import geometry as geo
+from vq_models.errors import InputError
+
+L = 64
+BG, SKIN, FOREHEAD, BROW, LID, WHITE, IRIS, PUPIL, NOSE, ULIP, LLIP, MOUTH, UTEETH, LTEETH, TONGUE, HAIR = range(16)
+EYE_X = (20, 44)
+
+
+def synthetic_face() -> np.ndarray:
+    """A 64x64 label map: skin face, forehead, hair, two brows, lids above eye-white ellipses with iris and
+    pupil circles, a nose, and a mouth with lips, interior, upper/lower teeth and tongue."""
+    lab = np.full((L, L), BG, np.uint8)
+    cv2.ellipse(lab, (32, 34), (24, 28), 0, 0, 360, SKIN, -1)
+    lab[:20][lab[:20] == SKIN] = FOREHEAD
+    lab[:7] = HAIR
+    for x in EYE_X:
+        cv2.ellipse(lab, (x, 17), (6, 2), 0, 0, 360, BROW, -1)
+        cv2.ellipse(lab, (x, 23), (7, 2), 0, 0, 360, LID, -1)
+        cv2.ellipse(lab, (x, 26), (6, 3), 0, 0, 360, WHITE, -1)
+        cv2.circle(lab, (x, 26), 2, IRIS, -1)
+        lab[26, x] = PUPIL
+        lab[25, x] = PUPIL
+    cv2.ellipse(lab, (32, 36), (3, 5), 0, 0, 360, NOSE, -1)
+    cv2.ellipse(lab, (32, 47), (9, 2), 0, 0, 360, ULIP, -1)
+    cv2.ellipse(lab, (32, 54), (9, 2), 0, 0, 360, LLIP, -1)
+    cv2.ellipse(lab, (32, 50), (8, 3), 0, 0, 360, MOUTH, -1)
+    lab[48, 27:38] = UTEETH
+    lab[52, 28:37] = LTEETH
+    lab[51, 30:35] = TONGUE
+    return lab
+
+
+PRIOR = Prior(num_codes=20, segments={
+    "skin": [SKIN, FOREHEAD], "hair": [HAIR], "brows": [BROW], "eyelids": [LID], "eye_whites": [WHITE],
+    "irises": [IRIS], "pupils": [PUPIL], "nose": [NOSE], "upper_lip": [ULIP], "lower_lip": [LLIP],
+    "mouth_interior": [MOUTH], "upper_teeth": [UTEETH], "lower_teeth": [LTEETH], "tongue": [TONGUE],
+    "background": [BG]})
+
+
+def run(op: dict, value=None, labels=None, prior=PRIOR, ctx=None):
+    body = dict(op)
+    body.setdefault("value", value)
+    program = parse_program({"version": 1, "edits": [body]}, prior)
+    before = synthetic_face() if labels is None else labels
+    after, changed = apply_edit(program.edits[0], program.edits[0].value_at(0), before, prior, ctx)
+    assert np.array_equal(changed, before != after), "changed mask must be exact"
+    return before, after, changed
+
+
+def opening(lab):
+    return np.isin(lab, [WHITE, IRIS, PUPIL])
+
+
+def test_eye_open_zero_leaves_no_eye_pixel_and_uses_lid_codes():
+    before, after, changed = run({"op": "eye_open", "eye": "both"}, 0.0)
+    assert not opening(after).any()
+    assert set(np.unique(after[changed])) <= {LID, FOREHEAD, SKIN}
+    assert np.array_equal(changed, opening(before))
+
+
+def test_eye_open_one_side_and_partial():
+    before, after, _ = run({"op": "eye_open", "eye": "left"}, 0.0)
+    left = np.zeros((L, L), bool)
+    left[:, :32] = True
+    assert not (opening(after) & left).any()
+    assert np.array_equal(after[:, 32:], before[:, 32:])
+    _, half, _ = run({"op": "eye_open"}, 0.5)
+    n0, n1 = opening(before).sum(), opening(half).sum()
+    assert 0.35 * n0 < n1 < 0.65 * n0
+    # what remains hugs the lower lid: in each column the kept pixels are the bottom of the old opening
+    top, bottom, _ = geo.column_extents(opening(before))
+    top1, bottom1, _ = geo.column_extents(opening(half))
+    cols = np.nonzero(top1 >= 0)[0]
+    assert np.array_equal(bottom1[cols], bottom[cols])
+    _, same, changed = run({"op": "eye_open"}, 1.0)
+    assert not changed.any()
+
+
+@pytest.mark.parametrize("dx", [-5.0, -1.0, -0.3, -0.1, 0.0, 0.15, 0.4, 1.0, 5.0])
+@pytest.mark.parametrize("dy", [-5.0, -0.3, 0.0, 0.2, 5.0])
+def test_gaze_never_leaves_the_eye(dx, dy):
+    before, after, changed = run({"op": "gaze"}, [dx, dy])
+    assert np.array_equal(opening(after), opening(before)), "the eye opening itself never changes"
+    assert np.array_equal(after[~opening(before)], before[~opening(before)])
+    iris_after = np.isin(after, [IRIS, PUPIL])
+    assert not (iris_after & ~opening(before)).any()
+    for x in EYE_X:  # the shift is shortened so the iris centre stays visible however far the gaze goes
+        assert (after[:, x - 8:x + 9] == PUPIL).any()
+
+
+def test_gaze_moves_iris_the_right_way():
+    before, after, changed = run({"op": "gaze", "eye": "right"}, [0.25, 0.0])
+    cx0 = geo.centroid(np.isin(before[:, 32:], [IRIS, PUPIL]))[0]
+    cx1 = geo.centroid(np.isin(after[:, 32:], [IRIS, PUPIL]))[0]
+    assert cx1 - cx0 == pytest.approx(round(0.25 * 13), abs=0.6)
+    assert np.array_equal(after[:, :32], before[:, :32])
+    assert set(np.unique(after[changed])) <= {WHITE, IRIS, PUPIL}
+
+
+def test_teeth_removed_and_partial():
+    before, after, changed = run({"op": "teeth"}, 0.0)
+    assert not np.isin(after, [UTEETH, LTEETH]).any()
+    assert np.all(after[changed] == MOUTH)
+    _, upper_only, _ = run({"op": "teeth", "which": "upper"}, 0.0)
+    assert not (upper_only == UTEETH).any() and (upper_only == LTEETH).sum() == (before == LTEETH).sum()
+
+
+def test_mouth_open_scales_interior_and_moves_lower_lip():
+    before, after, changed = run({"op": "mouth_open"}, 1.5)
+    inner = [MOUTH, UTEETH, LTEETH, TONGUE]
+    n0, n1 = np.isin(before, inner).sum(), np.isin(after, inner).sum()
+    assert 1.3 * n0 < n1 < 1.7 * n0
+    assert np.array_equal(before == ULIP, after == ULIP), "upper lip stays"
+    y0 = geo.centroid(before == LLIP)[1]
+    y1 = geo.centroid(after == LLIP)[1]
+    assert y1 > y0 + 1.0
+    _, closed, _ = run({"op": "mouth_open"}, 0.0)
+    assert not np.isin(closed, inner).any()
+    assert geo.centroid(closed == LLIP)[1] < y0
+    assert not (closed == BG).any() or (closed == BG).sum() == (before == BG).sum()
+
+
+def test_brows_remove_and_raise():
+    before, after, changed = run({"op": "brows", "mode": "remove"}, 1.0)
+    assert not (after == BROW).any()
+    assert set(np.unique(after[changed])) <= {SKIN, FOREHEAD}
+    _, raised, _ = run({"op": "brows", "mode": "raise", "side": "left"}, 0.6)
+    left = raised[:, :32] == BROW
+    assert geo.centroid(left)[1] < geo.centroid(before[:, :32] == BROW)[1] - 1
+    assert np.array_equal(raised[:, 32:], before[:, 32:])
+
+
+def test_nose_width_scales_horizontally():
+    before, after, _ = run({"op": "nose_width"}, 1.8)
+    b0, b1 = geo.bbox(before == NOSE), geo.bbox(after == NOSE)
+    assert (b1[2] - b1[0]) > (b0[2] - b0[0]) + 2
+    assert (b1[1], b1[3]) == (b0[1], b0[3])
+    _, narrow, _ = run({"op": "nose_width"}, 0.4)
+    assert (narrow == NOSE).sum() < (before == NOSE).sum()
+
+
+def test_low_level_ops():
+    before, after, changed = run({"op": "replace", "segment": "pupils", "to": "irises"}, 1.0)
+    assert not (after == PUPIL).any() and np.array_equal(changed, before == PUPIL)
+    _, off, changed = run({"op": "replace", "segment": "pupils", "to": "irises"}, 0.0)
+    assert not changed.any()
+    _, moved, _ = run({"op": "translate", "code": NOSE}, [3, -2])
+    assert geo.bbox(moved == NOSE) == tuple(np.add(geo.bbox(before == NOSE), [3, -2, 3, -2]))
+    _, grown, _ = run({"op": "dilate", "segment": "nose"}, 2)
+    assert (grown == NOSE).sum() > (before == NOSE).sum() and np.all(grown[before == NOSE] == NOSE)
+    _, shrunk, _ = run({"op": "erode", "segment": "nose"}, 1)
+    assert 0 < (shrunk == NOSE).sum() < (before == NOSE).sum() and not np.isin(shrunk, [NOSE]).sum() == 0
+    _, scaled, _ = run({"op": "scale", "segment": "nose"}, [2.0, 1.0])
+    assert (scaled == NOSE).sum() > 1.5 * (before == NOSE).sum()
+    poly = [[2, 40], [10, 40], [10, 48], [2, 48]]
+    _, painted, changed = run({"op": "paint", "segment": "hair", "polygon": poly}, 1)
+    assert np.all(painted[41:48, 3:10] == HAIR) and not changed[:, 12:].any()
+
+
+def test_paint_in_plate_space_maps_through_transform():
+    from vq_models.shot import CropTransform
+
+    tf = CropTransform.from_plate_to_crop(np.array([[0.5, 0, -10], [0, 0.5, -20]]))  # crop 128, labels 64
+    ctx = FrameContext(transform=tf, crop_size=128)
+    poly = [[100, 200], [140, 200], [140, 240], [100, 240]]  # plate -> crop (40..60, 80..100) -> labels /2
+    _, painted, changed = run({"op": "paint", "code": HAIR, "polygon": poly, "space": "plate"}, 1, ctx=ctx)
+    box = geo.bbox(changed)
+    assert box is not None and np.all(np.abs(np.subtract(box, (20, 40, 30, 50))) <= 1), box
+    assert np.all(painted[changed] == HAIR)
+    with pytest.raises(InputError, match="space 'plate'"):
+        run({"op": "paint", "code": HAIR, "polygon": poly, "space": "plate"}, 1)
+
+
+def test_missing_segment_in_prior_is_named():
+    prior = Prior(num_codes=20, segments={k: v for k, v in PRIOR.segments.items() if k != "eye_whites"})
+    with pytest.raises(InputError, match=r"edits\[0\] \(gaze\).*'eye_whites'"):
+        run({"op": "gaze"}, [0.1, 0.0], prior=prior)
+
+
+def test_program_applies_keyframes_in_order_and_reports_exact_change():
+    program = parse_program({"version": 1, "edits": [
+        {"op": "eye_open", "keys": [[1001, 1.0], [1011, 0.0]], "interp": "linear"},
+        {"op": "teeth", "keys": [[1001, 1.0], [1002, 0.0]], "interp": "step"},
+    ]}, PRIOR)
+    lab = synthetic_face()
+    out, changed = apply_program(program, lab, 1001, PRIOR)
+    assert not changed.any() and np.array_equal(out, lab)
+    out, changed = apply_program(program, lab, 1011, PRIOR)
+    assert not opening(out).any() and not np.isin(out, [UTEETH, LTEETH]).any()
+    assert np.array_equal(changed, out != lab)
+    out6, _ = apply_program(program, lab, 1006, PRIOR)
+    assert 0 < opening(out6).sum() < opening(lab).sum()
+    with pytest.raises(InputError, match="num_codes"):
+        apply_program(program, np.full((8, 8), 40, np.uint8), 1001, PRIOR)

@@ -1,0 +1,168 @@
+"""Geometry on label maps and boolean masks: the small, exact building blocks edit operations share.
+
+Label maps are categorical, so every resampling here is nearest-neighbour and every fill copies an
+existing code: an edit never invents a code that is not in the codebook, and pixels an operation does
+not touch keep their exact value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+_SUBPIXEL_BITS = 4
+
+
+def disk(radius: int) -> np.ndarray:
+    """Elliptical structuring element of the given radius (1 + 2r pixels across)."""
+    r = max(0, int(radius))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return mask.astype(bool).copy()
+    return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
+
+
+def erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return mask.astype(bool).copy()
+    # Border pixels outside the image count as "inside" so erosion does not eat masks touching the edge.
+    return cv2.erode(mask.astype(np.uint8), disk(radius), borderType=cv2.BORDER_REPLICATE).astype(bool)
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) inclusive bounds of a mask, None when empty."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def centroid(mask: np.ndarray) -> tuple[float, float] | None:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return float(xs.mean()), float(ys.mean())
+
+
+def shift(array: np.ndarray, dx: int, dy: int, fill: int | bool = 0) -> np.ndarray:
+    """Integer translation without wrap-around; uncovered pixels get ``fill``."""
+    out = np.full_like(array, fill)
+    h, w = array.shape[:2]
+    dx, dy = int(dx), int(dy)
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    ys_dst = slice(max(dy, 0), h + min(dy, 0))
+    xs_dst = slice(max(dx, 0), w + min(dx, 0))
+    ys_src = slice(max(-dy, 0), h + min(-dy, 0))
+    xs_src = slice(max(-dx, 0), w + min(-dx, 0))
+    out[ys_dst, xs_dst] = array[ys_src, xs_src]
+    return out
+
+
+def scale_about(array: np.ndarray, sx: float, sy: float, cx: float, cy: float, fill: int = 0) -> np.ndarray:
+    """Nearest-neighbour scaling of a 2-D uint8/bool array about (cx, cy) in pixel-centre coordinates."""
+    is_bool = array.dtype == bool
+    src = array.astype(np.uint8)
+    m = np.array([[sx, 0.0, cx - sx * cx], [0.0, sy, cy - sy * cy]], dtype=np.float64)
+    h, w = array.shape[:2]
+    out = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=int(fill))
+    return out.astype(bool) if is_bool else out.astype(array.dtype)
+
+
+def rasterize_polygon(points: np.ndarray | Sequence[Sequence[float]], size: tuple[int, int]) -> np.ndarray:
+    """Fill a closed polygon given in pixel-centre coordinates into a boolean (H, W) mask (sub-pixel exact
+    vertices via cv2's fixed-point ``shift``)."""
+    h, w = size
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    mask = np.zeros((h, w), np.uint8)
+    if len(pts) >= 3 and np.all(np.isfinite(pts)):
+        fixed = np.round(pts * (1 << _SUBPIXEL_BITS)).astype(np.int32)
+        cv2.fillPoly(mask, [fixed], 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+    return mask.astype(bool)
+
+
+def components(mask: np.ndarray) -> list[np.ndarray]:
+    """Connected components (8-connected), largest first."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    order = sorted(range(1, n), key=lambda i: -int(stats[i, cv2.CC_STAT_AREA]))
+    return [lab == i for i in order]
+
+
+def split_left_right(mask: np.ndarray, hints: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Split a two-part feature (eyes, brows) into the part on the image's left and on its right.
+
+    With tracked region hints (left, right) each pixel goes to the nearer hint; without, the two largest
+    components set a vertical split line half-way between their centroids (a lone component goes to the
+    side of the image centre it lies on).
+    """
+    mask = mask.astype(bool)
+    h, w = mask.shape
+    left_hint, right_hint = hints
+    if left_hint is not None and right_hint is not None and left_hint.any() and right_hint.any():
+        d_left = cv2.distanceTransform((~left_hint).astype(np.uint8), cv2.DIST_L2, 5)
+        d_right = cv2.distanceTransform((~right_hint).astype(np.uint8), cv2.DIST_L2, 5)
+        to_left = d_left <= d_right
+        return mask & to_left, mask & ~to_left
+    parts = components(mask)
+    if not parts:
+        return mask.copy(), mask.copy()
+    if len(parts) == 1:
+        cx = centroid(parts[0])[0]  # type: ignore[index]
+        if cx >= w / 2.0:
+            return np.zeros_like(mask), mask.copy()
+        return mask.copy(), np.zeros_like(mask)
+    c0 = centroid(parts[0])[0]  # type: ignore[index]
+    c1 = centroid(parts[1])[0]  # type: ignore[index]
+    split = (c0 + c1) / 2.0
+    xs = np.arange(w)[None, :]
+    return mask & (xs < split), mask & (xs >= split)
+
+
+def nearest_fill(labels: np.ndarray, hole: np.ndarray, source: np.ndarray, fallback: int) -> np.ndarray:
+    """Return ``labels`` with every ``hole`` pixel set to the code of the nearest ``source`` pixel.
+
+    Used wherever something is removed (a brow, a translated segment): the vacated area continues what
+    surrounds it, e.g. forehead skin above and cheek skin below. Without any source pixel the hole gets
+    ``fallback``.
+    """
+    out = labels.copy()
+    hole = hole.astype(bool)
+    source = source.astype(bool) & ~hole
+    if not hole.any():
+        return out
+    if not source.any():
+        out[hole] = fallback
+        return out
+    _, idx = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                             labelType=cv2.DIST_LABEL_PIXEL)
+    code_of = np.zeros(int(idx.max()) + 1, dtype=labels.dtype)
+    code_of[idx[source]] = labels[source]
+    out[hole] = code_of[idx[hole]]
+    return out
+
+
+def column_extents(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: first row, last row (−1 where empty) and pixel count of a mask."""
+    mask = mask.astype(bool)
+    h = mask.shape[0]
+    any_col = mask.any(axis=0)
+    top = np.where(any_col, mask.argmax(axis=0), -1)
+    bottom = np.where(any_col, h - 1 - mask[::-1].argmax(axis=0), -1)
+    return top, bottom, mask.sum(axis=0)
+
+
+def band_mode(labels: np.ndarray, x: int, rows: range, exclude: np.ndarray) -> int | None:
+    """Most frequent code in column ``x`` over ``rows`` that is not excluded (ties → smallest code)."""
+    h = labels.shape[0]
+    vals = [int(labels[y, x]) for y in rows if 0 <= y < h and not exclude[y, x]]
+    if not vals:
+        return None
+    counts = np.bincount(vals)
+    return int(counts.argmax())

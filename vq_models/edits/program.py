@@ -1,0 +1,303 @@
+"""Edit programs: keyframed label-map edits as JSON (format with examples in docs/edits.md).
+
+::
+
+    {"version": 1, "edits": [
+        {"op": "eye_open", "eye": "both", "keys": [[1001, 1.0], [1010, 0.0]], "interp": "linear"},
+        {"op": "gaze", "eye": "both", "keys": [[1001, [0.0, 0.0]], [1020, [0.2, 0.0]]], "interp": "smooth"}
+    ]}
+
+A program is data, not code: the render server, the host plugin and the farm all parse the same file and
+get the same frames. Validation is strict (unknown ops, fields, segment names, bad keys) and every error
+names the JSON path of the problem, because artists write these by hand and a silently ignored typo
+would render the wrong shot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
+from vq_models.errors import InputError
+
+PROGRAM_VERSION = 1
+INTERPOLATIONS = ("step", "linear", "smooth")
+SIDES = ("left", "right", "both")
+
+Value = float | tuple[float, float]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What an operation accepts: its value kind and range, required and optional fields."""
+
+    value: str  # "scalar", "vec2" or "scale" (scalar or [sx, sy], normalised to a pair)
+    low: float
+    high: float
+    required: tuple[str, ...] = ()
+    optional: dict[str, Any] = field(default_factory=dict)  # field -> default
+    target: str = "none"  # "none", "one" (exactly one of segment/code), "to" (also a destination)
+    doc: str = ""
+
+
+_BIG = 1e6
+OPS: dict[str, OpSpec] = {
+    "eye_open": OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"),
+    "gaze": OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"),
+    "teeth": OpSpec("scalar", 0.0, 1.0, optional={"which": "both"}, doc="1 = as shot, 0 = removed"),
+    "mouth_open": OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"),
+    "brows": OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
+                    doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"),
+    "nose_width": OpSpec("scalar", 0.05, 5.0, doc="horizontal scale of the nose about its centre"),
+    "replace": OpSpec("scalar", 0.0, 1.0, target="to", doc="switch: applied where value >= 0.5"),
+    "translate": OpSpec("vec2", -_BIG, _BIG, target="one", doc="[dx, dy] in label-map pixels"),
+    "scale": OpSpec("scale", 0.0, 100.0, target="one", doc="factor or [sx, sy] about the segment's centre"),
+    "dilate": OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"),
+    "erode": OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"),
+    "paint": OpSpec("scalar", 0.0, 1.0, required=("polygon",), optional={"space": "crop"}, target="one",
+                    doc="switch: paints the polygon with the segment/code where value >= 0.5"),
+}
+_COMMON = ("op", "keys", "value", "interp", "comment")
+
+
+def _interp_value(a: Value, b: Value, t: float) -> Value:
+    if isinstance(a, tuple):
+        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)  # type: ignore[index]
+    return a + (b - a) * t  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One validated operation with its keyframes; ``params`` holds the op-specific fields."""
+
+    op: str
+    params: dict[str, Any]
+    keys: tuple[tuple[float, Value], ...]
+    interp: str = "linear"
+    index: int = 0
+
+    def value_at(self, frame: float) -> Value:
+        """Keyframe interpolation: hold before the first and after the last key; between keys ``step``
+        holds the earlier key, ``linear`` blends, ``smooth`` blends with smoothstep (eases in and out,
+        so a blink does not start or stop with a jolt)."""
+        keys = self.keys
+        if frame <= keys[0][0]:
+            return keys[0][1]
+        if frame >= keys[-1][0]:
+            return keys[-1][1]
+        for (f0, v0), (f1, v1) in zip(keys[:-1], keys[1:], strict=True):
+            if f0 <= frame < f1:
+                if self.interp == "step":
+                    return v0
+                t = (frame - f0) / (f1 - f0)
+                if self.interp == "smooth":
+                    t = t * t * (3.0 - 2.0 * t)
+                return _interp_value(v0, v1, t)
+        return keys[-1][1]  # unreachable: keys are sorted
+
+    def to_json(self) -> dict[str, Any]:
+        keys = [[f, list(v) if isinstance(v, tuple) else v] for f, v in self.keys]
+        return {"op": self.op, **self.params, "keys": keys, "interp": self.interp}
+
+
+@dataclass(frozen=True)
+class EditProgram:
+    edits: tuple[Edit, ...]
+    version: int = PROGRAM_VERSION
+    source: str = "program"
+
+    def values_at(self, frame: float) -> list[tuple[Edit, Value]]:
+        """Every edit with its value at ``frame``, in program order (the order they are applied)."""
+        return [(edit, edit.value_at(frame)) for edit in self.edits]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "edits": [e.to_json() for e in self.edits]}
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, where: str, segment_names: set[str], prior: Prior | None):
+        self.where = where
+        self.segment_names = segment_names
+        self.prior = prior
+
+    def fail(self, path: str, message: str) -> InputError:
+        return InputError(f"{self.where}: {path}: {message}")
+
+    def value(self, spec: OpSpec, raw: Any, path: str) -> Value:
+        if spec.value == "scale" and _is_number(raw):
+            raw = [raw, raw]
+        if spec.value == "scalar":
+            if not _is_number(raw):
+                raise self.fail(path, f"expected a number, got {json.dumps(raw)}")
+            nums = [float(raw)]
+        else:
+            if not (isinstance(raw, list) and len(raw) == 2 and all(_is_number(v) for v in raw)):
+                what = "a number or [sx, sy]" if spec.value == "scale" else "[dx, dy] numbers"
+                raise self.fail(path, f"expected {what}, got {json.dumps(raw)}")
+            nums = [float(v) for v in raw]
+        for v in nums:
+            if not spec.low <= v <= spec.high:
+                raise self.fail(path, f"value {v:g} out of range {spec.low:g}..{spec.high:g}")
+        if spec.value == "scale" and min(nums) <= 0:
+            raise self.fail(path, "scale factors must be > 0")
+        return nums[0] if spec.value == "scalar" else (nums[0], nums[1])
+
+    def keys(self, spec: OpSpec, edit: Mapping[str, Any], path: str) -> tuple[tuple[float, Value], ...]:
+        if "keys" in edit and "value" in edit:
+            raise self.fail(path, "give either keys or value, not both")
+        if "value" in edit:
+            return ((0.0, self.value(spec, edit["value"], f"{path}.value")),)
+        if "keys" not in edit:
+            raise self.fail(path, "missing keys (list of [frame, value]) or value")
+        keys = edit["keys"]
+        if not isinstance(keys, list) or not keys:
+            raise self.fail(f"{path}.keys", "expected a non-empty list of [frame, value] pairs")
+        out: list[tuple[float, Value]] = []
+        for j, key in enumerate(keys):
+            kp = f"{path}.keys[{j}]"
+            if not isinstance(key, list) or len(key) != 2:
+                raise self.fail(kp, f"expected [frame, value], got {json.dumps(key)}")
+            frame = key[0]
+            if not _is_number(frame):
+                raise self.fail(f"{kp}[0]", f"expected a frame number, got {json.dumps(frame)}")
+            if out and float(frame) <= out[-1][0]:
+                raise self.fail(f"{kp}[0]", f"frame {frame} must be after the previous key's frame {out[-1][0]:g}")
+            out.append((float(frame), self.value(spec, key[1], f"{kp}[1]")))
+        return tuple(out)
+
+    def segment(self, raw: Any, path: str) -> str:
+        if not isinstance(raw, str):
+            raise self.fail(path, f"expected a segment name, got {json.dumps(raw)}")
+        if raw not in self.segment_names:
+            hint = "not in the prior" if self.prior is not None else "not a standard segment"
+            raise self.fail(path, f"unknown segment {raw!r} ({hint}; known: {', '.join(sorted(self.segment_names))})")
+        return raw
+
+    def code(self, raw: Any, path: str) -> int:
+        if not (isinstance(raw, int) and not isinstance(raw, bool)):
+            raise self.fail(path, f"expected an integer code, got {json.dumps(raw)}")
+        limit = self.prior.num_codes if self.prior is not None else 256
+        if not 0 <= raw < limit:
+            raise self.fail(path, f"code {raw} out of range 0..{limit - 1}")
+        return raw
+
+    def polygon(self, raw: Any, path: str) -> list[tuple[float, float]]:
+        if not isinstance(raw, list) or len(raw) < 3:
+            raise self.fail(path, "expected a list of at least 3 [x, y] points")
+        pts = []
+        for i, p in enumerate(raw):
+            if not (isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p)):
+                raise self.fail(f"{path}[{i}]", f"expected [x, y] numbers, got {json.dumps(p)}")
+            pts.append((float(p[0]), float(p[1])))
+        return pts
+
+    def choice(self, raw: Any, path: str, choices: tuple[str, ...]) -> str:
+        if raw not in choices:
+            raise self.fail(path, f"expected one of {', '.join(choices)}, got {json.dumps(raw)}")
+        return str(raw)
+
+    def edit(self, raw: Any, i: int) -> Edit:
+        path = f"edits[{i}]"
+        if not isinstance(raw, Mapping):
+            raise self.fail(path, "expected an object with op and keys")
+        op = raw.get("op")
+        if op not in OPS:
+            raise self.fail(f"{path}.op", f"unknown op {json.dumps(op)} (known: {', '.join(OPS)})")
+        spec = OPS[op]
+        allowed = set(_COMMON) | set(spec.required) | set(spec.optional)
+        if spec.target != "none":
+            allowed |= {"segment", "code"}
+        if spec.target == "to":
+            allowed.add("to")
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(f"{path}.{key}", f"unknown field for op {op!r} (allowed: {', '.join(sorted(allowed))})")
+        for key in spec.required:
+            if key not in raw:
+                raise self.fail(path, f"op {op!r} needs field {key!r}")
+        params: dict[str, Any] = {}
+        for key, default in spec.optional.items():
+            params[key] = raw.get(key, default)
+        if "eye" in params:
+            params["eye"] = self.choice(params["eye"], f"{path}.eye", SIDES)
+        if "side" in params:
+            params["side"] = self.choice(params["side"], f"{path}.side", SIDES)
+        if "which" in params:
+            params["which"] = self.choice(params["which"], f"{path}.which", ("upper", "lower", "both"))
+        if "space" in params:
+            params["space"] = self.choice(params["space"], f"{path}.space", ("crop", "plate"))
+        if op == "brows":
+            params["mode"] = self.choice(raw["mode"], f"{path}.mode", ("raise", "remove"))
+        if "polygon" in spec.required:
+            params["polygon"] = self.polygon(raw["polygon"], f"{path}.polygon")
+        if spec.target != "none":
+            has_seg, has_code = "segment" in raw, "code" in raw
+            if has_seg == has_code:
+                raise self.fail(path, f"op {op!r} needs exactly one of segment or code")
+            if has_seg:
+                params["segment"] = self.segment(raw["segment"], f"{path}.segment")
+            else:
+                params["code"] = self.code(raw["code"], f"{path}.code")
+        if spec.target == "to":
+            if "to" not in raw:
+                raise self.fail(path, f"op {op!r} needs field 'to' (a segment name or a code)")
+            to = raw["to"]
+            params["to"] = self.segment(to, f"{path}.to") if isinstance(to, str) else self.code(to, f"{path}.to")
+        interp = self.choice(raw.get("interp", "linear"), f"{path}.interp", INTERPOLATIONS)
+        if "comment" in raw and not isinstance(raw["comment"], str):
+            raise self.fail(f"{path}.comment", "expected text")
+        keys = self.keys(spec, raw, path)
+        if op == "brows" and params["mode"] == "remove":
+            for j, (_, v) in enumerate(keys):
+                if not 0.0 <= float(v) <= 1.0:  # type: ignore[arg-type]
+                    raise self.fail(f"{path}.keys[{j}][1]", f"remove amount {v:g} out of range 0..1")
+        return Edit(op=op, params=params, keys=keys, interp=interp, index=i)
+
+
+def validate_program(obj: Any, where: str = "program", prior: Prior | None = None) -> EditProgram:
+    """Validate a parsed program. Segment names must be standard names or, given a prior, its segments."""
+    names = set(STANDARD_SEGMENTS) | (set(prior.segments) if prior is not None else set())
+    check = _Checker(where, names, prior)
+    if not isinstance(obj, Mapping):
+        raise InputError(f"{where}: top level must be an object with version and edits")
+    for key in obj:
+        if key not in ("version", "edits", "comment"):
+            raise check.fail(key, "unknown field (expected version, edits)")
+    if obj.get("version") != PROGRAM_VERSION:
+        raise check.fail("version", f"expected {PROGRAM_VERSION}, got {json.dumps(obj.get('version'))}")
+    edits = obj.get("edits")
+    if not isinstance(edits, list):
+        raise check.fail("edits", "expected a list of operations")
+    return EditProgram(edits=tuple(check.edit(e, i) for i, e in enumerate(edits)), source=where)
+
+
+def parse_program(obj_or_path: Any, prior: Prior | None = None) -> EditProgram:
+    """Parse an edit program from a dict, a JSON string or a path to a .json file."""
+    if isinstance(obj_or_path, EditProgram):
+        return obj_or_path
+    if isinstance(obj_or_path, Path) or (isinstance(obj_or_path, str) and not obj_or_path.lstrip().startswith("{")):
+        path = Path(obj_or_path)
+        if not path.is_file():
+            raise InputError(f"{path}: edit program not found")
+        text, where = path.read_text(), str(path)
+    elif isinstance(obj_or_path, str):
+        text, where = obj_or_path, "program"
+    else:
+        return validate_program(obj_or_path, "program", prior)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    return validate_program(obj, where, prior)
+
