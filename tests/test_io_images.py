@@ -134,6 +134,15 @@ def test_default_dtypes_per_format(tmp_path: Path) -> None:
         write_image(tmp_path / "d.png", px, dtype="int7")
 
 
+def test_integer_arrays_are_scaled_not_clipped(tmp_path: Path) -> None:
+    u8 = np.array([[[0, 128, 255]]], np.uint8)
+    write_image(tmp_path / "u8.png", u8)
+    assert np.array_equal(np.round(read_image(tmp_path / "u8.png").pixels * 255), u8.astype(np.float32))
+    u16 = np.array([[[0, 1000, 65535]]], np.uint16)
+    write_image(tmp_path / "u16.tif", u16)
+    assert np.array_equal(np.round(read_image(tmp_path / "u16.tif").pixels * 65535), u16.astype(np.float32))
+
+
 def test_sixteen_bit_png_accepted_as_plate_and_channels_option(tmp_path: Path) -> None:
     px = np.zeros((4, 5, 3), np.float32)
     px[..., 0] = 1000 / 65535

@@ -66,6 +66,17 @@ def _default_channel_names(n: int) -> list[str]:
     return names + [f"channel{i}" for i in range(len(names), n)]
 
 
+def as_float_pixels(pixels: np.ndarray) -> np.ndarray:
+    """float32 pixels; integer arrays are scaled to [0, 1] by their type's range (uint8 / 255), so an
+    8-bit preview handed to :func:`write_image` is not mistaken for values in the hundreds."""
+    arr = np.asarray(pixels)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.unsignedinteger):
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    return arr.astype(np.float32, copy=False)
+
+
 @dataclass
 class ImageData:
     """An image plus everything needed to write it back faithfully.
@@ -84,7 +95,7 @@ class ImageData:
     bit_depth: str = ""  # the file's sample type ("uint8", "uint16", "uint10", "half", "float"); "" if none
 
     def __post_init__(self) -> None:
-        px = np.asarray(self.pixels, dtype=np.float32)
+        px = as_float_pixels(self.pixels)
         if px.ndim == 2:
             px = px[..., None]
         if px.ndim != 3:
@@ -458,7 +469,7 @@ def write_image(
     if isinstance(image, ImageData):
         base = image
     else:
-        base = ImageData(pixels=np.asarray(image, dtype=np.float32))
+        base = ImageData(pixels=as_float_pixels(image))
         if colorspace is None:
             from vq_models.io.colour import default_colorspace
 
