@@ -269,3 +269,12 @@ def test_written_exr_is_readable_by_plain_oiio(tmp_path: Path) -> None:
     assert (spec.full_width, spec.full_height) == (16, 12)
     assert spec.get_float_attribute("PixelAspectRatio") == pytest.approx(2.0)
     assert spec.get_string_attribute("vq:note") == "shot 42 plate"
+
+
+def test_unknown_formats_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageIOError, match=r"a\.xyz: no image writer for extension '\.xyz'"):
+        write_image(tmp_path / "a.xyz", np.zeros((2, 2, 3), np.float32))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ImageIOError, match=r"notes\.txt: cannot read image"):
+        read_image(tmp_path / "notes.txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
