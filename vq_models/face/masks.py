@@ -14,12 +14,20 @@ import numpy as np
 _SHIFT = 4  # fillPoly sub-pixel bits: coordinates are placed to 1/16 pixel
 
 
-def polygon_mask(polygons: list[np.ndarray], size: int) -> np.ndarray:
-    """Anti-aliased filled polygons (pixel-centre coordinates), float32 (size, size) in [0, 1]."""
-    mask = np.zeros((size, size), np.uint8)
-    pts = [np.round(np.asarray(p, np.float64)[:, :2] * (1 << _SHIFT)).astype(np.int32) for p in polygons if len(p) >= 3]
+def polygon_mask(polygons: list[np.ndarray], size: int, supersample: int = 4) -> np.ndarray:
+    """Anti-aliased filled polygons (pixel-centre coordinates), float32 (size, size) in [0, 1].
+
+    Rasterised at ``supersample``x and box-filtered down, which gives coverage close to the true area
+    (OpenCV's own LINE_AA fill grows shapes by about half a pixel).
+    """
+    k = int(supersample)
+    mask = np.zeros((size * k, size * k), np.uint8)
+    pts = [np.round((np.asarray(p, np.float64)[:, :2] * k + (k - 1) / 2.0) * (1 << _SHIFT)).astype(np.int32)
+           for p in polygons if p is not None and len(p) >= 3]
     if pts:
-        cv2.fillPoly(mask, pts, 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+        cv2.fillPoly(mask, pts, 255, lineType=cv2.LINE_8, shift=_SHIFT)
+    if k > 1:
+        return cv2.resize(mask.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA)
     return mask.astype(np.float32) / 255.0
 
 

@@ -1,0 +1,70 @@
+"""Expression transfer: the driver's mouth motion re-posed onto a source with its own head pose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vq_models.errors import InputError
+from vq_models.face.expression import from_canonical, to_canonical, transfer_tracking
+from vq_models.face.masks import template_contours
+from vq_models.tracking.schema import FrameTrack, Tracking
+
+LM5 = np.array([[44.0, 52.0], [84.0, 52.0], [64.0, 72.0], [50.0, 92.0], [78.0, 92.0]])
+
+
+def _pose(points: np.ndarray, angle: float, scale: float, shift: np.ndarray) -> np.ndarray:
+    r = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (points - 64.0) @ r.T + 64.0 + shift
+
+
+def _frame(mouth_open: float, angle: float = 0.0, scale: float = 1.0, shift=(0.0, 0.0)) -> FrameTrack:
+    c = template_contours(LM5)
+    inner = c["lips_inner"].copy()
+    centre = inner.mean(0)
+    inner[:, 1] = centre[1] + (inner[:, 1] - centre[1]) * (1 + mouth_open)  # open: taller inner lips
+    c["lips_inner"] = inner
+    posed = {k: _pose(v, angle, scale, np.array(shift)) for k, v in c.items()}
+    return FrameTrack(_pose(LM5, angle, scale, np.array(shift)), posed, None)
+
+
+def _height(poly: np.ndarray, lm5: np.ndarray) -> float:
+    canon = to_canonical(poly, lm5)
+    return float(np.ptp(canon[:, 1]))
+
+
+def test_canonical_round_trip():
+    pts = np.random.default_rng(0).uniform(0, 100, (20, 2))
+    lm = _pose(LM5, 0.3, 1.7, np.array([5.0, -3.0]))
+    np.testing.assert_allclose(from_canonical(to_canonical(pts, lm), lm), pts, atol=1e-9)
+
+
+def test_driver_mouth_motion_moves_source_mouth_in_source_pose():
+    openings = [0.0, 2.0, 6.0, 1.0]
+    driver = Tracking((128, 128), {i: _frame(o, shift=(i * 1.0, 0)) for i, o in enumerate(openings)})
+    # source: closed mouth throughout, head rolled 20 degrees and scaled, drifting
+    source = Tracking((256, 256), {100 + i: _frame(0.0, 0.35, 1.5, (10.0 + i, 4.0)) for i in range(4)})
+    out = transfer_tracking(source, driver)
+    assert sorted(out) == [100, 101, 102, 103]
+    heights = [_height(out[f].contours["lips_inner"], out[f].landmarks5) for f in sorted(out)]
+    d_heights = [_height(driver[i].contours["lips_inner"], driver[i].landmarks5) for i in range(4)]
+    # inner-lip opening follows the driver (median-relative), ordered the same way
+    assert np.argsort(heights).tolist() == np.argsort(d_heights).tolist()
+    assert heights[2] > 3 * heights[0]
+    for f in out:  # upper face unchanged: eyes and brows keep the source pose exactly
+        np.testing.assert_allclose(out[f].landmarks5[:3], source[f].landmarks5[:3])
+        np.testing.assert_allclose(out[f].contours["left_eye"], source[f].contours["left_eye"])
+    # the opening is along the source's rolled face axis, not the image's vertical
+    disp = out[102].contours["lips_inner"] - source[102].contours["lips_inner"]
+    axis = np.array([-np.sin(0.35), np.cos(0.35)])
+    along, across = np.abs(disp @ axis), np.abs(disp @ np.array([axis[1], -axis[0]]))
+    assert along.max() > 5.0 and across.max() < 1e-6 * along.max() + 1e-9
+
+
+def test_mismatched_topologies_are_reported():
+    a = Tracking((128, 128), {1: _frame(0.0)})
+    b_frame = _frame(0.0)
+    b_frame.contours["lips_inner"] = b_frame.contours["lips_inner"][:10]
+    b = Tracking((128, 128), {1: b_frame})
+    with pytest.raises(InputError, match="lips_inner has 20 points in the source shot but 10 in the driver"):
+        transfer_tracking(a, b)
