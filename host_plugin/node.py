@@ -24,16 +24,16 @@ from vq_models.errors import InputError
 Window = tuple[int, int, int, int]
 MODES = ("identity", "edit-only")
 
-# The gizmo's per-edit knobs → edit-program entries. One table, so the Nuke gizmo, the OFX bridge and the
-# farm agree on names. (Edit op names follow the edit program format, docs/edits.md.)
-FACE_KNOBS: dict[str, dict[str, Any]] = {
-    "eye_open_left": {"op": "eye_open", "side": "left"},
-    "eye_open_right": {"op": "eye_open", "side": "right"},
-    "gaze_x": {"op": "gaze", "axis": "x"},
-    "gaze_y": {"op": "gaze", "axis": "y"},
-    "teeth": {"op": "teeth"},
-    "mouth_open": {"op": "mouth_open"},
-    "brows": {"op": "brows"},
+# The gizmo's per-edit knobs → edit-program ops (docs/edits.md), with each knob's neutral value (no edit
+# is sent while a knob sits there). One table, so the Nuke gizmo, the OFX bridge and the farm agree.
+FACE_KNOBS: dict[str, tuple[dict[str, Any], float]] = {
+    "eye_open_left": ({"op": "eye_open", "eye": "left"}, 1.0),
+    "eye_open_right": ({"op": "eye_open", "eye": "right"}, 1.0),
+    "gaze_x": ({"op": "gaze", "eye": "both"}, 0.0),
+    "gaze_y": ({"op": "gaze", "eye": "both"}, 0.0),
+    "teeth": ({"op": "teeth", "which": "both"}, 1.0),
+    "mouth_open": ({"op": "mouth_open"}, 1.0),
+    "brows": ({"op": "brows", "mode": "raise", "side": "both"}, 0.0),
 }
 
 
@@ -56,12 +56,20 @@ def value_at(value: Any, frame: float) -> Any:
 
 
 def edits_from_face_knobs(values: Mapping[str, float]) -> list[dict[str, Any]]:
-    """Gizmo knob values at one frame → edit entries (knobs left at 0 add no edit)."""
-    edits = []
-    for knob, template in FACE_KNOBS.items():
-        amount = float(values.get(knob, 0.0))
-        if amount != 0.0:
-            edits.append({**template, "amount": amount})
+    """Gizmo knob values at one frame → edit entries with a constant ``value`` (neutral knobs add none).
+
+    ``gaze_x``/``gaze_y`` become one ``gaze`` edit with value ``[x, y]``.
+    """
+    edits: list[dict[str, Any]] = []
+    for knob, (template, neutral) in FACE_KNOBS.items():
+        if knob.startswith("gaze"):
+            continue
+        amount = float(values.get(knob, neutral))
+        if amount != neutral:
+            edits.append({**template, "value": amount})
+    gx, gy = float(values.get("gaze_x", 0.0)), float(values.get("gaze_y", 0.0))
+    if gx or gy:
+        edits.append({**FACE_KNOBS["gaze_x"][0], "value": [gx, gy]})
     return edits
 
 
@@ -141,11 +149,13 @@ class FrameResult:
 
 @dataclass
 class EditKnobs:
-    """The node's whole state. ``edits`` entries may hold animated values (see :func:`value_at`)."""
+    """The node's whole state. ``edits`` travel as written (the edit format keyframes them itself);
+    ``face``, ``feather`` and ``mix`` may be animated with :func:`value_at`'s ``{"keys": ...}`` form."""
 
     server: str = "tcp://127.0.0.1:5555"
     model: str = ""
-    edits: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)  # edit-program entries, with their own keys
+    face: dict[str, Any] = field(default_factory=dict)  # FACE_KNOBS values (plain or {"keys": ...})
     feather: Any = 8.0
     mix: Any = 1.0
     mode: str = "identity"
@@ -178,10 +188,23 @@ class EditNode:
 
     # --- knob resolution -----------------------------------------------------------------------
     def program_at(self, frame: int) -> dict[str, Any] | None:
-        """The edit program at ``frame`` with every animated value resolved (None when there are no edits)."""
-        if not self.knobs.edits:
+        """The edit program for ``frame``: the keyframed ``edits`` as written plus the face knobs' values at
+        ``frame`` (None when there is nothing to edit). Validated here when the edits module is present,
+        so a typo fails in the host before any request."""
+        face = {k: value_at(v, frame) for k, v in self.knobs.face.items()}
+        unknown = sorted(set(face) - set(FACE_KNOBS))
+        if unknown:
+            raise InputError(f"face knobs: unknown {', '.join(unknown)} (known: {', '.join(FACE_KNOBS)})")
+        edits = [copy.deepcopy(e) for e in self.knobs.edits] + edits_from_face_knobs(face)
+        if not edits:
             return None
-        return {"version": 1, "edits": [value_at(copy.deepcopy(e), frame) for e in self.knobs.edits]}
+        program = {"version": 1, "edits": edits}
+        try:
+            from vq_models.edits.program import parse_program
+        except ImportError:
+            return program
+        parse_program(program)
+        return program
 
     def _checked(self, frame: int) -> tuple[float, float, str]:
         if not self.knobs.model:

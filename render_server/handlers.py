@@ -38,26 +38,34 @@ MAX_FEATHER = 1024.0
 MAX_IMAGE_SIDE = 16384
 
 
-def validate_program(program: Any) -> dict[str, Any] | None:
-    """Check an edit program map; the edits module's parser decides when it is present."""
+def validate_program(program: Any, entry: Entry | None = None) -> dict[str, Any] | None:
+    """Check an edit program map with the edits module's parser (docs/edits.md), using the model's artist
+    prior for custom segment names when it has one, so a bad program fails before any model work."""
     if program is None:
         return None
     if not isinstance(program, dict):
         raise ProtocolError(BAD_PROGRAM, "program: expected a map {version, edits}")
     try:
-        from vq_models.edits.program import parse_program  # type: ignore[import-not-found]
-    except ImportError:
-        parse_program = None
-    if parse_program is not None:
-        try:
-            parse_program(program)
-        except VQEditError as exc:
-            raise ProtocolError(BAD_PROGRAM, f"program: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - hostile input must never escape as a crash
-            raise ProtocolError(BAD_PROGRAM, f"program: {type(exc).__name__}: {exc}") from None
+        from vq_models.edits.program import parse_program
+    except ImportError:  # edits module not installed: the model validates
+        if program.get("version") != 1 or not isinstance(program.get("edits"), list):
+            raise ProtocolError(BAD_PROGRAM, "program: expected {\"version\": 1, \"edits\": [...]}") from None
         return program
-    if program.get("version") != 1 or not isinstance(program.get("edits"), list):
-        raise ProtocolError(BAD_PROGRAM, "program: expected {\"version\": 1, \"edits\": [...]}")
+    prior = None
+    if entry is not None:
+        try:
+            from vq_models.edits.prior import validate_prior
+
+            with entry.lock:
+                prior = validate_prior(entry.model.get_prior())
+        except Exception:  # noqa: BLE001 - no usable prior: standard segment names only
+            prior = None
+    try:
+        parse_program(program, prior)
+    except VQEditError as exc:
+        raise ProtocolError(BAD_PROGRAM, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - hostile input must never escape as a crash
+        raise ProtocolError(BAD_PROGRAM, f"program: {type(exc).__name__}: {exc}") from None
     return program
 
 
@@ -132,7 +140,7 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
         return out
 
     frame = _frame(fields, model)
-    program = validate_program(fields.get("program"))
+    program = validate_program(fields.get("program"), entry)
     feather = float(get_field(fields, "feather", (int, float), 8.0))
     if not 0.0 <= feather <= MAX_FEATHER:
         raise ProtocolError(BAD_REQUEST, f"feather: expected 0-{MAX_FEATHER:g} pixels")

@@ -101,13 +101,35 @@ def _echo_id(value: Any) -> Any:
     return None
 
 
+def peek_id(data: bytes, window: int = 4096) -> Any:
+    """The request id read from the first bytes only (for replies to messages too big to decode).
+
+    Clients put ``v``, ``id`` and ``op`` first in the map (:func:`encode_request` does), so the id is
+    found without touching the large fields; anything unexpected gives None.
+    """
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=window, max_ext_len=0)
+        unpacker.feed(data[:window])
+        count = unpacker.read_map_header()
+        for _ in range(min(count, 8)):
+            key = unpacker.unpack()
+            value = unpacker.unpack()
+            if key == "id":
+                return _echo_id(value)
+    except Exception:  # noqa: BLE001 - best effort only
+        return None
+    return None
+
+
 def decode_request(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Request:
     """Bytes → :class:`Request`, or :class:`ProtocolError` carrying whatever id could be recovered.
 
     The recovered id is stored on the exception as ``.id`` so the error reply still echoes it.
     """
     if len(data) > max_bytes:
-        raise ProtocolError(TOO_LARGE, f"message is {len(data)} bytes, the limit is {max_bytes}")
+        exc = ProtocolError(TOO_LARGE, f"message is {len(data)} bytes, the limit is {max_bytes}")
+        exc.id = peek_id(data)  # type: ignore[attr-defined]
+        raise exc
     obj = unpack(data, max_bytes)
     if not isinstance(obj, dict):
         raise ProtocolError(BAD_MESSAGE, f"message must be a msgpack map, got {type(obj).__name__}")

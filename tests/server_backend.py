@@ -119,8 +119,10 @@ class FakeShotModel:
     def _apply_program(self, labels: np.ndarray, program: dict | None) -> np.ndarray:
         out = labels.copy()
         for edit in (program or {}).get("edits", []):
-            if edit.get("op") == "replace":
-                out[labels == int(edit["from"])] = int(edit["to"])
+            # toy semantics of the edit format's "replace" (code → code, on when value >= 0.5)
+            value = edit.get("value", edit.get("keys", [[0, 1.0]])[0][1])
+            if edit.get("op") == "replace" and "code" in edit and float(value) >= 0.5:
+                out[labels == int(edit["code"])] = int(edit["to"])
         return out
 
     def render_frame(
@@ -176,18 +178,15 @@ class FakeShotModel:
         return buf.tobytes()
 
     def get_prior(self) -> dict:
-        return {k: list(v) for k, v in self._prior.items()}
+        return {"version": 1, "num_codes": self.num_codes, "segments": {k: list(v) for k, v in self._prior.items()}}
 
     def set_prior(self, prior: dict) -> None:
-        clean: dict[str, list[int]] = {}
-        for name, codes in prior.items():
-            if not isinstance(name, str) or not isinstance(codes, list):
-                raise VQEditError("prior: expected {segment name: [codes]}")
-            for c in codes:
-                if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < self.num_codes:
-                    raise VQEditError(f"prior[{name!r}]: code {c!r} out of range 0-{self.num_codes - 1}")
-            clean[name] = list(codes)
-        self._prior = clean
+        from vq_models.edits.prior import validate_prior
+
+        checked = validate_prior(prior)
+        if checked.num_codes != self.num_codes:
+            raise VQEditError(f"prior: num_codes {checked.num_codes}, the model has {self.num_codes}")
+        self._prior = {k: list(v) for k, v in prior["segments"].items()}
 
     def memory_bytes(self) -> int:
         return int(self.spec.get("memory_bytes", 0))
