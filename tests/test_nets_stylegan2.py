@@ -144,3 +144,29 @@ def test_forward_is_rosinality_compatible_and_matches_synthesize():
         mixed, lat = g([z, torch.randn(2, g.style_dim)], inject_index=3, return_latents=True)
         torch.testing.assert_close(lat[:, 0], lat[:, 2])
         assert (lat[:, 2] - lat[:, 3]).abs().max() > 0
+
+
+@pytest.mark.parametrize("upsample,demodulate", [(False, True), (True, True), (False, False)])
+def test_modulated_conv_equals_per_sample_weight_modulation(upsample, demodulate):
+    """The activation-modulated conv must equal the reference's per-sample modulated weights."""
+    from vq_models.nets.stylegan2 import ModulatedConv2d
+
+    torch.manual_seed(2)
+    k = 3 if demodulate else 1
+    layer = ModulatedConv2d(6, 5, k, 8, demodulate=demodulate, upsample=upsample).double()
+    x, style = torch.randn(3, 6, 7, 7, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    got = layer(x, style)
+    outs = []
+    for b in range(3):
+        s = layer.modulation(style[b:b + 1])[0]
+        w = layer.scale * layer.weight[0] * s.view(1, 6, 1, 1)
+        if demodulate:
+            w = w / torch.sqrt(w.pow(2).sum((1, 2, 3), keepdim=True) + 1e-8)
+        if upsample:
+            out = torch.nn.functional.conv_transpose2d(x[b:b + 1], w.transpose(0, 1), stride=2)
+            out = layer.blur(out)
+        else:
+            out = torch.nn.functional.conv2d(x[b:b + 1], w, padding=k // 2)
+        outs.append(out)
+    torch.testing.assert_close(got, torch.cat(outs), rtol=1e-9, atol=1e-9)
+    assert got.shape == ((3, 5, 14, 14) if upsample else (3, 5, 7, 7))

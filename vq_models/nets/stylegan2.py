@@ -166,7 +166,7 @@ class Upsample(nn.Module):
 
 
 class ModulatedConv2d(nn.Module):
-    """Style-modulated (and optionally demodulated) conv; batched as one grouped convolution."""
+    """Style-modulated (and optionally demodulated) conv; same parameters as the reference layer."""
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
                  demodulate: bool = True, upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
@@ -186,22 +186,26 @@ class ModulatedConv2d(nn.Module):
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        b, cin, h, w = x.shape
-        k = self.kernel_size
-        s = self.modulation(style).view(b, 1, cin, 1, 1)
-        weight = self.scale * self.weight * s
-        if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
-            weight = weight * demod.view(b, self.out_channel, 1, 1, 1)
-        x = x.reshape(1, b * cin, h, w)
+        """Modulate the activations instead of the weights (equivalent, one shared-weight conv).
+
+        (x * s) conv W == x conv (W * s), and demodulation is a per-output-channel scale applied after
+        the conv. A single batched conv is several times faster on CPU than the per-sample grouped conv
+        of the reference, and gives the same result up to float rounding.
+        """
+        b, cin = x.shape[:2]
+        s = self.modulation(style)  # (B, cin)
+        weight = self.scale * self.weight[0]  # (cout, cin, k, k)
+        x = x * s.view(b, cin, 1, 1)
         if self.upsample:
-            weight = weight.transpose(1, 2).reshape(b * cin, self.out_channel, k, k)
-            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=b)
-            out = out.view(b, self.out_channel, out.shape[-2], out.shape[-1])
-            return self.blur(out)
-        weight = weight.reshape(b * self.out_channel, cin, k, k)
-        out = F.conv2d(x, weight, padding=self.padding, groups=b)
-        return out.view(b, self.out_channel, out.shape[-2], out.shape[-1])
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
+            out = self.blur(out)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            w2 = weight.pow(2).sum([2, 3])  # (cout, cin)
+            demod = torch.rsqrt(s.pow(2) @ w2.t() + 1e-8)  # (B, cout)
+            out = out * demod.view(b, self.out_channel, 1, 1)
+        return out
 
 
 class NoiseInjection(nn.Module):
