@@ -1,0 +1,180 @@
+"""Paste-back: the alpha of an edit in plate space and the render-over-plate composite (paper Sec. 4.3).
+
+The paper finds plain alpha blending of the re-rendered face into the footage sufficient, because the
+renderer in essence in-paints the edited region. For a compositor the important property is the
+converse: pixels the edit did not touch must come back from the plate *bit for bit*, so the alpha is
+built from the exact changed mask of the label edit and :func:`composite_over` selects the plate
+wherever alpha is exactly 0 instead of blending there.
+
+Scaling convention. A shot's :class:`~vq_models.shot.CropTransform` maps plate pixels to a crop of
+``crop_size`` pixels. Label maps (``L``) and renders (``R``) may have another size; their transform is
+the crop transform rescaled with the pixel-centre rule ``u_size = (u_crop + 0.5) * size / crop_size - 0.5``
+(:func:`scale_transform`). Functions below take ``crop_size`` and do that rescaling for you; pass
+``crop_size=None`` when ``transform`` is already at the image's own scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vq_models.shot import CropTransform
+
+
+def scale_transform(transform: CropTransform, crop_size: int, size: int) -> CropTransform:
+    """The crop transform for a square image of ``size`` pixels covering the same crop as ``crop_size``."""
+    k = float(size) / float(crop_size)
+    m = np.asarray(transform.plate_to_crop, dtype=np.float64) * k
+    m[:, 2] += 0.5 * k - 0.5
+    return CropTransform.from_plate_to_crop(m)
+
+
+def _at_scale(transform: CropTransform, crop_size: int | None, size: int) -> CropTransform:
+    return transform if crop_size is None or int(crop_size) == int(size) else scale_transform(transform, crop_size, size)
+
+
+def paste_to_plate(crop_image: np.ndarray, transform: CropTransform, plate_size: tuple[int, int],
+                   crop_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crop-space image (S', S', C) → (plate-space image (H, W, C), coverage (H, W)), bilinear.
+
+    Delegates to :func:`vq_models.face.align.paste` so crop and paste share one resampling convention.
+    """
+    from vq_models.face.align import paste
+
+    img = np.asarray(crop_image, dtype=np.float32)
+    return paste(img, _at_scale(transform, crop_size, img.shape[0]), plate_size)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    return t * t * (3.0 - 2.0 * t)
+
+
+def changed_mask_to_plate(changed_crop_mask: np.ndarray, transform: CropTransform, plate_size: tuple[int, int],
+                          crop_size: int | None = None) -> np.ndarray:
+    """Boolean plate mask of every plate pixel whose bilinear footprint touches a changed crop pixel
+    (conservative: a changed crop pixel is never lost, even when the crop is much finer than the plate)."""
+    mask = np.asarray(changed_crop_mask, dtype=bool)
+    if not mask.any():
+        w, h = int(plate_size[0]), int(plate_size[1])
+        return np.zeros((h, w), bool)
+    tf = _at_scale(transform, crop_size, mask.shape[0])
+    per_plate_px = float(np.sqrt(abs(np.linalg.det(tf.plate_to_crop[:, :2]))))
+    if per_plate_px > 1.0:
+        # Mask finer than the plate: a one-pixel change could fall between bilinear samples, so grow it by
+        # one plate pixel's worth of mask pixels first.
+        r = int(np.ceil(per_plate_px))
+        mask = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)))
+    warped, cover = paste_to_plate(mask.astype(np.float32), tf, plate_size)
+    return (warped * cover) > 1e-4
+
+
+def edit_alpha(
+    changed_crop_mask: np.ndarray,
+    transform: CropTransform,
+    plate_size: tuple[int, int],
+    feather_px: float,
+    face_mask_plate: np.ndarray | None = None,
+    crop_size: int | None = None,
+) -> np.ndarray:
+    """Alpha (H, W) float32 for an edit: 1 on the changed pixels (mapped to the plate), falling smoothly
+    to 0 over ``feather_px`` plate pixels outside them (0 beyond: the mask dilated by ``feather_px`` is the
+    support), multiplied by the face mask when given so the edit never bleeds into the background.
+
+    ``changed_crop_mask`` is (L, L) at label (or render) scale; ``crop_size`` is the size ``transform``
+    was made for (None when they agree). ``plate_size`` is (width, height).
+    """
+    changed = changed_mask_to_plate(changed_crop_mask, transform, plate_size, crop_size)
+    h, w = changed.shape
+    if not changed.any():
+        return np.zeros((h, w), np.float32)
+    f = max(0.0, float(feather_px))
+    if f <= 0:
+        alpha = changed.astype(np.float32)
+    else:
+        dist = cv2.distanceTransform((~changed).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        ramp = 1.0 - _smoothstep(np.clip(dist / (f + 1.0), 0.0, 1.0))
+        alpha = np.where(dist <= f, ramp, 0.0).astype(np.float32)
+    if face_mask_plate is not None:
+        face = np.asarray(face_mask_plate, dtype=np.float32)
+        if face.shape != alpha.shape:
+            raise ValueError(f"face mask {face.shape} does not match the plate {alpha.shape}")
+        alpha = alpha * np.clip(face, 0.0, 1.0)
+    return alpha.astype(np.float32)
+
+
+def face_alpha(
+    face_mask_crop: np.ndarray,
+    transform: CropTransform,
+    plate_size: tuple[int, int],
+    feather_px: float,
+    crop_size: int | None = None,
+) -> np.ndarray:
+    """Alpha for ``identity`` renders (the whole face replaced): the foreground mask in plate space,
+    feathered *inward* over ``feather_px`` so nothing outside the face is ever touched."""
+    soft = np.asarray(face_mask_crop, dtype=np.float32)
+    warped, cover = paste_to_plate(soft, transform, plate_size, crop_size)
+    inside = (warped * cover) >= 0.5
+    if not inside.any():
+        return np.zeros(inside.shape, np.float32)
+    f = max(0.0, float(feather_px))
+    if f <= 0:
+        return inside.astype(np.float32)
+    dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return _smoothstep(np.clip(dist / (f + 1.0), 0.0, 1.0)).astype(np.float32)
+
+
+def composite_over(render_rgb_plate: np.ndarray, alpha: np.ndarray, plate_rgb: np.ndarray) -> np.ndarray:
+    """``render * alpha + plate * (1 - alpha)`` on the colour channels, in the plate's colour space.
+
+    Where alpha is exactly 0 the plate is returned bit for bit (selected with ``np.where``, never
+    blended), and channels beyond the first three (plate alpha, depth ...) are always the plate's.
+    The caller converts the render to the plate's colour space first (linear for EXR plates).
+    """
+    plate = np.asarray(plate_rgb)
+    a = np.asarray(alpha, dtype=np.float32)
+    render = np.asarray(render_rgb_plate, dtype=np.float32)
+    if plate.ndim == 2:
+        plate = plate[..., None]
+    if a.shape != plate.shape[:2] or render.shape[:2] != plate.shape[:2]:
+        raise ValueError(f"composite_over: render {render.shape}, alpha {a.shape}, plate {plate.shape} differ")
+    c = min(3, plate.shape[2], render.shape[2])
+    out = plate.copy()
+    p = plate[..., :c].astype(np.float32)
+    blend = render[..., :c] * a[..., None] + p * (1.0 - a[..., None])
+    out[..., :c] = np.where(a[..., None] > 0, blend.astype(plate.dtype), plate[..., :c])
+    return out if np.asarray(plate_rgb).ndim == 3 else out[..., 0]
+
+
+def premultiplied_rgba(render: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(H, W, 4) float32 premultiplied RGBA for ``--passes`` (what Nuke's Merge over expects)."""
+    a = np.asarray(alpha, dtype=np.float32)[..., None]
+    rgb = np.asarray(render, dtype=np.float32)[..., :3]
+    return np.concatenate([rgb * a, a], axis=2)
+
+
+def composite_image(render_full: np.ndarray, alpha_full: np.ndarray, plate: Any) -> Any:
+    """Composite over a :class:`vq_models.io.images.ImageData`, keeping its data and display windows.
+
+    ``render_full`` / ``alpha_full`` cover the plate's display window (what the transforms refer to);
+    the plate's pixels cover its data window, which may be smaller, larger or offset. Only the overlap is
+    blended; everything else, and all metadata, is the plate's.
+    """
+    dx, dy, dw, dh = plate.data_window
+    ox, oy, ow, oh = plate.display_window
+    alpha_dw = np.zeros((dh, dw), np.float32)
+    render_dw = np.zeros((dh, dw, 3), np.float32)
+    x0, y0 = max(dx, ox), max(dy, oy)
+    x1, y1 = min(dx + dw, ox + ow), min(dy + dh, oy + oh)
+    if x1 > x0 and y1 > y0:
+        alpha_dw[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = alpha_full[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        render_dw[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = render_full[y0 - oy:y1 - oy, x0 - ox:x1 - ox, :3]
+    pixels = np.asarray(plate.pixels)
+    idx = [plate.channel_index(n) for n in ("R", "G", "B")]
+    if any(i is None for i in idx):
+        idx = list(range(min(3, pixels.shape[2])))
+    out = pixels.copy()
+    out[..., idx] = composite_over(render_dw, alpha_dw, pixels[..., idx])
+    return dataclasses.replace(plate, pixels=out)
