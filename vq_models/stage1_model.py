@@ -1,0 +1,266 @@
+"""A trained Stage I model: the inversion encoder + StyleGAN2 generator + the learnt codebook.
+
+Why a separate module from the trainer: the runtime, the render server and ``vqedit labels`` only need
+to *use* Stage I (read the labels it wrote, or label a frame it never saw), and must not pull in losses,
+optimisers or discriminators. The trainer builds the same :class:`InversionNet` so training and
+inference run one forward path: ĉ → encoder → W+ → generator → tapped features → quantizer → codes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vq_models.errors import InputError
+from vq_models.quantizer import VectorQuantizer, build_vq_input
+
+__all__ = ["InversionNet", "Stage1Model", "build_encoder", "build_generator", "to_network_tensor"]
+
+MODEL_FILE = "model.safetensors"
+CODEBOOK_FILE = "codebook.safetensors"
+META_FILE = "meta.json"
+LABEL_DIR = "labels"
+LABEL_NAME = "frame.{:04d}.png"
+
+
+class InversionNet(nn.Module):
+    """f(ĉ) = latent_avg + encoder(ĉ) ∈ W+, then G(w) with feature taps (paper Eq. 1 and r_i = G(f(ĉ_i))).
+
+    One module so DistributedDataParallel sees a single ``forward`` that touches every trainable
+    parameter (the generator's own ``synthesize`` would bypass DDP's gradient hooks).
+    """
+
+    latent_avg: Tensor
+
+    def __init__(self, encoder: nn.Module, generator: nn.Module, latent_avg: Tensor,
+                 feature_resolutions: tuple[int, ...]):
+        super().__init__()
+        self.encoder = encoder
+        self.generator = generator
+        avg = latent_avg.detach().float().reshape(-1, generator.style_dim)
+        if avg.shape[0] == 1:
+            avg = avg.expand(generator.n_latent, -1)
+        if avg.shape[0] != generator.n_latent:
+            raise InputError(f"latent_avg has {avg.shape[0]} rows, generator has {generator.n_latent} W+ layers")
+        self.register_buffer("latent_avg", avg.clone().contiguous())
+        self.feature_resolutions = tuple(int(r) for r in feature_resolutions)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor], Tensor]:
+        """x: (B, 3, S, S) in [-1, 1] → (image (B, 3, size, size), {res: feature map}, w (B, n_latent, d))."""
+        w = self.latent_avg.unsqueeze(0) + self.encoder(x)
+        img, feats = self.generator.synthesize(w, feature_resolutions=self.feature_resolutions, noise_mode="const")
+        return img, feats, w
+
+
+def build_generator(gen_config: dict[str, Any]) -> nn.Module:
+    from vq_models.nets.stylegan2 import Generator
+
+    cfg = dict(gen_config)
+    if "channels" in cfg and cfg["channels"] is not None:
+        cfg["channels"] = {int(k): int(v) for k, v in cfg["channels"].items()}
+    return Generator(**cfg)
+
+
+def build_encoder(enc_config: dict[str, Any]) -> nn.Module:
+    """``{"kind": "light", "size", "n_latent", "style_dim", "channels"}`` or ``{"kind": "e4e", "size", "input_size"}``."""
+    kind = enc_config.get("kind")
+    if kind == "light":
+        from vq_models.nets.light_encoder import LightEncoder
+
+        return LightEncoder(int(enc_config["size"]), int(enc_config["n_latent"]), int(enc_config["style_dim"]),
+                            channels=int(enc_config["channels"]))
+    if kind == "e4e":
+        from vq_models.nets.e4e import Encoder4Editing
+
+        return Encoder4Editing(int(enc_config["size"]), int(enc_config["input_size"]))
+    raise InputError(f"stage1 meta.json: encoder.kind {kind!r} unknown (expected 'light' or 'e4e')")
+
+
+def to_network_tensor(rgb: np.ndarray, fg_mask: np.ndarray | None, size: int) -> tuple[Tensor, Tensor]:
+    """sRGB float (S, S, 3) [0, 1] + mask (S, S) → foreground-masked (1, 3, size, size) in [-1, 1] and the
+    (1, 1, size, size) mask. Background is black before the [-1, 1] shift, as the paper masks c and ĉ."""
+    import cv2
+
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise InputError(f"image must be (H, W, 3), got shape {rgb.shape}")
+    rgb = rgb[..., :3]
+    mask = np.ones(rgb.shape[:2], np.float32) if fg_mask is None else np.asarray(fg_mask, dtype=np.float32)
+    if mask.shape != rgb.shape[:2]:
+        raise InputError(f"fg_mask shape {mask.shape} does not match image {rgb.shape[:2]}")
+    if rgb.shape[0] != size or rgb.shape[1] != size:
+        interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
+        mask = cv2.resize(mask, (size, size), interpolation=interp)
+    m = torch.from_numpy(np.clip(mask, 0, 1)).float()[None, None]
+    x = torch.from_numpy(np.clip(rgb, 0, 1)).float().permute(2, 0, 1)[None]
+    return (x * m) * 2.0 - 1.0, m
+
+
+def read_meta(stage1_dir: Path) -> dict[str, Any]:
+    path = stage1_dir / META_FILE
+    if not path.is_file():
+        raise InputError(f"{stage1_dir}: no trained Stage I model (missing {META_FILE}; run `vqedit train SHOT --stage 1`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+class Stage1Model:
+    """Load a trained Stage I directory and produce label maps (uint8 codes, crop space, label_size²)."""
+
+    def __init__(self, stage1_dir: Path, meta: dict[str, Any], net: InversionNet | None,
+                 quantizer: VectorQuantizer, device: torch.device):
+        self.stage1_dir = stage1_dir
+        self.meta = meta
+        self._net = net
+        self.quantizer = quantizer
+        self.device = device
+        self._cache: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, stage1_dir: str | Path, device: str | torch.device = "cpu", load_networks: bool = True) -> Stage1Model:
+        """Read meta.json, the codebook and (unless ``load_networks=False``) the encoder + generator."""
+        from vq_models.train.checkpoint import load_weights, split_weights
+
+        stage1_dir = Path(stage1_dir)
+        meta = read_meta(stage1_dir)
+        dev = torch.device(device)
+        try:
+            vq = VectorQuantizer(num_codes=int(meta["num_codes"]), dim=int(meta["code_dim"]))
+        except KeyError as exc:
+            raise InputError(f"{stage1_dir / META_FILE}: missing key {exc.args[0]!r}") from None
+        book = load_weights(stage1_dir / CODEBOOK_FILE)
+        try:
+            vq.load_state_dict(book)
+        except RuntimeError as exc:
+            raise InputError(f"{stage1_dir / CODEBOOK_FILE}: does not fit meta.json ({str(exc).splitlines()[0]})") from None
+        vq.to(dev).eval()
+        net = None
+        if load_networks:
+            flat = load_weights(stage1_dir / MODEL_FILE)
+            gen = build_generator(meta["generator"])
+            enc = build_encoder(meta["encoder"])
+            if "latent_avg" not in flat:
+                raise InputError(f"{stage1_dir / MODEL_FILE}: no latent_avg tensor")
+            try:
+                gen.load_state_dict(split_weights(flat, "generator"))
+                enc.load_state_dict(split_weights(flat, "encoder"))
+            except RuntimeError as exc:
+                raise InputError(f"{stage1_dir / MODEL_FILE}: does not fit meta.json ({str(exc).splitlines()[0]})") from None
+            net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"])).to(dev).eval()
+        return cls(stage1_dir, meta, net, vq, dev)
+
+    # --- description -------------------------------------------------------------------------------
+    @property
+    def num_codes(self) -> int:
+        return int(self.meta["num_codes"])
+
+    @property
+    def label_size(self) -> int:
+        return int(self.meta["label_size"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.meta["input_size"])
+
+    @property
+    def frames(self) -> list[int]:
+        return [int(f) for f in self.meta.get("frames", [])]
+
+    # --- labels --------------------------------------------------------------------------------------
+    def label_path(self, frame: int) -> Path:
+        return self.stage1_dir / LABEL_DIR / LABEL_NAME.format(int(frame))
+
+    def label_map(self, frame: int) -> np.ndarray:
+        """The label map Stage I wrote for a training frame: uint8 (label_size, label_size), cached."""
+        frame = int(frame)
+        if frame not in self._cache:
+            from vq_models.io.images import read_label_map
+
+            path = self.label_path(frame)
+            if not path.is_file():
+                raise InputError(f"{path}: no Stage I labels for frame {frame}")
+            self._cache[frame] = read_label_map(path)
+        return self._cache[frame]
+
+    @torch.no_grad()
+    def features(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+        """VQ input X_VQ (1, d, L, L) and the mask at input size, for one aligned crop."""
+        if self._net is None:
+            raise RuntimeError("Stage1Model was loaded with load_networks=False")
+        x, m = to_network_tensor(rgb_crop, fg_mask, self.input_size)
+        x, m = x.to(self.device), m.to(self.device)
+        _, feats, _ = self._net(x)
+        return build_vq_input(feats, self._net.feature_resolutions, self.label_size, m), m
+
+    @torch.no_grad()
+    def labels_from_image(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> np.ndarray:
+        """Label a frame that was not in training: encoder → generator → quantizer. Returns uint8 (L, L)."""
+        x, _ = self.features(rgb_crop, fg_mask)
+        return self.quantizer.assign(x)[0].cpu().numpy().astype(np.uint8)
+
+    @torch.no_grad()
+    def reconstruct(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> np.ndarray:
+        """The inversion r = G(f(ĉ)) as sRGB float32 (input_size, input_size, 3) in [0, 1], for previews."""
+        if self._net is None:
+            raise RuntimeError("Stage1Model was loaded with load_networks=False")
+        x, _ = to_network_tensor(rgb_crop, fg_mask, self.input_size)
+        img, _, _ = self._net(x.to(self.device))
+        img = F.interpolate(img, size=(self.input_size,) * 2, mode="area") if img.shape[-1] != self.input_size else img
+        return ((img[0].permute(1, 2, 0).cpu().numpy() + 1.0) / 2.0).clip(0, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# label maps between crop space (label_size²) and plate space
+# --------------------------------------------------------------------------------------------------
+
+
+def plate_to_label_matrix(plate_to_crop: np.ndarray, crop_size: int, label_size: int) -> np.ndarray:
+    """2x3 affine from plate pixel centres to label-map pixel centres (the crop rescaled to label_size)."""
+    s = label_size / float(crop_size)
+    scale = np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]])
+    full = np.vstack([np.asarray(plate_to_crop, np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+    return (scale @ full)[:2]
+
+
+def labels_to_plate(labels: np.ndarray, plate_to_crop: np.ndarray, crop_size: int,
+                    plate_size: tuple[int, int], outside: int = 255) -> np.ndarray:
+    """Crop-space codes → plate-space uint8 (H, W): nearest-neighbour inverse warp, ``outside`` where a
+    plate pixel falls outside the face crop. ``plate_size`` is (width, height)."""
+    import cv2
+
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    m = plate_to_label_matrix(plate_to_crop, crop_size, labels.shape[0])
+    return cv2.warpAffine(labels, m, (int(plate_size[0]), int(plate_size[1])),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=int(outside))
+
+
+def plate_labels_to_crop(plate_labels: np.ndarray, plate_to_crop: np.ndarray, crop_size: int,
+                         label_size: int, outside: int = 255) -> np.ndarray:
+    """Plate-space labels (e.g. ground truth) → crop space at label_size², nearest-neighbour."""
+    import cv2
+
+    src = np.ascontiguousarray(plate_labels, dtype=np.uint8)
+    m = plate_to_label_matrix(plate_to_crop, crop_size, label_size)
+    return cv2.warpAffine(src, m, (label_size, label_size), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=int(outside))
+
+
+def plate_size_of(meta: dict[str, Any], where: str) -> tuple[int, int]:
+    """(width, height) of the plate from shot.json (``plate.width/height`` or the display window)."""
+    plate = meta.get("plate") or {}
+    if "width" in plate and "height" in plate:
+        return int(plate["width"]), int(plate["height"])
+    win = plate.get("display_window")
+    if isinstance(win, list | tuple) and len(win) == 4:
+        return int(win[2]), int(win[3])
+    raise InputError(f"{where}: plate has no width/height or display_window")
