@@ -87,7 +87,10 @@ BROKEN = [
         lambda o: o["frames"]["1001"]["mesh"].__setitem__(1, [1.0, 2.0]),
         r'frames\["1001"\]\.mesh\[1\]: expected \[x, y, z\] numbers$',
     ),
-    (lambda o: o["frames"].update({"10a": o["frames"]["1001"]}), r'frames\["10a"\]: frame key is not an integer'),
+    (
+        lambda o: o["frames"].update({"10a": o["frames"]["1001"]}),
+        r'frames\["10a"\]: frame key is not an integer',
+    ),
     (lambda o: o["frames"]["1001"].update(score=1), r'frames\["1001"\]\.score: unknown key'),
     (lambda o: o.update(frames=[]), r"^t\.json: frames: expected an object"),
 ]

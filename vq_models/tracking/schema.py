@@ -126,7 +126,9 @@ def _frame(value: Any, where: str) -> FrameTrack:
             raise InputError(f"{where}.contours: expected an object of named polygons")
         for name, poly in raw_contours.items():
             if name not in CONTOUR_NAMES:
-                raise InputError(f"{where}.contours.{name}: unknown contour (known: {', '.join(CONTOUR_NAMES)})")
+                raise InputError(
+                    f"{where}.contours.{name}: unknown contour (known: {', '.join(CONTOUR_NAMES)})"
+                )
             contours[name] = _points(poly, 2, f"{where}.contours.{name}", 3)
     mesh = None
     if value.get("mesh") is not None:
