@@ -39,6 +39,8 @@ def test_load_stylegan2_roundtrip_and_config_inference(tmp_path, small_g):
     assert g.size == 32 and g.style_dim == small_g.style_dim and g.n_mlp == small_g.n_mlp
     assert g.channels == small_g.channels
     torch.testing.assert_close(avg, latent_avg)
+    tensors = [*g.parameters(), *g.buffers()]
+    assert not any(t.is_meta for t in tensors) and all(p.requires_grad for p in g.parameters())
     w = latent_avg.expand(2, g.n_latent, -1)
     with torch.no_grad():
         a, fa = small_g.synthesize(w, feature_resolutions=(16, 32))

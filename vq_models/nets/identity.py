@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -58,7 +57,7 @@ class IdentityLoss(nn.Module):
     @staticmethod
     def from_path(path: str | Path | None) -> IdentityLoss | None:
         """Load ``model_ir_se50.pth``; None (loss off, logged) when ``path`` is None or missing."""
-        from vq_models.nets.checkpoints import check_state_dict, read_checkpoint
+        from vq_models.nets.checkpoints import materialize, read_checkpoint
 
         if path is None or not Path(path).expanduser().is_file():
             log.warning("identity loss off: ArcFace IR-SE50 weights %s", "not configured" if path is None
@@ -69,11 +68,8 @@ class IdentityLoss(nn.Module):
         if not isinstance(state, dict) or not isinstance(state.get("input_layer.0.weight"), Tensor):
             raise InputError(f"{path}: not an IR-SE50 ArcFace state dict (no input_layer.0.weight)")
         width = int(state["input_layer.0.weight"].shape[0])
-        with torch.device("meta"):
-            probe = ArcFaceIRSE50(width)
-        check_state_dict(probe, state, str(path), "an ArcFace IR-SE50 (model_ir_se50.pth layout)")
-        net = ArcFaceIRSE50(width)
-        net.load_state_dict(state, strict=True)
+        net = materialize(lambda: ArcFaceIRSE50(width), state, str(path),
+                          "an ArcFace IR-SE50 (model_ir_se50.pth layout)")
         return IdentityLoss(net)
 
     def embed(self, x: Tensor) -> Tensor:
