@@ -116,13 +116,17 @@ class FakeShotModel:
         rep = self.render_size // self.label_size
         return np.repeat(np.repeat(rgb, rep, axis=0), rep, axis=1).astype(np.float32)
 
-    def _apply_program(self, labels: np.ndarray, program: dict | None) -> np.ndarray:
+    def _apply_program(self, labels: np.ndarray, program: dict | None, frame: int) -> np.ndarray:
+        """Toy semantics of the edit format's ``replace`` op (code → code, on where its value ≥ 0.5);
+        keyframes are evaluated with the edits module's own interpolation."""
+        from vq_models.edits.program import parse_program
+
         out = labels.copy()
-        for edit in (program or {}).get("edits", []):
-            # toy semantics of the edit format's "replace" (code → code, on when value >= 0.5)
-            value = edit.get("value", edit.get("keys", [[0, 1.0]])[0][1])
-            if edit.get("op") == "replace" and "code" in edit and float(value) >= 0.5:
-                out[labels == int(edit["code"])] = int(edit["to"])
+        if program is None:
+            return out
+        for edit, value in parse_program(program).values_at(frame):
+            if edit.op == "replace" and "code" in edit.params and float(value) >= 0.5:  # type: ignore[arg-type]
+                out[labels == int(edit.params["code"])] = int(edit.params["to"])
         return out
 
     def render_frame(
@@ -136,7 +140,7 @@ class FakeShotModel:
     ) -> FrameRender:
         self._check(frame)
         base = self.label_map(frame)
-        lab = self._apply_program(base if labels is None else np.asarray(labels, dtype=np.uint8), program)
+        lab = self._apply_program(base if labels is None else np.asarray(labels, dtype=np.uint8), program, frame)
         changed = lab != base
         crop = self.render_window(np.stack([lab, lab, lab]))
         rep = self.render_size // self.label_size
