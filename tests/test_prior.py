@@ -1,0 +1,162 @@
+"""Artist priors: validation with JSON paths, round trip, auto proposal (incl. blinks) and `vqedit prior`."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from test_edits_ops import (
+    BG,
+    BROW,
+    FOREHEAD,
+    HAIR,
+    IRIS,
+    LID,
+    LLIP,
+    LTEETH,
+    MOUTH,
+    NOSE,
+    PUPIL,
+    SKIN,
+    TONGUE,
+    ULIP,
+    UTEETH,
+    WHITE,
+    synthetic_face,
+)
+
+from vq_models.cli import main
+from vq_models.edits import Prior, load_prior, propose_prior, save_prior, validate_prior
+from vq_models.errors import InputError
+
+COLOURS = {BG: (0.2, 0.5, 0.2), SKIN: (0.8, 0.6, 0.5), FOREHEAD: (0.82, 0.62, 0.52), BROW: (0.2, 0.15, 0.1),
+           LID: (0.7, 0.5, 0.45), WHITE: (0.9, 0.9, 0.88), IRIS: (0.3, 0.4, 0.6), PUPIL: (0.04, 0.04, 0.05),
+           NOSE: (0.75, 0.55, 0.45), ULIP: (0.7, 0.3, 0.3), LLIP: (0.72, 0.32, 0.3), MOUTH: (0.15, 0.05, 0.05),
+           UTEETH: (0.95, 0.95, 0.9), LTEETH: (0.93, 0.93, 0.88), TONGUE: (0.8, 0.3, 0.3), HAIR: (0.1, 0.08, 0.05)}
+
+
+def ellipse_poly(c, axes) -> np.ndarray:
+    return cv2.ellipse2Poly(c, axes, 0, 0, 360, 10).astype(np.float64)
+
+
+CONTOURS = {
+    "face_oval": ellipse_poly((32, 34), (24, 28)),
+    "left_eye": ellipse_poly((20, 26), (6, 3)), "right_eye": ellipse_poly((44, 26), (6, 3)),
+    "left_brow": ellipse_poly((20, 17), (7, 3)), "right_brow": ellipse_poly((44, 17), (7, 3)),
+    "nose": ellipse_poly((32, 36), (4, 6)),
+    "lips_outer": ellipse_poly((32, 50), (11, 7)), "lips_inner": ellipse_poly((32, 50), (9, 3)),
+}
+
+
+def frames(n_open=5, blink=True):
+    """Label maps, images and region masks; one frame blinks (eyes all lid), one has the mouth closed."""
+    from vq_models.edits.geometry import rasterize_polygon
+
+    regions = {k: rasterize_polygon(v, (64, 64)) for k, v in CONTOURS.items()}
+    labs = [synthetic_face() for _ in range(n_open)]
+    if blink:
+        lab = synthetic_face()
+        eye = regions["left_eye"] | regions["right_eye"]
+        lab[np.isin(lab, [WHITE, IRIS, PUPIL]) | (eye & (lab == LID))] = LID
+        labs.append(lab)
+    rng = np.random.default_rng(0)
+    imgs = []
+    for lab in labs:
+        table = np.zeros((20, 3), np.float32)
+        for code, rgb in COLOURS.items():
+            table[code] = rgb
+        imgs.append(np.clip(table[lab] + 0.02 * rng.standard_normal((64, 64, 3)), 0, 1).astype(np.float32))
+    return labs, imgs, [regions] * len(labs)
+
+
+def test_validation_errors_name_the_json_path():
+    good = {"version": 1, "num_codes": 16, "segments": {"pupils": [7], "eye_whites": [5, 6]}}
+    assert validate_prior(good).segments == {"pupils": [7], "eye_whites": [5, 6]}
+    cases = [
+        ({**good, "segments": {"pupils": [7], "irises": [7]}}, r'segments\["irises"\]\[0\]: code 7 is already in segment .pupils.'),
+        ({**good, "segments": {"pupils": [7, 7]}}, r'segments\["pupils"\]\[1\]: code 7 is listed twice'),
+        ({**good, "segments": {"pupils": [16]}}, r'segments\["pupils"\]\[0\]: unknown code 16 \(codes are 0\.\.15\)'),
+        ({**good, "segments": {"pupils": []}}, r'segments\["pupils"\]: empty segment'),
+        ({**good, "segments": {"pupils": ["7"]}}, r'segments\["pupils"\]\[0\]: expected an integer code'),
+        ({**good, "segments": {"Pupils": [7]}}, r'segments\["Pupils"\]: segment names are lower-case'),
+        ({**good, "num_codes": 300}, r"num_codes: expected an integer in 1\.\.256"),
+        ({**good, "version": 3}, r"version: expected 1"),
+        ({**good, "extra": 1}, r"extra: unknown field"),
+        ({**good, "segments": [1]}, r"segments: expected an object"),
+    ]
+    for obj, pattern in cases:
+        with pytest.raises(InputError, match=r"^prior: " + pattern):
+            validate_prior(obj)
+
+
+def test_save_load_round_trip_and_file_errors(tmp_path):
+    prior = Prior(16, {"skin": [1, 2], "pupils": [7]})
+    path = tmp_path / "prior.json"
+    save_prior(prior, path)
+    assert load_prior(path) == prior
+    path.write_text('{"version": 1, "num_codes": 16, "segments": {"skin": [1], "nose": [1]}}')
+    with pytest.raises(InputError, match=r'prior\.json: segments\["nose"\]\[0\]: code 1 is already in segment'):
+        load_prior(path)
+    path.write_text("{oops")
+    with pytest.raises(InputError, match=r"prior\.json: invalid JSON"):
+        load_prior(path)
+    with pytest.raises(InputError, match="vqedit prior SHOT --auto"):
+        load_prior(tmp_path / "none.json")
+    with pytest.raises(InputError):
+        save_prior(Prior(4, {"skin": [9]}), tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_propose_prior_finds_pupils_teeth_and_survives_blinks():
+    labs, imgs, regions = frames()
+    prior = propose_prior(labs, imgs, regions, 20)
+    s = prior.segments
+    assert s["pupils"] == [PUPIL]
+    assert s["irises"] == [IRIS] and s["eye_whites"] == [WHITE]
+    assert s["upper_teeth"] == [UTEETH] and s["lower_teeth"] == [LTEETH]
+    assert s["tongue"] == [TONGUE] and s["mouth_interior"] == [MOUTH]
+    assert s["upper_lip"] == [ULIP] and s["lower_lip"] == [LLIP]
+    assert s["brows"] == [BROW] and s["nose"] == [NOSE] and s["eyelids"] == [LID]
+    assert sorted(s["skin"]) == [SKIN, FOREHEAD] and BG in s["background"]
+    # a shot that blinks in every frame but one still finds the eye codes
+    labs2, imgs2, regions2 = frames(n_open=1)
+    labs2 += [labs2[-1]] * 3
+    imgs2 += [imgs2[-1]] * 3
+    assert propose_prior(labs2, imgs2, [regions2[0]] * len(labs2), 20).segments["pupils"] == [PUPIL]
+
+
+def test_vqedit_prior_auto_check_show(tmp_path, capsys):
+    from vq_models.io.images import write_label_map
+    from vq_models.shot import CropTransform, ShotWriter
+    from vq_models.tracking.schema import FrameTrack, Tracking, save_tracking
+
+    labs, imgs, _ = frames(n_open=3)
+    root = tmp_path / "shot"
+    writer = ShotWriter(root, 64, {"source": "synthetic"})
+    # plate = crop shifted by (10, 5): the contours are in plate pixels
+    tf = CropTransform.from_plate_to_crop(np.array([[1.0, 0, -10.0], [0, 1.0, -5.0]]))
+    ones = np.ones((64, 64), np.float32)
+    track = {}
+    for i, (lab, img) in enumerate(zip(labs, imgs, strict=True)):
+        writer.write_frame(1001 + i, img, img, ones, ones, tf)
+        write_label_map(root / "stage1" / "labels" / f"frame.{1001 + i:04d}.png", lab)
+        track[1001 + i] = FrameTrack(np.zeros((5, 2)), {k: v + [10, 5] for k, v in CONTOURS.items()})
+    writer.finish()
+    save_tracking(Tracking((84, 69), track), root / "tracking.json")
+    (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 20}))
+
+    assert main(["prior", str(root), "--auto"]) == 0
+    assert load_prior(root / "prior.json").segments["pupils"] == [PUPIL]
+    preview = cv2.imread(str(root / "prior_preview.png"))
+    assert preview.shape == (64, 128, 3) and not np.array_equal(preview[:, :64], preview[:, 64:])
+    assert main(["prior", str(root), "--auto"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["prior", str(root), "--check"]) == 0
+    assert "ok (" in capsys.readouterr().out
+    assert main(["prior", str(root), "--show"]) == 0
+    assert json.loads(capsys.readouterr().out)["segments"]["pupils"] == [PUPIL]
+    (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 32}))
+    assert main(["prior", str(root), "--check"]) == 2
+    assert "Stage I model has 32 codes" in capsys.readouterr().err
