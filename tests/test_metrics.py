@@ -93,3 +93,39 @@ def test_sequence_summary_and_table():
     table = M.format_table(M.json_safe(s))
     assert "flicker.ratio" in table and "psnr" in table
     assert M.json_safe({"p": math.inf}) == {"p": "inf"}
+
+
+def test_vqedit_eval_writes_json_and_table(tmp_path, capsys):
+    import json
+
+    from vq_models.cli import main
+    from vq_models.io.images import write_image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        g = np.round(rng.random((16, 20, 3)) * 200) / 255.0  # exact in 8 bit, room for +0.1
+        write_image(tmp_path / f"gt.{1001 + i:04d}.png", g.astype(np.float32), dtype="uint8")
+        p = g.copy()
+        p[:, :10] += 25.0 / 255.0  # error only on the left half
+        write_image(tmp_path / f"pred.{1001 + i:04d}.png", p.astype(np.float32), dtype="uint8")
+        m = np.zeros((16, 20, 1), np.float32)
+        m[:, 10:] = 1.0
+        write_image(tmp_path / f"mask.{1001 + i:04d}.png", m, dtype="uint8")
+    out = tmp_path / "report.json"
+    rc = main(["eval", str(tmp_path), "--pred", str(tmp_path / "pred.%04d.png"), "--gt", str(tmp_path / "gt.%04d.png"),
+               "--mask", str(tmp_path / "mask.%04d.png"), "--json", str(out), "--no-progress", "--per-frame"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["num_frames"] == 3 and report["frames"] == [1001, 1003]
+    assert report["mse"] == pytest.approx(0.5 * (25 / 255) ** 2, rel=1e-3)
+    assert report["mse_masked"] == pytest.approx(0.0, abs=1e-9) and report["psnr_masked"] == "inf"
+    assert report["ssim"] < report["ssim_masked"] < 1.0  # windows at the mask edge still see the error
+    assert report["flicker"]["ratio"] == pytest.approx(1.0, rel=0.2)
+    assert isinstance(report["lpips"], float) or report["lpips"].startswith("unavailable")
+    assert report["fid"].startswith("unavailable") and report["fvd"].startswith("unavailable")
+    assert len(report["per_frame"]) == 3
+    assert "ssim_masked" in capsys.readouterr().out
+    write_image(tmp_path / "gt.1002.png", np.zeros((8, 8, 3), np.float32), dtype="uint8")
+    rc = main(["eval", str(tmp_path), "--pred", str(tmp_path / "pred.%04d.png"), "--gt", str(tmp_path / "gt.%04d.png"),
+               "--no-progress", "--no-lpips"])
+    assert rc == 2 and "frame 1002: prediction is 20x16, ground truth 8x8" in capsys.readouterr().err

@@ -159,7 +159,7 @@ def lpips_value(pred: np.ndarray, gt: np.ndarray, backbone_path: str | None = No
     try:
         return float(lpips_distance(tensor(pred), tensor(gt), "alex", backbone_path)[0])
     except VQEditError as exc:
-        return f"unavailable: no ImageNet backbone weights ({exc})"
+        return f"unavailable: no ImageNet backbone weights; {exc}"
 
 
 def _is_num(v: Any) -> bool:
