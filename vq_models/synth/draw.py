@@ -208,7 +208,13 @@ def shade(geom: FaceGeometry, labels_ss: np.ndarray, ss: int, box: Box | None = 
     state = geom.state
     assets = _assets(state.identity, geom.size, ss)
     if box is None:
-        box = (0, labels_ss.shape[0], 0, labels_ss.shape[1])
+        # outside the head's box there is only background: shade the head box, copy the rest
+        outline = np.concatenate([geom.hair_back, geom.hair_cap, geom.neck, geom.face_oval, *geom.ears])
+        head = feature_box(geom, outline, ss)
+        col = np.clip(assets.background * np.float32(state.exposure), 0.0, 1.0)
+        if head[1] > head[0] and head[3] > head[2]:
+            col[head[0] : head[1], head[2] : head[3]] = shade(geom, labels_ss, ss, head)
+        return col
     u, v = _canonical_grid(geom, ss, box)
     lab = labels_ss[box[0] : box[1], box[2] : box[3]]
     tpu = assets.texels_per_unit
@@ -295,7 +301,7 @@ def shade(geom: FaceGeometry, labels_ss: np.ndarray, ss: int, box: Box | None = 
 
     background = assets.background[box[0] : box[1], box[2] : box[3]]
     col = np.where((lab == P["background"])[..., None], background, col)
-    return np.clip(col * state.exposure, 0.0, 1.0).astype(np.float32)
+    return np.clip(col * np.float32(state.exposure), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass
