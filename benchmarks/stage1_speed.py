@@ -1,0 +1,79 @@
+"""Stage I speed: training steps/s and per-frame labelling time for a preset, on a drawn shot.
+
+Why: the cpu preset must fit a 2-core machine and the paper preset a GPU; this tells which budget a
+preset really needs before a long run. Prints one JSON line (and writes it with --json).
+
+    .venv/bin/python benchmarks/stage1_speed.py --preset tiny --steps 10
+    .venv/bin/python benchmarks/stage1_speed.py --preset cpu --device cuda --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=128, help="crop size of the drawn shot")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from stage1_shot import draw_frame, make_shot
+
+    from vq_models.config import load_config
+    from vq_models.stage1_model import Stage1Model
+    from vq_models.train.stage1 import STAGE1_PRESETS, train_stage1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shot = make_shot(Path(tmp) / "shot", frames=tuple(range(1, args.frames + 1)), size=args.crop)
+        config = load_config(STAGE1_PRESETS, args.preset, overrides=[f"iters={args.steps}",
+                                                                      f"checkpoint_every={args.steps}",
+                                                                      *args.overrides])
+        t = time.monotonic()
+        out = train_stage1(shot.root, config, device=args.device)
+        total = time.monotonic() - t
+        meta = json.loads((out / "meta.json").read_text())
+        model = Stage1Model.load(out, device=args.device)
+        d = draw_frame(0, args.crop)
+        model.labels_from_image(d["overlay"], d["fg"])  # warm-up
+        t = time.monotonic()
+        n = 5
+        for _ in range(n):
+            model.labels_from_image(d["overlay"], d["fg"])
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        label_ms = (time.monotonic() - t) / n * 1000
+    result = {
+        "preset": args.preset, "device": args.device, "threads": args.threads, "steps": args.steps,
+        "batch_size": config.batch_size, "input_size": config.input_size, "label_size": config.label_size,
+        "num_codes": config.num_codes, "code_dim": meta["code_dim"],
+        "train_steps_per_s": round(args.steps / max(1e-9, meta["timings"]["train_seconds"]), 3),
+        "run_seconds": round(total, 2), "label_ms_per_frame": round(label_ms, 2),
+        "perplexity": round(meta["label_perplexity"], 2), "codes_used": meta["codes_used"],
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+    }
+    line = json.dumps(result)
+    print(line)
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
