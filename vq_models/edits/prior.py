@@ -125,7 +125,7 @@ def validate_prior(obj: Any, where: str = "prior") -> Prior:
     owner: dict[int, str] = {}
     out: dict[str, list[int]] = {}
     for name, codes in segments.items():
-        path = f"segments[{json.dumps(name)}]"
+        path = f"segments[{json.dumps(name)}]" if isinstance(name, str) else f"segments[{name!r}]"
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise InputError(f"{where}: {path}: segment names are lower-case words (a-z, 0-9, _)")
         if not isinstance(codes, list):

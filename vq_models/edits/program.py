@@ -31,6 +31,15 @@ SIDES = ("left", "right", "both")
 Value = float | tuple[float, float]
 
 
+def _show(v: Any) -> str:
+    """JSON text of a value for an error message (repr for what JSON cannot show, e.g. msgpack bytes)."""
+    try:
+        text = json.dumps(v)
+    except (TypeError, ValueError):
+        text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
@@ -139,12 +148,12 @@ class _Checker:
             raw = [raw, raw]
         if spec.value == "scalar":
             if not _is_number(raw):
-                raise self.fail(path, f"expected a number, got {json.dumps(raw)}")
+                raise self.fail(path, f"expected a number, got {_show(raw)}")
             nums = [float(raw)]
         else:
             if not (isinstance(raw, list) and len(raw) == 2 and all(_is_number(v) for v in raw)):
                 what = "a number or [sx, sy]" if spec.value == "scale" else "[dx, dy] numbers"
-                raise self.fail(path, f"expected {what}, got {json.dumps(raw)}")
+                raise self.fail(path, f"expected {what}, got {_show(raw)}")
             nums = [float(v) for v in raw]
         for v in nums:
             if not spec.low <= v <= spec.high:
@@ -167,10 +176,10 @@ class _Checker:
         for j, key in enumerate(keys):
             kp = f"{path}.keys[{j}]"
             if not isinstance(key, list) or len(key) != 2:
-                raise self.fail(kp, f"expected [frame, value], got {json.dumps(key)}")
+                raise self.fail(kp, f"expected [frame, value], got {_show(key)}")
             frame = key[0]
             if not _is_number(frame):
-                raise self.fail(f"{kp}[0]", f"expected a frame number, got {json.dumps(frame)}")
+                raise self.fail(f"{kp}[0]", f"expected a frame number, got {_show(frame)}")
             if out and float(frame) <= out[-1][0]:
                 raise self.fail(f"{kp}[0]", f"frame {frame} must be after the previous key's frame {out[-1][0]:g}")
             out.append((float(frame), self.value(spec, key[1], f"{kp}[1]")))
@@ -178,7 +187,7 @@ class _Checker:
 
     def segment(self, raw: Any, path: str) -> str:
         if not isinstance(raw, str):
-            raise self.fail(path, f"expected a segment name, got {json.dumps(raw)}")
+            raise self.fail(path, f"expected a segment name, got {_show(raw)}")
         if raw not in self.segment_names:
             hint = "not in the prior" if self.prior is not None else "not a standard segment"
             raise self.fail(path, f"unknown segment {raw!r} ({hint}; known: {', '.join(sorted(self.segment_names))})")
@@ -186,7 +195,7 @@ class _Checker:
 
     def code(self, raw: Any, path: str) -> int:
         if not (isinstance(raw, int) and not isinstance(raw, bool)):
-            raise self.fail(path, f"expected an integer code, got {json.dumps(raw)}")
+            raise self.fail(path, f"expected an integer code, got {_show(raw)}")
         limit = self.prior.num_codes if self.prior is not None else 256
         if not 0 <= raw < limit:
             raise self.fail(path, f"code {raw} out of range 0..{limit - 1}")
@@ -198,13 +207,13 @@ class _Checker:
         pts = []
         for i, p in enumerate(raw):
             if not (isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p)):
-                raise self.fail(f"{path}[{i}]", f"expected [x, y] numbers, got {json.dumps(p)}")
+                raise self.fail(f"{path}[{i}]", f"expected [x, y] numbers, got {_show(p)}")
             pts.append((float(p[0]), float(p[1])))
         return pts
 
     def choice(self, raw: Any, path: str, choices: tuple[str, ...]) -> str:
         if raw not in choices:
-            raise self.fail(path, f"expected one of {', '.join(choices)}, got {json.dumps(raw)}")
+            raise self.fail(path, f"expected one of {', '.join(choices)}, got {_show(raw)}")
         return str(raw)
 
     def edit(self, raw: Any, i: int) -> Edit:
@@ -212,8 +221,8 @@ class _Checker:
         if not isinstance(raw, Mapping):
             raise self.fail(path, "expected an object with op and keys")
         op = raw.get("op")
-        if op not in OPS:
-            raise self.fail(f"{path}.op", f"unknown op {json.dumps(op)} (known: {', '.join(OPS)})")
+        if not isinstance(op, str) or op not in OPS:
+            raise self.fail(f"{path}.op", f"unknown op {_show(op)} (known: {', '.join(OPS)})")
         spec = OPS[op]
         allowed = set(_COMMON) | set(spec.required) | set(spec.optional)
         if spec.target != "none":
@@ -275,7 +284,7 @@ def validate_program(obj: Any, where: str = "program", prior: Prior | None = Non
         if key not in ("version", "edits", "comment"):
             raise check.fail(key, "unknown field (expected version, edits)")
     if obj.get("version") != PROGRAM_VERSION:
-        raise check.fail("version", f"expected {PROGRAM_VERSION}, got {json.dumps(obj.get('version'))}")
+        raise check.fail("version", f"expected {PROGRAM_VERSION}, got {_show(obj.get('version'))}")
     edits = obj.get("edits")
     if not isinstance(edits, list):
         raise check.fail("edits", "expected a list of operations")
