@@ -13,6 +13,7 @@ module means the layout is defined once.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ class Shot:
 
 
 class ShotWriter:
-    """Writes a shot directory. Frames first (`write_frame`), then `finish` writes shot.json last, so a
+    """Writes a shot directory (``write_frame`` is thread-safe). Frames first (`write_frame`), then `finish` writes shot.json last, so a
     directory with a shot.json is always complete."""
 
     def __init__(self, root: str | Path, crop_size: int, plate: dict[str, Any], name: str | None = None):
@@ -175,6 +176,7 @@ class ShotWriter:
         self.name = name or self.root.name
         self.frames: list[int] = []
         self.transforms: dict[int, CropTransform] = {}
+        self._lock = threading.Lock()  # write_frame may be called from several encoder threads
         for sub in IMAGE_DIRS.values():
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -197,8 +199,9 @@ class ShotWriter:
             if arr.shape[:2] != (s, s) or arr.shape[2] != chans:
                 raise ValueError(f"{what} for frame {frame}: shape {arr.shape}, expected ({s}, {s}, {chans})")
             write_image(self.root / IMAGE_DIRS[what] / FRAME_NAME.format(frame), np.clip(arr, 0.0, 1.0), dtype="uint8")
-        self.frames.append(int(frame))
-        self.transforms[int(frame)] = transform
+        with self._lock:
+            self.frames.append(int(frame))
+            self.transforms[int(frame)] = transform
 
     def finish(self, extra: dict[str, Any] | None = None) -> Shot:
         frames = sorted(self.frames)
