@@ -101,3 +101,15 @@ def test_frame_ranges_and_bad_arguments(tmp_path):
         render_range("tcp://127.0.0.1:9", "m", "1-2", str(tmp_path / "x.%04d.exr"), passes=("comp",))
     with pytest.raises(InputError, match="pass"):
         render_range("tcp://127.0.0.1:9", "m", "1-2", str(tmp_path / "x.%04d.exr"), passes=("comp", "render"), plate_source="p")
+
+
+def test_ofx_bridge_renders_like_the_node(server, shot_models_dir, backend_factory):  # noqa: F811
+    from host_plugin.ofx import bridge
+
+    assert {p["name"] for p in bridge.PARAMS} >= {"server", "model", "feather", "mix", "teeth"}
+    params = {p["name"]: p["default"] for p in bridge.PARAMS} | {"server": server.address, "model": "beta", "feather": 3.0}
+    src = np.random.default_rng(5).uniform(0, 1, (30, 40, 4)).astype(np.float32)
+    out = bridge.render("inst1", params, 2.0, src, (0, 0, 40, 30))
+    fr = backend_factory(shot_models_dir / "beta").render_frame(2, None, feather=3.0)
+    np.testing.assert_allclose(out, composite_over(fr.rgba, fr.data_window, src, (0, 0, 40, 30)), atol=2e-3)
+    bridge._NODES["inst1"].close()
