@@ -1,0 +1,326 @@
+"""A trained shot, ready to render: Stage I labels + artist prior + edits + Stage II renderer + paste-back.
+
+This is the one object the in-process ``vqedit render``, the render server and the demo share, so a farm
+render through the server and a local render cannot drift apart. Per frame it does what paper Sec. 4.3
+describes: take the frame's label maps (t-1, t, t+1), apply the keyframed edit program to each, render the
+window with the personalised SPADE generator, warp the crop back into plate space, and build the alpha
+(the changed pixels dilated and feathered, within the face; or the whole face for identity renders).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vq_models.composite import edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
+from vq_models.edits.ops import FrameContext, apply_program
+from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
+from vq_models.edits.program import EditProgram, parse_program
+from vq_models.errors import InputError
+from vq_models.shot import Shot
+
+RENDER_MODES = ("identity", "edit-only")
+
+
+@dataclass
+class FrameRender:
+    """One frame rendered into plate space.
+
+    ``rgba`` is premultiplied, in the plate's colour space, over the plate's display window; ``rgb`` is
+    the un-premultiplied render there (what :func:`vq_models.composite.composite_image` blends);
+    ``changed`` is the label-space mask of pixels the edits changed at this frame.
+    """
+
+    frame: int
+    rgb: np.ndarray  # (H, W, 3) float32, plate colour space
+    alpha: np.ndarray  # (H, W) float32
+    changed: np.ndarray  # (L, L) bool
+    labels: np.ndarray  # (L, L) uint8, edited labels at t
+    crop: np.ndarray  # (R, R, 3) float32 sRGB, the render in crop space
+    colorspace: str
+    display_window: tuple[int, int, int, int]
+    data_window: tuple[int, int, int, int]
+
+    @property
+    def rgba(self) -> np.ndarray:
+        return premultiplied_rgba(self.rgb, self.alpha)
+
+
+class ShotModel:
+    """Everything needed to render one shot. Thread-safe for concurrent ``render_frame`` calls."""
+
+    def __init__(self, shot: Shot, stage1: Any, stage2: Any, device: str = "cpu"):
+        self.shot = shot
+        self.stage1 = stage1
+        self.stage2 = stage2
+        self.device = device
+        self._prior: Prior | None = None
+        self._tracking: Any = None
+        self._lock = threading.RLock()
+        self._regions: dict[int, dict[str, np.ndarray]] = {}
+        if stage1.label_size != stage2.label_size or stage1.num_codes != stage2.num_codes:
+            raise InputError(
+                f"{shot.root}: Stage II was trained on {stage2.num_codes} codes at {stage2.label_size}² but Stage I "
+                f"has {stage1.num_codes} at {stage1.label_size}² (retrain Stage II)"
+            )
+
+    @classmethod
+    def load(cls, shot_dir: str | Path, device: str = "cpu") -> ShotModel:
+        from vq_models.stage1_model import Stage1Model
+        from vq_models.stage2_model import Stage2Renderer
+
+        shot = Shot.open(shot_dir)
+        if not (shot.stage1_dir / "meta.json").is_file():
+            raise InputError(f"{shot.root}: no Stage I model (run `vqedit train {shot.root} --stage 1`)")
+        if not (shot.stage2_dir / "meta.json").is_file():
+            raise InputError(f"{shot.root}: no Stage II model (run `vqedit train {shot.root} --stage 2`)")
+        stage1 = Stage1Model.load(shot.stage1_dir, device=device)
+        stage2 = Stage2Renderer.load(shot.stage2_dir, device=device)
+        return cls(shot, stage1, stage2, device)
+
+    # --- description -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.shot.name
+
+    @property
+    def num_codes(self) -> int:
+        return int(self.stage1.num_codes)
+
+    @property
+    def frames(self) -> list[int]:
+        return self.shot.frames
+
+    @property
+    def label_size(self) -> int:
+        return int(self.stage1.label_size)
+
+    @property
+    def render_size(self) -> int:
+        return int(self.stage2.render_size)
+
+    @property
+    def plate_info(self) -> dict[str, Any]:
+        plate = self.shot.plate
+        w, h = plate_size(plate)
+        dw = tuple(plate.get("display_window") or (0, 0, w, h))
+        return {
+            "width": w,
+            "height": h,
+            "display_window": list(dw),
+            "data_window": list(plate.get("data_window") or dw),
+            "colorspace": str(plate.get("colorspace") or "lin_rec709"),
+            "pixel_aspect": float(plate.get("pixel_aspect") or 1.0),
+        }
+
+    def memory_bytes(self) -> int:
+        total = 0
+        for part in (getattr(self.stage1, "_net", None), getattr(self.stage2, "generator", None)):
+            if part is not None:
+                total += sum(p.numel() * p.element_size() for p in part.parameters())
+                total += sum(b.numel() * b.element_size() for b in part.buffers())
+        return int(total)
+
+    # --- prior ---------------------------------------------------------------------------------------
+    def get_prior(self) -> dict[str, Any]:
+        prior = self.prior(required=False)
+        return prior.to_json() if prior is not None else {}
+
+    def set_prior(self, obj: dict[str, Any]) -> None:
+        prior = validate_prior(obj, "prior")
+        if prior.num_codes != self.num_codes:
+            raise InputError(f"prior: num_codes is {prior.num_codes}, the shot model has {self.num_codes}")
+        with self._lock:
+            save_prior(prior, self.shot.prior_path)
+            self._prior = prior
+
+    def prior(self, required: bool = True) -> Prior | None:
+        with self._lock:
+            if self._prior is None and self.shot.prior_path.is_file():
+                self._prior = load_prior(self.shot.prior_path)
+                if self._prior.num_codes != self.num_codes:
+                    raise InputError(
+                        f"{self.shot.prior_path}: num_codes is {self._prior.num_codes}, Stage I has {self.num_codes}"
+                    )
+        if self._prior is None and required:
+            raise InputError(f"{self.shot.prior_path}: no artist prior (run `vqedit prior {self.shot.root} --auto`)")
+        return self._prior
+
+    # --- labels --------------------------------------------------------------------------------------
+    def _frame(self, frame: int) -> int:
+        frame = int(frame)
+        if frame not in set(self.frames):
+            raise InputError(f"frame {frame} is not in shot {self.name} ({self.frames[0]}-{self.frames[-1]})")
+        return frame
+
+    def label_map(self, frame: int) -> np.ndarray:
+        return self.stage1.label_map(self._frame(frame))
+
+    def labels_from_image(self, rgb: np.ndarray, frame: int | None = None) -> np.ndarray:
+        """Label a new image. A crop-sized (S, S, 3) sRGB image is labelled as is; a plate-sized one is first
+        cropped with ``frame``'s transform (the frame must be in the shot)."""
+        img = np.asarray(rgb, dtype=np.float32)
+        if img.ndim != 3 or img.shape[2] < 3:
+            raise InputError(f"image: expected (H, W, 3) RGB, got shape {img.shape}")
+        img = img[..., :3]
+        if img.shape[0] != img.shape[1]:
+            if frame is None:
+                raise InputError("image: a plate-sized image needs the frame number its crop transform comes from")
+            from vq_models.face.align import crop
+
+            img = crop(img, self.shot.transform(self._frame(frame)), self.shot.crop_size)
+        return self.stage1.labels_from_image(np.clip(img, 0.0, 1.0))
+
+    def regions(self, frame: int) -> dict[str, np.ndarray]:
+        """Tracked regions (eyes, brows, lips ...) at label size, used by edits to tell left from right."""
+        with self._lock:
+            if frame not in self._regions:
+                if self._tracking is None:
+                    from vq_models.tracking.schema import load_tracking
+
+                    self._tracking = load_tracking(self.shot.tracking_path) if self.shot.tracking_path.is_file() else False
+                regions: dict[str, np.ndarray] = {}
+                if self._tracking and frame in self._tracking.frames:
+                    contours = self._tracking.frames[frame].contours or {}
+                    regions = rasterize_regions(contours, self.shot.transform(frame), self.shot.crop_size, self.label_size)
+                self._regions[frame] = regions
+            return self._regions[frame]
+
+    def _context(self, frame: int) -> FrameContext:
+        return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size)
+
+    def parse_program(self, program: Any) -> EditProgram | None:
+        if program is None or isinstance(program, EditProgram):
+            return program
+        if isinstance(program, dict) and not program.get("edits"):
+            return None
+        return parse_program(program, prior=self.prior())
+
+    def edited_labels(self, frame: int, program: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The frame's labels with the program applied at that frame: (labels uint8 (L, L), changed bool)."""
+        labels = self.label_map(frame)
+        prog = self.parse_program(program)
+        if prog is None:
+            return labels, np.zeros(labels.shape, bool)
+        return apply_program(prog, labels, frame, self.prior(), self._context(frame))
+
+    def window(self, frame: int, program: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Edited label window (3, L, L) for t-1, t, t+1 (edge frames repeat) and the changed mask at t."""
+        frames = self.frames
+        i = frames.index(self._frame(frame))
+        prog = self.parse_program(program)
+        out, changed = [], None
+        for j in (max(0, i - 1), i, min(len(frames) - 1, i + 1)):
+            labels, ch = self.edited_labels(frames[j], prog)
+            out.append(labels)
+            if j == i:
+                changed = ch
+        return np.stack(out), changed  # type: ignore[return-value]
+
+    # --- rendering -----------------------------------------------------------------------------------
+    def render_window(self, labels: np.ndarray) -> np.ndarray:
+        """uint8 (3, L, L) label window → float32 (R, R, 3) sRGB crop (Stage II)."""
+        arr = np.asarray(labels)
+        if arr.dtype != np.uint8 or arr.shape != (3, self.label_size, self.label_size):
+            raise InputError(f"labels: expected uint8 (3, {self.label_size}, {self.label_size}), got {arr.dtype} {arr.shape}")
+        if int(arr.max()) >= self.num_codes:
+            raise InputError(f"labels: code {int(arr.max())} is not in 0..{self.num_codes - 1}")
+        return self.stage2.render(arr)
+
+    def render_frame(
+        self,
+        frame: int,
+        program: Any = None,
+        *,
+        feather: float = 8.0,
+        mode: str = "identity",
+        labels: np.ndarray | None = None,
+    ) -> FrameRender:
+        """Render one frame into plate space.
+
+        ``mode="identity"``: alpha is the whole face (the render replaces the face; with no edits this
+        measures reconstruction). ``mode="edit-only"``: alpha covers only the pixels the edits changed,
+        dilated and feathered by ``feather`` plate pixels, within the face. ``labels`` (3, L, L) overrides
+        the shot's own (already edited) label window, as the server's ``render`` request allows.
+        """
+        from vq_models.io.colour import from_network
+
+        if mode not in RENDER_MODES:
+            raise InputError(f"mode {mode!r}: choose from {', '.join(RENDER_MODES)}")
+        frame = self._frame(frame)
+        if labels is not None:
+            window = np.asarray(labels)
+            original = self.label_map(frame)
+            if window.shape != (3, self.label_size, self.label_size):
+                raise InputError(f"labels: expected (3, {self.label_size}, {self.label_size}), got {window.shape}")
+            changed = window[1] != original
+        else:
+            window, changed = self.window(frame, program)
+        crop = self.render_window(window.astype(np.uint8))
+        transform = self.shot.transform(frame)
+        info = self.plate_info
+        size = (info["display_window"][2], info["display_window"][3])
+        rgb_srgb, coverage = paste_to_plate(crop, transform, size, crop_size=self.shot.crop_size)
+        face = self.shot.fg_mask(frame)
+        face_plate = face_alpha(face, transform, size, 0.0, crop_size=self.shot.crop_size)
+        if mode == "identity":
+            alpha = face_alpha(face, transform, size, feather, crop_size=self.shot.crop_size)
+        else:
+            alpha = edit_alpha(changed, transform, size, feather, face_mask_plate=face_plate, crop_size=self.shot.crop_size)
+        alpha = (alpha * coverage).astype(np.float32)
+        alpha[coverage <= 0] = 0.0
+        rgb = from_network(np.clip(rgb_srgb, 0.0, 1.0), info["colorspace"]).astype(np.float32)
+        return FrameRender(
+            frame=frame,
+            rgb=rgb,
+            alpha=alpha,
+            changed=np.asarray(changed, bool),
+            labels=window[1].astype(np.uint8),
+            crop=crop,
+            colorspace=info["colorspace"],
+            display_window=tuple(info["display_window"]),
+            data_window=tuple(info["data_window"]),
+        )
+
+    def exemplar_png(self, frame: int | None = None) -> bytes:
+        """The artist's guide (codes coloured and numbered over one frame) as PNG bytes."""
+        import tempfile
+
+        from vq_models.exemplar import render_exemplar
+        from vq_models.io.images import write_image
+
+        frame = self._frame(frame if frame is not None else self.frames[len(self.frames) // 2])
+        image = self.shot.aligned(frame)
+        rgb = render_exemplar(image, self.label_map(frame), self.num_codes)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "exemplar.png"
+            write_image(path, np.asarray(rgb), dtype="uint8")
+            return path.read_bytes()
+
+
+def plate_size(plate: dict[str, Any]) -> tuple[int, int]:
+    """(width, height) of the plate's display window from shot.json's plate description."""
+    if plate.get("display_window"):
+        dw = plate["display_window"]
+        return int(dw[2]), int(dw[3])
+    if plate.get("width") and plate.get("height"):
+        return int(plate["width"]), int(plate["height"])
+    raise InputError("shot.json: plate has no display_window or width/height")
+
+
+def shot_summary(model: ShotModel) -> dict[str, Any]:
+    """Plain-data description of a model (for `info`/`list_models` replies and logs)."""
+    return json.loads(json.dumps({
+        "name": model.name,
+        "num_codes": model.num_codes,
+        "frames": [model.frames[0], model.frames[-1]] if model.frames else [],
+        "label_size": model.label_size,
+        "render_size": model.render_size,
+        "plate": model.plate_info,
+        "prior": bool(model.prior(required=False)),
+    }))
