@@ -340,7 +340,8 @@ def train_stage2(
                 ckpts.save(step, modules, optims, {
                     "train_seconds": prev_seconds + time.monotonic() - t0, "num_channels": nch,
                 })
-        train_seconds = prev_seconds + time.monotonic() - t0
+        loop_seconds = time.monotonic() - t0
+        train_seconds = prev_seconds + loop_seconds
         steps_run = max(step - start, 0)
 
         # --- held-out evaluation, outputs (rank 0) ------------------------------------------------
@@ -383,7 +384,7 @@ def train_stage2(
                 "device": str(dev),
                 "timings": {
                     "train_seconds": train_seconds,
-                    "seconds_per_iter": (time.monotonic() - t0) / steps_run if steps_run else None,
+                    "seconds_per_iter": loop_seconds / steps_run if steps_run else None,
                     "render_ms_per_frame": render_ms,
                 },
                 "config": config_to_dict(config),
