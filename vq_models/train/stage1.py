@@ -66,7 +66,7 @@ class Stage1Config:
     encoder_channels: int = 32  # LightEncoder width
     # vector quantizer
     num_codes: int = 32  # K (paper 128)
-    vq_decay: float = 0.99  # gamma of Eq. 2 (paper 1e-3)
+    vq_decay: float = 0.9  # gamma of Eq. 2 (paper 1e-3; 0.9 keeps every code alive at cpu scale)
     kmeans_iters: int = 100
     dead_code_threshold: float = 2.0
     vq_resolutions: tuple[int, ...] = (16, 32, 64)  # tapped layers (paper 64, 128, 256)
