@@ -8,18 +8,19 @@ transfer), every output is written atomically, and a report says what was writte
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from host_plugin.client import RenderClient
 from host_plugin.node import EditKnobs, EditNode
-from render_server.exr import read_exr, write_exr
 from vq_models.errors import InputError
-from vq_models.io.atomic import atomic_path, atomic_write_bytes
+from vq_models.io.atomic import atomic_write_bytes
+from vq_models.io.images import ImageData, read_image
+from vq_models.io.sequences import normalize_pattern, parse_frame_range
+from vq_models.runtime import save_composite
 
 PASSES = ("comp", "render")
 
@@ -42,21 +43,11 @@ class FarmReport:
 
 
 def parse_frames(frames: str | Iterable[int]) -> list[int]:
-    """``"1001-1100"``, ``"1001-1100x2"``, ``"1001,1005,1010-1012"`` or a list of ints → sorted unique ints."""
+    """``"1001-1100"``, ``"1001-1100x2"``, ``"1001,1005,1010-1012"`` or a list of ints → sorted unique ints
+    (text goes through :func:`vq_models.io.sequences.parse_frame_range`, the one range syntax of vqedit)."""
     if not isinstance(frames, str):
         return sorted({int(f) for f in frames})
-    out: set[int] = set()
-    for part in frames.replace(" ", "").split(","):
-        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?", part)
-        if not m:
-            raise InputError(f"--frames {frames!r}: cannot read {part!r} (expected e.g. 1001-1100 or 1001,1003)")
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) else a
-        step = int(m.group(3) or 1)
-        if b < a or step < 1:
-            raise InputError(f"--frames {frames!r}: {part!r} is an empty range")
-        out.update(range(a, b + 1, step))
-    return sorted(out)
+    return parse_frame_range(frames)
 
 
 def split_chunks(frames: Sequence[int], chunk: int) -> list[list[int]]:
@@ -67,18 +58,10 @@ def split_chunks(frames: Sequence[int], chunk: int) -> list[list[int]]:
 
 
 def output_path(pattern: str, pass_name: str, frame: int, multi: bool) -> Path:
-    """Expand ``pattern``: ``{pass}`` → pass name (required with several passes), printf/#### → frame."""
+    """Expand ``pattern``: ``{pass}`` → pass name (required with several passes), %04d/####/@@@@ → frame."""
     if multi and "{pass}" not in pattern:
         raise InputError(f"output {pattern!r}: several passes need a {{pass}} placeholder")
-    name = pattern.replace("{pass}", pass_name)
-    if "#" in name:
-        name = re.sub(r"#+", lambda m: f"%0{len(m.group(0))}d", name)
-    if "%" not in name:
-        raise InputError(f"output {pattern!r}: needs a frame number placeholder like %04d or ####")
-    try:
-        return Path(name % frame)
-    except (TypeError, ValueError):
-        raise InputError(f"output {pattern!r}: bad frame placeholder") from None
+    return Path(normalize_pattern(pattern.replace("{pass}", pass_name)) % frame)
 
 
 class _PlateReader:
@@ -103,7 +86,7 @@ class _PlateReader:
         path = output_path(str(self.source), "", frame, multi=False)
         if not path.is_file():
             raise InputError(f"plate {path}: frame {frame} not found")
-        return read_exr(path)
+        return read_image(path)
 
 
 def render_range(
@@ -121,6 +104,7 @@ def render_range(
     timeout: float = 120.0,
     retries: int = 2,
     progress: bool = True,
+    patterns: Mapping[str, str] | None = None,
 ) -> FarmReport:
     """Render ``frames`` of shot model ``model`` through the server at ``server`` and write the passes.
 
@@ -130,6 +114,8 @@ def render_range(
       needs ``plate_source``) and/or ``render`` (the premultiplied RGBA EXR exactly as the server sent it).
     - ``out_pattern``: e.g. ``out/shot.%04d.exr``; with both passes it must contain ``{pass}``.
     - ``chunk``: frames per in-flight window (and the natural farm task size, see :func:`split_chunks`).
+    - ``patterns``: per-pass output patterns overriding ``out_pattern`` (``vqedit render --passes`` puts
+      the render pass in ``rgba/`` beside the composites this way).
     """
     frame_list = parse_frames(frames)
     if not frame_list:
@@ -141,9 +127,10 @@ def render_range(
         raise InputError("pass 'comp' needs the plate (plate_source)")
     if program is not None and (not isinstance(program, dict) or not isinstance(program.get("edits"), list)):
         raise InputError("program: expected {\"version\": 1, \"edits\": [...]}")
-    multi = len(passes) > 1
+    pattern_of = {p: (patterns or {}).get(p, out_pattern) for p in passes}
+    multi = len(set(pattern_of.values())) < len(passes)
     for p in passes:
-        output_path(out_pattern, p, frame_list[0], multi)  # fail before any work on a bad pattern
+        output_path(pattern_of[p], p, frame_list[0], multi)  # fail before any work on a bad pattern
 
     client = server if isinstance(server, RenderClient) else RenderClient(server, timeout, retries)
     knobs = EditKnobs(server=client.address, model=model, edits=list((program or {}).get("edits", [])),
@@ -162,14 +149,13 @@ def render_range(
             plate_iter = (plates.read(f) for f in frames_chunk) if plates is not None else None
             for res in node.evaluate_many(frames_chunk, plate_iter, in_flight=len(frames_chunk)):
                 if "render" in passes:
-                    path = output_path(out_pattern, "render", res.frame, multi)
+                    path = output_path(pattern_of["render"], "render", res.frame, multi)
                     atomic_write_bytes(path, res.render_exr)
                     report.outputs["render"].append(str(path))
                 if "comp" in passes:
-                    path = output_path(out_pattern, "comp", res.frame, multi)
-                    with atomic_path(path) as tmp:
-                        write_exr(tmp, res.image, _channels(res.image.shape[2]), res.data_window,
-                                  res.display_window, res.colorspace, half=True)
+                    path = output_path(pattern_of["comp"], "comp", res.frame, multi)
+                    save_composite(path, ImageData(res.image, _channels(res.image.shape[2]), res.data_window,
+                                                   res.display_window, colorspace=res.colorspace or "lin_rec709"))
                     report.outputs["comp"].append(str(path))
                 report.frames.append(res.frame)
                 if bar is not None:

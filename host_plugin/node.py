@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from host_plugin.client import RenderClient
-from render_server.exr import ExrImage, decode_exr_bytes
 from render_server.protocol import decode_array
 from vq_models.errors import InputError
+from vq_models.io.images import ImageData, decode_image_bytes
 
 Window = tuple[int, int, int, int]
 MODES = ("identity", "edit-only")
@@ -83,26 +83,23 @@ def composite_over(
 ) -> np.ndarray:
     """Premultiplied ``render_rgba`` over ``plate`` (each over its own data window, display coordinates).
 
-    Returns pixels over the plate's data window. Where the (mixed) alpha is 0 the plate comes back bit
-    for bit — compositors check that with a difference merge, so it is exact, not approximate.
+    A thin host-side wrapper around :func:`vq_models.composite.composite_image` (one compositing rule for
+    the CLI, the server and every host): ``mix`` scales the render's alpha, the render is un-premultiplied
+    and blended in. Returns pixels over the plate's data window; where the mixed alpha is 0 the plate comes
+    back bit for bit, and channels after RGB (the plate's own alpha) are always the plate's.
     """
+    from vq_models.composite import composite_image
+
     out = np.array(plate, dtype=np.float32, copy=True)
     if mix <= 0.0:
         return out
-    rx, ry, rw, rh = render_window
-    px, py, pw, ph = plate_window
-    x0, y0, x1, y1 = max(rx, px), max(ry, py), min(rx + rw, px + pw), min(ry + rh, py + ph)
-    if x1 <= x0 or y1 <= y0:
-        return out
-    src = render_rgba[y0 - ry : y1 - ry, x0 - rx : x1 - rx].astype(np.float32) * np.float32(min(mix, 1.0))
-    dst = out[y0 - py : y1 - py, x0 - px : x1 - px]
-    a = src[..., 3:4]
-    over = src[..., :3] + (1.0 - a) * dst[..., :3]
-    touched = a[..., 0] > 0.0
-    dst[..., :3] = np.where(touched[..., None], over, dst[..., :3])
-    if dst.shape[2] >= 4:
-        dst[..., 3] = np.where(touched, a[..., 0] + (1.0 - a[..., 0]) * dst[..., 3], dst[..., 3])
-    return out
+    rgba = np.asarray(render_rgba, dtype=np.float32)
+    alpha = rgba[..., 3] * np.float32(min(float(mix), 1.0))
+    safe = np.where(rgba[..., 3] > 0, rgba[..., 3], 1.0)[..., None]
+    rgb = np.where(rgba[..., 3:4] > 0, rgba[..., :3] / safe, 0.0).astype(np.float32)
+    # The render's window plays the display window: composite_image places it over the plate's data window.
+    frame = ImageData(out, data_window=tuple(plate_window), display_window=tuple(render_window))  # type: ignore[arg-type]
+    return composite_image(rgb, alpha, frame).pixels
 
 
 @dataclass
@@ -116,7 +113,7 @@ class Plate:
 
     @classmethod
     def wrap(cls, plate: Any) -> Plate:
-        """Accept a Plate, an ImageData/ExrImage-like object, or a bare (H, W, C) array (window at 0, 0)."""
+        """Accept a Plate, an ImageData-like object, or a bare (H, W, C) array (window at 0, 0)."""
         if isinstance(plate, Plate):
             return plate
         if hasattr(plate, "pixels") and hasattr(plate, "data_window"):
@@ -139,7 +136,7 @@ class FrameResult:
 
     frame: int
     image: np.ndarray  # composite over the plate's data window
-    render: ExrImage  # premultiplied RGBA in plate space, as the server sent it (decoded)
+    render: ImageData  # premultiplied RGBA in plate space, as the server sent it (decoded)
     render_exr: bytes  # the exact EXR bytes from the server (write as-is for a "render" pass)
     changed: np.ndarray  # (L, L) bool: label-map pixels the edit changed
     data_window: Window
@@ -223,7 +220,7 @@ class EditNode:
 
     # --- evaluation ----------------------------------------------------------------------------
     def _finish(self, frame: int, reply: dict[str, Any], plate: Any) -> FrameResult:
-        render = decode_exr_bytes(reply["exr"])
+        render = decode_image_bytes(reply["exr"])
         changed = decode_array(reply["changed"], "changed").astype(bool)
         mix = float(value_at(self.knobs.mix, frame))
         if plate is None:

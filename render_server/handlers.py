@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from render_server import exr
 from render_server.models import Entry, ModelCache
 from render_server.protocol import (
     BAD_FRAME,
@@ -30,6 +29,7 @@ from render_server.protocol import (
     model_name,
 )
 from vq_models.errors import VQEditError
+from vq_models.io.images import ImageData, encode_exr_bytes
 
 log = logging.getLogger(__name__)
 MODES = ("identity", "edit-only")
@@ -67,6 +67,13 @@ def validate_program(program: Any, entry: Entry | None = None) -> dict[str, Any]
     except Exception as exc:  # noqa: BLE001 - hostile input must never escape as a crash
         raise ProtocolError(BAD_PROGRAM, f"program: {type(exc).__name__}: {exc}") from None
     return program
+
+
+def wire_exr(image: ImageData) -> bytes:
+    """Half-float EXR bytes for a reply, uncompressed: the payload crosses loopback or a LAN, where
+    compressing costs more time than the bytes it saves (benchmarks/roundtrip.py)."""
+    return encode_exr_bytes(ImageData(image.pixels, image.channels, image.data_window, image.display_window,
+                                      colorspace=image.colorspace, metadata={"compression": "none"}), dtype="half")
 
 
 def _frame(fields: dict[str, Any], model: Any) -> int:
@@ -134,8 +141,7 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
         if fmt == "raw":
             out["rgb"] = encode_array(rgb)
         else:
-            r = rgb.shape[0]
-            out["exr"] = exr.encode_exr_bytes(rgb, ("R", "G", "B"), (0, 0, rgb.shape[1], r), None, "sRGB")
+            out["exr"] = wire_exr(ImageData(rgb, ["R", "G", "B"], colorspace="sRGB"))
         out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3
         return out
 
@@ -152,7 +158,7 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
         labels = check_labels(decode_array(fields["labels"], "labels", ("uint8",), ndim=(2,)), K, L, "labels", stacked=False)
     fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels))
     rgba = np.asarray(fr.rgba, dtype=np.float32)
-    data_window = [int(v) for v in fr.data_window]
+    data_window = [int(v) for v in fr.rgba_window]  # the render covers the display window (transforms' frame)
     display_window = [int(v) for v in fr.display_window]
     out = {
         "kind": "frame",
@@ -165,7 +171,8 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     if fmt == "raw":
         out["rgba"] = encode_array(rgba)
     else:
-        out["exr"] = exr.encode_exr_bytes(rgba, ("R", "G", "B", "A"), tuple(data_window), tuple(display_window), str(fr.colorspace))
+        out["exr"] = wire_exr(ImageData(rgba, ["R", "G", "B", "A"], tuple(data_window), tuple(display_window),  # type: ignore[arg-type]
+                                        colorspace=str(fr.colorspace)))
     out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3
     return out
 

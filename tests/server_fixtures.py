@@ -1,13 +1,15 @@
 """Fixtures for the render server / client / host tests: model folders and real server processes.
 
-The model backend sits behind one fixture pair (``backend_spec`` / ``shot_models_dir``): today a
-deterministic numpy stand-in (tests/server_backend.py); at integration the lead points them at a tiny
-trained shot and ``vq_models.runtime:ShotModel.load``.
+Every model here is the session's real tiny trained shot (``tiny_shot`` in tests/conftest.py), served
+by the default loader ``vq_models.runtime:ShotModel.load``. ``alpha`` is a private copy (tests set its
+prior), ``beta`` a second copy (two resident models, LRU), ``slow`` a copy served with a render delay
+(tests/server_backend.py, only where a test asks for it) and ``broken`` a copy with corrupt weights.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,9 +23,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-import server_backend  # noqa: E402
-
-BACKEND_SPEC = "server_backend:load"
+DEFAULT_BACKEND = "vq_models.runtime:ShotModel.load"
+SLOW_BACKEND = "server_backend:load"  # the real loader + a sleep for models holding delay_s.txt
 
 
 def free_port() -> int:
@@ -42,8 +43,9 @@ def _env() -> dict[str, str]:
 class ServerProcess:
     """A real ``python -m render_server`` subprocess; ``address`` is what clients connect to."""
 
-    def __init__(self, models: Path, *extra: str, bind: str | None = None, connect: str | None = None):
-        args = [sys.executable, "-m", "render_server", "--models", str(models), "--backend", BACKEND_SPEC, *extra]
+    def __init__(self, models: Path, *extra: str, bind: str | None = None, connect: str | None = None,
+                 backend: str = DEFAULT_BACKEND):
+        args = [sys.executable, "-m", "render_server", "--models", str(models), "--backend", backend, *extra]
         if connect:
             args += ["--connect", connect]
         else:
@@ -85,23 +87,31 @@ class BrokerProcess:
             self.proc.wait()
 
 
+def copy_shot(src: Path, dst: Path) -> Path:
+    """A private copy of a trained shot (what a model needs: no checkpoints or TensorBoard logs)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints", "tensorboard", "*.log"))
+    return dst
+
+
 @pytest.fixture(scope="module")
-def shot_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A --models folder with two small models (``alpha``, ``beta``) and a broken one."""
+def shot_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Path) -> Path:
+    """A --models folder: ``alpha`` and ``beta`` (copies of the tiny shot), ``slow`` (render delay 1.5 s
+    under SLOW_BACKEND) and ``broken`` (truncated Stage II weights)."""
     root = tmp_path_factory.mktemp("models")
-    server_backend.write_model(root / "alpha")
-    server_backend.write_model(root / "beta", num_codes=8, frames=[1, 2, 3], plate={
-        "width": 40, "height": 30, "display_window": [0, 0, 40, 30], "data_window": [4, 2, 30, 24],
-        "colorspace": "lin_rec709", "pixel_aspect": 1.0}, crop_box=[6, 4, 16])
-    server_backend.write_model(root / "slow", delay_s=1.5)
-    server_backend.write_model(root / "broken", broken=True)
+    for name in ("alpha", "beta", "slow", "broken"):
+        copy_shot(tiny_shot, root / name)
+    (root / "slow" / "delay_s.txt").write_text("1.5")
+    weights = root / "broken" / "stage2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
     return root
 
 
 @pytest.fixture(scope="module")
 def backend_factory():
-    """In-process loader with the same backend the server uses (for in-process reference renders)."""
-    return server_backend.load
+    """In-process loader, the server's default, for reference renders: ``backend_factory(model_dir)``."""
+    from vq_models.runtime import ShotModel
+
+    return ShotModel.load
 
 
 @pytest.fixture(scope="module")

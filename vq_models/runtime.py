@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vq_models.composite import edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
+from vq_models.composite import composite_image, edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
 from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, parse_program
@@ -48,7 +48,34 @@ class FrameRender:
 
     @property
     def rgba(self) -> np.ndarray:
+        """(H, W, 4) premultiplied RGBA over :attr:`rgba_window`, in :attr:`colorspace`."""
         return premultiplied_rgba(self.rgb, self.alpha)
+
+    @property
+    def rgba_window(self) -> tuple[int, int, int, int]:
+        """The window :attr:`rgba` covers: the plate's display window (what the crop transforms refer to),
+        so a render pass lines up with the plate in any compositor whatever the plate's data window."""
+        return self.display_window
+
+    def rgb_in(self, colorspace: str) -> np.ndarray:
+        """The un-premultiplied render converted to ``colorspace`` (no copy of work when it is ours)."""
+        from vq_models.io.colour import convert, resolve_colorspace
+
+        if resolve_colorspace(colorspace) == resolve_colorspace(self.colorspace):
+            return self.rgb
+        return convert(self.rgb, self.colorspace, colorspace)
+
+    def composite(self, plate: Any) -> Any:
+        """Render over ``plate`` (an :class:`~vq_models.io.images.ImageData`) in the plate's own colour space,
+        keeping its data/display windows, channels and metadata; plate pixels outside the alpha bit for bit."""
+        return composite_image(self.rgb_in(plate.colorspace), self.alpha, plate)
+
+    def rgba_image(self, colorspace: str = "lin_rec709") -> Any:
+        """The premultiplied RGBA pass as an ImageData (scene-linear by default, as EXR passes are)."""
+        from vq_models.io.images import ImageData
+
+        rgba = premultiplied_rgba(self.rgb_in(colorspace), self.alpha)
+        return ImageData(rgba, ["R", "G", "B", "A"], self.rgba_window, self.display_window, colorspace=colorspace)
 
 
 class ShotModel:
@@ -245,8 +272,9 @@ class ShotModel:
 
         ``mode="identity"``: alpha is the whole face (the render replaces the face; with no edits this
         measures reconstruction). ``mode="edit-only"``: alpha covers only the pixels the edits changed,
-        dilated and feathered by ``feather`` plate pixels, within the face. ``labels`` (3, L, L) overrides
-        the shot's own (already edited) label window, as the server's ``render`` request allows.
+        dilated and feathered by ``feather`` plate pixels, within the face. ``labels`` overrides the
+        shot's own (edited) labels, as the server's ``render`` request allows: a (3, L, L) window, or the
+        (L, L) map at ``frame`` (its neighbours then come from the shot and ``program``).
         """
         from vq_models.io.colour import from_network
 
@@ -256,8 +284,13 @@ class ShotModel:
         if labels is not None:
             window = np.asarray(labels)
             original = self.label_map(frame)
-            if window.shape != (3, self.label_size, self.label_size):
-                raise InputError(f"labels: expected (3, {self.label_size}, {self.label_size}), got {window.shape}")
+            L = self.label_size
+            if window.shape == (L, L):  # the edited map at t; t-1 and t+1 as the program makes them
+                centre = window
+                window, _ = self.window(frame, program)
+                window[1] = centre
+            if window.shape != (3, L, L):
+                raise InputError(f"labels: expected ({L}, {L}) or (3, {L}, {L}), got {window.shape}")
             changed = window[1] != original
         else:
             window, changed = self.window(frame, program)
@@ -324,3 +357,24 @@ def shot_summary(model: ShotModel) -> dict[str, Any]:
         "plate": model.plate_info,
         "prior": bool(model.prior(required=False)),
     }))
+
+
+def save_composite(path: str | Path, image: Any) -> None:
+    """Write a composite (ImageData) atomically; the extension picks the format and the colour encoding.
+
+    EXR (and other float formats) hold scene-linear values: an sRGB-encoded plate is converted to
+    ``lin_rec709``. 8/16-bit formats hold the display encoding: a scene-linear plate is converted to sRGB. When the plate is already in the target encoding no conversion happens, so pixels outside the
+    alpha stay the plate's bit for bit.
+    """
+    import dataclasses
+
+    from vq_models.io.colour import LINEAR, SRGB, convert, default_colorspace, resolve_colorspace
+    from vq_models.io.images import write_image
+
+    target = default_colorspace(path)
+    source = resolve_colorspace(image.colorspace)
+    if target == LINEAR and source == SRGB:
+        image = dataclasses.replace(image, pixels=convert(image.pixels, source, LINEAR), colorspace=LINEAR)
+    elif target == SRGB and source != SRGB:
+        image = dataclasses.replace(image, pixels=convert(image.pixels, source, SRGB), colorspace=SRGB, bit_depth="")
+    write_image(path, image)

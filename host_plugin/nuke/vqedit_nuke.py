@@ -18,9 +18,9 @@ import nuke  # type: ignore[import-not-found]  # only importable inside Nuke (or
 
 from host_plugin.client import RenderClient
 from host_plugin.node import FACE_KNOBS, EditKnobs, EditNode, Plate
-from render_server.exr import read_exr, write_exr
 from vq_models.errors import VQEditError
-from vq_models.io.atomic import atomic_path, atomic_write_bytes
+from vq_models.io.atomic import atomic_write_bytes
+from vq_models.io.images import ImageData, read_image, write_image
 
 _NODES: dict[str, EditNode] = {}  # one EditNode (and client) per gizmo instance
 CONNECT_TIMEOUT = 5.0  # seconds the Connect button waits: an artist should not stare at a frozen UI
@@ -110,13 +110,12 @@ def render_range(node: Any | None = None, first: int | None = None, last: int | 
     try:
         for frame in range(first, last + 1):
             nuke.execute(plate_write, frame, frame)
-            plate_img = read_exr(_frame_path(plate_pattern, frame))
+            plate_img = read_image(_frame_path(plate_pattern, frame))
             plate = Plate(plate_img.pixels, plate_img.data_window, plate_img.display_window, plate_img.colorspace)
             res = edit_node(node, frame).evaluate(frame, plate)
             path = _frame_path(out_pattern, frame)
-            with atomic_path(path) as tmp:
-                write_exr(tmp, res.image, ("R", "G", "B", "A")[: res.image.shape[2]], res.data_window,
-                          res.display_window, res.colorspace or plate.colorspace)
+            write_image(path, ImageData(res.image, list("RGBA"[: res.image.shape[2]]), res.data_window,
+                                        res.display_window, colorspace=res.colorspace or plate.colorspace), dtype="half")
             written.append(str(path))
     except VQEditError as exc:
         report(node, f"frame {frame}: {exc}", error=True)
