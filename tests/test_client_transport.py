@@ -1,4 +1,5 @@
-"""RenderClient against real server processes: retries across a restart, concurrency, broker, CURVE."""
+"""RenderClient against real server processes serving the real tiny trained shot: retries across a
+restart, concurrency, broker, CURVE."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from server_fixtures import BrokerProcess, ServerProcess, free_port, shot_models_dir  # noqa: F401
+from server_fixtures import SLOW_BACKEND, BrokerProcess, ServerProcess, free_port, shot_models_dir  # noqa: F401
 
 from host_plugin.client import RenderClient, RequestTimeout, ServerError
 from render_server.auth import generate_keypair
@@ -35,7 +36,7 @@ def test_timeout_then_retry_across_restart(shot_models_dir):  # noqa: F811
     try:
         info = client.info()
         assert info["worker"] != worker_a and client.reconnects >= 1
-        assert decode_array(client.request("labels", model="alpha", frame=1001)["labels"], "l").shape == (16, 16)
+        assert decode_array(client.request("labels", model="alpha", frame=1001)["labels"], "l").shape == (32, 32)
     finally:
         time.sleep(2.0)
         for proc in restarted:
@@ -50,7 +51,7 @@ def test_eight_clients_fifty_requests_each(shot_models_dir):  # noqa: F811
     def one_client(k: int) -> None:
         c = RenderClient(server.address, timeout=30, retries=0)
         try:
-            model, frames = ("alpha", range(1001, 1006)) if k % 2 == 0 else ("beta", range(1, 4))
+            model, frames = ("alpha", range(1001, 1006)) if k % 2 == 0 else ("beta", range(1010, 1014))
             frames = list(frames)
             reqs = []
             for j in range(50):
@@ -64,7 +65,7 @@ def test_eight_clients_fifty_requests_each(shot_models_dir):  # noqa: F811
                     ok = reply.get("pong") is True
                 else:
                     labels = decode_array(reply["labels"], "labels")
-                    ok = labels.shape == ((16, 16) if model == "alpha" else (16, 16)) and reply["id"].startswith(c._prefix)
+                    ok = labels.shape == (32, 32) and reply["id"].startswith(c._prefix)
                 if not ok:
                     errors.append(f"client {k} request {j}: wrong reply {reply.get('id')}")
         except Exception as exc:  # noqa: BLE001
@@ -93,7 +94,7 @@ def test_lru_cache_evicts_by_count(shot_models_dir):  # noqa: F811
         c.load("alpha")
         c.load("beta")
         assert c.info()["loaded"] == ["beta"]
-        assert c.labels("alpha", frame=1001).shape == (16, 16)  # reloads transparently
+        assert c.labels("alpha", frame=1001).shape == (32, 32)  # reloads transparently
         assert c.info()["loaded"] == ["alpha"]
     finally:
         c.close()
@@ -101,9 +102,10 @@ def test_lru_cache_evicts_by_count(shot_models_dir):  # noqa: F811
 
 
 def test_sigterm_answers_in_flight_requests(shot_models_dir):  # noqa: F811
-    server = ServerProcess(shot_models_dir, "--grace", "0.3")
+    server = ServerProcess(shot_models_dir, "--grace", "0.3", backend=SLOW_BACKEND)
     c = RenderClient(server.address, timeout=15, retries=0)
-    window = encode_array(np.zeros((3, 16, 16), np.uint8))
+    c.load("slow")
+    window = encode_array(np.zeros((3, 32, 32), np.uint8))
     rid = c.submit("render", model="slow", window=window, format="raw")  # 1.5 s render
     time.sleep(0.4)
     server.proc.send_signal(signal.SIGTERM)
@@ -137,9 +139,9 @@ def test_broker_with_two_workers(shot_models_dir):  # noqa: F811
 
 
 def _ref_labels(models, frame):
-    import server_backend
+    from vq_models.runtime import ShotModel
 
-    return server_backend.load(models / "alpha").label_map(frame)
+    return ShotModel.load(models / "alpha").label_map(frame)
 
 
 @pytest.mark.skipif(not __import__("zmq").has("curve"), reason="libzmq without CURVE")
@@ -158,7 +160,7 @@ def test_curve_refuses_unauthenticated_clients(shot_models_dir, tmp_path):  # no
         stranger = RenderClient(server.address, timeout=1.0, retries=0, server_key=server_pub, client_secret=stranger_sec)
         with pytest.raises(RequestTimeout):
             stranger.ping()
-        assert good.labels("alpha", frame=1001).shape == (16, 16)
+        assert good.labels("alpha", frame=1001).shape == (32, 32)
         for c in (good, plain, stranger):
             c.close()
     finally:

@@ -1,4 +1,5 @@
-"""Fuzz: ≥ 10,000 malformed or hostile messages, each answered; the server still renders correctly after."""
+"""Fuzz: ≥ 10,000 malformed or hostile messages, each answered; the server (serving the real tiny trained
+shot) still renders correctly after."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import zmq
 from server_fixtures import backend_factory, server, shot_models_dir  # noqa: F401
 
 from host_plugin.client import RenderClient
-from render_server.exr import decode_exr_bytes
 from render_server.protocol import ERROR_CODES, encode_array, encode_request
+from vq_models.io.images import decode_image_bytes
 
 N_MESSAGES = 10_000
 
 
 def _hostile(rng: random.Random, i: int) -> bytes:
     kind = i % 12
-    good_labels = encode_array(np.zeros((16, 16), np.uint8))
+    good_labels = encode_array(np.zeros((32, 32), np.uint8))
     if kind == 0:
         return bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64)))
     if kind == 1:
@@ -31,11 +32,11 @@ def _hostile(rng: random.Random, i: int) -> bytes:
         return encode_request(i, "render", model="alpha", frame=rng.choice(["1001", 1001.5, [1001], None, True, 2**40, -1]))
     if kind == 5:  # labels out of range or wrong shape / dtype / size
         bad = rng.choice([
-            encode_array(np.full((16, 16), rng.randint(16, 255), np.uint8)),
-            encode_array(np.zeros((rng.randint(1, 20), 16), np.uint8)),
-            {"dtype": "float64", "shape": [16, 16], "data": b"\0" * 2048},
-            {"dtype": "uint8", "shape": [16, 16], "data": b"\0" * rng.randint(0, 255)},
-            {"dtype": "uint8", "shape": [-16, 16], "data": b""},
+            encode_array(np.full((32, 32), rng.randint(8, 255), np.uint8)),
+            encode_array(np.zeros((rng.randint(1, 31), 32), np.uint8)),
+            {"dtype": "float64", "shape": [32, 32], "data": b"\0" * 8192},
+            {"dtype": "uint8", "shape": [32, 32], "data": b"\0" * rng.randint(0, 1023)},
+            {"dtype": "uint8", "shape": [-32, 32], "data": b""},
             {"dtype": "uint8", "shape": [1 << 20, 1 << 20], "data": b""},
             "labels",
         ])
@@ -61,10 +62,10 @@ def _hostile(rng: random.Random, i: int) -> bytes:
             b"\x91" * 5000 + b"\xc0",
             encode_request(i, "ping") .replace(b"\xa1v\x01", b"\xa1v\x07"),
             encode_request(i, "labels", model="alpha", image=encode_array(np.full((4, 4, 3), np.inf, np.float32))),
-            encode_request(i, "prior", model="alpha", set={"version": 1, "num_codes": 16, "segments": {"Bad Name": [1]}}),
+            encode_request(i, "prior", model="alpha", set={"version": 1, "num_codes": 8, "segments": {"Bad Name": [1]}}),
         ])
     return msgpack.packb({"v": 1, "id": i, "op": "render", "model": "alpha", "frame": 1001,
-                          "window": encode_array(np.full((3, 16, 16), 200, np.uint8))})
+                          "window": encode_array(np.full((3, 32, 32), 200, np.uint8))})
 
 
 def test_fuzz_then_render(server, shot_models_dir, backend_factory):  # noqa: F811
@@ -101,7 +102,8 @@ def test_fuzz_then_render(server, shot_models_dir, backend_factory):  # noqa: F8
     try:
         reply = c.render_frame("alpha", 1004, feather=2.0)
         expect = backend_factory(shot_models_dir / "alpha").render_frame(1004, None, feather=2.0)
-        np.testing.assert_allclose(decode_exr_bytes(reply["exr"]).pixels, expect.rgba, atol=1e-3)
+        assert expect.alpha.max() > 0.5
+        np.testing.assert_allclose(decode_image_bytes(reply["exr"]).pixels, expect.rgba, atol=2e-3, rtol=2e-3)
         assert "alpha" in c.info()["loaded"]
     finally:
         c.close()

@@ -1,4 +1,5 @@
-"""EditNode and the headless farm render through a real server equal the in-process render + composite."""
+"""EditNode and the headless farm render through a real server (serving the real tiny trained shot) equal
+the in-process render + composite; the host-side compositing wrapper keeps the plate bit for bit."""
 
 from __future__ import annotations
 
@@ -8,20 +9,36 @@ from server_fixtures import backend_factory, server, shot_models_dir  # noqa: F4
 
 from host_plugin.farm import parse_frames, render_range, split_chunks
 from host_plugin.node import EditKnobs, EditNode, Plate, composite_over, value_at
-from render_server.exr import read_exr, write_exr
 from vq_models.errors import InputError
+from vq_models.io.images import ImageData, read_image, write_image
 
-PROGRAM = {"version": 1, "edits": [{"op": "replace", "code": 4, "to": 6, "keys": [[1, 0.0], [2, 1.0]], "interp": "step"}]}
+HALF = dict(atol=2e-3, rtol=2e-3)
+PLATE_WINDOW = (4, 2, 80, 90)  # a data window inside the 96² display window
 
 
-def _plate(seed: int, window=(4, 2, 30, 24)) -> Plate:
+@pytest.fixture(scope="module")
+def model(shot_models_dir, backend_factory):  # noqa: F811
+    return backend_factory(shot_models_dir / "beta")
+
+
+@pytest.fixture(scope="module")
+def program(model):
+    """A keyframed real label edit: the most common face code becomes another from the second frame on."""
+    labels = model.label_map(model.frames[0])
+    code = int(np.argmax(np.bincount(labels[labels > 0].ravel(), minlength=model.num_codes)))
+    f0, f1 = model.frames[:2]
+    return {"version": 1, "edits": [{"op": "replace", "code": code, "to": code % (model.num_codes - 1) + 1,
+                                     "keys": [[f0, 0.0], [f1, 1.0]], "interp": "step"}]}
+
+
+def _plate(seed: int, model, window=PLATE_WINDOW) -> Plate:
     px = np.random.default_rng(seed).uniform(0, 2, (window[3], window[2], 3)).astype(np.float32)
-    return Plate(px, window, (0, 0, 40, 30), "lin_rec709")
+    return Plate(px, window, tuple(model.plate_info["display_window"]), "lin_rec709")
 
 
-def _in_process(model, frame, plate: Plate, mix=1.0, feather=3.0, program=PROGRAM):
-    fr = model.render_frame(frame, program, feather=feather, mode="identity")
-    return composite_over(fr.rgba, fr.data_window, plate.pixels, plate.data_window, mix)
+def _in_process(model, frame, plate: Plate, program, mix=1.0, feather=3.0, mode="identity"):
+    fr = model.render_frame(frame, program, feather=feather, mode=mode)
+    return composite_over(fr.rgba, fr.rgba_window, plate.pixels, plate.data_window, mix)
 
 
 def test_composite_keeps_plate_outside_alpha():
@@ -32,9 +49,26 @@ def test_composite_keeps_plate_outside_alpha():
     untouched = np.ones((10, 12), bool)
     untouched[3:5, 5:7] = False
     assert np.array_equal(out[untouched], plate[untouched])  # bit for bit
+    assert np.array_equal(out[..., 3], plate[..., 3])  # the plate's own alpha is the plate's
     np.testing.assert_allclose(out[3, 5, :3], [0.2, 0.3, 0.4] + 0.5 * plate[3, 5, :3], rtol=1e-6)
     half = composite_over(render, (3, 1, 6, 6), plate, (0, 0, 12, 10), mix=0.5)
     np.testing.assert_allclose(half[3, 5, :3], 0.5 * np.array([0.2, 0.3, 0.4]) + 0.75 * plate[3, 5, :3], rtol=1e-6)
+
+
+def test_host_composite_equals_the_cli_composite(model, program):
+    """The host wrapper (premultiplied render + windows) and FrameRender.composite (the CLI) agree."""
+    frame = model.frames[2]
+    plate = _plate(9, model)
+    fr = model.render_frame(frame, program, feather=3.0, mode="edit-only")
+    host = composite_over(fr.rgba, fr.rgba_window, plate.pixels, plate.data_window)
+    cli = fr.composite(ImageData(plate.pixels, ["R", "G", "B"], plate.data_window, plate.display_window,
+                                 colorspace="lin_rec709"))
+    assert cli.data_window == PLATE_WINDOW
+    np.testing.assert_allclose(host, cli.pixels, atol=1e-5)
+    dx, dy = PLATE_WINDOW[:2]
+    outside = fr.alpha[dy:dy + PLATE_WINDOW[3], dx:dx + PLATE_WINDOW[2]] == 0
+    assert outside.any() and (~outside).any()
+    assert np.array_equal(cli.pixels[outside], plate.pixels[outside])
 
 
 def test_value_at_interpolates_and_holds():
@@ -43,20 +77,20 @@ def test_value_at_interpolates_and_holds():
     assert value_at(3.0, 99) == 3.0
 
 
-def test_node_evaluate_equals_in_process(server, shot_models_dir, backend_factory):  # noqa: F811
-    model = backend_factory(shot_models_dir / "beta")
-    node = EditNode(EditKnobs(server=server.address, model="beta", edits=PROGRAM["edits"], feather=3.0,
-                              mix={"keys": [[1, 1.0], [3, 0.5]]}))
+def test_node_evaluate_equals_in_process(server, model, program):  # noqa: F811
+    f0, f1, f2 = model.frames[:3]
+    node = EditNode(EditKnobs(server=server.address, model="beta", edits=program["edits"], feather=3.0,
+                              mix={"keys": [[f0, 1.0], [f2, 0.5]]}))
     try:
-        for frame in (1, 2, 3):
-            plate = _plate(frame)
+        for frame in (f0, f1, f2):
+            plate = _plate(frame, model)
             res = node.evaluate(frame, plate)
             mix = value_at(node.knobs.mix, frame)
-            expect = _in_process(model, frame, plate, mix)
-            assert res.data_window == (4, 2, 30, 24)
-            np.testing.assert_allclose(res.image, expect, rtol=1e-3, atol=1e-3)
-        assert res.changed.any()  # keyframed replace is on from frame 2
-        assert not node.evaluate(1, _plate(1)).changed.any()
+            assert res.data_window == PLATE_WINDOW
+            np.testing.assert_allclose(res.image, _in_process(model, frame, plate, program, mix), **HALF)
+            assert not np.array_equal(res.image, plate.pixels)  # the face really was rendered in
+        assert res.changed.any()  # the keyframed replace is on from the second frame
+        assert not node.evaluate(f0, _plate(1, model)).changed.any()
     finally:
         node.close()
 
@@ -73,27 +107,29 @@ def test_node_face_knobs_make_a_valid_program():
         EditNode(EditKnobs(model="beta", face={"nostrils": 1.0})).program_at(1)
 
 
-def test_farm_render_range_equals_in_process(server, shot_models_dir, backend_factory, tmp_path):  # noqa: F811
-    model = backend_factory(shot_models_dir / "beta")
-    plates = {f: _plate(10 + f) for f in (1, 2, 3)}
+def test_farm_render_range_equals_in_process(server, model, program, tmp_path):  # noqa: F811
+    frames = model.frames[:3]
+    plates = {f: _plate(10 + f, model) for f in frames}
     for f, p in plates.items():
-        write_exr(tmp_path / f"plate.{f:04d}.exr", p.pixels, ("R", "G", "B"), p.data_window, p.display_window, half=False)
-    report = render_range(server.address, "beta", "1-3", str(tmp_path / "out" / "{pass}.%04d.exr"), program=PROGRAM,
+        write_image(tmp_path / f"plate.{f:04d}.exr", p.pixels, data_window=p.data_window,
+                    display_window=p.display_window, dtype="float", colorspace="lin_rec709")
+    span = f"{frames[0]}-{frames[-1]}"
+    report = render_range(server.address, "beta", span, str(tmp_path / "out" / "{pass}.%04d.exr"), program=program,
                           feather=3.0, chunk=2, passes=("comp", "render"), plate_source=str(tmp_path / "plate.%04d.exr"),
                           progress=False)
-    assert report.frames == [1, 2, 3] and report.chunks == 2 and len(report.outputs["comp"]) == 3
-    for f in (1, 2, 3):
-        comp = read_exr(tmp_path / "out" / f"comp.{f:04d}.exr")
-        assert comp.data_window == (4, 2, 30, 24) and comp.display_window == (0, 0, 40, 30)
-        expect = _in_process(model, f, plates[f])
-        np.testing.assert_allclose(comp.pixels, expect, rtol=2e-3, atol=2e-3)  # half-float precision
-        render = read_exr(tmp_path / "out" / f"render.{f:04d}.exr")
-        np.testing.assert_allclose(render.pixels, model.render_frame(f, PROGRAM, feather=3.0).rgba, atol=2e-3)
+    assert report.frames == frames and report.chunks == 2 and len(report.outputs["comp"]) == 3
+    for f in frames:
+        comp = read_image(tmp_path / "out" / f"comp.{f:04d}.exr")
+        assert comp.data_window == PLATE_WINDOW and comp.display_window == plates[f].display_window
+        np.testing.assert_allclose(comp.pixels, _in_process(model, f, plates[f], program), **HALF)
+        render = read_image(tmp_path / "out" / f"render.{f:04d}.exr")
+        np.testing.assert_allclose(render.pixels, model.render_frame(f, program, feather=3.0).rgba, **HALF)
 
 
 def test_frame_ranges_and_bad_arguments(tmp_path):
     assert parse_frames("1001-1005,1010") == [1001, 1002, 1003, 1004, 1005, 1010]
     assert parse_frames("1-9x4") == [1, 5, 9]
+    assert parse_frames([3, 1, 3]) == [1, 3]
     assert split_chunks(list(range(1001, 1026)), 10)[-1] == list(range(1021, 1026))
     with pytest.raises(InputError, match="1001-"):
         parse_frames("1001-")
@@ -103,13 +139,16 @@ def test_frame_ranges_and_bad_arguments(tmp_path):
         render_range("tcp://127.0.0.1:9", "m", "1-2", str(tmp_path / "x.%04d.exr"), passes=("comp", "render"), plate_source="p")
 
 
-def test_ofx_bridge_renders_like_the_node(server, shot_models_dir, backend_factory):  # noqa: F811
+def test_ofx_bridge_renders_like_the_node(server, model):  # noqa: F811
     from host_plugin.ofx import bridge
 
     assert {p["name"] for p in bridge.PARAMS} >= {"server", "model", "feather", "mix", "teeth"}
     params = {p["name"]: p["default"] for p in bridge.PARAMS} | {"server": server.address, "model": "beta", "feather": 3.0}
-    src = np.random.default_rng(5).uniform(0, 1, (30, 40, 4)).astype(np.float32)
-    out = bridge.render("inst1", params, 2.0, src, (0, 0, 40, 30))
-    fr = backend_factory(shot_models_dir / "beta").render_frame(2, None, feather=3.0)
-    np.testing.assert_allclose(out, composite_over(fr.rgba, fr.data_window, src, (0, 0, 40, 30)), atol=2e-3)
+    w, h = model.plate_info["width"], model.plate_info["height"]
+    src = np.random.default_rng(5).uniform(0, 1, (h, w, 4)).astype(np.float32)
+    frame = model.frames[1]
+    out = bridge.render("inst1", params, float(frame), src, (0, 0, w, h))
+    fr = model.render_frame(frame, None, feather=3.0)
+    np.testing.assert_allclose(out, composite_over(fr.rgba, fr.rgba_window, src, (0, 0, w, h)), **HALF)
+    assert np.array_equal(out[fr.alpha == 0], src[fr.alpha == 0])
     bridge._NODES["inst1"].close()
