@@ -382,10 +382,12 @@ def train_stage1(
     finally:
         logger.close()
 
-    if info.is_main:
-        _finish(shot, out, config, prior, unwrap(ddp_net), vq, data, perceptual, identity, step, timings, dev)
+    # the export runs on rank 0 alone: leave the process group first so the quantizer's refinement
+    # does not wait on all-reduces from ranks that have already finished
     barrier(info)
     cleanup(info)
+    if info.is_main:
+        _finish(shot, out, config, prior, unwrap(ddp_net), vq, data, perceptual, identity, step, timings, dev)
     return out
 
 
