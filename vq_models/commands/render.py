@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out_pattern = normalize_pattern(args.out)
     if args.feather < 0:
         raise InputError(f"--feather {args.feather}: must be ≥ 0 plate pixels")
-    frames = select_frames(args.frames, shot.frames, f"shot {shot.name}")
+    frames = select_frames(args.frames, shot.frames, f"shot {shot.name!r}")
     program_data, program = _load_program(args.edits, shot_dir)
     mode = args.mode or ("edit-only" if program is not None else "identity")
     plate = args.plate or shot.plate.get("source")
