@@ -72,16 +72,10 @@ def _load_program(path: str | None, shot_dir: Path) -> tuple[dict[str, Any] | No
     file = Path(path)
     if not file.is_file():
         raise InputError(f"--edits {path}: file not found")
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{file}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     prior_path = shot_dir / "prior.json"
     prior = load_prior(prior_path) if prior_path.is_file() else None
-    try:
-        parsed = parse_program(data, prior)
-    except InputError as exc:
-        raise InputError(f"{file}: {exc}") from None
+    parsed = parse_program(file, prior)  # reads the file; errors name it and the JSON path
+    data = json.loads(file.read_text())
     return data, parsed
 
 
