@@ -32,7 +32,8 @@ class FrameRender:
     """One frame rendered into plate space.
 
     ``rgba`` is premultiplied, in the plate's colour space, over the plate's display window; ``rgb`` is
-    the un-premultiplied render there (what :func:`vq_models.composite.composite_image` blends);
+    the un-premultiplied render there (what :func:`vq_models.composite.composite_image` blends; 0 where
+    the alpha is 0, within the bounding box of the alpha the render itself);
     ``changed`` is the label-space mask of pixels the edits changed at this frame.
     """
 
@@ -298,16 +299,32 @@ class ShotModel:
         transform = self.shot.transform(frame)
         info = self.plate_info
         size = (info["display_window"][2], info["display_window"][3])
-        rgb_srgb, coverage = paste_to_plate(crop, transform, size, crop_size=self.shot.crop_size)
+        # Paste-back works inside the crop's footprint on the plate only (a 2K/4K plate is mostly not face):
+        # the sub-window's transform is the crop transform after a shift, and nothing outside it can be
+        # covered, so the result equals the full-frame computation.
+        (x0, y0, x1, y1), sub = _footprint(transform, self.shot.crop_size, size)
+        sub_size = (x1 - x0, y1 - y0)
+        rgb_sub, coverage = paste_to_plate(crop, sub, sub_size, crop_size=self.shot.crop_size)
         face = self.shot.fg_mask(frame)
-        face_plate = face_alpha(face, transform, size, 0.0, crop_size=self.shot.crop_size)
         if mode == "identity":
-            alpha = face_alpha(face, transform, size, feather, crop_size=self.shot.crop_size)
+            alpha_sub = face_alpha(face, sub, sub_size, feather, crop_size=self.shot.crop_size)
         else:
-            alpha = edit_alpha(changed, transform, size, feather, face_mask_plate=face_plate, crop_size=self.shot.crop_size)
-        alpha = (alpha * coverage).astype(np.float32)
-        alpha[coverage <= 0] = 0.0
-        rgb = from_network(np.clip(rgb_srgb, 0.0, 1.0), info["colorspace"]).astype(np.float32)
+            face_plate = face_alpha(face, sub, sub_size, 0.0, crop_size=self.shot.crop_size)
+            alpha_sub = edit_alpha(changed, sub, sub_size, feather, face_mask_plate=face_plate,
+                                   crop_size=self.shot.crop_size)
+        alpha_sub = (alpha_sub * coverage).astype(np.float32)
+        alpha_sub[coverage <= 0] = 0.0
+        alpha = np.zeros((size[1], size[0]), np.float32)
+        rgb_srgb = np.zeros((size[1], size[0], 3), np.float32)
+        alpha[y0:y1, x0:x1] = alpha_sub
+        rgb_srgb[y0:y1, x0:x1] = rgb_sub
+        # Colour-convert only where the render shows (alpha > 0): on a 2K/4K plate the face is a small
+        # part of the frame and the OCIO conversion of the whole plate would cost more than the network.
+        rgb = np.zeros(rgb_srgb.shape, np.float32)
+        ys, xs = np.nonzero(alpha > 0)
+        if ys.size:
+            box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+            rgb[box] = from_network(np.clip(rgb_srgb[box], 0.0, 1.0), info["colorspace"])
         return FrameRender(
             frame=frame,
             rgb=rgb,
@@ -334,6 +351,25 @@ class ShotModel:
             path = Path(tmp) / "exemplar.png"
             write_image(path, np.asarray(rgb), dtype="uint8")
             return path.read_bytes()
+
+
+def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: int = 3) -> tuple[tuple[int, int, int, int], Any]:
+    """The plate box (x0, y0, x1, y1) holding the crop's footprint (plus ``margin`` pixels, clipped to the
+    plate) and the crop transform for that box's pixels."""
+    from vq_models.shot import CropTransform
+
+    s = float(crop_size)
+    corners = np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]])
+    pts = corners @ np.asarray(transform.crop_to_plate)[:, :2].T + np.asarray(transform.crop_to_plate)[:, 2]
+    w, h = int(size[0]), int(size[1])
+    x0 = int(np.clip(np.floor(pts[:, 0].min()) - margin, 0, w))
+    y0 = int(np.clip(np.floor(pts[:, 1].min()) - margin, 0, h))
+    x1 = int(np.clip(np.ceil(pts[:, 0].max()) + margin + 1, x0 + 1, w))
+    y1 = int(np.clip(np.ceil(pts[:, 1].max()) + margin + 1, y0 + 1, h))
+    x0, y0 = min(x0, x1 - 1), min(y0, y1 - 1)
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    sub = CropTransform.from_plate_to_crop(np.asarray(transform.plate_to_crop, np.float64) @ shift)
+    return (x0, y0, x1, y1), sub
 
 
 def plate_size(plate: dict[str, Any]) -> tuple[int, int]:
