@@ -83,23 +83,26 @@ def composite_over(
 ) -> np.ndarray:
     """Premultiplied ``render_rgba`` over ``plate`` (each over its own data window, display coordinates).
 
-    A thin host-side wrapper around :func:`vq_models.composite.composite_image` (one compositing rule for
-    the CLI, the server and every host): ``mix`` scales the render's alpha, the render is un-premultiplied
-    and blended in. Returns pixels over the plate's data window; where the mixed alpha is 0 the plate comes
+    A thin host-side wrapper around :func:`vq_models.composite.composite_image` (through
+    :func:`vq_models.runtime.composite_in_box`: one compositing rule for the CLI, the server and every
+    host): ``mix`` scales the render's alpha, the render is un-premultiplied and blended in. Returns pixels over the plate's data window; where the mixed alpha is 0 the plate comes
     back bit for bit, and channels after RGB (the plate's own alpha) are always the plate's.
     """
-    from vq_models.composite import composite_image
+    from vq_models.runtime import composite_in_box
 
-    out = np.array(plate, dtype=np.float32, copy=True)
-    if mix <= 0.0:
-        return out
+    base = np.asarray(plate, dtype=np.float32)
     rgba = np.asarray(render_rgba, dtype=np.float32)
+    ys, xs = np.nonzero(rgba[..., 3] > 0)
+    if mix <= 0.0 or not ys.size:
+        return base.copy()
+    # un-premultiply only the render's bounding box (a face is a small part of a 2K/4K frame)
+    rgba = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    render_window = (render_window[0] + int(xs.min()), render_window[1] + int(ys.min()), rgba.shape[1], rgba.shape[0])
     alpha = rgba[..., 3] * np.float32(min(float(mix), 1.0))
     safe = np.where(rgba[..., 3] > 0, rgba[..., 3], 1.0)[..., None]
     rgb = np.where(rgba[..., 3:4] > 0, rgba[..., :3] / safe, 0.0).astype(np.float32)
-    # The render's window plays the display window: composite_image places it over the plate's data window.
-    frame = ImageData(out, data_window=tuple(plate_window), display_window=tuple(render_window))  # type: ignore[arg-type]
-    return composite_image(rgb, alpha, frame).pixels
+    window = tuple(int(v) for v in plate_window)
+    return composite_in_box(rgb, alpha, render_window, ImageData(base, data_window=window, display_window=window)).pixels
 
 
 @dataclass

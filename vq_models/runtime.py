@@ -69,7 +69,7 @@ class FrameRender:
     def composite(self, plate: Any) -> Any:
         """Render over ``plate`` (an :class:`~vq_models.io.images.ImageData`) in the plate's own colour space,
         keeping its data/display windows, channels and metadata; plate pixels outside the alpha bit for bit."""
-        return composite_image(self.rgb_in(plate.colorspace), self.alpha, plate)
+        return composite_in_box(self.rgb_in(plate.colorspace), self.alpha, self.rgba_window, plate)
 
     def rgba_image(self, colorspace: str = "lin_rec709") -> Any:
         """The premultiplied RGBA pass as an ImageData (scene-linear by default, as EXR passes are)."""
@@ -351,6 +351,32 @@ class ShotModel:
             path = Path(tmp) / "exemplar.png"
             write_image(path, np.asarray(rgb), dtype="uint8")
             return path.read_bytes()
+
+
+def composite_in_box(rgb: np.ndarray, alpha: np.ndarray, window: tuple[int, int, int, int], plate: Any) -> Any:
+    """:func:`vq_models.composite.composite_image` of ``rgb``/``alpha`` (covering ``window``, display
+    coordinates) over ``plate`` (ImageData), done only inside the bounding box of ``alpha > 0``.
+
+    The result is the same as compositing the whole frame (outside the box the plate is returned as is),
+    but a face on a 2K/4K plate costs its own size, not the plate's: the host and the CLI both use this.
+    """
+    import dataclasses
+
+    from vq_models.io.images import ImageData
+
+    out = np.array(plate.pixels, copy=True)
+    ys, xs = np.nonzero(np.asarray(alpha) > 0)
+    if ys.size:
+        wx, wy = int(window[0]), int(window[1])
+        dx, dy, dw, dh = plate.data_window
+        x0, y0 = max(wx + int(xs.min()), dx), max(wy + int(ys.min()), dy)
+        x1, y1 = min(wx + int(xs.max()) + 1, dx + dw), min(wy + int(ys.max()) + 1, dy + dh)
+        if x1 > x0 and y1 > y0:
+            box = (x0, y0, x1 - x0, y1 - y0)
+            sub = ImageData(out[y0 - dy:y1 - dy, x0 - dx:x1 - dx], list(plate.channels), box, box)
+            rows, cols = slice(y0 - wy, y1 - wy), slice(x0 - wx, x1 - wx)
+            out[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = composite_image(rgb[rows, cols], alpha[rows, cols], sub).pixels
+    return dataclasses.replace(plate, pixels=out)
 
 
 def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: int = 3) -> tuple[tuple[int, int, int, int], Any]:
