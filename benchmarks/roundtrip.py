@@ -78,10 +78,9 @@ def stage_shot(shot: Path, dst: Path, size: int) -> Path:
 
 def _breakdown(model: ShotModel, frame: int) -> str:
     from render_server.handlers import wire_exr
-    from vq_models.io.images import ImageData
 
     fr = model.render_frame(frame, None, feather=8.0)
-    image = ImageData(fr.rgba, ["R", "G", "B", "A"], fr.rgba_window, fr.display_window, colorspace=fr.colorspace)
+    image = fr.rgba_image()  # what the server sends: the render's bounding box
     data = wire_exr(image)
     enc = _median_ms(lambda: wire_exr(image), 5)
     dec = _median_ms(lambda: decode_image_bytes(data), 5)

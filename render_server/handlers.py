@@ -157,8 +157,8 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("labels") is not None:
         labels = check_labels(decode_array(fields["labels"], "labels", ("uint8",), ndim=(2,)), K, L, "labels", stacked=False)
     fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels))
-    rgba = np.asarray(fr.rgba, dtype=np.float32)
-    data_window = [int(v) for v in fr.rgba_window]  # the render covers the display window (transforms' frame)
+    image = fr.rgba_image()  # premultiplied RGBA over the render's bounding box, the plate's colour space
+    data_window = [int(v) for v in image.data_window]
     display_window = [int(v) for v in fr.display_window]
     out = {
         "kind": "frame",
@@ -169,10 +169,9 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
         "changed": encode_array(np.asarray(fr.changed, dtype=np.uint8)),
     }
     if fmt == "raw":
-        out["rgba"] = encode_array(rgba)
+        out["rgba"] = encode_array(np.ascontiguousarray(image.pixels, dtype=np.float32))
     else:
-        out["exr"] = wire_exr(ImageData(rgba, ["R", "G", "B", "A"], tuple(data_window), tuple(display_window),  # type: ignore[arg-type]
-                                        colorspace=str(fr.colorspace)))
+        out["exr"] = wire_exr(image)
     out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3
     return out
 

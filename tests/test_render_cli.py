@@ -55,8 +55,9 @@ def test_identity_render_with_passes(tiny_shot, model, tmp_path, capsys):
         assert rgba.channels == ["R", "G", "B", "A"] and rgba.display_window == plate.display_window
         expect = model.render_frame(f, None, feather=4.0, mode="identity")
         np.testing.assert_allclose(comp.pixels, expect.composite(plate).pixels, **HALF)
-        np.testing.assert_allclose(rgba.pixels, expect.rgba, **HALF)
-        outside = rgba.pixels[..., 3] == 0
+        assert rgba.data_window == expect.alpha_box()  # the pass carries the render's bounding box
+        np.testing.assert_allclose(rgba.full_frame(), expect.rgba, **HALF)
+        outside = rgba.full_frame()[..., 3] == 0
         assert 0.02 < (~outside).mean() < 0.9  # the face, not the whole frame
         assert np.array_equal(comp.pixels[outside], plate.pixels[outside])  # bit for bit
         assert np.abs(comp.pixels[~outside] - plate.pixels[~outside]).max() > 1e-3
@@ -68,8 +69,8 @@ def test_edit_only_changes_only_inside_alpha(tiny_shot, model, edits_file, tmp_p
     for f in FRAMES:
         plate = read_image(model.shot.plate["source"] % f)
         comp = read_image(tmp_path / "edit" / f"frame.{f:04d}.exr")
-        alpha = read_image(tmp_path / "edit" / "rgba" / f"frame.{f:04d}.exr").pixels[..., 3]
-        face = read_image(tmp_path / "ident" / "rgba" / f"frame.{f:04d}.exr").pixels[..., 3]
+        alpha = read_image(tmp_path / "edit" / "rgba" / f"frame.{f:04d}.exr").full_frame()[..., 3]
+        face = read_image(tmp_path / "ident" / "rgba" / f"frame.{f:04d}.exr").full_frame()[..., 3]
         differs = np.any(comp.pixels != plate.pixels, axis=2)
         assert differs.any() and not differs[alpha == 0].any()
         assert 0 < (alpha > 0).sum() < (face > 0).sum()  # only the edited region, not the whole face

@@ -71,12 +71,34 @@ class FrameRender:
         keeping its data/display windows, channels and metadata; plate pixels outside the alpha bit for bit."""
         return composite_in_box(self.rgb_in(plate.colorspace), self.alpha, self.rgba_window, plate)
 
-    def rgba_image(self, colorspace: str = "lin_rec709") -> Any:
-        """The premultiplied RGBA pass as an ImageData (scene-linear by default, as EXR passes are)."""
+    def alpha_box(self) -> tuple[int, int, int, int]:
+        """The bounding box (x, y, w, h, display coordinates) of ``alpha > 0``: what a render pass needs to
+        carry as its EXR data window (1x1 at the window's origin when nothing is rendered)."""
+        ys, xs = np.nonzero(self.alpha > 0)
+        wx, wy = self.rgba_window[:2]
+        if not ys.size:
+            return (wx, wy, 1, 1)
+        return (wx + int(xs.min()), wy + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)
+
+    def rgba_image(self, colorspace: str | None = None) -> Any:
+        """The premultiplied RGBA render as an ImageData whose data window is :meth:`alpha_box` (the
+        display window is the plate's). This is the server's reply and the ``--passes`` EXR: on a 2K/4K
+        plate the face box is a fraction of the frame, so the payload and the premultiply shrink with it.
+        ``colorspace`` defaults to the render's own (the plate's)."""
         from vq_models.io.images import ImageData
 
-        rgba = premultiplied_rgba(self.rgb_in(colorspace), self.alpha)
-        return ImageData(rgba, ["R", "G", "B", "A"], self.rgba_window, self.display_window, colorspace=colorspace)
+        x, y, w, h = self.alpha_box()
+        wx, wy = self.rgba_window[:2]
+        rows, cols = slice(y - wy, y + h - wy), slice(x - wx, x + w - wx)
+        cs = colorspace or self.colorspace
+        rgb = self.rgb[rows, cols]
+        if colorspace is not None:
+            from vq_models.io.colour import convert, resolve_colorspace
+
+            if resolve_colorspace(colorspace) != resolve_colorspace(self.colorspace):
+                rgb = convert(rgb, self.colorspace, colorspace)
+        rgba = premultiplied_rgba(rgb, self.alpha[rows, cols])
+        return ImageData(rgba, ["R", "G", "B", "A"], (x, y, w, h), self.display_window, colorspace=cs)
 
 
 class ShotModel:

@@ -124,7 +124,7 @@ def _render_in_process(args: argparse.Namespace, shot_dir: Path, frames: list[in
             if args.passes:
                 from vq_models.io.images import write_image
 
-                write_image(rgba_pattern(out_pattern) % frame, fr.rgba_image(), dtype="half")
+                write_image(rgba_pattern(out_pattern) % frame, fr.rgba_image("lin_rec709"), dtype="half")
             written.append(frame)
     finally:
         source.close()
