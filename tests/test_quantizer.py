@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vq_models.quantizer import VectorQuantizer, build_vq_input, cosine_kmeans
+from vq_models.quantizer import VectorQuantizer, build_vq_input, cosine_kmeans, scale_multipliers
 
 torch.set_num_threads(1)
 
@@ -148,3 +148,73 @@ def test_state_dict_round_trip_restores_codebook_and_flag():
     assert torch.equal(other.codebook, vq.codebook)
     x = torch.randn(1, 3, 5, 5)
     assert torch.equal(other.assign(x), vq.assign(x))
+
+
+def test_scale_multipliers_equalise_each_scales_share_of_the_distance():
+    torch.manual_seed(0)
+    # all taps at the label size, so instance norm alone sets each channel's energy (no upsampling blur)
+    feats = {4: torch.randn(1, 48, 16, 16) * 3 + 1, 8: torch.randn(1, 12, 16, 16), 16: torch.randn(1, 4, 16, 16)}
+    res = (4, 8, 16)
+
+    def shares(x: torch.Tensor) -> list[float]:
+        return [float(x[:, :48].pow(2).sum()), float(x[:, 48:60].pow(2).sum()), float(x[:, 60:].pow(2).sum())]
+
+    plain = shares(build_vq_input(feats, res, 16, None))
+    # plain concatenation: a scale's squared norm is proportional to its channel count (48 : 12 : 4)
+    assert plain[0] / plain[1] == pytest.approx(4.0, rel=1e-3) and plain[1] / plain[2] == pytest.approx(3.0, rel=1e-3)
+    weighted = shares(build_vq_input(feats, res, 16, None, scale_multipliers([48, 12, 4], [1.0, 1.0, 2.0])))
+    assert weighted[0] / weighted[1] == pytest.approx(1.0, rel=1e-3)
+    assert weighted[2] / weighted[1] == pytest.approx(2.0, rel=1e-3)
+    assert scale_multipliers([48, 12], ()) == [1.0, 1.0]
+    with pytest.raises(ValueError):
+        scale_multipliers([48, 12], [1.0])
+    with pytest.raises(ValueError):
+        build_vq_input(feats, res, 16, None, [1.0])
+
+
+def _small_part_points(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """1000 'skin' vectors spread around one direction, 10 'pupil' vectors along another (1 %)."""
+    g = torch.Generator().manual_seed(seed)
+    skin = torch.tensor([1.0, 0.0, 0.0, 0.0]) + 0.15 * torch.randn(1000, 4, generator=g)
+    pupil = torch.tensor([0.0, 0.0, 1.0, 0.0]) + 0.02 * torch.randn(10, 4, generator=g)
+    return torch.cat([skin, pupil]), torch.tensor([0.0, 0.0, 1.0, 0.0])
+
+
+def test_kmeans_pp_seeds_find_a_one_percent_part():
+    from vq_models.quantizer import kmeans_pp_seeds
+
+    pts, pupil = _small_part_points()
+    hits = 0
+    for s in range(10):
+        seeds = kmeans_pp_seeds(pts, 3, torch.Generator().manual_seed(s))
+        assert seeds.shape == (3, 4)
+        hits += int((F.normalize(seeds, dim=1) @ pupil).max() > 0.95)
+    assert hits >= 9  # uniform seeding would hit the 1 % part in about 3 of 10 tries
+
+
+def test_dead_code_moves_to_the_worst_served_features():
+    torch.manual_seed(0)
+    codebook = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, -1.0, 0.0]])
+    vq = _primed(codebook, torch.tensor([50.0, 50.0, 0.5]), decay=0.5, threshold=2.0).train()
+    near = torch.cat([torch.tensor([[1.0, 0.05, 0.0]]).repeat(40, 1), torch.tensor([[0.05, 1.0, 0.0]]).repeat(40, 1)])
+    far = torch.tensor([[0.0, 0.0, 1.0]])  # served by no code: a part the codebook has not found
+    vq(_as_map(torch.cat([near, far])))
+    assert torch.allclose(vq.codebook[2], far[0])
+
+
+def test_refine_is_lloyd_over_all_points_and_gives_a_small_part_its_code():
+    pts, pupil = _small_part_points(1)
+    vq = VectorQuantizer(num_codes=3, dim=4, decay=0.9, kmeans_iters=1, dead_code_threshold=1.0)
+    # a bad codebook: two codes on skin, one pointing where no vector is (dead)
+    vq.codebook.copy_(torch.tensor([[1.0, 0.1, 0.0, 0.0], [1.0, -0.1, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]]))
+    vq.initialized.fill_(True)
+    passes = vq.refine(pts.half(), iters=20, generator=torch.Generator().manual_seed(0))
+    assert 1 <= passes < 20  # converged: assignments stopped changing
+    codes = vq.assign(_as_map(pts)).flatten()
+    pupil_codes = codes[1000:]
+    assert len(pupil_codes.unique()) == 1 and not (codes[:1000] == pupil_codes[0]).any()
+    # each code is the mean of its members (Eq. 2 with gamma 0 over the whole set)
+    for j in range(3):
+        members = pts[codes == j]
+        assert torch.allclose(vq.codebook[j], members.mean(0), atol=2e-3)
+    assert torch.allclose(vq.cluster_sum, vq.codebook * vq.cluster_size[:, None])

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "cosine_kmeans"]
+__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "cosine_kmeans", "scale_multipliers", "kmeans_pp_seeds"]
 
 
 @dataclass
@@ -66,26 +66,53 @@ def build_vq_input(
     resolutions: Sequence[int],
     label_size: int,
     fg_mask: torch.Tensor | None,
+    scale_multipliers: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """The paper's mip-map VQ input ``X_VQ``: each tapped map instance-normalised, bilinearly upsampled to
     ``label_size``, concatenated along channels and multiplied by the foreground mask.
 
     ``features`` maps resolution -> (B, C_r, r, r); ``fg_mask`` is (B, S', S') or (B, 1, S', S') in [0, 1]
-    at any size (resized bilinearly). Returns a detached (B, sum C_r, label_size, label_size) tensor.
+    at any size (resized bilinearly). ``scale_multipliers`` (one per resolution, default all 1 = the paper)
+    scales each instance-normalised map before concatenation; see :func:`scale_multipliers`. Returns a
+    detached (B, sum C_r, label_size, label_size) tensor.
     """
+    if scale_multipliers is not None and len(scale_multipliers) != len(resolutions):
+        raise ValueError(f"{len(scale_multipliers)} scale multipliers for {len(resolutions)} resolutions")
     parts = []
-    for res in resolutions:
+    for i, res in enumerate(resolutions):
         if res not in features:
             raise KeyError(f"feature map at {res}x{res} was not tapped (have {sorted(features)})")
         f = features[res].detach().float()
         f = F.instance_norm(f)
         if f.shape[-1] != label_size:
             f = F.interpolate(f, size=(label_size, label_size), mode="bilinear", align_corners=False)
+        if scale_multipliers is not None and float(scale_multipliers[i]) != 1.0:
+            f = f * float(scale_multipliers[i])
         parts.append(f)
     x = torch.cat(parts, dim=1)
     if fg_mask is not None:
         x = x * resize_mask(fg_mask, label_size).to(x)
     return x
+
+
+def scale_multipliers(channels: Sequence[int], weights: Sequence[float] | None) -> list[float]:
+    """Per-scale multipliers that give tapped scale ``r`` a share of the squared feature norm proportional to
+    ``weights[r]``.
+
+    Why: after instance norm every channel has unit variance, so in the concatenated vector a scale's
+    pull on the cosine distance grows with its channel count. StyleGAN's coarse layers are the widest, so
+    plain concatenation lets 16²/32² "where on the face" features outvote the fine layers that tell a
+    pupil from an iris; the clusters then come out as position patches. Multiplying scale ``r`` by
+    ``sqrt(w_r / C_r)`` makes each scale contribute ``w_r`` (equal weights = equal say). ``None`` or an
+    empty sequence keeps the paper's plain concatenation (all multipliers 1).
+    """
+    if not weights:
+        return [1.0] * len(channels)
+    if len(weights) != len(channels):
+        raise ValueError(f"{len(weights)} scale weights for {len(channels)} tapped resolutions")
+    if any(float(w) < 0 for w in weights) or not any(float(w) > 0 for w in weights):
+        raise ValueError(f"scale weights must be >= 0 with at least one > 0, got {list(weights)}")
+    return [math.sqrt(float(w) / int(c)) for w, c in zip(weights, channels, strict=True)]
 
 
 def resize_mask(mask: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -100,11 +127,43 @@ def resize_mask(mask: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor
 
 
 @torch.no_grad()
+def kmeans_pp_seeds(
+    points: torch.Tensor, k: int, generator: torch.Generator | None = None, existing: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Pick ``k`` seed rows of ``points`` by k-means++ under cosine distance (D² sampling).
+
+    Why: random seeds land where the pixels are, i.e. on skin. A part covering 0.5 % of the face (a pupil)
+    then never gets a seed and Lloyd iterations cannot create one. D² sampling picks each next seed with
+    probability proportional to its squared cosine distance from the seeds so far, so small but distinct
+    parts are found. ``existing`` (m, d) are centres already placed (seeds avoid them too).
+    Returns (k, d) rows copied from ``points``.
+    """
+    n = points.shape[0]
+    unit = F.normalize(points.float(), dim=1)
+    chosen: list[int] = []
+    if existing is not None and len(existing):
+        best = (unit @ F.normalize(existing.float(), dim=1).T).max(dim=1).values
+    else:
+        chosen.append(int(torch.randint(0, n, (1,), generator=generator)))
+        best = unit @ unit[chosen[0]]
+    while len(chosen) < k:
+        d2 = (1.0 - best).clamp_min(0.0) ** 2
+        total = float(d2.sum())
+        if total <= 0:
+            nxt = int(torch.randint(0, n, (1,), generator=generator))
+        else:
+            nxt = int(torch.multinomial((d2 / total).cpu(), 1, generator=generator))
+        chosen.append(nxt)
+        best = torch.maximum(best, unit @ unit[nxt])
+    return points[torch.tensor(chosen, dtype=torch.long, device=points.device)].clone()
+
+
+@torch.no_grad()
 def cosine_kmeans(
     points: torch.Tensor, k: int, iters: int = 100, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spherical k-means: assignment by cosine similarity, centroid = mean of the raw member vectors (the
-    same estimate Eq. 2 converges to, so the warm start is a fixed point of the EMA update).
+    """Spherical k-means: k-means++ seeds, assignment by cosine similarity, centroid = mean of the raw member
+    vectors (the same estimate Eq. 2 converges to, so the warm start is a fixed point of the EMA update).
 
     Returns ``(centroids (k, d), counts (k,))``. Empty clusters are re-seeded with the point farthest
     (by cosine) from its centroid, and the result always has ``k`` pairwise distinct rows.
@@ -113,8 +172,7 @@ def cosine_kmeans(
     device = points.device
     unit = F.normalize(points, dim=1)
     if n >= k:
-        idx = torch.randperm(n, generator=generator, device="cpu")[:k].to(device)
-        centroids = points[idx].clone()
+        centroids = kmeans_pp_seeds(points, k, generator)
     else:  # fewer points than codes: repeat and perturb so every centroid is distinct
         idx = torch.randint(0, n, (k,), generator=generator, device="cpu").to(device)
         centroids = points[idx].clone()
@@ -298,15 +356,17 @@ class VectorQuantizer(nn.Module):
         self.initialized.fill_(True)
 
     def _restart_dead(self, feats: torch.Tensor) -> int:
-        """Re-seed codes whose EMA count fell below the threshold from random current features."""
+        """Re-seed codes whose EMA count fell below the threshold from current features, picked by D²
+        sampling against the live codes (:func:`kmeans_pp_seeds`): a dead code moves to features the
+        codebook serves worst — typically a small part that no code covers yet — not to more skin."""
         if self.dead_code_threshold <= 0 or len(feats) == 0:
             return 0
         dead = (self.cluster_size < self.dead_code_threshold).nonzero().flatten()
         n = len(dead)
         if n == 0:
             return 0
-        pick = torch.randint(0, len(feats), (n,)).to(feats.device)
-        new = feats[pick].to(self.codebook)
+        new = kmeans_pp_seeds(feats, n, existing=self.codebook[self.cluster_size >= self.dead_code_threshold])
+        new = new.to(self.codebook)
         if _is_distributed():
             torch.distributed.broadcast(new, 0)
         self.codebook[dead] = new
@@ -314,6 +374,60 @@ class VectorQuantizer(nn.Module):
         self.cluster_sum[dead] = new * self.dead_code_threshold
         self.restarts_total += n
         return n
+
+    # --- whole-shot refinement ---------------------------------------------------------------------
+    @torch.no_grad()
+    def refine(self, points: torch.Tensor, iters: int = 10, generator: torch.Generator | None = None) -> int:
+        """Lloyd passes of Eq. 2 over a whole shot's foreground features ``points`` (N, d) at once.
+
+        Each pass assigns every point (cosine), then sets ``N_j``, ``m_j`` and ``z_j = m_j / N_j`` from the
+        full assignment: Eq. 2 with gamma = 0 and the whole shot as one batch. Codes left with fewer than
+        ``dead_code_threshold`` members (or none) are re-seeded by D² sampling from the points, so they end
+        on parts the codebook served worst. Why: online EMA codes last saw features of a still-moving
+        network, one batch at a time; this settles them on the final features of every frame. Stops early
+        when assignments no longer change. ``points`` may be float16 (memory); work is chunked in float32.
+        Returns the number of passes run. Afterwards the EMA state holds per-frame-average counts.
+        """
+        n, d = points.shape
+        if d != self.dim:
+            raise ValueError(f"quantizer expects {self.dim} channels, got {d}")
+        if n == 0:
+            return 0
+        if not bool(self.initialized):
+            self._warm_start(points[: self.kmeans_max_samples].float())
+        chunk = 1 << 16
+        prev: torch.Tensor | None = None
+        done = 0
+        for _ in range(max(0, iters)):
+            unit_codes = F.normalize(self.codebook.float(), dim=1)
+            assign = torch.empty(n, dtype=torch.long, device=points.device)
+            best = torch.empty(n, device=points.device)
+            counts = torch.zeros(self.num_codes, device=points.device)
+            sums = torch.zeros(self.num_codes, d, device=points.device)
+            for s in range(0, n, chunk):
+                part = points[s : s + chunk].float()
+                sim = F.normalize(part, dim=1) @ unit_codes.T
+                b, a = sim.max(dim=1)
+                assign[s : s + chunk], best[s : s + chunk] = a, b
+                counts += torch.bincount(a, minlength=self.num_codes).float()
+                sums.index_add_(0, a, part)
+            done += 1
+            if prev is not None and torch.equal(prev, assign):
+                break
+            prev = assign
+            live = counts >= max(1.0, self.dead_code_threshold)
+            self.codebook[live] = (sums[live] / counts[live, None]).to(self.codebook)
+            dead = (~live).nonzero().flatten()
+            if len(dead):
+                self.codebook[dead] = kmeans_pp_seeds(points.float(), len(dead), generator,
+                                                      existing=self.codebook[live]).to(self.codebook)
+                self.restarts_total += len(dead)
+        # keep the EMA state consistent with z = m / N at a typical per-batch scale
+        frames_scale = max(1.0, float(counts.sum()) / max(1, self.kmeans_max_samples))
+        self.cluster_size.copy_((counts / frames_scale).clamp_min(self.eps))
+        self.cluster_sum.copy_(self.codebook * self.cluster_size[:, None])
+        self.initialized.fill_(True)
+        return done
 
     @torch.no_grad()
     def perplexity_of(self, codes: torch.Tensor) -> float:
