@@ -1,7 +1,7 @@
 """Round-trip cost of the render server versus rendering in process, on a real trained shot.
 
 Measures, for 256² and 1024² plates, the median time of
-  (a) in-process: ``ShotModel.render_frame`` + composite over the plate, and
+  (a) in-process: ``ShotModel.render_frame`` + composite over the plate (what ``vqedit render`` does), and
   (b) through the server: RenderClient → ``vqedit serve`` subprocess on loopback → payload → decode →
       composite (the same host-side composite an EditNode does),
 and prints the ratio at 1024² and the added milliseconds at 256². The last line reads exactly
@@ -37,7 +37,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from host_plugin.client import RenderClient  # noqa: E402
 from host_plugin.node import composite_over  # noqa: E402
 from render_server.protocol import decode_array  # noqa: E402
-from vq_models.io.images import decode_image_bytes  # noqa: E402
+from vq_models.io.images import ImageData, decode_image_bytes  # noqa: E402
 from vq_models.runtime import ShotModel  # noqa: E402
 
 SIZES = (256, 1024)
@@ -126,9 +126,10 @@ def main() -> int:
                 plate = np.random.default_rng(size).uniform(0, 1, (size, size, 3)).astype(np.float32)
                 win = (0, 0, size, size)
 
-                def in_process(model=model, plate=plate, win=win, frame=frame):
-                    fr = model.render_frame(frame, None, feather=8.0)
-                    return composite_over(fr.rgba, fr.rgba_window, plate, win)
+                plate_img = ImageData(plate, ["R", "G", "B"], win, win, colorspace="lin_rec709")
+
+                def in_process(model=model, plate_img=plate_img, frame=frame):
+                    return model.render_frame(frame, None, feather=8.0).composite(plate_img)  # as `vqedit render`
 
                 def via_server(name=name, plate=plate, win=win, frame=frame):
                     reply = client.render_frame(name, frame, feather=8.0, fmt=args.format)
