@@ -154,3 +154,48 @@ def test_losses_and_ssim():
     half = img.copy()
     half[12:] = 0
     assert ssim(img, half, mask=mask) > ssim(img, half)
+
+
+def test_shared_embedding_and_coarse_params_layout_and_resolution():
+    """The cpu layout: one label embedding per block (no per-norm mlp_shared) and, above the label map's
+    resolution, γ/β predicted at label resolution then upsampled — checked on the convolutions' inputs."""
+    torch.manual_seed(0)
+    G = SPADEGenerator(label_nc=6, render_size=32, const_size=4, ch_max=16, ch_min=8, hidden=8,
+                       shared_embed=True, upsample_params=True)
+    keys = set(G.state_dict())
+    assert any(k.startswith("up_blocks.2.embed.0.") for k in keys)
+    assert not any("mlp_shared" in k for k in keys)
+    seen: list[tuple[int, int]] = []  # (feature size, gamma-conv input size) of the top block's norm_0
+    top = G.up_blocks[-1]
+    top.norm_0.mlp_gamma.register_forward_hook(lambda m, inp, out: seen.append(tuple(inp[0].shape[-2:])))
+    seg = torch.zeros(2, 6, 16, 16)
+    seg[:, 1, :, :8] = 1
+    seg[:, 4, :, 8:] = 1
+    out = G(seg)
+    assert out.shape == (2, 3, 32, 32)
+    assert seen == [(16, 16)]  # the 32² block predicts its parameters on the 16² label grid
+    out.mean().backward()
+    assert G.up_blocks[-1].embed[0].weight.grad.abs().sum() > 0
+    # the NVlabs layout (default) keeps a per-norm embedding, so checkpoints of that layout still load
+    plain = SPADEGenerator(label_nc=6, render_size=32, const_size=4, ch_max=16, ch_min=8, hidden=8)
+    assert any("norm_0.mlp_shared" in k for k in plain.state_dict())
+    assert plain(seg).shape == (2, 3, 32, 32)
+
+
+def test_coarse_params_are_the_label_resolution_params_upsampled():
+    """Above the label map's resolution, β (the output for a zero input) is the label-resolution β resampled
+    bilinearly, not re-predicted from a blocky nearest-upsampled map as in the NVlabs layout."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    norm = SPADE(4, 2, hidden=4, upsample_params=True)
+    plain = SPADE(4, 2, hidden=4)
+    plain.load_state_dict(norm.state_dict())
+    seg = torch.zeros(1, 2, 4, 4)
+    seg[:, 0, :, :2] = 1
+    seg[:, 1, :, 2:] = 1
+    beta_label = norm(torch.zeros(1, 4, 4, 4), seg).detach()
+    beta_coarse = norm(torch.zeros(1, 4, 16, 16), seg).detach()
+    expected = F.interpolate(beta_label, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(beta_coarse, expected, atol=1e-6)
+    assert not torch.allclose(plain(torch.zeros(1, 4, 16, 16), seg).detach(), expected, atol=1e-3)

@@ -27,40 +27,70 @@ def _maybe_sn(layer: nn.Module, use: bool) -> nn.Module:
 class SPADE(nn.Module):
     """Parameter-free instance norm, then a per-pixel scale and shift predicted from the label map.
 
-    Instance norm (not batch norm) because Stage II trains with batches of 1-4 frames."""
+    Instance norm (not batch norm) because Stage II trains with batches of 1-4 frames.
 
-    def __init__(self, norm_nc: int, label_nc: int, hidden: int = 128, kernel_size: int = 3):
+    ``shared=True``: the norm takes an already embedded label map (the block computes the embedding once
+    for all its norms) and keeps only the γ/β heads. When the label map is coarser than the features, γ/β
+    are predicted at the label map's resolution and upsampled bilinearly (``upsample_params=True``) instead
+    of predicting them from a nearest-upsampled label map: the labels hold no detail above their own
+    resolution, so the expensive convolutions at the top resolution would only re-learn the upsampling."""
+
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int = 128, kernel_size: int = 3, shared: bool = False,
+                 upsample_params: bool = False):
         super().__init__()
         pad = kernel_size // 2
+        self.shared = bool(shared)
+        self.upsample_params = bool(upsample_params)
         self.param_free_norm = nn.InstanceNorm2d(norm_nc, affine=False)
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size, padding=pad), nn.ReLU())
+        if not self.shared:
+            self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size, padding=pad), nn.ReLU())
         self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
         self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
 
     def forward(self, x: Tensor, segmap: Tensor) -> Tensor:
+        """``segmap``: the label map (or, when ``shared``, its embedding) at any resolution."""
         normalized = self.param_free_norm(x)
-        if segmap.shape[-2:] != x.shape[-2:]:
-            segmap = F.interpolate(segmap, size=x.shape[-2:], mode="nearest")
-        actv = self.mlp_shared(segmap)
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        size = x.shape[-2:]
+        coarse = self.upsample_params and segmap.shape[-2] < size[0]
+        if segmap.shape[-2:] != size and not coarse:
+            segmap = F.interpolate(segmap, size=size, mode="nearest")
+        actv = segmap if self.shared else self.mlp_shared(segmap)
+        gamma, beta = self.mlp_gamma(actv), self.mlp_beta(actv)
+        if coarse:  # one resampling call for both maps
+            both = F.interpolate(torch.cat([gamma, beta], 1), size=size, mode="bilinear", align_corners=False)
+            gamma, beta = both.split(gamma.shape[1], dim=1)
+        return normalized * (1 + gamma) + beta
 
 
 class SPADEResnetBlock(nn.Module):
-    """Two SPADE-norm → LeakyReLU → conv stages with a (learned where the width changes) shortcut."""
+    """Two SPADE-norm → LeakyReLU → conv stages with a (learned where the width changes) shortcut.
 
-    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int = 128, spectral: bool = False):
+    ``shared_embed``: one label embedding (``embed``: conv + ReLU) per block, shared by its SPADE norms —
+    the NVlabs layout gives every norm its own, which triples the widest convolution for no gain when
+    one subject is rendered."""
+
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int = 128, spectral: bool = False,
+                 shared_embed: bool = False, upsample_params: bool = False):
         super().__init__()
         self.learned_shortcut = fin != fout
+        self.shared_embed = bool(shared_embed)
         fmiddle = min(fin, fout)
         self.conv_0 = _maybe_sn(nn.Conv2d(fin, fmiddle, 3, padding=1), spectral)
         self.conv_1 = _maybe_sn(nn.Conv2d(fmiddle, fout, 3, padding=1), spectral)
-        self.norm_0 = SPADE(fin, label_nc, hidden)
-        self.norm_1 = SPADE(fmiddle, label_nc, hidden)
+        if self.shared_embed:
+            self.embed = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
+        kw = {"shared": self.shared_embed, "upsample_params": upsample_params}
+        self.norm_0 = SPADE(fin, label_nc, hidden, **kw)
+        self.norm_1 = SPADE(fmiddle, label_nc, hidden, **kw)
         if self.learned_shortcut:
             self.conv_s = _maybe_sn(nn.Conv2d(fin, fout, 1, bias=False), spectral)
-            self.norm_s = SPADE(fin, label_nc, hidden)
+            self.norm_s = SPADE(fin, label_nc, hidden, **kw)
 
     def forward(self, x: Tensor, seg: Tensor) -> Tensor:
+        if self.shared_embed:
+            if seg.shape[-2] > x.shape[-2]:
+                seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
+            seg = self.embed(seg)
         x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
         dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
         dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
@@ -90,25 +120,41 @@ class SPADEGenerator(nn.Module):
         ch_min: int = 32,
         hidden: int = 64,
         spectral: bool = False,
+        shared_embed: bool = False,
+        upsample_params: bool = False,
     ):
         super().__init__()
         self.label_nc = int(label_nc)
         self.render_size = int(render_size)
+        self.upsample_params = bool(upsample_params)
         chans = generator_channels(render_size, const_size, ch_max, ch_min)
+        kw = {"shared_embed": shared_embed, "upsample_params": upsample_params}
         self.const = nn.Parameter(torch.randn(1, chans[0], const_size, const_size))
-        self.head_0 = SPADEResnetBlock(chans[0], chans[0], label_nc, hidden, spectral)
+        self.head_0 = SPADEResnetBlock(chans[0], chans[0], label_nc, hidden, spectral, **kw)
         self.up_blocks = nn.ModuleList(
-            SPADEResnetBlock(chans[i], chans[i + 1], label_nc, hidden, spectral) for i in range(len(chans) - 1)
+            SPADEResnetBlock(chans[i], chans[i + 1], label_nc, hidden, spectral, **kw) for i in range(len(chans) - 1)
         )
         self.conv_img = nn.Conv2d(chans[-1], 3, 3, padding=1)
 
+    def _seg_at(self, seg: Tensor, size: int, cache: dict[int, Tensor]) -> Tensor:
+        """The label map at ``size`` (nearest), computed once per resolution; never upsampled when the
+        SPADE parameters are upsampled instead."""
+        if self.upsample_params:
+            size = min(size, seg.shape[-1])
+        if size == seg.shape[-1]:
+            return seg
+        if size not in cache:
+            cache[size] = F.interpolate(seg, size=(size, size), mode="nearest")
+        return cache[size]
+
     def forward(self, seg: Tensor) -> Tensor:
         """``seg`` (B, label_nc, L, L) one-hot → (B, 3, R, R) sRGB in [0, 1]."""
+        cache: dict[int, Tensor] = {}
         x = self.const.expand(seg.shape[0], -1, -1, -1)
-        x = self.head_0(x, seg)
+        x = self.head_0(x, self._seg_at(seg, x.shape[-1], cache))
         for block in self.up_blocks:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(x, seg)
+            x = block(x, self._seg_at(seg, x.shape[-1], cache))
         x = self.conv_img(F.leaky_relu(x, 0.2))
         return torch.tanh(x) * 0.5 + 0.5
 
