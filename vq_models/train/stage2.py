@@ -9,7 +9,9 @@ stability measure.
 Loss (paper): BCE adversarial (λ_adv) + R1 gradient penalty on D (λ_gp, see losses.py for why R1) +
 smooth L1 (λ_l1) + ROI / non-ROI perceptual (λ_roi, λ_nonroi). The renderer renders the whole crop;
 ``bg_weight`` < 1 lowers the L1 weight outside the face mask, because only the face is pasted back into
-the plate (the paper preset keeps 1.0, i.e. unweighted).
+the plate (the paper preset keeps 1.0, i.e. unweighted); ``roi_l1_weight`` > 0 adds L1 weight inside the
+ROI mask (eyes, lips, mouth): those regions are a few percent of the crop but are what edits re-render,
+and without the perceptual ROI term (off on CPU) nothing else tells the renderer they matter.
 
 Outputs in SHOT/stage2/: config.yaml, model.safetensors, meta.json, checkpoints/, tensorboard/,
 val_preview.png (target | render per held-out frame).
@@ -72,11 +74,13 @@ class Stage2Config:
     perceptual: str = "alex"
     perceptual_backbone: str = ""
     bg_weight: float = 1.0
+    roi_l1_weight: float = 0.0
     val_every: int = 10
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 10
     image_every: int = 1000
+    eval_every: int = 0  # held-out SSIM / PSNR every N steps into tensorboard and meta.json (0 = only at the end)
     seed: int = 0
     num_threads: int = 0
 
@@ -89,14 +93,17 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
         lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=50, log_every=5, image_every=50,
         gp_every=4, bg_weight=0.5,
     ),
-    # 128^2 on 2 CPU cores within ~20 minutes: narrow generator (one person, one light), constant at 8^2,
-    # batch 4, 1600 iterations (~0.55 s/iter measured single-threaded on a loaded box). The perceptual term is off: on CPU it cost ~10x the generator step
-    # (measured, benchmarks/stage2_speed.py), and SSIM is driven by the L1 + adversarial terms here.
+    # 128^2 on 2 CPU cores within ~20 minutes. Narrow generator (one person, one light), constant at 8^2,
+    # one shared label embedding per block and γ/β predicted at the 64^2 label resolution then upsampled
+    # (G step 2.2 s -> 1.4 s per batch of 4 on a loaded core, benchmarks/stage2_speed.py). The perceptual
+    # term is off: on CPU it cost ~10x the generator step. The L1 weight is lowered on the background (not
+    # pasted back) and raised in the ROI (eyes/mouth: what edits re-render).
     "cpu": Stage2Config(
-        render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, d_channels=32, d_layers=3,
-        num_d=1, batch_size=4, iterations=1600, lr_g=1e-3, lr_d=5e-4, lambda_l1=2.0, lambda_lpips_roi=0.0,
-        lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=250, log_every=10, image_every=250,
-        gp_every=8, bg_weight=0.5, num_threads=2,
+        render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
+        spade_upsample_params=True, d_channels=32, d_layers=3, num_d=1, batch_size=4, iterations=1600,
+        lr_g=1e-3, lr_d=5e-4, lambda_l1=2.0, lambda_lpips_roi=0.0, lambda_lpips_nonroi=0.0, perceptual="none",
+        checkpoint_every=250, log_every=10, image_every=250, eval_every=200, gp_every=8, bg_weight=0.2,
+        roi_l1_weight=2.0, num_threads=2,
     ),
     # the published settings (Sec. 3.4 / 4): 1024^2, Adam 5e-4, λ_l1 0.5, λ_adv 0.01, λ_gp 10,
     # λ_roi 1.0, λ_nonroi 0.2, 60k iterations, batch 2
@@ -118,6 +125,8 @@ def _validate(c: Stage2Config) -> None:
         generator_channels(c.render_size, c.const_size, c.ch_max, c.ch_min)
     except ValueError as exc:
         raise InputError(f"stage2 config: {exc}") from None
+    if c.eval_every < 0:
+        raise InputError(f"stage2 config: eval_every must be >= 0, got {c.eval_every}")
     for name in ("batch_size", "iterations", "checkpoint_every", "log_every", "gp_every"):
         if getattr(c, name) < 1:
             raise InputError(f"stage2 config: {name} must be >= 1, got {getattr(c, name)}")
@@ -125,6 +134,8 @@ def _validate(c: Stage2Config) -> None:
         raise InputError(f"stage2 config: perceptual: expected alex, vgg, squeeze or none, got {c.perceptual!r}")
     if not 0.0 <= c.bg_weight <= 1.0:
         raise InputError(f"stage2 config: bg_weight must be in [0, 1], got {c.bg_weight}")
+    if c.roi_l1_weight < 0:
+        raise InputError(f"stage2 config: roi_l1_weight must be >= 0, got {c.roi_l1_weight}")
 
 
 def build_generator(config: Stage2Config, num_channels: int):
@@ -291,6 +302,7 @@ def train_stage2(
     logger = TrainLogger(out_dir / "tensorboard", config.iterations, f"stage2 {shot.name}", start, enabled=info.is_main)
     t0 = time.monotonic()
     step = start
+    curve: list[dict] = []  # held-out quality during training (eval_every)
     try:
         for step in range(start + 1, config.iterations + 1):
             idx = _batch_indices(len(train_set), config.batch_size, config.seed, step, info.rank)
@@ -319,7 +331,7 @@ def train_stage2(
                 opt_d.step()
                 Dnet.requires_grad_(False)
 
-            weight = config.bg_weight + (1.0 - config.bg_weight) * fg
+            weight = config.bg_weight + (1.0 - config.bg_weight) * fg + config.roi_l1_weight * roi
             l1 = smooth_l1(fake, target, weight)
             g_loss = config.lambda_l1 * l1
             scalars["loss/l1"] = l1.item()
@@ -342,6 +354,15 @@ def train_stage2(
             if info.is_main and (step % config.image_every == 0):
                 r = _render_set(G, preview_set.windows[:1], lut, nch, config.temporal_window, dev)
                 logger.image(step, "val/target_render", _preview(preview_set.targets[:1].permute(0, 2, 3, 1).numpy(), r))
+            if info.is_main and config.eval_every > 0 and step % config.eval_every == 0 and step < config.iterations \
+                    and len(val_set):
+                G.eval()
+                m = evaluate(_render_set(G, val_set.windows, lut, nch, config.temporal_window, dev),
+                             val_set.targets.permute(0, 2, 3, 1).numpy(), val_set.fg[:, 0].numpy())
+                G.train()
+                curve.append({"step": step, "ssim": m["ssim"], "psnr": m["psnr"],
+                              "seconds": round(prev_seconds + time.monotonic() - t0, 1)})
+                logger.log(step, {"val/ssim": m["ssim"], "val/psnr": m["psnr"]})
             if info.is_main and (step % config.checkpoint_every == 0 or step == config.iterations):
                 ckpts.save(step, modules, optims, {
                     "train_seconds": prev_seconds + time.monotonic() - t0, "num_channels": nch,
@@ -361,7 +382,7 @@ def train_stage2(
                 render_ms = 1000.0 * (time.monotonic() - tr) / len(val_set)
                 targets = val_set.targets.permute(0, 2, 3, 1).numpy()
                 metrics = evaluate(renders, targets, val_set.fg[:, 0].numpy())
-                meta_val = {**metrics, "frames": val_set.frames}
+                meta_val = {**metrics, "frames": val_set.frames, "curve": curve}
                 logger.log(step, {k: v for k, v in (("val/ssim", metrics["ssim"]), ("val/psnr", metrics["psnr"]))
                                   if v is not None})
             pv = preview_set if len(val_set) else train_set

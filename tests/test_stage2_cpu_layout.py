@@ -1,0 +1,53 @@
+"""Stage II with the cpu preset's network layout and loss weights, at tiny size: shared SPADE embedding,
+label-resolution γ/β, ROI-weighted L1, and the held-out quality curve during training."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_stage2 import BLUE, LABEL, RED, _labels, _region_means, make_shot  # noqa: E402
+
+from vq_models.errors import InputError  # noqa: E402
+from vq_models.stage2_model import Stage2Renderer  # noqa: E402
+from vq_models.train.stage2 import STAGE2_PRESETS, load_stage2_config, train_stage2  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def test_cpu_layout_trains_logs_a_curve_and_reloads(tmp_path):
+    root = tmp_path / "shot"
+    make_shot(root)
+    cfg = load_stage2_config("tiny", overrides=[
+        "iterations=80", "checkpoint_every=80", "eval_every=20", "spade_shared=true",
+        "spade_upsample_params=true", "roi_l1_weight=2.0"])
+    out = train_stage2(root, cfg)
+    meta = json.loads((out / "meta.json").read_text())
+    curve = meta["val"]["curve"]
+    assert [c["step"] for c in curve] == [20, 40, 60]  # the final step is the main evaluation
+    assert all(0.0 < c["ssim"] <= 1.0 and c["seconds"] >= 0 for c in curve)
+    assert meta["config"]["spade_shared"] is True and meta["config"]["roi_l1_weight"] == 2.0
+    r = Stage2Renderer.load(out)  # config.yaml carries the layout: the weights fit
+    assert any(".embed." in k for k in r.generator.state_dict())
+    pos = 4
+    img = r.render(np.stack([_labels(pos - 1), _labels(pos), _labels(pos + 1)]))
+    left, right = _region_means(img, _labels(pos))
+    assert np.abs(left - RED).max() < 0.15, left
+    assert np.abs(right - BLUE).max() < 0.15, right
+    assert img.shape == (32, 32, 3) and LABEL == 16  # 32² render from 16² labels: γ/β upsampled
+
+
+def test_cpu_preset_uses_the_cheap_layout_and_new_fields_are_validated():
+    cpu = STAGE2_PRESETS["cpu"]
+    assert cpu.render_size == 128 and cpu.spade_shared and cpu.spade_upsample_params
+    assert not STAGE2_PRESETS["paper"].spade_shared  # checkpoints of the NVlabs layout keep loading
+    with pytest.raises(InputError, match="roi_l1_weight"):
+        load_stage2_config("tiny", overrides=["roi_l1_weight=-1"])
+    with pytest.raises(InputError, match="eval_every"):
+        load_stage2_config("tiny", overrides=["eval_every=-5"])
