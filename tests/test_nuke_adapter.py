@@ -18,7 +18,7 @@ import pytest
 from server_fixtures import REPO, backend_factory, server, shot_models_dir  # noqa: F401
 
 from host_plugin.node import FACE_KNOBS, composite_over
-from render_server.exr import read_exr, write_exr
+from vq_models.io.images import read_image, write_image
 
 GIZMO = REPO / "gizmos" / "VQFaceEdit.gizmo"
 
@@ -76,7 +76,8 @@ def fake_nuke(monkeypatch, tmp_path):
         p = mod.plates[first]
         path = Path(node["file"].value().replace("####", f"{first:04d}"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_exr(path, p, ("R", "G", "B"), (4, 2, 30, 24), (0, 0, 40, 30), half=False)
+        write_image(path, p, data_window=(4, 2, 80, 90), display_window=(0, 0, 96, 96), dtype="float",
+                    colorspace="lin_rec709")
 
     mod.execute = execute
     mod.message = lambda text: mod.calls.append(("message", text))
@@ -94,7 +95,7 @@ def _gizmo_node(address, tmp_path, model="beta"):
         "server": Knob(address), "model": Knob(model), "feather": Knob(3.0), "mix": Knob(1.0), "mode": Knob("identity"),
         "output": Knob(str(tmp_path / "out" / "comp.####.exr")), "status": Knob(""), "exemplar_file": Knob(""),
         "eye_open_left": Knob(1.0), "eye_open_right": Knob(1.0), "gaze_x": Knob(0.0), "gaze_y": Knob(0.0),
-        "teeth": Knob(1.0, keys={1: 1.0, 3: 0.0}), "mouth_open": Knob(1.0), "brows": Knob(0.0),
+        "teeth": Knob(1.0, keys={1001: 1.0, 1003: 0.0}), "mouth_open": Knob(1.0), "brows": Knob(0.0),
     }
     children = {
         "PlateWrite": Node("PlateWrite", {"file": Knob(str(tmp_path / "plate" / "plate.####.exr"))}),
@@ -128,19 +129,20 @@ def test_connect_knobs_and_render_range(fake_nuke, server, tmp_path, shot_models
     assert "beta" in node["model"].values and node["status"].value().startswith("connected")
     node["model"].setValue("beta")
 
-    knobs = adapter.knobs_at(node, 2)
+    knobs = adapter.knobs_at(node, 1002)
     assert knobs.face["teeth"] == pytest.approx(0.5) and knobs.model == "beta"
-    prog = adapter.edit_node(node, 2).program_at(2)
+    prog = adapter.edit_node(node, 1002).program_at(1002)
     assert prog["edits"] == [{"op": "teeth", "which": "both", "value": 0.5}]
 
     rng = np.random.default_rng(3)
-    fake_nuke.plates = {f: rng.uniform(0, 1, (24, 30, 3)).astype(np.float32) for f in (1, 2)}
-    written = adapter.render_range(node, 1, 1)  # frame 1: teeth knob neutral → identity render
-    assert [c for c in fake_nuke.calls if c[0] == "execute"] == [("execute", "PlateWrite", 1, 1)]
-    out = read_exr(written[0])
+    fake_nuke.plates = {f: rng.uniform(0, 1, (90, 80, 3)).astype(np.float32) for f in (1001, 1002)}
+    written = adapter.render_range(node, 1001, 1001)  # frame 1001: teeth knob neutral → identity render
+    assert [c for c in fake_nuke.calls if c[0] == "execute"] == [("execute", "PlateWrite", 1001, 1001)]
+    out = read_image(written[0])
     model = backend_factory(shot_models_dir / "beta")
-    fr = model.render_frame(1, None, feather=3.0)
-    expect = composite_over(fr.rgba, fr.data_window, fake_nuke.plates[1], (4, 2, 30, 24))
+    fr = model.render_frame(1001, None, feather=3.0)
+    expect = composite_over(fr.rgba, fr.rgba_window, fake_nuke.plates[1001], (4, 2, 80, 90))
+    assert not np.allclose(out.pixels, fake_nuke.plates[1001])
     np.testing.assert_allclose(out.pixels, expect, atol=2e-3, rtol=2e-3)
     assert node.node("RenderRead")["file"].value() == node["output"].value()
     assert node.node("RenderRead")["reload"].executed == 1
