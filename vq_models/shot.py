@@ -12,7 +12,6 @@ module means the layout is defined once.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
+from vq_models.io.jsonfile import read_json
 
 SHOT_VERSION = 1
 FRAME_NAME = "frame.{:04d}.png"
@@ -79,10 +79,9 @@ class Shot:
         meta_path = root / "shot.json"
         if not meta_path.is_file():
             raise InputError(f"{root}: not a shot directory (no shot.json; run `vqedit prep` first)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{meta_path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise InputError(f"{meta_path}: expected a JSON object")
         for key in ("version", "frames", "crop_size"):
             if key not in meta:
                 raise InputError(f"{meta_path}: missing key {key!r}")
@@ -152,9 +151,7 @@ class Shot:
     def transform(self, frame: int) -> CropTransform:
         if not self._transforms:
             path = self.root / "transforms.json"
-            if not path.is_file():
-                raise InputError(f"{path}: missing from the shot directory")
-            data = json.loads(path.read_text())
+            data = read_json(path, "missing from the shot directory")
             for key, entry in data.get("frames", {}).items():
                 self._transforms[int(key)] = CropTransform(
                     np.asarray(entry["plate_to_crop"], dtype=np.float64),

@@ -15,7 +15,6 @@ compositor can fix, whereas a numpy traceback three stages later is not.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
+from vq_models.io.jsonfile import read_json
 
 TRACKING_VERSION = 1
 
@@ -184,14 +184,7 @@ def validate_tracking(obj: Any, source: str) -> Tracking:
 def load_tracking(path: str | Path) -> Tracking:
     """Read and validate a tracking file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: tracking file not found")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text file") from None
+    obj = read_json(path, "tracking file not found")
     return validate_tracking(obj, str(path))
 
 
