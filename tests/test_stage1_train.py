@@ -134,3 +134,29 @@ def test_resume_is_identical_to_a_straight_run(tmp_path: Path):
     final = load_weights(tmp_path / "b" / "stage1" / "model.safetensors")
     key = next(k for k in final if k.startswith("encoder."))
     assert not torch.equal(first[f"net.{key}"], final[key])
+
+
+def test_scale_weights_and_lloyd_refine_are_recorded_and_used_at_inference(trained: Path):
+    from vq_models.stage1_model import Stage1Model
+
+    meta = json.loads((trained / "stage1" / "meta.json").read_text())
+    assert meta["vq_scale_weights"] == [1.0, 1.0]
+    # equal say per tap: each instance-normalised map is scaled by sqrt(weight / channels)
+    assert meta["vq_scale_multipliers"] == pytest.approx([(1 / 16) ** 0.5, (1 / 16) ** 0.5])
+    assert 1 <= meta["vq_refine_lloyd_passes"] <= 3
+    model = Stage1Model.load(trained / "stage1")
+    assert model._net is not None and model._net.vq_multipliers == pytest.approx(meta["vq_scale_multipliers"])
+    d = draw_frame(1)
+    x, _ = model.features(d["overlay"], d["fg"])
+    # the 16² tap's block (first 16 channels) carries the multiplier: its fg RMS is ~0.25, not ~1
+    fg = torch.from_numpy(d["fg"] > 0.5)
+    rms = x[0, :16][:, fg].pow(2).mean().sqrt().item()
+    assert 0.1 < rms < 0.4, rms
+
+
+def test_bad_scale_weights_are_one_line_errors(tmp_path: Path, capsys):
+    make_shot(tmp_path / "s", frames=(1,))
+    assert main(["train", str(tmp_path / "s"), "--stage", "1", "--preset", "tiny", "--set",
+                 "vq_scale_weights=[1, 2, 3]"]) == 2
+    err = capsys.readouterr().err
+    assert "vq_scale_weights" in err and len(err.strip().splitlines()) == 1

@@ -39,7 +39,7 @@ class InversionNet(nn.Module):
     latent_avg: Tensor
 
     def __init__(self, encoder: nn.Module, generator: nn.Module, latent_avg: Tensor,
-                 feature_resolutions: tuple[int, ...]):
+                 feature_resolutions: tuple[int, ...], vq_multipliers: list[float] | None = None):
         super().__init__()
         self.encoder = encoder
         self.generator = generator
@@ -50,6 +50,14 @@ class InversionNet(nn.Module):
             raise InputError(f"latent_avg has {avg.shape[0]} rows, generator has {generator.n_latent} W+ layers")
         self.register_buffer("latent_avg", avg.clone().contiguous())
         self.feature_resolutions = tuple(int(r) for r in feature_resolutions)
+        # per-tap scale of X_VQ (quantizer.scale_multipliers); plain floats, not weights: meta.json keeps them
+        self.vq_multipliers = [float(m) for m in vq_multipliers] if vq_multipliers else None
+        if self.vq_multipliers is not None and len(self.vq_multipliers) != len(self.feature_resolutions):
+            raise InputError(f"{len(self.vq_multipliers)} VQ scale multipliers for {len(self.feature_resolutions)} taps")
+
+    def vq_input(self, feats: dict[int, Tensor], label_size: int, fg: Tensor | None) -> Tensor:
+        """X_VQ for this net's taps and scale multipliers (one definition for training and inference)."""
+        return build_vq_input(feats, self.feature_resolutions, label_size, fg, self.vq_multipliers)
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor], Tensor]:
         """x: (B, 3, S, S) in [-1, 1] → (image (B, 3, size, size), {res: feature map}, w (B, n_latent, d))."""
@@ -155,7 +163,8 @@ class Stage1Model:
                 enc.load_state_dict(split_weights(flat, "encoder"))
             except RuntimeError as exc:
                 raise InputError(f"{stage1_dir / MODEL_FILE}: does not fit meta.json ({str(exc).splitlines()[0]})") from None
-            net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"])).to(dev).eval()
+            net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"]),
+                               meta.get("vq_scale_multipliers")).to(dev).eval()
         return cls(stage1_dir, meta, net, vq, dev)
 
     # --- description -------------------------------------------------------------------------------
@@ -199,7 +208,7 @@ class Stage1Model:
         x, m = to_network_tensor(rgb_crop, fg_mask, self.input_size)
         x, m = x.to(self.device), m.to(self.device)
         _, feats, _ = self._net(x)
-        return build_vq_input(feats, self._net.feature_resolutions, self.label_size, m), m
+        return self._net.vq_input(feats, self.label_size, m), m
 
     @torch.no_grad()
     def labels_from_image(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> np.ndarray:

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from vq_models.config import config_to_dict, save_config
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
-from vq_models.quantizer import VectorQuantizer, build_vq_input
+from vq_models.quantizer import VectorQuantizer, scale_multipliers
 from vq_models.shot import Shot
 from vq_models.stage1_model import (
     CODEBOOK_FILE,
@@ -70,10 +70,16 @@ class Stage1Config:
     kmeans_iters: int = 100
     dead_code_threshold: float = 2.0
     vq_resolutions: tuple[int, ...] = (16, 32, 64)  # tapped layers (paper 64, 128, 256)
+    # per-tap share of the cosine distance after instance norm (() = the paper's plain concatenation,
+    # where a scale's say grows with its channel count); see quantizer.scale_multipliers
+    vq_scale_weights: tuple[float, ...] = ()
     label_size: int = 64  # label map resolution (paper 256)
-    vq_refine_epochs: int = 1  # quantizer-only passes over all frames after inversion (0 = off)
+    vq_refine_epochs: int = 1  # quantizer-only EMA passes over all frames after inversion (0 = off)
+    vq_refine_lloyd: int = 0  # then Lloyd passes over every frame's final features at once (0 = off)
+    vq_refine_max_points: int = 2_000_000  # foreground feature vectors kept for the Lloyd passes
     # loss weights (paper 3.4)
     lambda_l2: float = 5.0
+    lambda_l2_roi: float = 0.0  # extra L2 inside the ROI (eyes, mouth): sharp parts, not only right colours
     lambda_lpips_roi: float = 5.0
     lambda_lpips_nonroi: float = 1.0
     lambda_sim: float = 0.1
@@ -99,7 +105,7 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
     "tiny": Stage1Config(
         image_size=32, input_size=32, generator_max_channels=16, encoder_channels=8, num_codes=8,
         vq_decay=0.9, kmeans_iters=20, dead_code_threshold=1.0, vq_resolutions=(16, 32), label_size=32,
-        vq_refine_epochs=1, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
+        vq_scale_weights=(1.0, 1.0), vq_refine_epochs=1, vq_refine_lloyd=3, lambda_l2_roi=5.0, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
         iters=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
     "cpu": Stage1Config(),
@@ -265,6 +271,11 @@ def _check_resolutions(config: Stage1Config, gen: nn.Module) -> None:
                          f"{sorted(gen.channels)}); pick resolutions up to {gen.size}")
     if config.num_codes < 2 or config.num_codes > 255:
         raise InputError(f"config.num_codes: {config.num_codes} must be 2..255 (labels are uint8)")
+    weights = config.vq_scale_weights
+    if weights and (len(weights) != len(config.vq_resolutions) or any(float(w) < 0 for w in weights)
+                    or not any(float(w) > 0 for w in weights)):
+        raise InputError(f"config.vq_scale_weights: {list(weights)} needs one weight >= 0 per vq_resolutions "
+                         f"entry {list(config.vq_resolutions)}, at least one > 0 (or [] for plain concatenation)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,13 +325,16 @@ def train_stage1(
     dev = info.device
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)  # tiny late-training activations otherwise slow CPU convs several-fold
 
     prior = build_prior(config, stylegan, e4e)
     gen, enc = prior.generator, prior.encoder
     _check_resolutions(config, gen)
     resolutions = tuple(int(r) for r in config.vq_resolutions)
     code_dim = sum(gen.channels[r] for r in resolutions)
-    net = InversionNet(enc, gen, prior.latent_avg, resolutions).to(dev)
+    multipliers = scale_multipliers([gen.channels[r] for r in resolutions], config.vq_scale_weights)
+    net = InversionNet(enc, gen, prior.latent_avg, resolutions, multipliers).to(dev)
     gen.style.requires_grad_(False)  # W+ comes from the encoder: the mapping only samples "real" W for D
     if not prior.train_generator:
         gen.requires_grad_(False)
@@ -404,17 +418,20 @@ def _train_step(ddp_net, ddp_disc, net: InversionNet, disc: nn.Module, vq: Vecto
     r = _to_loss_size(img, config.input_size)
     c, roi = batch["target"], batch["roi"]
     loss_l2 = F.mse_loss(r, c)
-    loss_roi = perceptual(r * roi, c * roi)
-    loss_non = perceptual(r * (1 - roi), c * (1 - roi))
+    # ROI L2 normalised by the ROI area, so its weight does not shrink with how small the eyes are
+    loss_l2_roi = ((r - c) ** 2 * roi).sum() / (roi.sum() * r.shape[1]).clamp_min(1.0)
+    zero = r.new_zeros(())
+    loss_roi = perceptual(r * roi, c * roi) if config.lambda_lpips_roi > 0 else zero
+    loss_non = perceptual(r * (1 - roi), c * (1 - roi)) if config.lambda_lpips_nonroi > 0 else zero
     loss_dreg = delta_regularizer(w)
     flat_w = w.reshape(-1, w.shape[-1])
     disc.requires_grad_(False)  # the encoder's adversarial term must not train D (plain module: no DDP hooks)
     loss_adv = F.softplus(-disc(flat_w)).mean()
     disc.requires_grad_(True)
-    total = (config.lambda_l2 * loss_l2 + config.lambda_lpips_roi * loss_roi
+    total = (config.lambda_l2 * loss_l2 + config.lambda_l2_roi * loss_l2_roi + config.lambda_lpips_roi * loss_roi
              + config.lambda_lpips_nonroi * loss_non + config.lambda_dreg * loss_dreg
              + config.lambda_adv * loss_adv)
-    scalars = {"loss/total": 0.0, "loss/l2": _item(loss_l2), "loss/lpips_roi": _item(loss_roi),
+    scalars = {"loss/total": 0.0, "loss/l2": _item(loss_l2), "loss/l2_roi": _item(loss_l2_roi), "loss/lpips_roi": _item(loss_roi),
                "loss/lpips_nonroi": _item(loss_non), "loss/dreg": _item(loss_dreg), "loss/adv": _item(loss_adv)}
     if identity is not None and config.lambda_sim > 0:
         loss_sim = identity(r, c)
@@ -442,7 +459,7 @@ def _train_step(ddp_net, ddp_disc, net: InversionNet, disc: nn.Module, vq: Vecto
     scalars["loss/discriminator"] = _item(loss_d)
 
     # passive VQ: detached features, no grad, output never used by the networks
-    x_vq = build_vq_input(feats, resolutions, config.label_size, batch["fg"])
+    x_vq = net.vq_input(feats, config.label_size, batch["fg"])
     _, stats = vq(x_vq, fg_mask=batch["fg"], update=True)
     scalars.update(stats.as_scalars())
     scalars["vq/restarts_total"] = float(vq.restarts_total)
@@ -457,8 +474,30 @@ def _features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config
         idx = list(range(s, min(n, s + config.label_batch_size)))
         batch = data.batch(idx, dev)
         img, feats, _ = net(batch["input"])
-        x = build_vq_input(feats, net.feature_resolutions, config.label_size, batch["fg"])
+        x = net.vq_input(feats, config.label_size, batch["fg"])
         yield idx, x, batch, img
+
+
+@torch.no_grad()
+def _foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Config, dev: torch.device) -> Tensor:
+    """Every frame's foreground X_VQ vectors (N, d) as float16, evenly subsampled to at most
+    ``vq_refine_max_points`` (a paper-size shot would not fit otherwise)."""
+    per_frame = max(1, config.vq_refine_max_points // max(1, len(data)))
+    gen = torch.Generator().manual_seed(config.seed)
+    chunks = []
+    for _, x, batch, _ in _features_in_order(net, data, config, dev):
+        fg = F.interpolate(batch["fg"], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5
+        for k in range(x.shape[0]):
+            v = x[k].permute(1, 2, 0)[fg[k]]
+            if len(v) > per_frame:
+                v = v[torch.randperm(len(v), generator=gen)[:per_frame].to(v.device)]
+            chunks.append(v.half())
+    return torch.cat(chunks) if chunks else torch.zeros(0, net_dim(net), dtype=torch.float16, device=dev)
+
+
+def net_dim(net: InversionNet) -> int:
+    """Channels of X_VQ for ``net``'s taps."""
+    return sum(int(net.generator.channels[r]) for r in net.feature_resolutions)
 
 
 def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: InversionNet, vq: VectorQuantizer,
@@ -472,6 +511,12 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
     for _ in range(config.vq_refine_epochs):
         for _, x, batch, _ in _features_in_order(net, data, config, dev):
             vq(x, fg_mask=batch["fg"], update=True)
+    lloyd_passes = 0
+    if config.vq_refine_lloyd > 0:
+        points = _foreground_features(net, data, config, dev)
+        lloyd_passes = vq.refine(points, config.vq_refine_lloyd,
+                                 generator=torch.Generator().manual_seed(config.seed))
+        del points
     timings["vq_refine_seconds"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -509,6 +554,9 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
         "resolutions": list(net.feature_resolutions),
         "steps": step,
         "vq_refine_epochs": config.vq_refine_epochs,
+        "vq_refine_lloyd_passes": lloyd_passes,
+        "vq_scale_weights": list(config.vq_scale_weights),
+        "vq_scale_multipliers": net.vq_multipliers,
         "vq_restarts_total": int(vq.restarts_total),
         "codes_used": int((usage > 0).sum()),
         "label_perplexity": perplexity,
