@@ -94,28 +94,28 @@ def _program(op: str) -> dict[str, Any]:
 def contact_sheet(model: Any, out: Path, edits: dict[str, Any], figure: Path, feather: float) -> dict[str, Any]:
     """Rows of plate | edited | what-if | |edited − what-if|×4 (zoomed on the measured box) for two frames per
     edit, then held-out target | render crops; written small enough for the docs (< 300 KB)."""
-    from vq_models.demo.program import WHATIFS, box_around
-    from vq_models.evaluation import InProcessNode, box_psnr, sheet_row, write_sheet, zoom_box
+    from vq_models.demo.program import WHATIFS, box_around, whatif_program
+    from vq_models.evaluation import InProcessNode, box_psnr, sheet_row, shot_facts, write_sheet, zoom_box
     from vq_models.io.colour import to_network
     from vq_models.io.images import read_image, read_label_map
     from vq_models.tracking.schema import load_tracking
 
     synth = out / "synth"
     tracking = load_tracking(synth / "tracking.json")
+    facts = shot_facts(model)
     rows: list[tuple[str, np.ndarray]] = []
-    for name, op in (("eyes_closed", "eye_open"), ("no_teeth", "teeth")):
+    for name in ("eyes_closed", "no_teeth"):
         res = edits.get(name, {})
         frames = res.get("frames") or []
         if res.get("status") != "ok" or not frames:
             continue
-        pick = sorted({frames[0], frames[len(frames) // 2]})
-        node = InProcessNode(model, _program(op) if res.get("program", "").startswith(op) else None, feather)
-        for f in pick:
+        for f in sorted({frames[0], frames[len(frames) // 2]}):
+            program, how = whatif_program(name, facts, [f])  # what the measurement rendered on this frame
+            if program is None:
+                break
             plate = read_image(synth / "plate" / f"frame.{f:04d}.exr")
             whatif = read_image(synth / "whatif" / name / f"frame.{f:04d}.exr")
-            if node.program is None:
-                break
-            comp = next(node.evaluate_many([f], [plate])).image
+            comp = next(InProcessNode(model, program, feather).evaluate_many([f], [plate])).image
             size = (plate.display_window[2], plate.display_window[3])
             contours = {k: np.asarray(v) for k, v in (tracking.frames[f].contours or {}).items()}
             box = box_around(contours, WHATIFS[name][2], 0.6, size)
@@ -127,7 +127,8 @@ def contact_sheet(model: Any, out: Path, edits: dict[str, Any], figure: Path, fe
             db = box_psnr(cells[1], cells[2], box)
             crops = [c[zy0:zy1, zx0:zx1] for c in cells]
             crops.append(np.clip(np.abs(crops[1] - crops[2]) * 4.0, 0, 1))
-            rows.append((f"{op} 0\nframe {f}\n{db:.1f} dB", sheet_row(crops, 96)))
+            short = how if len(how) <= 16 else how.split(" (")[0][:16]
+            rows.append((f"{name}\n{short}\nframe {f}\n{db:.1f} dB", sheet_row(crops, 96)))
     meta = json.loads((out / "shot" / "stage2" / "meta.json").read_text())
     held = (meta.get("val") or {}).get("frames") or []
     stage2 = model.stage2
@@ -169,10 +170,13 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     # locality: both edits at once on frames spread over the shot (eyes open and teeth visible or not)
     prog = {"version": 1, "edits": [e for op in ("eye_open", "teeth") if edits["usable"].get(op) == "ok"
                                     for e in _program(op)["edits"]]}
-    if not prog["edits"]:  # nothing usable: paint fallback as the demo does, so locality is still measured
-        prog = {"version": 1, "edits": [{"op": "paint", "segment": "skin", "space": "crop",
-                                         "polygon": [[20, 20], [30, 20], [30, 26], [20, 26]], "value": 1}]}
     frames = [model.frames[int(i)] for i in np.linspace(0, len(model.frames) - 1, args.locality_frames).round()]
+    if not prog["edits"]:  # no high-level op usable: the demo's eye fallback (paint skin over tracked eyes)
+        from vq_models.demo.program import whatif_program
+        from vq_models.evaluation import shot_facts
+
+        prog, _ = whatif_program("eyes_closed", shot_facts(model), frames)
+        prog = prog or {"version": 1, "edits": []}
     loc = locality(model, prog, frames, str(out / "synth" / "plate" / "frame.%04d.exr"), args.feather)
     sheet = contact_sheet(model, out, edits, Path(args.figure), args.feather)
     stage2_min = (meta2.get("timings") or {}).get("train_seconds", float("nan")) / 60.0
