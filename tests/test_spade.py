@@ -199,3 +199,28 @@ def test_coarse_params_are_the_label_resolution_params_upsampled():
     expected = F.interpolate(beta_label, size=(16, 16), mode="bilinear", align_corners=False)
     assert torch.allclose(beta_coarse, expected, atol=1e-6)
     assert not torch.allclose(plain(torch.zeros(1, 4, 16, 16), seg).detach(), expected, atol=1e-3)
+
+
+def test_spatial_bias_maps_start_at_zero_and_learn_a_fixed_pattern():
+    """Learned crop-space maps exist only at the requested resolutions, change nothing at init, and let the
+    generator fit a label-independent texture (a checkerboard under one uniform label) within a few steps."""
+    torch.manual_seed(0)
+    kw = {"label_nc": 2, "render_size": 16, "const_size": 4, "ch_max": 8, "ch_min": 8, "hidden": 4,
+          "shared_embed": True, "upsample_params": True}
+    G = SPADEGenerator(spatial_bias_from=8, **kw)
+    assert sorted(G.spatial_bias) == ["16", "8"] and float(G.spatial_bias["16"].detach().abs().sum()) == 0.0
+    torch.manual_seed(0)
+    ref = SPADEGenerator(**kw)
+    G.load_state_dict(ref.state_dict(), strict=False)
+    seg = torch.zeros(1, 2, 8, 8)
+    seg[:, 0] = 1
+    assert torch.equal(G(seg), ref(seg))  # zero maps: identical renders
+    target = ((torch.arange(16)[:, None] + torch.arange(16)[None]) % 2).float().expand(1, 3, 16, 16) * 0.6 + 0.2
+    opt = torch.optim.Adam(G.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        loss = (G(seg) - target).abs().mean()
+        loss.backward()
+        opt.step()
+    assert float((G(seg) - target).abs().mean().detach()) < 0.1
+    assert float(G.spatial_bias["16"].detach().abs().sum()) > 0.0

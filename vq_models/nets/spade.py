@@ -122,6 +122,7 @@ class SPADEGenerator(nn.Module):
         spectral: bool = False,
         shared_embed: bool = False,
         upsample_params: bool = False,
+        spatial_bias_from: int = 0,
     ):
         super().__init__()
         self.label_nc = int(label_nc)
@@ -135,6 +136,15 @@ class SPADEGenerator(nn.Module):
             SPADEResnetBlock(chans[i], chans[i + 1], label_nc, hidden, spectral, **kw) for i in range(len(chans) - 1)
         )
         self.conv_img = nn.Conv2d(chans[-1], 3, 3, padding=1)
+        # Learned crop-space maps added to the block outputs at resolutions >= spatial_bias_from (0 = none):
+        # prep aligns the face, so fine skin/hair texture sits almost still in crop space. A per-pixel map
+        # stores it directly — the 8² constant cannot, and re-deriving it from label geometry is slow to learn.
+        # Zero at init, deterministic at inference (no noise), like the constant itself.
+        sizes = [const_size * 2 ** (i + 1) for i in range(len(chans) - 1)]
+        self.spatial_bias = nn.ParameterDict({
+            str(r): nn.Parameter(torch.zeros(1, chans[i + 1], r, r))
+            for i, r in enumerate(sizes) if spatial_bias_from and r >= spatial_bias_from
+        })
 
     def _seg_at(self, seg: Tensor, size: int, cache: dict[int, Tensor]) -> Tensor:
         """The label map at ``size`` (nearest), computed once per resolution; never upsampled when the
@@ -155,6 +165,9 @@ class SPADEGenerator(nn.Module):
         for block in self.up_blocks:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = block(x, self._seg_at(seg, x.shape[-1], cache))
+            bias = self.spatial_bias.get(str(x.shape[-1])) if len(self.spatial_bias) else None
+            if bias is not None:
+                x = x + bias
         x = self.conv_img(F.leaky_relu(x, 0.2))
         return torch.tanh(x) * 0.5 + 0.5
 

@@ -52,6 +52,7 @@ class Stage2Config:
     spade_hidden: int = 128
     spade_shared: bool = False  # one label embedding per block instead of per norm (NVlabs layout = False)
     spade_upsample_params: bool = False  # γ/β at label resolution, bilinearly upsampled above it
+    spatial_bias_from: int = 0  # learned crop-space maps on block outputs at >= this resolution (0 = off)
     spectral_norm: bool = False
     temporal_window: bool = True
     d_channels: int = 64
@@ -152,6 +153,7 @@ def build_generator(config: Stage2Config, num_channels: int):
         label_nc=frames * num_channels, render_size=config.render_size, const_size=config.const_size,
         ch_max=config.ch_max, ch_min=config.ch_min, hidden=config.spade_hidden, spectral=config.spectral_norm,
         shared_embed=config.spade_shared, upsample_params=config.spade_upsample_params,
+        spatial_bias_from=config.spatial_bias_from,
     )
 
 
