@@ -102,14 +102,14 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
     # on the 120-frame synthetic shot D's BCE stayed at 2 ln 2 = 1.386 (chance) for all 300 steps of a run
     # with λ_adv 0.01, so it cost ~35% of every step for no signal at this budget. lr_g 3e-3: held-out SSIM
     # 0.889 at step 400 vs 0.871 with 1e-3 (same Stage I shot, benchmarks/stage2_acceptance.py). 1800 steps
-    # measured 0.4-0.6 s each single-threaded on a shared 2-core box (≤ 18 min).
+    # measured 0.4-0.6 s each single-threaded on a shared 2-core box (≤ 18 min). Learned crop-space maps
+    # from 32² up (spatial_bias_from): SSIM 0.815 / 0.857 at steps 100 / 200 vs 0.758 / 0.834 without.
     "cpu": Stage2Config(
         render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
-        spade_upsample_params=True, d_channels=32, d_layers=3, num_d=1, batch_size=4, iterations=1800,
-        lr_g=3e-3, lr_d=5e-4, lambda_l1=2.0, lambda_adv=0.0, lambda_lpips_roi=0.0, lambda_lpips_nonroi=0.0,
-        perceptual="none",
-        checkpoint_every=250, log_every=10, image_every=250, eval_every=200, gp_every=8, bg_weight=0.2,
-        roi_l1_weight=2.0, num_threads=2,
+        spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
+        iterations=1800, lr_g=3e-3, lr_d=5e-4, lambda_l1=2.0, lambda_adv=0.0, lambda_lpips_roi=0.0,
+        lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=250, log_every=10, image_every=250,
+        eval_every=200, gp_every=8, bg_weight=0.2, roi_l1_weight=2.0, num_threads=2,
     ),
     # the published settings (Sec. 3.4 / 4): 1024^2, Adam 5e-4, λ_l1 0.5, λ_adv 0.01, λ_gp 10,
     # λ_roi 1.0, λ_nonroi 0.2, 60k iterations, batch 2
