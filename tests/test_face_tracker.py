@@ -53,3 +53,19 @@ def test_tracker_on_a_real_frame(clips_dir):
         person = tracker.person_mask(rgb)
         assert person.shape == rgb.shape[:2]
         assert person[int(lm[2, 1]), int(lm[2, 0])] > 0.5 and person[5, 5] < 0.5
+
+
+def test_tracker_works_after_training_turned_flush_to_zero_on(clips_dir):
+    """The trainers enable torch's flush-denormal mode; MediaPipe's XNNPack graphs fail to prepare under it
+    unless the tracker resets it (seen when prep ran in a process that had trained before)."""
+    import torch
+
+    with open_source(clips_dir / "lp_d0.mp4", [1]) as src:
+        rgb = src.read_network(1)
+    torch.set_flush_denormal(True)
+    try:
+        with FaceTracker() as tracker:
+            assert len(tracker.track(rgb)) == 1
+            assert 0.1 < float(tracker.person_mask(rgb).mean()) < 0.9
+    finally:
+        torch.set_flush_denormal(False)

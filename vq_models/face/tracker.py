@@ -10,6 +10,7 @@ Coordinates are plate pixels with pixel *centres* on integers (OpenCV's conventi
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,18 @@ def _import_solutions() -> Any:
             f"built-in face tracker unavailable (mediapipe: {exc}); pass --tracking FILE instead"
         ) from None
     return face_mesh, selfie_segmentation
+
+
+def _allow_denormals() -> None:
+    """Turn flush-to-zero off before MediaPipe builds a graph.
+
+    The trainers turn torch's flush-denormal mode on for CPU speed; MediaPipe's XNNPack delegate then fails
+    to prepare ("failed to reshape runtime"), and its worker threads inherit the mode from the thread that
+    creates them. Resetting it here keeps tracking working in a process that trained before.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
 
 
 class FaceTracker:
@@ -99,6 +112,7 @@ class FaceTracker:
             img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         th, tw = img.shape[:2]
         if self._mesh is None:
+            _allow_denormals()
             self._mesh = self._modules[0].FaceMesh(**self._mesh_args)
         result = self._mesh.process(img)
         faces: list[FaceDetection] = []
@@ -115,6 +129,7 @@ class FaceTracker:
         """Soft person-vs-background mask, float32 (H, W) in [0, 1] (hair and clothes count as person)."""
         img = self._as_uint8(rgb)
         if self._selfie is None:
+            _allow_denormals()
             self._selfie = self._modules[1].SelfieSegmentation(model_selection=0)
         mask = self._selfie.process(img).segmentation_mask
         if mask is None:
