@@ -63,7 +63,8 @@ class Stage1Config:
     image_size: int = 64  # generator output size in default mode (paper mode: the checkpoint's size)
     input_size: int = 64  # encoder input and loss resolution (e4e: 256)
     generator_max_channels: int = 64  # default-mode generator width (small_generator_config)
-    encoder_channels: int = 32  # LightEncoder width
+    encoder_channels: int = 32  # from-scratch encoder width
+    encoder_kind: str = "light"  # from-scratch encoder: "light" (pooled) or "spatial" (keeps the layout)
     # vector quantizer
     num_codes: int = 32  # K (paper 128)
     vq_decay: float = 0.9  # gamma of Eq. 2 (paper 1e-3; 0.9 keeps every code alive at cpu scale)
@@ -103,12 +104,21 @@ class Stage1Config:
 
 STAGE1_PRESETS: dict[str, Stage1Config] = {
     "tiny": Stage1Config(
-        image_size=32, input_size=32, generator_max_channels=16, encoder_channels=8, num_codes=8,
+        image_size=32, input_size=32, generator_max_channels=16, encoder_kind="spatial", encoder_channels=8, num_codes=8,
         vq_decay=0.9, kmeans_iters=20, dead_code_threshold=1.0, vq_resolutions=(16, 32), label_size=32,
         vq_scale_weights=(1.0, 1.0), vq_refine_epochs=1, vq_refine_lloyd=3, lambda_l2_roi=5.0, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
         iters=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
-    "cpu": Stage1Config(),
+    # measured on a synthetic 120-frame shot (benchmarks/stage1_acceptance.py): a 128² generator tapped at
+    # 32/64/128 with equal say per tap, the layout-keeping encoder, ROI L2 instead of the (fallback, slow)
+    # non-ROI perceptual term, and a whole-shot Lloyd refinement of the codebook at the end
+    "cpu": Stage1Config(
+        image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
+        num_codes=64, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
+        vq_scale_weights=(1.0, 1.0, 1.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
+        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=2000,
+        checkpoint_every=500, log_every=50,
+    ),
     "paper": Stage1Config(
         image_size=1024, input_size=256, num_codes=128, vq_decay=1e-3, kmeans_iters=100,
         dead_code_threshold=2.0, vq_resolutions=(64, 128, 256), label_size=256, vq_refine_epochs=0,
@@ -216,6 +226,12 @@ def _generator_config(gen: nn.Module) -> dict[str, Any]:
     }
 
 
+def _encoder_kind(config: Stage1Config) -> str:
+    if config.encoder_kind not in ("light", "spatial"):
+        raise InputError(f"config.encoder_kind: {config.encoder_kind!r} unknown (expected 'light' or 'spatial')")
+    return config.encoder_kind
+
+
 def build_prior(config: Stage1Config, stylegan: str | Path | None, e4e: str | Path | None) -> Prior:
     """The generator/encoder pair: pretrained (paper mode) or the embedded per-shot autoencoder."""
     from vq_models.nets.stylegan2 import Generator, small_generator_config
@@ -225,7 +241,7 @@ def build_prior(config: Stage1Config, stylegan: str | Path | None, e4e: str | Pa
         gen = Generator(**gen_kwargs)
         with torch.no_grad():
             latent_avg = gen.mean_latent(4096)
-        enc_cfg = {"kind": "light", "size": config.input_size, "n_latent": gen.n_latent,
+        enc_cfg = {"kind": _encoder_kind(config), "size": config.input_size, "n_latent": gen.n_latent,
                    "style_dim": gen.style_dim, "channels": config.encoder_channels}
         return Prior("embedded", "embedded per-shot StyleGAN2 autoencoder (no pretrained weights)", gen,
                      build_encoder(enc_cfg), latent_avg, _generator_config(gen), enc_cfg, True, {})
@@ -254,7 +270,7 @@ def build_prior(config: Stage1Config, stylegan: str | Path | None, e4e: str | Pa
         enc_cfg = {"kind": "e4e", "size": int(gen.size), "input_size": int(enc.input_size)}
         desc = "pretrained StyleGAN2 (frozen) + fine-tuned e4e encoder"
     else:
-        enc_cfg = {"kind": "light", "size": config.input_size, "n_latent": gen.n_latent,
+        enc_cfg = {"kind": _encoder_kind(config), "size": config.input_size, "n_latent": gen.n_latent,
                    "style_dim": gen.style_dim, "channels": config.encoder_channels}
         enc = build_encoder(enc_cfg)
         desc = "pretrained StyleGAN2 (frozen) + light encoder trained on the shot"
