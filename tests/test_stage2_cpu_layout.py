@@ -51,3 +51,24 @@ def test_cpu_preset_uses_the_cheap_layout_and_new_fields_are_validated():
         load_stage2_config("tiny", overrides=["roi_l1_weight=-1"])
     with pytest.raises(InputError, match="eval_every"):
         load_stage2_config("tiny", overrides=["eval_every=-5"])
+
+
+def test_lr_decay_schedule_and_training_uses_it(tmp_path):
+    from vq_models.train.stage2 import lr_scale
+
+    assert [lr_scale(s, 10, 1.0) for s in (1, 10)] == [1.0, 1.0]
+    got = [lr_scale(s, 10, 0.5) for s in range(1, 11)]
+    assert got[:5] == [1.0] * 5 and all(a > b for a, b in zip(got[5:], got[6:], strict=False)) and got[-1] > 0
+    with pytest.raises(InputError, match="lr_decay_from"):
+        load_stage2_config("tiny", overrides=["lr_decay_from=1.5"])
+    # the optimiser's last step ran at the decayed rate: the checkpointed Adam state records it
+    root = tmp_path / "shot"
+    make_shot(root)
+    cfg = load_stage2_config("tiny", overrides=["iterations=6", "checkpoint_every=6", "lr_decay_from=0.5"])
+    train_stage2(root, cfg)
+    from vq_models.train.checkpoint import CheckpointManager
+
+    latest = CheckpointManager(root / "stage2" / "checkpoints").latest()
+    state = torch.load(latest / "optimizers.pt", weights_only=True)
+    assert state["G"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_g * lr_scale(6, 6, 0.5))
+    assert state["D"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_d * lr_scale(6, 6, 0.5))

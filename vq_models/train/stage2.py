@@ -82,6 +82,7 @@ class Stage2Config:
     log_every: int = 10
     image_every: int = 1000
     eval_every: int = 0  # held-out SSIM / PSNR every N steps into tensorboard and meta.json (0 = only at the end)
+    lr_decay_from: float = 1.0  # fraction of the run after which both lr's fall linearly to 0 (1.0 = constant)
     seed: int = 0
     num_threads: int = 0
 
@@ -131,6 +132,8 @@ def _validate(c: Stage2Config) -> None:
         generator_channels(c.render_size, c.const_size, c.ch_max, c.ch_min)
     except ValueError as exc:
         raise InputError(f"stage2 config: {exc}") from None
+    if not 0.0 <= c.lr_decay_from <= 1.0:
+        raise InputError(f"stage2 config: lr_decay_from must be in [0, 1], got {c.lr_decay_from}")
     if c.eval_every < 0:
         raise InputError(f"stage2 config: eval_every must be >= 0, got {c.eval_every}")
     for name in ("batch_size", "iterations", "checkpoint_every", "log_every", "gp_every"):
@@ -164,6 +167,16 @@ def window_onehot(codes: Tensor, lut: Tensor, num_channels: int, temporal_window
     if not temporal_window:
         codes = codes[:, 1:2]
     return codes_to_onehot(codes, lut, num_channels)
+
+
+def lr_scale(step: int, iterations: int, decay_from: float) -> float:
+    """Learning-rate factor at ``step`` (1-based): 1 until ``decay_from`` × iterations, then linear to 0 at the
+    end. Why: a constant Adam step keeps the renderer jittering around the fit; annealing it over the
+    last stretch settles fine texture (a pure function of the step, so resumed runs match)."""
+    start = decay_from * iterations
+    if decay_from >= 1.0 or step <= start:
+        return 1.0
+    return max(0.0, (iterations - step + 1) / max(iterations - start, 1.0))
 
 
 def _batch_indices(n: int, batch: int, seed: int, step: int, rank: int) -> Tensor:
@@ -312,6 +325,10 @@ def train_stage2(
     curve: list[dict] = []  # held-out quality during training (eval_every)
     try:
         for step in range(start + 1, config.iterations + 1):
+            scale = lr_scale(step, config.iterations, config.lr_decay_from)
+            for opt, base in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = base * scale
             idx = _batch_indices(len(train_set), config.batch_size, config.seed, step, info.rank)
             seg = window_onehot(train_set.windows[idx], lut, nch, config.temporal_window).to(dev)
             seg_c = seg[:, nch : 2 * nch] if seg_frames == 3 else seg
