@@ -191,7 +191,8 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     }
     return {"reconstruction": rec, "edits": edits, "locality": loc, "contact_sheet": sheet,
             "stage2": {"minutes": stage2_min, "seconds_per_iter": (meta2.get("timings") or {}).get("seconds_per_iter"),
-                       "steps": meta2.get("steps"), "config": meta2.get("config")},
+                       "steps": meta2.get("steps"), "config": meta2.get("config"),
+                       "held_out_curve": (meta2.get("val") or {}).get("curve", [])},
             "measure_seconds": round(measure_s, 1), "checks": checks, "bars": BARS}
 
 
@@ -212,6 +213,9 @@ def _table(report: dict[str, Any]) -> str:
                  f"(outside {loc['pixels_outside_alpha']}, inside {loc['pixels_inside_alpha']})")
     lines.append(f"Stage II wall time                    {s2['minutes']:.1f} min ({s2['steps']} steps, "
                  f"{s2['seconds_per_iter'] or float('nan'):.3f} s/iter)")
+    curve = s2.get("held_out_curve") or []
+    if curve:
+        lines.append("held-out SSIM during training         " + ", ".join(f"{c['step']}: {c['ssim']:.3f}" for c in curve))
     lines.append(f"contact sheet                         {report['contact_sheet'].get('written')}")
     lines.append("checks: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in report["checks"].items()))
     return "\n".join(lines)

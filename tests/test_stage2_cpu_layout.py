@@ -72,3 +72,11 @@ def test_lr_decay_schedule_and_training_uses_it(tmp_path):
     state = torch.load(latest / "optimizers.pt", weights_only=True)
     assert state["G"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_g * lr_scale(6, 6, 0.5))
     assert state["D"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_d * lr_scale(6, 6, 0.5))
+
+
+def test_divergence_is_flagged_from_the_curve():
+    from vq_models.train.stage2 import diverged
+
+    curve = [{"step": 200, "ssim": 0.85}, {"step": 400, "ssim": 0.93}]
+    assert diverged(curve, 0.001)  # the saturated-tanh failure seen at lr 3e-3 without decay
+    assert not diverged(curve, 0.92) and not diverged([], 0.1) and not diverged(curve, None)
