@@ -110,13 +110,13 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
         iters=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
     # measured on a synthetic 120-frame shot (benchmarks/stage1_acceptance.py): a 128² generator tapped at
-    # 32/64/128 with equal say per tap, the layout-keeping encoder, ROI L2 instead of the (fallback, slow)
+    # 32/64/128 with the finest tap given most say (pupil vs iris lives there), K=128, the layout-keeping encoder, ROI L2 instead of the (fallback, slow)
     # non-ROI perceptual term, and a whole-shot Lloyd refinement of the codebook at the end
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
-        num_codes=64, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
-        vq_scale_weights=(1.0, 1.0, 1.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
-        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=2000,
+        num_codes=128, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
+        vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
+        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=3000,
         checkpoint_every=500, log_every=50,
     ),
     "paper": Stage1Config(
