@@ -386,7 +386,8 @@ class VectorQuantizer(nn.Module):
         on parts the codebook served worst. Why: online EMA codes last saw features of a still-moving
         network, one batch at a time; this settles them on the final features of every frame. Stops early
         when assignments no longer change. ``points`` may be float16 (memory); work is chunked in float32.
-        Returns the number of passes run. Afterwards the EMA state holds per-frame-average counts.
+        Returns the number of passes run. Afterwards ``N_j`` holds the final counts scaled down to at most
+        ``kmeans_max_samples`` in total (one warm-start batch), so later online updates can still move codes.
         """
         n, d = points.shape
         if d != self.dim:
@@ -422,7 +423,7 @@ class VectorQuantizer(nn.Module):
                 self.codebook[dead] = kmeans_pp_seeds(points.float(), len(dead), generator,
                                                       existing=self.codebook[live]).to(self.codebook)
                 self.restarts_total += len(dead)
-        # keep the EMA state consistent with z = m / N at a typical per-batch scale
+        # keep the EMA state consistent with z = m / N at a batch-like scale
         frames_scale = max(1.0, float(counts.sum()) / max(1, self.kmeans_max_samples))
         self.cluster_size.copy_((counts / frames_scale).clamp_min(self.eps))
         self.cluster_sum.copy_(self.codebook * self.cluster_size[:, None])
