@@ -80,3 +80,18 @@ def test_divergence_is_flagged_from_the_curve():
     curve = [{"step": 200, "ssim": 0.85}, {"step": 400, "ssim": 0.93}]
     assert diverged(curve, 0.001)  # the saturated-tanh failure seen at lr 3e-3 without decay
     assert not diverged(curve, 0.92) and not diverged([], 0.1) and not diverged(curve, None)
+
+
+def test_grad_clip_logs_the_norm_and_is_validated(tmp_path):
+    root = tmp_path / "shot"
+    make_shot(root)
+    cfg = load_stage2_config("tiny", overrides=["iterations=4", "checkpoint_every=4", "log_every=1", "grad_clip=0.01"])
+    out = train_stage2(root, cfg)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    norms = [e.value for e in acc.Scalars("grad/g_norm")]
+    assert len(norms) == 4 and all(n > 0.01 for n in norms)  # pre-clip norms: the clip was active
+    with pytest.raises(InputError, match="grad_clip"):
+        load_stage2_config("tiny", overrides=["grad_clip=-1"])

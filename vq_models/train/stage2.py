@@ -82,6 +82,7 @@ class Stage2Config:
     log_every: int = 10
     image_every: int = 1000
     eval_every: int = 0  # held-out SSIM / PSNR every N steps into tensorboard and meta.json (0 = only at the end)
+    grad_clip: float = 0.0  # max global norm of G's gradient per step (0 = off): caps a spike's Adam step
     lr_decay_from: float = 1.0  # fraction of the run after which both lr's fall linearly to 0 (1.0 = constant)
     seed: int = 0
     num_threads: int = 0
@@ -106,11 +107,12 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
     # measured 0.4-0.6 s each single-threaded on a shared 2-core box (≤ 18 min). Learned crop-space maps
     # from 32² up (spatial_bias_from): SSIM 0.815 / 0.857 at steps 100 / 200 vs 0.758 / 0.834 without.
     # lr decay over the last 40%: held-out SSIM 0.943 at the end (0.9375 at step 1600 at constant lr, and that
-    # run's tanh output saturated after step 1770 — an lr spike the decay also guards against).
+    # run's tanh output saturated after step 1770). lr_g 3e-3 is at the edge: a run with maps only at 128²
+    # saturated by step 1080, so lr_g is 2e-3 and G's gradient norm is clipped at 0.5 (late steps: 0.04-0.09).
     "cpu": Stage2Config(
         render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
         spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
-        iterations=1800, lr_g=3e-3, lr_d=5e-4, lambda_l1=2.0, lambda_adv=0.0, lambda_lpips_roi=0.0,
+        iterations=1800, lr_g=2e-3, grad_clip=0.5, lr_d=5e-4, lambda_l1=2.0, lambda_adv=0.0, lambda_lpips_roi=0.0,
         lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=250, log_every=10, image_every=250,
         eval_every=200, lr_decay_from=0.6, gp_every=8, bg_weight=0.2, roi_l1_weight=2.0, num_threads=2,
     ),
@@ -134,6 +136,8 @@ def _validate(c: Stage2Config) -> None:
         generator_channels(c.render_size, c.const_size, c.ch_max, c.ch_min)
     except ValueError as exc:
         raise InputError(f"stage2 config: {exc}") from None
+    if c.grad_clip < 0:
+        raise InputError(f"stage2 config: grad_clip must be >= 0, got {c.grad_clip}")
     if not 0.0 <= c.lr_decay_from <= 1.0:
         raise InputError(f"stage2 config: lr_decay_from must be in [0, 1], got {c.lr_decay_from}")
     if c.eval_every < 0:
@@ -381,6 +385,8 @@ def train_stage2(
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             average_gradients(G, info)
+            if config.grad_clip > 0:
+                scalars["grad/g_norm"] = float(torch.nn.utils.clip_grad_norm_(G.parameters(), config.grad_clip))
             opt_g.step()
 
             if step % config.log_every == 0 or step == config.iterations:
