@@ -61,6 +61,14 @@ class LightEncoder(nn.Module):
             "middle": nn.Linear(hidden, (self.split[1] - self.split[0]) * style_dim),
             "fine": nn.Linear(hidden, (n_latent - self.split[1]) * style_dim),
         })
+        # He init with zero biases for the hidden layers: with PyTorch's default init the biases swamp the
+        # signal after a few layers and every frame maps to nearly the same W+ (measured spread ~1e-7),
+        # which leaves the quantizer nothing but position to cluster on.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d | nn.Linear):
+                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         for layer in [self.base, *self.delta.values()]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
