@@ -327,6 +327,26 @@ def train_stage1(
     stylegan: str | Path | None = None,
     e4e: str | Path | None = None,
 ) -> Path:
+    """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder.
+
+    Flush-to-zero is on while training (CPU speed) and always turned off again afterwards: MediaPipe's
+    XNNPack graphs, built later in the same process (prep in the demo), fail to prepare under it.
+    """
+    try:
+        return _train_stage1(shot_dir, config, device=device, resume=resume, stylegan=stylegan, e4e=e4e)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_stage1(
+    shot_dir: str | Path,
+    config: Stage1Config,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    stylegan: str | Path | None = None,
+    e4e: str | Path | None = None,
+) -> Path:
     """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder."""
     from vq_models.nets.checkpoints import LatentDiscriminator
     from vq_models.nets.identity import IdentityLoss
