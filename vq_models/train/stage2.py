@@ -109,6 +109,7 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
     # lr decay over the last 40%: held-out SSIM 0.943 at the end (0.9375 at step 1600 at constant lr, and that
     # run's tanh output saturated after step 1770). lr_g 3e-3 is at the edge: a run with maps only at 128²
     # saturated by step 1080, so lr_g is 2e-3 and G's gradient norm is clipped at 0.5 (late steps: 0.04-0.09).
+    # This preset measured: held-out SSIM 0.9425 / PSNR 32.9 dB, 11.8 min single-threaded (load 1-2.5).
     "cpu": Stage2Config(
         render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
         spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
