@@ -259,7 +259,24 @@ def train_stage2(
     prior_path: str | Path | None = None,
 ) -> Path:
     """Train the shot's Stage II renderer; returns SHOT/stage2. Works under ``torchrun`` too (gradients
-    averaged over ranks, rank 0 writes). ``resume`` continues from the newest checkpoint at its step."""
+    averaged over ranks, rank 0 writes). ``resume`` continues from the newest checkpoint at its step.
+
+    Flush-to-zero is on while training (CPU speed) and turned off again afterwards: MediaPipe's XNNPack
+    graphs, built later in the same process, fail to prepare under it."""
+    try:
+        return _train_stage2(shot_dir, config, device=device, resume=resume, prior_path=prior_path)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_stage2(
+    shot_dir: str | Path,
+    config: Stage2Config,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    prior_path: str | Path | None = None,
+) -> Path:
     from vq_models.io.images import write_image
     from vq_models.nets.spade import MultiscaleDiscriminator
     from vq_models.train import data as D
