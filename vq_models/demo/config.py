@@ -29,11 +29,11 @@ class DemoConfig:
     crop_size: int = 128  # prep's aligned crop size
     prep_preset: str = "cpu"
     stage1_preset: str = "cpu"
-    stage1_overrides: tuple[str, ...] = ("iters=100", "checkpoint_every=50", "log_every=10", "kmeans_iters=30")
+    stage1_overrides: tuple[str, ...] = ("iters=600", "checkpoint_every=200", "log_every=20", "kmeans_iters=30")
     stage2_preset: str = "cpu"
     stage2_overrides: tuple[str, ...] = (
-        "render_size=64", "const_size=8", "ch_max=64", "batch_size=2", "iterations=200", "checkpoint_every=100",
-        "image_every=100", "log_every=10", "val_every=8",
+        "render_size=64", "const_size=8", "ch_max=64", "batch_size=2", "iterations=700", "checkpoint_every=350",
+        "image_every=350", "log_every=20", "val_every=8",
     )
     feather: float = 4.0  # paste-back feather, plate pixels
     chunk: int = 8  # frames in flight per request window
