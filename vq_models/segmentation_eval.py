@@ -11,7 +11,6 @@ each frame's plate_to_crop with nearest neighbour; pixels outside the plate are 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vq_models.errors import InputError
+from vq_models.io.jsonfile import read_json
 
 __all__ = ["SegmentationReport", "confusion", "match_codes", "part_ious", "load_parts", "evaluate_shot",
            "format_table"]
@@ -84,12 +84,7 @@ def load_parts(path: str | Path | None, num_parts_seen: int = 0) -> dict[int, st
     if path is None:
         return {i: str(i) for i in range(num_parts_seen)}
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: parts file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(path, "parts file not found")
     if isinstance(data, dict) and "parts" in data:
         data = data["parts"]
     if isinstance(data, list):

@@ -8,7 +8,6 @@ inference run one forward path: ĉ → encoder → W+ → generator → tapped f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vq_models.errors import InputError
+from vq_models.io.jsonfile import read_json
 from vq_models.quantizer import VectorQuantizer, build_vq_input
 
 __all__ = ["InversionNet", "Stage1Model", "build_encoder", "build_generator", "to_network_tensor"]
@@ -162,10 +162,7 @@ def read_meta(stage1_dir: Path) -> dict[str, Any]:
     path = stage1_dir / META_FILE
     if not path.is_file():
         raise InputError(f"{stage1_dir}: no trained Stage I model (missing {META_FILE}; run `vqedit train SHOT --stage 1`)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    return read_json(path)
 
 
 class Stage1Model:

@@ -7,7 +7,6 @@ applied here, so callers always pass raw Stage I codes (possibly edited).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from vq_models.errors import InputError
+from vq_models.io.jsonfile import read_json
 
 
 @dataclass
@@ -39,10 +39,7 @@ class Stage2Renderer:
         for name in ("meta.json", "config.yaml", "model.safetensors"):
             if not (root / name).is_file():
                 raise InputError(f"{root / name}: missing (train Stage II first: vqedit train SHOT --stage 2)")
-        try:
-            meta = json.loads((root / "meta.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{root / 'meta.json'}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        meta = read_json(root / "meta.json")
         for key in ("num_codes", "num_channels", "render_size", "label_size"):
             if not isinstance(meta.get(key), int):
                 raise InputError(f"{root / 'meta.json'}: {key}: expected an integer")

@@ -24,6 +24,7 @@ import numpy as np
 
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
+from vq_models.io.jsonfile import read_json
 
 PRIOR_VERSION = 1
 
@@ -149,12 +150,7 @@ def validate_prior(obj: Any, where: str = "prior") -> Prior:
 def load_prior(path: str | Path) -> Prior:
     """Read and validate a prior.json file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: prior not found (create one with `vqedit prior SHOT --auto`)")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    obj = read_json(path, "prior not found (create one with `vqedit prior SHOT --auto`)")
     return validate_prior(obj, where=str(path))
 
 

@@ -9,7 +9,6 @@ can assert they never include a held-out frame.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from torch import Tensor
 
 from vq_models.errors import InputError
 from vq_models.io.images import read_label_map
+from vq_models.io.jsonfile import read_json
 from vq_models.shot import FRAME_NAME, Shot
 
 UNASSIGNED = "unassigned"
@@ -28,12 +28,7 @@ UNASSIGNED = "unassigned"
 def stage1_num_codes(shot: Shot) -> int:
     """K from SHOT/stage1/meta.json."""
     path = shot.stage1_dir / "meta.json"
-    if not path.is_file():
-        raise InputError(f"{path}: missing (run `vqedit train SHOT --stage 1` first)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    meta = read_json(path, "missing (run `vqedit train SHOT --stage 1` first)")
     k = meta.get("num_codes")
     if not isinstance(k, int) or not 1 <= k <= 256:
         raise InputError(f"{path}: num_codes: expected an integer in 1..256, got {k!r}")
@@ -101,12 +96,7 @@ class ChannelMapping:
 def read_prior(path: str | Path, num_codes: int) -> ChannelMapping:
     """Read ``{"version": 1, "segments": {"skin": [0, 4, 7], ...}}`` into a channel mapping."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: prior file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(path, "prior file not found")
     if not isinstance(data, dict) or data.get("version") != 1:
         raise InputError(f"{path}: version: expected 1")
     segments = data.get("segments")
