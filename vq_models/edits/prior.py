@@ -25,27 +25,14 @@ import numpy as np
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
 from vq_models.io.jsonfile import read_json
+from vq_models.parts import FACE_PARTS
 
 PRIOR_VERSION = 1
 
 #: Segment names the high-level edit operations understand (others are allowed for low-level edits).
 STANDARD_SEGMENTS: tuple[str, ...] = (
-    "skin",
-    "hair",
-    "brows",
-    "eyelids",
-    "eye_whites",
-    "irises",
-    "pupils",
-    "nose",
-    "upper_lip",
-    "lower_lip",
-    "mouth_interior",
-    "upper_teeth",
-    "lower_teeth",
-    "tongue",
-    "background",
-)
+    ("skin", "hair") + tuple(p for p in FACE_PARTS if p not in ("background", "hair", "skin")) + ("background",)
+)  # proposal order: skin first, background last
 
 #: Tracking regions used by the auto proposal (closed contours, rasterised at label size).
 REGION_NAMES: tuple[str, ...] = (

@@ -18,24 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vq_models.parts import FACE_PARTS
+
 #: Ground-truth part ids, in this order (written to parts.json).
-PARTS: tuple[str, ...] = (
-    "background",
-    "hair",
-    "skin",
-    "brows",
-    "eyelids",
-    "eye_whites",
-    "irises",
-    "pupils",
-    "nose",
-    "upper_lip",
-    "lower_lip",
-    "mouth_interior",
-    "upper_teeth",
-    "lower_teeth",
-    "tongue",
-)
+PARTS: tuple[str, ...] = FACE_PARTS
 PART_ID: dict[str, int] = {name: i for i, name in enumerate(PARTS)}
 
 #: Below these openings the eye / mouth polygon has no area and is not drawn.
