@@ -61,9 +61,26 @@ class InversionNet(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor], Tensor]:
         """x: (B, 3, S, S) in [-1, 1] → (image (B, 3, size, size), {res: feature map}, w (B, n_latent, d))."""
-        w = self.latent_avg.unsqueeze(0) + self.encoder(x)
-        img, feats = self.generator.synthesize(w, feature_resolutions=self.feature_resolutions, noise_mode="const")
+        noise = None
+        if getattr(self.encoder, "noise_maps", False):
+            offsets, maps = self.encoder.forward_with_noise(x)
+            noise = self._generator_noise(maps)
+        else:
+            offsets = self.encoder(x)
+        w = self.latent_avg.unsqueeze(0) + offsets
+        img, feats = self.generator.synthesize(w, feature_resolutions=self.feature_resolutions, noise_mode="const",
+                                               noise=noise)
         return img, feats, w
+
+    def _generator_noise(self, maps: dict[int, Tensor]) -> list[Tensor | None]:
+        """Encoder maps {r: (B, 2, r', r')} → the generator's per-layer noise list (layer 1 + 2k and 2 + 2k
+        run at 8·2^k); resolutions the encoder lacks keep the stored noise (None)."""
+        out: list[Tensor | None] = [None] * self.generator.num_layers
+        for layer in range(1, self.generator.num_layers):
+            res = 2 ** ((layer + 5) // 2)
+            if res in maps:
+                out[layer] = maps[res][:, (layer - 1) % 2 : (layer - 1) % 2 + 1]
+        return out
 
 
 def build_generator(gen_config: dict[str, Any]) -> nn.Module:
@@ -88,21 +105,30 @@ class SpatialEncoder(nn.Module):
     """
 
     def __init__(self, size: int, n_latent: int, style_dim: int, channels: int = 16, bottleneck: int = 16,
-                 hidden: int = 256):
+                 hidden: int = 256, noise_maps: bool = False):
         super().__init__()
         if size < 16 or size & (size - 1):
             raise ValueError(f"size must be a power of two >= 16, got {size}")
         self.size, self.n_latent, self.style_dim = size, n_latent, style_dim
         layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, 1, 1), nn.LeakyReLU(0.2)]
         c, res, k = channels, size, 0
+        stage_channels = {size: channels}  # encoder resolution -> channels of its last map there
         while res > 8:
             cout = min(channels * 2 ** (k + 1), channels * 4)
             layers += [nn.Conv2d(c, cout, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(cout, cout, 3, 1, 1), nn.LeakyReLU(0.2)]
             c, res, k = cout, res // 2, k + 1
+            stage_channels[res] = cout
+        self._num_stage_layers = len(layers)
         layers += [nn.Conv2d(c, bottleneck, 1), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(bottleneck * 64, hidden), nn.LeakyReLU(0.2))
         self.out = nn.Linear(hidden, n_latent * style_dim)
+        # optional per-layer noise maps for the generator (see forward_with_noise): two per resolution, as
+        # StyleGAN2 has two noise inputs per resolution from 8² up (the 4² layer keeps its stored noise)
+        self.noise_maps = bool(noise_maps)
+        self.noise_resolutions = sorted(stage_channels) if self.noise_maps else []
+        self.noise_heads = nn.ModuleDict(
+            {str(r): nn.Conv2d(stage_channels[r], 2, 3, 1, 1) for r in self.noise_resolutions})
         # He init for leaky ReLU and zero biases: PyTorch's default init shrinks the signal at every layer
         # until the biases dominate, and then every frame maps to the same W+ (measured: across-frame
         # feature std 1e-4 of the mean after nine default-initialised layers; the encoder never recovered)
@@ -113,9 +139,27 @@ class SpatialEncoder(nn.Module):
         nn.init.zeros_(self.out.weight)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_noise(x)[0]
+
+    def forward_with_noise(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor]]:
+        """W+ offsets (B, n_latent, style_dim) and, with ``noise_maps``, {resolution: (B, 2, r, r)} maps.
+
+        Why noise maps: a from-scratch generator driven by one W+ vector per frame renders small parts
+        (a 3-pixel pupil, the gap between teeth) blurred and misplaced within a CPU budget, and the
+        quantizer can only separate what the generator's features resolve. StyleGAN2's noise inputs are
+        its per-pixel inputs; predicting them from the frame (as Image2StyleGAN++ optimises them per
+        image) gives each resolution the layout directly. The paper's pretrained path keeps W+ only.
+        """
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return self.out(self.head(self.features(x))).view(x.shape[0], self.n_latent, self.style_dim)
+        maps: dict[int, Tensor] = {}
+        h = x
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if self.noise_maps and i < self._num_stage_layers and isinstance(layer, nn.LeakyReLU):
+                maps[int(h.shape[-1])] = h
+        w = self.out(self.head(h)).view(x.shape[0], self.n_latent, self.style_dim)
+        return w, {r: self.noise_heads[str(r)](maps[r]) for r in self.noise_resolutions}
 
 
 def build_encoder(enc_config: dict[str, Any]) -> nn.Module:
@@ -124,7 +168,7 @@ def build_encoder(enc_config: dict[str, Any]) -> nn.Module:
     kind = enc_config.get("kind")
     if kind == "spatial":
         return SpatialEncoder(int(enc_config["size"]), int(enc_config["n_latent"]), int(enc_config["style_dim"]),
-                              channels=int(enc_config["channels"]))
+                              channels=int(enc_config["channels"]), noise_maps=bool(enc_config.get("noise_maps", False)))
     if kind == "light":
         from vq_models.nets.light_encoder import LightEncoder
 

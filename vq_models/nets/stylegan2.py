@@ -366,13 +366,16 @@ class Generator(nn.Module):
         return skip, feats
 
     def synthesize(self, w_plus: Tensor, *, feature_resolutions: Sequence[int] = (),
-                   noise_mode: str = "const") -> tuple[Tensor, dict[int, Tensor]]:
+                   noise_mode: str = "const",
+                   noise: Sequence[Tensor | None] | None = None) -> tuple[Tensor, dict[int, Tensor]]:
         """Render W+ codes and return (image (B,3,size,size) ~[-1,1], {res: last style-conv output}).
 
         ``w_plus`` is (B, n_latent, style_dim) or (B, style_dim) (broadcast to every layer).
         ``noise_mode``: ``const`` uses the stored per-layer noise (deterministic, what inversion
-        wants), ``random`` draws fresh noise, ``none`` disables it. For config-f at 1024 the taps
-        64/128/256 have 512/256/128 channels.
+        wants), ``random`` draws fresh noise, ``none`` disables it. ``noise`` (one entry per layer, as
+        rosinality's ``noise=``) overrides it per layer: a tensor (B or 1, 1, r, r) is used as that layer's
+        noise map, ``None`` falls back to ``noise_mode``. For config-f at 1024 the taps 64/128/256 have
+        512/256/128 channels.
         """
         if w_plus.ndim == 2:
             w_plus = w_plus.unsqueeze(1).expand(-1, self.n_latent, -1)
@@ -382,7 +385,12 @@ class Generator(nn.Module):
         bad = sorted(r for r in taps if r not in self.channels)
         if bad:
             raise ValueError(f"feature resolutions {bad} not in generator resolutions {sorted(self.channels)}")
-        return self._run(w_plus, self._noise_list(noise_mode), taps)
+        maps = self._noise_list(noise_mode)
+        if noise is not None:
+            if len(noise) != self.num_layers:
+                raise ValueError(f"noise needs {self.num_layers} entries (one per layer), got {len(noise)}")
+            maps = [n if n is not None else m for n, m in zip(noise, maps, strict=True)]
+        return self._run(w_plus, maps, taps)
 
     def forward(self, styles, return_latents: bool = False, inject_index: int | None = None,
                 truncation: float = 1, truncation_latent: Tensor | None = None, input_is_latent: bool = False,

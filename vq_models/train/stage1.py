@@ -65,6 +65,7 @@ class Stage1Config:
     generator_max_channels: int = 64  # default-mode generator width (small_generator_config)
     encoder_channels: int = 32  # from-scratch encoder width
     encoder_kind: str = "light"  # from-scratch encoder: "light" (pooled) or "spatial" (keeps the layout)
+    encoder_noise_maps: bool = False  # spatial encoder also predicts the generator's noise maps (sharper parts)
     # vector quantizer
     num_codes: int = 32  # K (paper 128)
     vq_decay: float = 0.9  # gamma of Eq. 2 (paper 1e-3; 0.9 keeps every code alive at cpu scale)
@@ -78,6 +79,9 @@ class Stage1Config:
     vq_refine_epochs: int = 1  # quantizer-only EMA passes over all frames after inversion (0 = off)
     vq_refine_lloyd: int = 0  # then Lloyd passes over every frame's final features at once (0 = off)
     vq_refine_max_points: int = 2_000_000  # foreground feature vectors kept for the Lloyd passes
+    # weight of ROI pixels (eyes, mouth) against the rest of the face in the Lloyd passes (1 = every pixel
+    # counts the same); > 1 keeps skin from taking most of the K codes away from the small parts artists edit
+    vq_refine_roi_weight: float = 1.0
     # loss weights (paper 3.4)
     lambda_l2: float = 5.0
     lambda_l2_roi: float = 0.0  # extra L2 inside the ROI (eyes, mouth): sharp parts, not only right colours
@@ -110,13 +114,16 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
         iters=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
     # measured on a synthetic 120-frame shot (benchmarks/stage1_acceptance.py): a 128² generator tapped at
-    # 32/64/128 with the finest tap given most say (pupil vs iris lives there), K=128, the layout-keeping encoder, ROI L2 instead of the (fallback, slow)
+    # 32/64/128 with the finest tap given most say (pupil vs iris lives there), K=128, the layout-keeping encoder
+    # that also predicts the generator's noise maps (ROI L2 after 400 steps 0.045 -> 0.013; mean IoU of the
+    # required parts 0.41 -> 0.50-0.54, benchmarks/stage1_sweep.py), ROI L2 instead of the (fallback, slow)
     # non-ROI perceptual term, and a whole-shot Lloyd refinement of the codebook at the end
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
+        encoder_noise_maps=True,
         num_codes=128, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
         vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
-        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=3000,
+        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=2500,
         checkpoint_every=500, log_every=50,
     ),
     "paper": Stage1Config(
@@ -232,6 +239,17 @@ def _encoder_kind(config: Stage1Config) -> str:
     return config.encoder_kind
 
 
+def _from_scratch_encoder_config(config: Stage1Config, gen: nn.Module) -> dict[str, Any]:
+    kind = _encoder_kind(config)
+    if config.encoder_noise_maps and kind != "spatial":
+        raise InputError("config.encoder_noise_maps needs encoder_kind 'spatial'")
+    cfg = {"kind": kind, "size": config.input_size, "n_latent": gen.n_latent, "style_dim": gen.style_dim,
+           "channels": config.encoder_channels}
+    if config.encoder_noise_maps:
+        cfg["noise_maps"] = True
+    return cfg
+
+
 def build_prior(config: Stage1Config, stylegan: str | Path | None, e4e: str | Path | None) -> Prior:
     """The generator/encoder pair: pretrained (paper mode) or the embedded per-shot autoencoder."""
     from vq_models.nets.stylegan2 import Generator, small_generator_config
@@ -241,8 +259,7 @@ def build_prior(config: Stage1Config, stylegan: str | Path | None, e4e: str | Pa
         gen = Generator(**gen_kwargs)
         with torch.no_grad():
             latent_avg = gen.mean_latent(4096)
-        enc_cfg = {"kind": _encoder_kind(config), "size": config.input_size, "n_latent": gen.n_latent,
-                   "style_dim": gen.style_dim, "channels": config.encoder_channels}
+        enc_cfg = _from_scratch_encoder_config(config, gen)
         return Prior("embedded", "embedded per-shot StyleGAN2 autoencoder (no pretrained weights)", gen,
                      build_encoder(enc_cfg), latent_avg, _generator_config(gen), enc_cfg, True, {})
 
@@ -270,8 +287,7 @@ def build_prior(config: Stage1Config, stylegan: str | Path | None, e4e: str | Pa
         enc_cfg = {"kind": "e4e", "size": int(gen.size), "input_size": int(enc.input_size)}
         desc = "pretrained StyleGAN2 (frozen) + fine-tuned e4e encoder"
     else:
-        enc_cfg = {"kind": _encoder_kind(config), "size": config.input_size, "n_latent": gen.n_latent,
-                   "style_dim": gen.style_dim, "channels": config.encoder_channels}
+        enc_cfg = _from_scratch_encoder_config(config, gen)
         enc = build_encoder(enc_cfg)
         desc = "pretrained StyleGAN2 (frozen) + light encoder trained on the shot"
     if latent_avg is None:
@@ -517,12 +533,20 @@ def _features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config
 @torch.no_grad()
 def _foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Config, dev: torch.device) -> Tensor:
     """Every frame's foreground X_VQ vectors (N, d) as float16, evenly subsampled to at most
-    ``vq_refine_max_points`` (a paper-size shot would not fit otherwise)."""
+    ``vq_refine_max_points`` (a paper-size shot would not fit otherwise).
+
+    With ``vq_refine_roi_weight`` w > 1, pixels outside the ROI are kept with probability 1/w, so in the
+    Lloyd passes an ROI pixel weighs w times a skin pixel (weighting by sampling keeps Eq. 2's plain means)."""
     per_frame = max(1, config.vq_refine_max_points // max(1, len(data)))
     gen = torch.Generator().manual_seed(config.seed)
+    keep_outside = 1.0 / max(1.0, float(config.vq_refine_roi_weight))
     chunks = []
     for _, x, batch, _ in _features_in_order(net, data, config, dev):
         fg = F.interpolate(batch["fg"], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5
+        if keep_outside < 1.0:
+            roi = F.interpolate(batch["roi"], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5
+            coin = torch.rand(fg.shape, generator=gen).to(fg.device) < keep_outside
+            fg = fg & (roi | coin)
         for k in range(x.shape[0]):
             v = x[k].permute(1, 2, 0)[fg[k]]
             if len(v) > per_frame:
