@@ -224,3 +224,23 @@ def test_spatial_bias_maps_start_at_zero_and_learn_a_fixed_pattern():
         opt.step()
     assert float((G(seg) - target).abs().mean().detach()) < 0.1
     assert float(G.spatial_bias["16"].detach().abs().sum()) > 0.0
+
+
+def test_label_embedding_reads_k_independent_width_and_is_a_per_code_vector():
+    torch.manual_seed(0)
+    kw = {"render_size": 32, "const_size": 4, "ch_max": 32, "ch_min": 8, "hidden": 8, "shared_embed": True}
+    wide = SPADEGenerator(label_nc=3 * 128, **kw)
+    emb = SPADEGenerator(label_nc=3 * 128, label_embed=16, **kw)
+    # the SPADE convolutions read 16 channels instead of 384: far fewer weights, same output contract
+    assert emb.head_0.embed[0].in_channels == 16 and wide.head_0.embed[0].in_channels == 384
+    assert sum(p.numel() for p in emb.parameters()) < 0.5 * sum(p.numel() for p in wide.parameters())
+    codes = torch.randint(0, 128, (2, 3, 16, 16))
+    seg = codes_to_onehot(codes, torch.arange(128), 128)
+    out = emb(seg).detach()
+    assert out.shape == (2, 3, 32, 32) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    # on one-hot input the 1x1 embedding is a lookup: pixel value = sum over window slots of code vectors
+    e = emb.label_embed(seg).detach()
+    w = emb.label_embed.weight[:, :, 0, 0].detach()
+    y, x = 5, 7
+    want = emb.label_embed.bias.detach() + sum(w[:, t * 128 + int(codes[0, t, y, x])] for t in range(3))
+    torch.testing.assert_close(e[0, :, y, x], want)

@@ -26,7 +26,7 @@ def test_cpu_layout_trains_logs_a_curve_and_reloads(tmp_path):
     make_shot(root)
     cfg = load_stage2_config("tiny", overrides=[
         "iterations=80", "checkpoint_every=80", "eval_every=20", "spade_shared=true",
-        "spade_upsample_params=true", "roi_l1_weight=2.0"])
+        "spade_upsample_params=true", "roi_l1_weight=2.0", "label_embed=8"])
     out = train_stage2(root, cfg)
     meta = json.loads((out / "meta.json").read_text())
     curve = meta["val"]["curve"]
@@ -35,6 +35,7 @@ def test_cpu_layout_trains_logs_a_curve_and_reloads(tmp_path):
     assert meta["config"]["spade_shared"] is True and meta["config"]["roi_l1_weight"] == 2.0
     r = Stage2Renderer.load(out)  # config.yaml carries the layout: the weights fit
     assert any(".embed." in k for k in r.generator.state_dict())
+    assert r.generator.label_embed is not None and r.generator.label_embed.out_channels == 8
     pos = 4
     img = r.render(np.stack([_labels(pos - 1), _labels(pos), _labels(pos + 1)]))
     left, right = _region_means(img, _labels(pos))
@@ -46,6 +47,7 @@ def test_cpu_layout_trains_logs_a_curve_and_reloads(tmp_path):
 def test_cpu_preset_uses_the_cheap_layout_and_new_fields_are_validated():
     cpu = STAGE2_PRESETS["cpu"]
     assert cpu.render_size == 128 and cpu.spade_shared and cpu.spade_upsample_params and cpu.spatial_bias_from == 32
+    assert cpu.label_embed == 32 and STAGE2_PRESETS["paper"].label_embed == 0
     assert not STAGE2_PRESETS["paper"].spade_shared  # checkpoints of the NVlabs layout keep loading
     with pytest.raises(InputError, match="roi_l1_weight"):
         load_stage2_config("tiny", overrides=["roi_l1_weight=-1"])

@@ -123,6 +123,7 @@ class SPADEGenerator(nn.Module):
         shared_embed: bool = False,
         upsample_params: bool = False,
         spatial_bias_from: int = 0,
+        label_embed: int = 0,
     ):
         super().__init__()
         self.label_nc = int(label_nc)
@@ -130,10 +131,16 @@ class SPADEGenerator(nn.Module):
         self.upsample_params = bool(upsample_params)
         chans = generator_channels(render_size, const_size, ch_max, ch_min)
         kw = {"shared_embed": shared_embed, "upsample_params": upsample_params}
+        # Optional learned code embedding (a 1x1 conv on the one-hot window, i.e. one vector per code and
+        # window slot, summed): the SPADE convolutions then read ``label_embed`` channels instead of 3K. With
+        # K = 128 codes the 3x3 label convolutions are otherwise most of a CPU step, and their cost grows
+        # with K; the embedding makes it independent of K. 0 keeps the NVlabs layout (one-hot straight in).
+        self.label_embed = nn.Conv2d(label_nc, int(label_embed), 1) if label_embed else None
+        block_nc = int(label_embed) if label_embed else label_nc
         self.const = nn.Parameter(torch.randn(1, chans[0], const_size, const_size))
-        self.head_0 = SPADEResnetBlock(chans[0], chans[0], label_nc, hidden, spectral, **kw)
+        self.head_0 = SPADEResnetBlock(chans[0], chans[0], block_nc, hidden, spectral, **kw)
         self.up_blocks = nn.ModuleList(
-            SPADEResnetBlock(chans[i], chans[i + 1], label_nc, hidden, spectral, **kw) for i in range(len(chans) - 1)
+            SPADEResnetBlock(chans[i], chans[i + 1], block_nc, hidden, spectral, **kw) for i in range(len(chans) - 1)
         )
         self.conv_img = nn.Conv2d(chans[-1], 3, 3, padding=1)
         # Learned crop-space maps added to the block outputs at resolutions >= spatial_bias_from (0 = none):
@@ -160,6 +167,8 @@ class SPADEGenerator(nn.Module):
     def forward(self, seg: Tensor) -> Tensor:
         """``seg`` (B, label_nc, L, L) one-hot → (B, 3, R, R) sRGB in [0, 1]."""
         cache: dict[int, Tensor] = {}
+        if self.label_embed is not None:
+            seg = self.label_embed(seg)
         x = self.const.expand(seg.shape[0], -1, -1, -1)
         x = self.head_0(x, self._seg_at(seg, x.shape[-1], cache))
         for block in self.up_blocks:
