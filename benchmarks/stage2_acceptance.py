@@ -62,9 +62,9 @@ def run_steps(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "synth": ["synth", str(synth), "--frames", str(args.frames), "--size", str(args.plate_size), "--no-progress"],
         "prep": ["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
                  "--out", str(shot), "--size", str(args.crop_size)],
-        "stage1": ["train", str(shot), "--stage", "1", "--preset", args.stage1_preset]
+        "stage1": ["train", str(shot), "--stage", "1", "--preset", args.stage1_preset, "--device", args.device]
         + [a for kv in args.set1 for a in ("--set", kv)],
-        "stage2": ["train", str(shot), "--stage", "2", "--preset", args.stage2_preset]
+        "stage2": ["train", str(shot), "--stage", "2", "--preset", args.stage2_preset, "--device", args.device]
         + [a for kv in args.set2 for a in ("--set", kv)],
         "prior": ["prior", str(shot), "--auto", "--force"],
     }
@@ -234,6 +234,7 @@ def main() -> int:
     ap.add_argument("--set1", action="append", default=[], metavar="KEY=VALUE", help="Stage I override")
     ap.add_argument("--set2", action="append", default=[], metavar="KEY=VALUE", help="Stage II override")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="training device (cpu or cuda); measuring runs on the CPU")
     ap.add_argument("--feather", type=float, default=4.0)
     ap.add_argument("--measure-frames", type=int, default=12)
     ap.add_argument("--locality-frames", type=int, default=6)

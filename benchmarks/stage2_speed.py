@@ -45,6 +45,17 @@ def build_synthetic_shot(root: Path, frames: int, crop: int, label_size: int, se
     writer.finish()
 
 
+def peak_memory_mib(device: str) -> float:
+    """Peak GPU memory allocated by torch (cuda) or the process's peak resident set (cpu), MiB."""
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu")
@@ -54,6 +65,7 @@ def main() -> None:
     ap.add_argument("--label-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="keep the shot here (default: a temp dir)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides")
     args = ap.parse_args()
 
@@ -71,11 +83,15 @@ def main() -> None:
     t = time.monotonic()
     build_synthetic_shot(root, args.frames, config.render_size, args.label_size)
     print(f"synthetic shot: {args.frames} frames at {config.render_size}^2 in {time.monotonic() - t:.1f}s -> {root}")
-    out = train_stage2(root, config)
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    out = train_stage2(root, config, device=args.device)
     meta = json.loads((out / "meta.json").read_text())
     spi = meta["timings"]["seconds_per_iter"]
     print(json.dumps({
         "preset": args.preset,
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu x{args.threads}",
+        "peak_memory_mib": peak_memory_mib(args.device),
         "iterations": meta["steps"],
         "seconds_per_iter": round(spi, 4),
         "projected_full_run_minutes": round(spi * full_iters / 60, 1),
