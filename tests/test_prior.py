@@ -160,3 +160,20 @@ def test_vqedit_prior_auto_check_show(tmp_path, capsys):
     (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 32}))
     assert main(["prior", str(root), "--check"]) == 2
     assert "Stage I model has 32 codes" in capsys.readouterr().err
+
+
+def test_dim_neutral_mouth_codes_are_teeth_and_a_lone_red_code_is_the_interior():
+    """Teeth in the lips' shadow are dim but not red; with no other interior code, a red one is the interior
+    (an open mouth always has one, a tongue only sometimes). Both were misfiled before, and a teeth-removal
+    edit then left teeth in place or filled the mouth with tongue."""
+    labs, imgs, regions = frames(blink=False)
+    shaded = {UTEETH: (0.95, 0.95, 0.9), LTEETH: (0.55, 0.53, 0.50), MOUTH: (0.46, 0.30, 0.28)}
+    rng = np.random.default_rng(1)
+    for lab, img in zip(labs, imgs, strict=True):
+        lab[lab == TONGUE] = MOUTH
+        for code, rgb in shaded.items():
+            m = lab == code
+            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+    s = propose_prior(labs, imgs, regions, 20).segments
+    assert s["upper_teeth"] == [UTEETH] and s["lower_teeth"] == [LTEETH]
+    assert s["mouth_interior"] == [MOUTH] and "tongue" not in s
