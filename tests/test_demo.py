@@ -130,3 +130,19 @@ def test_second_run_reuses_models_and_a_broken_model_names_the_step(demo_run):
     assert rc != 0
     assert line.startswith("demo: step 6 (render) failed: ") and line.endswith(f"(log: {out / 'logs' / 'render.log'})")
     assert "failed after" in (out / "logs" / "render.log").read_text()
+
+
+def test_fingerprint_follows_the_trainer_presets_not_only_the_overrides(monkeypatch):
+    """A demo folder trained before a preset changed must not be reused (its models are stale)."""
+    import dataclasses
+
+    from vq_models.demo.config import DEMO_PRESETS, fingerprint
+    from vq_models.train import stage1
+
+    cfg = DEMO_PRESETS["cpu"]
+    before = fingerprint(cfg)
+    assert fingerprint(cfg) == before  # stable
+    changed = dict(stage1.STAGE1_PRESETS)
+    changed["cpu"] = dataclasses.replace(changed["cpu"], encoder_channels=changed["cpu"].encoder_channels + 1)
+    monkeypatch.setattr(stage1, "STAGE1_PRESETS", changed)
+    assert fingerprint(cfg) != before

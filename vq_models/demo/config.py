@@ -67,9 +67,18 @@ _TRAINING_FIELDS = ("frames", "size", "seed", "start", "supersample", "crop_size
 
 
 def fingerprint(config: DemoConfig) -> str:
-    """A short hash of the training-relevant fields (stored beside the models to decide on reuse)."""
+    """A short hash of the training-relevant fields and of the trainer configs they resolve to (stored
+    beside the models to decide on reuse): a changed trainer preset must retrain, not reuse stale models."""
+    from vq_models.config import load_config
+    from vq_models.train.stage1 import STAGE1_PRESETS
+    from vq_models.train.stage2 import load_stage2_config
+
     data: dict[str, Any] = {k: v for k, v in config_to_dict(config).items() if k in _TRAINING_FIELDS}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    data["stage1_resolved"] = config_to_dict(load_config(STAGE1_PRESETS, config.stage1_preset,
+                                                         overrides=config.stage1_overrides))
+    data["stage2_resolved"] = config_to_dict(load_stage2_config(config.stage2_preset,
+                                                                overrides=config.stage2_overrides))
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def describe(config: DemoConfig) -> dict[str, Any]:
