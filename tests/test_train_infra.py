@@ -186,7 +186,7 @@ def test_torchrun_ddp_two_ranks_keep_identical_weights(tmp_path):
         [str(torchrun), "--nproc_per_node=2", "--standalone", str(script), str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=110,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-2000:]
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
     assert r0["world"] == r1["world"] == 2

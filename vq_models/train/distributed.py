@@ -86,8 +86,13 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def cleanup(info: DistInfo) -> None:
+def cleanup(info: DistInfo, together: bool = True) -> None:
+    """Leave the process group, by default together: a rank that tears down gloo while a peer is still
+    finishing its last collective can make that peer abort (seen once as SIGABRT in rank 1 on a loaded
+    2-core machine). ``together=False`` for error paths, where a peer may never reach the barrier."""
     if info.distributed and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 
