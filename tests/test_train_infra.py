@@ -195,3 +195,16 @@ def test_torchrun_ddp_two_ranks_keep_identical_weights(tmp_path):
     torch.manual_seed(0)
     init_w = nn.Linear(3, 1).weight.flatten().tolist()
     assert r0["w"][0] != init_w  # training actually moved the weights
+
+
+def test_train_logger_without_progress_keeps_tensorboard_but_draws_no_bar(tmp_path, capsys):
+    logger = TrainLogger(tmp_path / "tb", total_steps=3, desc="quietbar", progress=False)
+    for step in (1, 2, 3):
+        logger.log(step, {"a": float(step)})
+    logger.close()
+    assert "it/s" not in capsys.readouterr().err  # the summary line may name the run; no bar is drawn
+    assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
+    loud = TrainLogger(tmp_path / "tb2", total_steps=3, desc="loudbar")
+    loud.log(3, {"a": 1.0})
+    loud.close()
+    assert "it/s" in capsys.readouterr().err

@@ -149,7 +149,7 @@ def run_demo(out: str | Path, config: DemoConfig, *, retrain: bool = False, prog
             from vq_models.train.stage1 import STAGE1_PRESETS, train_stage1
 
             cfg1 = load_config(STAGE1_PRESETS, config.stage1_preset, None, list(config.stage1_overrides))
-            train_stage1(layout.shot, cfg1, device=device)
+            train_stage1(layout.shot, cfg1, device=device, progress=progress)
     with runner.step("stage2", f"train Stage II (SPADE renderer), preset {config.stage2_preset} "
                      f"{' '.join(config.stage2_overrides)}"):
         if reuse:
@@ -158,7 +158,7 @@ def run_demo(out: str | Path, config: DemoConfig, *, retrain: bool = False, prog
             from vq_models.train.stage2 import load_stage2_config, train_stage2
 
             cfg2 = load_stage2_config(config.stage2_preset, None, list(config.stage2_overrides))
-            train_stage2(layout.shot, cfg2, device=device)
+            train_stage2(layout.shot, cfg2, device=device, progress=progress)
 
     # 5: prior + exemplar -------------------------------------------------------------------------------
     exemplar = layout.root / "exemplar.png"

@@ -18,7 +18,8 @@ log = logging.getLogger("vqedit.train")
 class TrainLogger:
     """tqdm progress bar + ``torch.utils.tensorboard.SummaryWriter``; a one-line summary at close."""
 
-    def __init__(self, log_dir, total_steps: int, desc: str, start_step: int = 0, enabled: bool = True):
+    def __init__(self, log_dir, total_steps: int, desc: str, start_step: int = 0, enabled: bool = True,
+                 progress: bool = True):
         self.enabled = bool(enabled)
         self.desc = desc
         self.total_steps = int(total_steps)
@@ -35,7 +36,9 @@ class TrainLogger:
 
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(log_dir=str(log_dir))
-        self._bar = tqdm(total=self.total_steps, initial=self.start_step, desc=desc, dynamic_ncols=True, leave=True)
+        # progress=False (demo --no-progress, farm logs): no bar, but TensorBoard and the summary line stay
+        self._bar = tqdm(total=self.total_steps, initial=self.start_step, desc=desc, dynamic_ncols=True, leave=True,
+                         disable=not progress)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """Record scalars at ``step`` and advance the bar to ``step``."""

@@ -340,6 +340,7 @@ def train_stage1(
     *,
     device: str = "cpu",
     resume: bool = False,
+    progress: bool = True,
     stylegan: str | Path | None = None,
     e4e: str | Path | None = None,
 ) -> Path:
@@ -349,7 +350,7 @@ def train_stage1(
     XNNPack graphs, built later in the same process (prep in the demo), fail to prepare under it.
     """
     try:
-        return _train_stage1(shot_dir, config, device=device, resume=resume, stylegan=stylegan, e4e=e4e)
+        return _train_stage1(shot_dir, config, device=device, resume=resume, progress=progress, stylegan=stylegan, e4e=e4e)
     finally:
         torch.set_flush_denormal(False)
 
@@ -360,6 +361,7 @@ def _train_stage1(
     *,
     device: str = "cpu",
     resume: bool = False,
+    progress: bool = True,
     stylegan: str | Path | None = None,
     e4e: str | Path | None = None,
 ) -> Path:
@@ -428,7 +430,7 @@ def _train_stage1(
     timings = dict(state.get("timings", {}))
     timings.setdefault("train_seconds", 0.0)
 
-    logger = TrainLogger(out / "tensorboard", config.iters, "stage1", start_step=step, enabled=info.is_main)
+    logger = TrainLogger(out / "tensorboard", config.iters, "stage1", start_step=step, enabled=info.is_main, progress=progress)
     net.train()
     t0 = time.monotonic()
     try:

@@ -261,6 +261,7 @@ def train_stage2(
     *,
     device: str = "cpu",
     resume: bool = False,
+    progress: bool = True,
     prior_path: str | Path | None = None,
 ) -> Path:
     """Train the shot's Stage II renderer; returns SHOT/stage2. Works under ``torchrun`` too (gradients
@@ -269,7 +270,7 @@ def train_stage2(
     Flush-to-zero is on while training (CPU speed) and turned off again afterwards: MediaPipe's XNNPack
     graphs, built later in the same process, fail to prepare under it."""
     try:
-        return _train_stage2(shot_dir, config, device=device, resume=resume, prior_path=prior_path)
+        return _train_stage2(shot_dir, config, device=device, resume=resume, progress=progress, prior_path=prior_path)
     finally:
         torch.set_flush_denormal(False)
 
@@ -280,6 +281,7 @@ def _train_stage2(
     *,
     device: str = "cpu",
     resume: bool = False,
+    progress: bool = True,
     prior_path: str | Path | None = None,
 ) -> Path:
     from vq_models.io.images import write_image
@@ -356,7 +358,7 @@ def _train_stage2(
         save_config(config, out_dir / "config.yaml")
 
     preview_set = val_set if len(val_set) else train_set
-    logger = TrainLogger(out_dir / "tensorboard", config.iterations, f"stage2 {shot.name}", start, enabled=info.is_main)
+    logger = TrainLogger(out_dir / "tensorboard", config.iterations, f"stage2 {shot.name}", start, enabled=info.is_main, progress=progress)
     t0 = time.monotonic()
     step = start
     curve: list[dict] = []  # held-out quality during training (eval_every)
