@@ -58,7 +58,7 @@ def score(run_shot: Path, synth: Path, roi_weights: list[float], device: str) ->
     from vq_models.segmentation_eval import confusion, load_parts, match_codes, part_ious
     from vq_models.shot import Shot
     from vq_models.stage1_model import Stage1Model, plate_labels_to_crop
-    from vq_models.train.stage1 import ShotFrames, Stage1Config, _features_in_order, _foreground_features
+    from vq_models.train.stage1 import ShotFrames, Stage1Config, features_in_order, foreground_features
 
     shot = Shot.open(run_shot)
     model = Stage1Model.load(shot.stage1_dir, device)
@@ -78,10 +78,10 @@ def score(run_shot: Path, synth: Path, roi_weights: list[float], device: str) ->
                              dead_code_threshold=config.dead_code_threshold).to(dev)
         vq.load_state_dict(model.quantizer.state_dict())
         if config.vq_refine_lloyd > 0:
-            points = _foreground_features(net, data, cfg, dev)
+            points = foreground_features(net, data, cfg, dev)
             vq.refine(points, config.vq_refine_lloyd, generator=torch.Generator().manual_seed(config.seed))
         conf = np.zeros((config.num_codes, num_parts), np.int64)
-        for idx, x, _, _ in _features_in_order(net, data, cfg, dev):
+        for idx, x, _, _ in features_in_order(net, data, cfg, dev):
             codes = vq.assign(x).cpu().numpy()
             for k, i in enumerate(idx):
                 conf += confusion(codes[k], gts[data.frames[i]], config.num_codes, num_parts)

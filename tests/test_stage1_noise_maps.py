@@ -90,12 +90,12 @@ def test_noise_maps_need_the_spatial_encoder(tmp_path: Path, capsys):
 
 
 def test_roi_weight_keeps_every_roi_pixel_and_thins_the_rest(tmp_path: Path):
-    """_foreground_features with weight w: all ROI pixels stay, others survive with probability 1/w."""
+    """foreground_features with weight w: all ROI pixels stay, others survive with probability 1/w."""
     import dataclasses
 
     from vq_models.shot import Shot
     from vq_models.stage1_model import Stage1Model
-    from vq_models.train.stage1 import STAGE1_PRESETS, ShotFrames, _foreground_features
+    from vq_models.train.stage1 import STAGE1_PRESETS, ShotFrames, foreground_features
 
     root = tmp_path / "shot"
     make_shot(root)
@@ -105,8 +105,8 @@ def test_roi_weight_keeps_every_roi_pixel_and_thins_the_rest(tmp_path: Path):
     base = STAGE1_PRESETS["tiny"]
     data = ShotFrames(shot, base.input_size)
     dev = torch.device("cpu")
-    n1 = len(_foreground_features(net, data, base, dev))
-    n10 = len(_foreground_features(net, data, dataclasses.replace(base, vq_refine_roi_weight=10.0), dev))
+    n1 = len(foreground_features(net, data, base, dev))
+    n10 = len(foreground_features(net, data, dataclasses.replace(base, vq_refine_roi_weight=10.0), dev))
     raw = data.batch(list(range(len(data))), dev)
     size = base.label_size
     fg = torch.nn.functional.interpolate(raw["fg"], size=size, mode="bilinear", align_corners=False) >= 0.5

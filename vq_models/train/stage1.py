@@ -52,7 +52,7 @@ from vq_models.stage1_model import (
 
 log = logging.getLogger("vqedit.stage1")
 
-__all__ = ["Stage1Config", "STAGE1_PRESETS", "train_stage1", "ShotFrames"]
+__all__ = ["Stage1Config", "STAGE1_PRESETS", "train_stage1", "ShotFrames", "features_in_order", "foreground_features"]
 
 
 @dataclass(frozen=True)
@@ -521,7 +521,7 @@ def _train_step(ddp_net, ddp_disc, net: InversionNet, disc: nn.Module, vq: Vecto
 
 
 @torch.no_grad()
-def _features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config, dev: torch.device):
+def features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config, dev: torch.device):
     """Yield (frame indices, X_VQ, fg, reconstruction) over every frame in shot order."""
     n = len(data)
     for s in range(0, n, config.label_batch_size):
@@ -533,7 +533,7 @@ def _features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config
 
 
 @torch.no_grad()
-def _foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Config, dev: torch.device) -> Tensor:
+def foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Config, dev: torch.device) -> Tensor:
     """Every frame's foreground X_VQ vectors (N, d) as float16, evenly subsampled to at most
     ``vq_refine_max_points`` (a paper-size shot would not fit otherwise).
 
@@ -543,7 +543,7 @@ def _foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Conf
     gen = torch.Generator().manual_seed(config.seed)
     keep_outside = 1.0 / max(1.0, float(config.vq_refine_roi_weight))
     chunks = []
-    for _, x, batch, _ in _features_in_order(net, data, config, dev):
+    for _, x, batch, _ in features_in_order(net, data, config, dev):
         fg = F.interpolate(batch["fg"], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5
         if keep_outside < 1.0:
             roi = F.interpolate(batch["roi"], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5
@@ -571,11 +571,11 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
     net.eval()
     t = time.monotonic()
     for _ in range(config.vq_refine_epochs):
-        for _, x, batch, _ in _features_in_order(net, data, config, dev):
+        for _, x, batch, _ in features_in_order(net, data, config, dev):
             vq(x, fg_mask=batch["fg"], update=True)
     lloyd_passes = 0
     if config.vq_refine_lloyd > 0:
-        points = _foreground_features(net, data, config, dev)
+        points = foreground_features(net, data, config, dev)
         lloyd_passes = vq.refine(points, config.vq_refine_lloyd,
                                  generator=torch.Generator().manual_seed(config.seed))
         del points
@@ -584,7 +584,7 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
     t = time.monotonic()
     usage = torch.zeros(config.num_codes, dtype=torch.long)
     preview_rows = []
-    for idx, x, batch, img in _features_in_order(net, data, config, dev):
+    for idx, x, batch, img in features_in_order(net, data, config, dev):
         codes = vq.assign(x).cpu()
         fg = (F.interpolate(batch["fg"], size=codes.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5).cpu()
         usage += torch.bincount(codes[fg].flatten(), minlength=config.num_codes)
