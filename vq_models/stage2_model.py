@@ -86,8 +86,8 @@ class Stage2Renderer:
         lut = torch.from_numpy(self.code_to_channel)
         out = []
         for i in range(0, len(arr), batch_size):
-            codes = torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size]))
-            seg = window_onehot(codes, lut, self.num_channels, self.temporal_window).to(self.device)
+            codes = torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size])).to(self.device)
+            seg = window_onehot(codes, lut, self.num_channels, self.temporal_window)  # one-hot built on the device
             out.append(self.generator(seg).permute(0, 2, 3, 1).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.render_size, self.render_size, 3), np.float32)

@@ -119,11 +119,14 @@ def label_window(frames: list[int], labels: dict[int, np.ndarray], position: int
 
 
 def codes_to_onehot(codes: Tensor, lut: Tensor, num_channels: int) -> Tensor:
-    """(B, T, L, L) integer codes → (B, T*C, L, L) float one-hot (frame-major channel order)."""
-    ch = lut[codes.long()]  # (B, T, L, L)
-    onehot = torch.nn.functional.one_hot(ch, num_channels)  # (B, T, L, L, C)
-    b, t, h, w, c = onehot.shape
-    return onehot.permute(0, 1, 4, 2, 3).reshape(b, t * c, h, w).float()
+    """(B, T, L, L) integer codes → (B, T*C, L, L) float one-hot (frame-major channel order), on the codes'
+    device. Scattered straight into float32: ``F.one_hot`` builds an int64 (B, T, L, L, C) tensor first,
+    which at K=128 and 128² labels is 200 MB a batch and, built on the CPU, was most of a GPU step."""
+    ch = lut.to(codes.device).long()[codes.long()]  # (B, T, L, L)
+    b, t, h, w = ch.shape
+    onehot = torch.zeros(b, t, num_channels, h, w, device=codes.device)
+    onehot.scatter_(2, ch.unsqueeze(2), 1.0)
+    return onehot.reshape(b, t * num_channels, h, w)
 
 
 def split_frames(count: int, val_every: int) -> tuple[list[int], list[int]]:

@@ -214,7 +214,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 def _render_set(G, windows: Tensor, lut: Tensor, nch: int, temporal: bool, device, batch: int = 4) -> np.ndarray:
     out = []
     for i in range(0, len(windows), batch):
-        seg = window_onehot(windows[i : i + batch], lut, nch, temporal).to(device)
+        seg = window_onehot(windows[i : i + batch].to(device), lut, nch, temporal)
         out.append(G(seg).permute(0, 2, 3, 1).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1, 1, 3), np.float32)
 
@@ -369,7 +369,7 @@ def _train_stage2(
                 for group in opt.param_groups:
                     group["lr"] = base * scale
             idx = _batch_indices(len(train_set), config.batch_size, config.seed, step, info.rank)
-            seg = window_onehot(train_set.windows[idx], lut, nch, config.temporal_window).to(dev)
+            seg = window_onehot(train_set.windows[idx].to(dev), lut, nch, config.temporal_window)
             seg_c = seg[:, nch : 2 * nch] if seg_frames == 3 else seg
             target = train_set.targets[idx].to(dev)
             fg = train_set.fg[idx].to(dev)
