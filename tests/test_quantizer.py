@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vq_models.quantizer import VectorQuantizer, build_vq_input, cosine_kmeans, scale_multipliers
+from vq_models.quantizer import (
+    VectorQuantizer,
+    build_vq_input,
+    cosine_kmeans,
+    rgb_multiplier,
+    scale_multipliers,
+)
 
 torch.set_num_threads(1)
 
@@ -170,6 +176,28 @@ def test_scale_multipliers_equalise_each_scales_share_of_the_distance():
         scale_multipliers([48, 12], [1.0])
     with pytest.raises(ValueError):
         build_vq_input(feats, res, 16, None, [1.0])
+
+
+def test_rgb_tap_joins_last_with_its_weighted_share_and_area_filtered():
+    torch.manual_seed(0)
+    feats = {16: torch.randn(2, 12, 16, 16)}
+    # a 64² image whose 4x4 blocks alternate black/white: area-shrunk to 16² it is flat grey, bilinear would alias
+    checker = ((torch.arange(64)[:, None] // 2 + torch.arange(64)[None, :] // 2) % 2).float()
+    image = torch.stack([checker, torch.rand(64, 64), torch.rand(64, 64)])[None].repeat(2, 1, 1, 1)
+    mult = scale_multipliers([12], [1.0])
+    x = build_vq_input(feats, (16,), 16, None, mult, image=image, image_multiplier=rgb_multiplier(3.0))
+    assert x.shape == (2, 15, 16, 16)
+    feat_share, rgb_share = float(x[:, :12].pow(2).sum()), float(x[:, 12:].pow(2).sum())
+    # weight 3 against the tap's 1, normalised after the area filter; the checker channel averaged away to
+    # a constant (0 after instance norm) instead of aliasing into stripes, so 2 of the 3 channels carry it
+    assert float(x[:, 12].abs().max()) < 1e-3
+    assert rgb_share / feat_share == pytest.approx(2.0, rel=1e-2)
+    off = build_vq_input(feats, (16,), 16, None, mult, image=image, image_multiplier=0.0)
+    assert off.shape[1] == 12 and torch.allclose(off, x[:, :12])
+    with pytest.raises(ValueError, match="RGB image"):
+        build_vq_input(feats, (16,), 16, None, mult, image_multiplier=1.0)
+    with pytest.raises(ValueError):
+        rgb_multiplier(-1.0)
 
 
 def _small_part_points(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -154,6 +154,38 @@ def test_scale_weights_and_lloyd_refine_are_recorded_and_used_at_inference(train
     assert 0.1 < rms < 0.4, rms
 
 
+def test_rgb_tap_is_recorded_and_inference_labels_match_training(tmp_path: Path):
+    """vq_rgb_weight > 0: X_VQ gains the generator's 3 RGB channels in training, in meta.json and at
+    inference, so labels for a training frame computed again from its image equal the stored ones."""
+    from vq_models.stage1_model import Stage1Model
+
+    root = tmp_path / "shot"
+    make_shot(root)
+    assert main(["train", str(root), "--stage", "1", "--preset", "tiny", "--iters", "2", "--set", f"label_size={CROP}",
+                 "--set", "vq_rgb_weight=4"]) == 0
+    meta = json.loads((root / "stage1" / "meta.json").read_text())
+    assert meta["code_dim"] == 16 + 16 + 3 and meta["vq_rgb_weight"] == 4.0
+    assert meta["vq_rgb_multiplier"] == pytest.approx((4 / 3) ** 0.5)
+    model = Stage1Model.load(root / "stage1")
+    assert model.quantizer.dim == 35 and model._net.vq_rgb_multiplier == pytest.approx(meta["vq_rgb_multiplier"])
+    d = draw_frame(0)
+    x, _ = model.features(d["overlay"], d["fg"])
+    fg = torch.from_numpy(d["fg"] > 0.5)
+    rgb_energy = x[0, 32:][:, fg].pow(2).sum(0).mean().item()
+    assert 0.5 < rgb_energy < 8.0, rgb_energy  # ~4 (its weight) on the foreground, not 0 and not unscaled
+    from vq_models.shot import Shot
+
+    shot = Shot.open(root)
+    again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001))
+    agree = (again[fg.numpy()] == model.label_map(1001)[fg.numpy()]).mean()
+    assert agree > 0.97, agree
+    # a model whose meta says otherwise is refused with a clear error, not a shape crash later
+    meta["vq_rgb_multiplier"] = 0.0
+    (root / "stage1" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="code_dim"):
+        Stage1Model.load(root / "stage1")
+
+
 def test_bad_scale_weights_are_one_line_errors(tmp_path: Path, capsys):
     make_shot(tmp_path / "s", frames=(1,))
     assert main(["train", str(tmp_path / "s"), "--stage", "1", "--preset", "tiny", "--set",

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "cosine_kmeans", "scale_multipliers", "kmeans_pp_seeds"]
+__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "cosine_kmeans", "rgb_multiplier", "scale_multipliers", "kmeans_pp_seeds"]
 
 
 @dataclass
@@ -67,14 +67,23 @@ def build_vq_input(
     label_size: int,
     fg_mask: torch.Tensor | None,
     scale_multipliers: Sequence[float] | None = None,
+    image: torch.Tensor | None = None,
+    image_multiplier: float = 0.0,
 ) -> torch.Tensor:
     """The paper's mip-map VQ input ``X_VQ``: each tapped map instance-normalised, bilinearly upsampled to
     ``label_size``, concatenated along channels and multiplied by the foreground mask.
 
     ``features`` maps resolution -> (B, C_r, r, r); ``fg_mask`` is (B, S', S') or (B, 1, S', S') in [0, 1]
     at any size (resized bilinearly). ``scale_multipliers`` (one per resolution, default all 1 = the paper)
-    scales each instance-normalised map before concatenation; see :func:`scale_multipliers`. Returns a
-    detached (B, sum C_r, label_size, label_size) tensor.
+    scales each instance-normalised map before concatenation; see :func:`scale_multipliers`.
+
+    ``image`` (B, 3, S, S), the generator's RGB output, joins as one more tap when ``image_multiplier`` > 0
+    (:func:`rgb_multiplier`): resized to ``label_size`` (area filter when shrinking, so a 1024² render does
+    not alias), instance-normalised like the others, scaled, concatenated last. Why: the to-RGB layer is
+    the generator's finest feature. On a from-scratch CPU-size generator the tapped maps are 32 channels
+    wide and their cosine blurs a 2-px gap between the teeth, or a pupil, into its neighbours. The colour
+    keeps white teeth, the dark interior and the pupil apart at label resolution. Returns a detached
+    (B, sum C_r [+ 3], label_size, label_size) tensor.
     """
     if scale_multipliers is not None and len(scale_multipliers) != len(resolutions):
         raise ValueError(f"{len(scale_multipliers)} scale multipliers for {len(resolutions)} resolutions")
@@ -89,6 +98,16 @@ def build_vq_input(
         if scale_multipliers is not None and float(scale_multipliers[i]) != 1.0:
             f = f * float(scale_multipliers[i])
         parts.append(f)
+    if image_multiplier > 0:
+        if image is None:
+            raise ValueError("image_multiplier > 0 needs the generator's RGB image")
+        rgb = image.detach().float()
+        if rgb.shape[-1] != label_size:
+            shrink = rgb.shape[-1] > label_size
+            rgb = F.interpolate(rgb, size=(label_size, label_size), mode="area" if shrink else "bilinear",
+                                **({} if shrink else {"align_corners": False}))
+        # normalised after resizing, so the tap's share is its weight whatever the image size
+        parts.append(F.instance_norm(rgb) * float(image_multiplier))
     x = torch.cat(parts, dim=1)
     if fg_mask is not None:
         x = x * resize_mask(fg_mask, label_size).to(x)
@@ -113,6 +132,15 @@ def scale_multipliers(channels: Sequence[int], weights: Sequence[float] | None) 
     if any(float(w) < 0 for w in weights) or not any(float(w) > 0 for w in weights):
         raise ValueError(f"scale weights must be >= 0 with at least one > 0, got {list(weights)}")
     return [math.sqrt(float(w) / int(c)) for w, c in zip(weights, channels, strict=True)]
+
+
+def rgb_multiplier(weight: float) -> float:
+    """Multiplier for the RGB tap of :func:`build_vq_input` so that it holds ``weight`` of the squared
+    feature norm, in the units of :func:`scale_multipliers` (with no scale weights, the paper's plain
+    concatenation, each unit-variance channel counts 1). 0 turns the tap off."""
+    if weight < 0:
+        raise ValueError(f"RGB tap weight must be >= 0, got {weight}")
+    return math.sqrt(float(weight) / 3.0)
 
 
 def resize_mask(mask: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

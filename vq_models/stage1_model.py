@@ -39,7 +39,8 @@ class InversionNet(nn.Module):
     latent_avg: Tensor
 
     def __init__(self, encoder: nn.Module, generator: nn.Module, latent_avg: Tensor,
-                 feature_resolutions: tuple[int, ...], vq_multipliers: list[float] | None = None):
+                 feature_resolutions: tuple[int, ...], vq_multipliers: list[float] | None = None,
+                 vq_rgb_multiplier: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.generator = generator
@@ -54,10 +55,19 @@ class InversionNet(nn.Module):
         self.vq_multipliers = [float(m) for m in vq_multipliers] if vq_multipliers else None
         if self.vq_multipliers is not None and len(self.vq_multipliers) != len(self.feature_resolutions):
             raise InputError(f"{len(self.vq_multipliers)} VQ scale multipliers for {len(self.feature_resolutions)} taps")
+        # the generator's RGB output as one more X_VQ tap (quantizer.rgb_multiplier; 0 = features only, the paper)
+        self.vq_rgb_multiplier = float(vq_rgb_multiplier)
 
-    def vq_input(self, feats: dict[int, Tensor], label_size: int, fg: Tensor | None) -> Tensor:
-        """X_VQ for this net's taps and scale multipliers (one definition for training and inference)."""
-        return build_vq_input(feats, self.feature_resolutions, label_size, fg, self.vq_multipliers)
+    @property
+    def vq_dim(self) -> int:
+        """Channels of X_VQ: the tapped layers' widths, plus 3 with the RGB tap."""
+        return sum(self.generator.channels[r] for r in self.feature_resolutions) + (3 if self.vq_rgb_multiplier > 0 else 0)
+
+    def vq_input(self, feats: dict[int, Tensor], label_size: int, fg: Tensor | None, image: Tensor | None = None) -> Tensor:
+        """X_VQ for this net's taps and scale multipliers (one definition for training and inference);
+        ``image`` is the generator's output, used when the RGB tap is on."""
+        return build_vq_input(feats, self.feature_resolutions, label_size, fg, self.vq_multipliers,
+                              image=image, image_multiplier=self.vq_rgb_multiplier)
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor], Tensor]:
         """x: (B, 3, S, S) in [-1, 1] → (image (B, 3, size, size), {res: feature map}, w (B, n_latent, d))."""
@@ -252,7 +262,9 @@ class Stage1Model:
             except RuntimeError as exc:
                 raise InputError(f"{stage1_dir / MODEL_FILE}: does not fit meta.json ({str(exc).splitlines()[0]})") from None
             net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"]),
-                               meta.get("vq_scale_multipliers")).to(dev).eval()
+                               meta.get("vq_scale_multipliers"), float(meta.get("vq_rgb_multiplier", 0.0))).to(dev).eval()
+            if net.vq_dim != vq.dim:
+                raise InputError(f"{stage1_dir / META_FILE}: code_dim {vq.dim} does not fit the taps ({net.vq_dim} channels)")
         return cls(stage1_dir, meta, net, vq, dev)
 
     # --- description -------------------------------------------------------------------------------
@@ -295,8 +307,8 @@ class Stage1Model:
             raise RuntimeError("Stage1Model was loaded with load_networks=False")
         x, m = to_network_tensor(rgb_crop, fg_mask, self.input_size)
         x, m = x.to(self.device), m.to(self.device)
-        _, feats, _ = self._net(x)
-        return self._net.vq_input(feats, self.label_size, m), m
+        img, feats, _ = self._net(x)
+        return self._net.vq_input(feats, self.label_size, m, img), m
 
     @torch.no_grad()
     def labels_from_image(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> np.ndarray:

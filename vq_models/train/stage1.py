@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from vq_models.config import config_to_dict, save_config
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
-from vq_models.quantizer import VectorQuantizer, scale_multipliers
+from vq_models.quantizer import VectorQuantizer, rgb_multiplier, scale_multipliers
 from vq_models.shot import Shot
 from vq_models.stage1_model import (
     CODEBOOK_FILE,
@@ -75,6 +75,9 @@ class Stage1Config:
     # per-tap share of the cosine distance after instance norm (() = the paper's plain concatenation,
     # where a scale's say grows with its channel count); see quantizer.scale_multipliers
     vq_scale_weights: tuple[float, ...] = ()
+    # the generator's RGB output as one more tap, with this share of the cosine distance in the units of
+    # vq_scale_weights (0 = features only, the paper); see quantizer.build_vq_input for why
+    vq_rgb_weight: float = 0.0
     label_size: int = 64  # label map resolution (paper 256)
     vq_refine_epochs: int = 1  # quantizer-only EMA passes over all frames after inversion (0 = off)
     vq_refine_lloyd: int = 0  # then Lloyd passes over every frame's final features at once (0 = off)
@@ -117,10 +120,13 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
     # 32/64/128 with the finest tap given most say (pupil vs iris lives there), K=128, the layout-keeping encoder
     # that also predicts the generator's noise maps (ROI L2 after 400 steps 0.045 -> 0.013; mean IoU of the
     # required parts 0.41 -> 0.50-0.54, benchmarks/stage1_sweep.py), ROI L2 instead of the (fallback, slow)
-    # non-ROI perceptual term, and a whole-shot Lloyd refinement of the codebook at the end
+    # non-ROI perceptual term, and a whole-shot Lloyd refinement of the codebook at the end. The generator's RGB
+    # output joins X_VQ with weight 12 (vq_rgb_weight): on the same trained network, re-clustered with 3 seeds,
+    # mean IoU of the required parts 0.53 -> 0.64-0.67, upper teeth 0.34 -> 0.78, mouth interior 0.47 -> 0.57;
+    # a full 2500-step run: 0.54 -> 0.63 (upper teeth 0.44 -> 0.72); weights 2-60 tried, 12 is the best mean
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
-        encoder_noise_maps=True,
+        encoder_noise_maps=True, vq_rgb_weight=12.0,
         num_codes=128, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
         vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
         lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=2500,
@@ -308,6 +314,8 @@ def _check_resolutions(config: Stage1Config, gen: nn.Module) -> None:
                     or not any(float(w) > 0 for w in weights)):
         raise InputError(f"config.vq_scale_weights: {list(weights)} needs one weight >= 0 per vq_resolutions "
                          f"entry {list(config.vq_resolutions)}, at least one > 0 (or [] for plain concatenation)")
+    if config.vq_rgb_weight < 0:
+        raise InputError(f"config.vq_rgb_weight: {config.vq_rgb_weight} must be >= 0 (0 = no RGB tap)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -386,9 +394,9 @@ def _train_stage1(
     gen, enc = prior.generator, prior.encoder
     _check_resolutions(config, gen)
     resolutions = tuple(int(r) for r in config.vq_resolutions)
-    code_dim = sum(gen.channels[r] for r in resolutions)
     multipliers = scale_multipliers([gen.channels[r] for r in resolutions], config.vq_scale_weights)
-    net = InversionNet(enc, gen, prior.latent_avg, resolutions, multipliers).to(dev)
+    net = InversionNet(enc, gen, prior.latent_avg, resolutions, multipliers, rgb_multiplier(config.vq_rgb_weight)).to(dev)
+    code_dim = net.vq_dim
     gen.style.requires_grad_(False)  # W+ comes from the encoder: the mapping only samples "real" W for D
     if not prior.train_generator:
         gen.requires_grad_(False)
@@ -513,7 +521,7 @@ def _train_step(ddp_net, ddp_disc, net: InversionNet, disc: nn.Module, vq: Vecto
     scalars["loss/discriminator"] = _item(loss_d)
 
     # passive VQ: detached features, no grad, output never used by the networks
-    x_vq = net.vq_input(feats, config.label_size, batch["fg"])
+    x_vq = net.vq_input(feats, config.label_size, batch["fg"], img)
     _, stats = vq(x_vq, fg_mask=batch["fg"], update=True)
     scalars.update(stats.as_scalars())
     scalars["vq/restarts_total"] = float(vq.restarts_total)
@@ -528,7 +536,7 @@ def features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config,
         idx = list(range(s, min(n, s + config.label_batch_size)))
         batch = data.batch(idx, dev)
         img, feats, _ = net(batch["input"])
-        x = net.vq_input(feats, config.label_size, batch["fg"])
+        x = net.vq_input(feats, config.label_size, batch["fg"], img)
         yield idx, x, batch, img
 
 
@@ -619,6 +627,8 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
         "vq_refine_lloyd_passes": lloyd_passes,
         "vq_scale_weights": list(config.vq_scale_weights),
         "vq_scale_multipliers": net.vq_multipliers,
+        "vq_rgb_weight": config.vq_rgb_weight,
+        "vq_rgb_multiplier": net.vq_rgb_multiplier,
         "vq_restarts_total": int(vq.restarts_total),
         "codes_used": int((usage > 0).sum()),
         "label_perplexity": perplexity,
