@@ -105,6 +105,28 @@ def test_onehot_is_frame_major_and_uses_lut():
     assert oh.sum(1).eq(3).all()
 
 
+def test_shift_moves_labels_and_images_together_with_edge_repeat():
+    from vq_models.train.data import random_shifts, shift_images
+    from vq_models.train.stage2 import load_stage2_config
+
+    labels = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    labels[0, :, 1, 1] = 5
+    labels[1, :, 0, :] = 7  # top row: repeated into the border when shifted down
+    image = torch.zeros(2, 1, 8, 8)
+    image[0, 0, 2:4, 2:4] = 1.0  # the image block under label pixel (1, 1)
+    shifts = torch.tensor([[1, 2], [1, 0]])
+    moved = shift_images(labels, shifts)
+    assert moved.dtype == torch.uint8
+    assert moved[0, 0, 2, 3] == 5 and int((moved[0] == 5).sum()) == 3  # one pixel per window frame, moved
+    assert (moved[1, :, 0] == 7).all() and (moved[1, :, 1] == 7).all()  # edge repeated, not zero-filled
+    big = shift_images(image, shifts, scale=2.0)
+    assert torch.equal(torch.nonzero(big[0, 0] == 1.0), torch.tensor([[4, 6], [4, 7], [5, 6], [5, 7]]))
+    a, b = random_shifts(16, 3, seed=1, step=5), random_shifts(16, 3, seed=1, step=5)
+    assert torch.equal(a, b) and int(a.abs().max()) <= 3 and not torch.equal(a, random_shifts(16, 3, seed=1, step=6))
+    with pytest.raises(InputError, match="shift_augment"):
+        load_stage2_config("tiny", overrides=["shift_augment=-1"])
+
+
 def test_prior_groups_codes_and_adds_unassigned(tmp_path):
     path = tmp_path / "prior.json"
     path.write_text(json.dumps({"version": 1, "segments": {"skin": [0, 3], "lips": [2]}}))

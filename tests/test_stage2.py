@@ -137,14 +137,16 @@ def test_renderer_rejects_bad_windows(trained):
         Stage2Renderer.load(out.parent / "nowhere")
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("shift", [0, 2])
+def test_resume_is_exact(tmp_path, shift):
     root = tmp_path / "shot"
     make_shot(root)
-    straight = load_stage2_config("tiny", overrides=["iterations=8", "checkpoint_every=4", "log_every=1"])
+    common = ["checkpoint_every=4", "log_every=1", f"shift_augment={shift}"]
+    straight = load_stage2_config("tiny", overrides=["iterations=8", *common])
     train_stage2(root, straight)
     ref = load_weights(root / "stage2" / "model.safetensors")
-    # first half, then resume to the end
-    half = load_stage2_config("tiny", overrides=["iterations=4", "checkpoint_every=4", "log_every=1"])
+    # first half, then resume to the end (shifts are drawn per step, so they repeat too)
+    half = load_stage2_config("tiny", overrides=["iterations=4", *common])
     train_stage2(root, half)
     mid = load_weights(root / "stage2" / "model.safetensors")
     assert any(not torch.equal(mid[k], ref[k]) for k in ref)

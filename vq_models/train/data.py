@@ -187,3 +187,24 @@ def load_frame_set(
         fg=torch.from_numpy(np.stack(fgs))[:, None].clamp(0, 1) if fgs else torch.zeros(0, 1, r, r),
         roi=torch.from_numpy(np.stack(rois))[:, None].clamp(0, 1) if rois else torch.zeros(0, 1, r, r),
     )
+
+
+def random_shifts(count: int, max_shift: int, seed: int, step: int, rank: int = 0) -> Tensor:
+    """(count, 2) integer (dy, dx) in [-max_shift, max_shift] for step ``step``: a pure function of
+    (seed, step, rank) like the batch draw, so a resumed run shifts exactly as a straight one."""
+    gen = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + rank) * 2 + 1)
+    return torch.randint(-max_shift, max_shift + 1, (count, 2), generator=gen)
+
+
+def shift_images(x: Tensor, shifts: Tensor, scale: float = 1.0) -> Tensor:
+    """Translate each (C, H, W) image of ``x`` by its ``shifts`` row (dy, dx) × ``scale`` pixels (rounded),
+    repeating the edge row/column into the vacated border. Index-based, so it works for uint8 codes and
+    float images alike and codes never blend."""
+    out = torch.empty_like(x)
+    h, w = x.shape[-2:]
+    for i in range(x.shape[0]):
+        dy, dx = (int(round(float(v) * scale)) for v in shifts[i])
+        ys = (torch.arange(h, device=x.device) - dy).clamp(0, h - 1)
+        xs = (torch.arange(w, device=x.device) - dx).clamp(0, w - 1)
+        out[i] = x[i].index_select(-2, ys).index_select(-1, xs)
+    return out

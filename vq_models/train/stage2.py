@@ -77,6 +77,10 @@ class Stage2Config:
     perceptual_backbone: str = ""
     bg_weight: float = 1.0
     roi_l1_weight: float = 0.0
+    # random per-sample translation of labels and target together, up to this many label pixels (0 = off).
+    # Why: the learned constant and crop-space maps can memorise "teeth live here"; shifted batches make the
+    # renderer read the parts from the labels, which is what an edit that moves or removes a part relies on
+    shift_augment: int = 0
     val_every: int = 10
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
@@ -155,6 +159,8 @@ def _validate(c: Stage2Config) -> None:
         raise InputError(f"stage2 config: perceptual: expected alex, vgg, squeeze or none, got {c.perceptual!r}")
     if not 0.0 <= c.bg_weight <= 1.0:
         raise InputError(f"stage2 config: bg_weight must be in [0, 1], got {c.bg_weight}")
+    if c.shift_augment < 0:
+        raise InputError(f"stage2 config: shift_augment must be >= 0, got {c.shift_augment}")
     if c.roi_l1_weight < 0:
         raise InputError(f"stage2 config: roi_l1_weight must be >= 0, got {c.roi_l1_weight}")
 
@@ -369,11 +375,17 @@ def _train_stage2(
                 for group in opt.param_groups:
                     group["lr"] = base * scale
             idx = _batch_indices(len(train_set), config.batch_size, config.seed, step, info.rank)
-            seg = window_onehot(train_set.windows[idx].to(dev), lut, nch, config.temporal_window)
-            seg_c = seg[:, nch : 2 * nch] if seg_frames == 3 else seg
+            windows = train_set.windows[idx].to(dev)
             target = train_set.targets[idx].to(dev)
             fg = train_set.fg[idx].to(dev)
             roi = train_set.roi[idx].to(dev)
+            if config.shift_augment > 0:
+                shifts = D.random_shifts(len(idx), config.shift_augment, config.seed, step, info.rank)
+                ratio = config.render_size / windows.shape[-1]
+                windows = D.shift_images(windows, shifts)
+                target, fg, roi = (D.shift_images(t, shifts, ratio) for t in (target, fg, roi))
+            seg = window_onehot(windows, lut, nch, config.temporal_window)
+            seg_c = seg[:, nch : 2 * nch] if seg_frames == 3 else seg
             scalars: dict[str, float] = {}
 
             fake = G(seg)
