@@ -48,6 +48,7 @@ def test_cpu_preset_uses_the_cheap_layout_and_new_fields_are_validated():
     cpu = STAGE2_PRESETS["cpu"]
     assert cpu.render_size == 128 and cpu.spade_shared and cpu.spade_upsample_params and cpu.spatial_bias_from == 32
     assert cpu.label_embed == 32 and STAGE2_PRESETS["paper"].label_embed == 0
+    assert cpu.shift_augment == 4 and STAGE2_PRESETS["paper"].shift_augment == 0  # the paper trains unshifted
     assert not STAGE2_PRESETS["paper"].spade_shared  # checkpoints of the NVlabs layout keep loading
     with pytest.raises(InputError, match="roi_l1_weight"):
         load_stage2_config("tiny", overrides=["roi_l1_weight=-1"])
