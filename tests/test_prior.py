@@ -177,3 +177,22 @@ def test_dim_neutral_mouth_codes_are_teeth_and_a_lone_red_code_is_the_interior()
     s = propose_prior(labs, imgs, regions, 20).segments
     assert s["upper_teeth"] == [UTEETH] and s["lower_teeth"] == [LTEETH]
     assert s["mouth_interior"] == [MOUTH] and "tongue" not in s
+
+
+def test_straddling_mouth_code_is_teeth_and_the_dark_red_cavity_is_not_tongue():
+    """A code that covers teeth and some cavity (mid luma, barely red) goes with the teeth, so a teeth-removal
+    edit removes it; the darkest red code is the cavity even below the mouth centre, and a lit pink code there
+    is the tongue. Measured on the demo shot: the cavity code was filed as tongue and two straddling codes as
+    interior, so the edit filled the hole with a teeth-coloured code (no-teeth 16.1 dB, 18.8 dB after)."""
+    labs, imgs, regions = frames(blink=False)
+    shaded = {UTEETH: (0.82, 0.79, 0.72), LTEETH: (0.48, 0.38, 0.35), MOUTH: (0.37, 0.17, 0.16),
+              TONGUE: (0.75, 0.45, 0.47)}
+    rng = np.random.default_rng(2)
+    for lab, img in zip(labs, imgs, strict=True):
+        for code, rgb in shaded.items():
+            m = lab == code
+            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+    s = propose_prior(labs, imgs, regions, 20).segments
+    assert UTEETH in s["upper_teeth"] + s["lower_teeth"] and LTEETH in s["upper_teeth"] + s["lower_teeth"]
+    assert s["mouth_interior"] == [MOUTH]
+    assert s.get("tongue") == [TONGUE]

@@ -278,18 +278,24 @@ def propose_prior(
     put("lower_lip", [c for c in lips if rel_y[c] >= 0])
     mouth = sorted(groups.get("mouth", []), key=lambda c: -luma[c])
     if mouth:
-        top = float(luma[mouth[0]])
         redness = mean_rgb[:, 0] - mean_rgb[:, 1]
-        # teeth: the brightest mouth codes, plus dimmer codes that are still neutral rather than red (teeth in
-        # the lips' shadow and their edges; measured on the synthetic shot: luma 0.38-0.40, red-green 0.03-0.07,
-        # against 0.33 / 0.16 for the interior) -- left as "interior", they survived a teeth-removal edit
-        teeth = [c for c in mouth if luma[c] > 0.35 and (luma[c] >= max(0.5 * top, top - 0.15)
-                                                         or (luma[c] >= 0.5 * top and redness[c] < 0.1))]
+        bright, dark = mouth[0], mouth[-1]
+        # The cavity is the darkest and reddest thing in the mouth, teeth the brightest and most neutral. A code
+        # counts as teeth when it is less red than halfway between the two and not as dark as the cavity: that
+        # keeps teeth in the lips' shadow and codes that straddle teeth and interior (measured on the synthetic
+        # shots: luma 0.38-0.54, red-green 0.03-0.11 against 0.21-0.33 / 0.16-0.21 for the interior) on the
+        # teeth side, so a teeth-removal edit removes them; the cavity code left behind is what fills the hole.
+        if redness[dark] > redness[bright]:
+            red_mid = 0.5 * (redness[dark] + redness[bright])
+            teeth = [c for c in mouth if c != dark and redness[c] < red_mid and luma[c] > luma[dark] + 0.04]
+        else:  # no colour contrast to go by: brightness alone
+            teeth = [c for c in mouth if luma[c] >= 0.5 * (luma[dark] + luma[bright])]
         if not teeth:
             teeth = mouth[:1]
         others = [c for c in mouth if c not in teeth]
-        red = [c for c in others if mean_rgb[c, 0] > mean_rgb[c, 1] + 0.12 and rel_y[c] >= 0]
-        interior = [c for c in others if c not in red]
+        # the tongue is red like the cavity but lit: brighter than the darkest mouth code, below the mouth centre
+        red = [c for c in others if redness[c] > 0.12 and rel_y[c] >= 0 and luma[c] > luma[dark] + 0.05]
+        interior = sorted((c for c in others if c not in red), key=lambda c: luma[c])  # darkest first
         if not interior:  # an open mouth always has an interior, a tongue only sometimes: one red code is the interior
             interior, red = red, []
         put("upper_teeth", [c for c in teeth if rel_y[c] < 0])
