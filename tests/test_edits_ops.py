@@ -114,6 +114,17 @@ def test_teeth_removed_and_partial():
     assert not (upper_only == UTEETH).any() and (upper_only == LTEETH).sum() == (before == LTEETH).sum()
 
 
+def test_teeth_fill_names_the_code_or_segment_for_the_freed_pixels():
+    _, by_code, changed = run({"op": "teeth", "fill": TONGUE}, 0.0)
+    assert changed.any() and np.all(by_code[changed] == TONGUE)
+    _, by_segment, changed = run({"op": "teeth", "fill": "upper_lip"}, 0.0)
+    assert np.all(by_segment[changed] == ULIP)
+    with pytest.raises(InputError, match=r"edits\[0\]\.fill.*unknown segment 'gums'"):
+        run({"op": "teeth", "fill": "gums"}, 0.0)
+    with pytest.raises(InputError, match=r"edits\[0\]\.fill.*out of range"):
+        run({"op": "teeth", "fill": 999}, 0.0)
+
+
 def test_mouth_open_scales_interior_and_moves_lower_lip():
     before, after, changed = run({"op": "mouth_open"}, 1.5)
     inner = [MOUTH, UTEETH, LTEETH, TONGUE]

@@ -145,7 +145,8 @@ def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) 
 
 def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
     """Remove teeth toward the gums: upper teeth keep their top ``value`` per column, lower teeth their
-    bottom; removed pixels become mouth interior (else tongue). At 0 no tooth remains."""
+    bottom; removed pixels become mouth interior (else tongue), or ``fill`` (a segment or a code) when the
+    artist names one, e.g. a darker cavity code than the one the frame shows most. At 0 no tooth remains."""
     out = labels.copy()
     if value >= 1.0:
         return out
@@ -167,9 +168,15 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             rows = np.arange(t + keep, b + 1) if name == "upper_teeth" else np.arange(t, b - keep + 1)
             rows = rows[mask[rows, x]]
             if rows.size:
-                fill = _fill_code(labels, prior, ("mouth_interior", "tongue")) if fill is None else fill
+                fill = _teeth_fill(labels, prior, params.get("fill")) if fill is None else fill
                 out[rows, x] = fill
     return out
+
+
+def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None) -> int:
+    if fill is None:
+        return _fill_code(labels, prior, ("mouth_interior", "tongue"))
+    return _code_for(labels, fill, prior)
 
 
 def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,

@@ -61,7 +61,8 @@ _BIG = 1e6
 OPS: dict[str, OpSpec] = {
     "eye_open": OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"),
     "gaze": OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"),
-    "teeth": OpSpec("scalar", 0.0, 1.0, optional={"which": "both"}, doc="1 = as shot, 0 = removed"),
+    "teeth": OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
+                    doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels"),
     "mouth_open": OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"),
     "brows": OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"),
@@ -244,6 +245,9 @@ class _Checker:
             params["side"] = self.choice(params["side"], f"{path}.side", SIDES)
         if "which" in params:
             params["which"] = self.choice(params["which"], f"{path}.which", ("upper", "lower", "both"))
+        if params.get("fill") is not None:
+            fill = params["fill"]
+            params["fill"] = self.segment(fill, f"{path}.fill") if isinstance(fill, str) else self.code(fill, f"{path}.fill")
         if "space" in params:
             params["space"] = self.choice(params["space"], f"{path}.space", ("crop", "plate"))
         if op == "brows":
