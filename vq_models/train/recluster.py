@@ -1,0 +1,151 @@
+"""Re-run only Stage I's codebook on a trained shot: new K, RGB-tap weight, ROI weight or seed, no retraining.
+
+Why: the inversion network is the expensive part of Stage I (minutes to hours); the codebook is a k-means
+over its final features (seconds). An artist who looks at the exemplar and wants more codes around the
+mouth, or a different seed because two parts came out merged, should not pay for a new inversion. The
+codes change, so anything built on the old ones (the artist prior, the Stage II renderer) is stale:
+without ``force`` that is refused; with it those files move to ``SHOT/stale/<time>/``, never deleted.
+
+Labels are written to a new folder and swapped in, and meta.json is written last, so an interrupted run
+leaves the previous labels or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vq_models.errors import InputError
+
+
+def stale_dependents(shot_root: Path) -> list[Path]:
+    """Files and folders made for the current codes: the artist prior and the Stage II model."""
+    return [p for p in (shot_root / "prior.json", shot_root / "stage2") if p.exists()]
+
+
+def recluster(
+    shot_dir: str | Path,
+    *,
+    num_codes: int | None = None,
+    rgb_weight: float | None = None,
+    roi_weight: float | None = None,
+    seed: int | None = None,
+    lloyd: int | None = None,
+    force: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """New codebook and labels for SHOT's trained Stage I network; returns a summary (also in meta.json)."""
+    from vq_models.config import apply_mapping, config_to_dict, read_config_file, save_config
+    from vq_models.io.atomic import atomic_write_json
+    from vq_models.io.images import write_label_map
+    from vq_models.quantizer import VectorQuantizer, rgb_multiplier
+    from vq_models.shot import Shot
+    from vq_models.stage1_model import CODEBOOK_FILE, LABEL_DIR, LABEL_NAME, META_FILE, Stage1Model, read_meta
+    from vq_models.train.checkpoint import save_weights
+    from vq_models.train.stage1 import ShotFrames, Stage1Config, features_in_order, foreground_features
+
+    shot = Shot.open(shot_dir)
+    out = shot.stage1_dir
+    meta = read_meta(out)
+    old = apply_mapping(Stage1Config(), read_config_file(out / "config.yaml"))
+    changes: dict[str, Any] = {}
+    if num_codes is not None:
+        if not 2 <= num_codes <= 255:
+            raise InputError(f"--codes {num_codes}: choose 2..255 (labels are uint8)")
+        changes["num_codes"] = int(num_codes)
+    if rgb_weight is not None:
+        if rgb_weight < 0:
+            raise InputError(f"--rgb-weight {rgb_weight}: must be >= 0 (0 = no RGB tap)")
+        changes["vq_rgb_weight"] = float(rgb_weight)
+    if roi_weight is not None:
+        if roi_weight < 1:
+            raise InputError(f"--roi-weight {roi_weight}: must be >= 1 (1 = every pixel counts the same)")
+        changes["vq_refine_roi_weight"] = float(roi_weight)
+    if seed is not None:
+        changes["seed"] = int(seed)
+    if lloyd is not None:
+        if lloyd < 1:
+            raise InputError(f"--lloyd {lloyd}: at least one pass")
+        changes["vq_refine_lloyd"] = int(lloyd)
+    config = dataclasses.replace(old, **changes)
+    if config.vq_refine_lloyd < 1:
+        config = dataclasses.replace(config, vq_refine_lloyd=15)
+
+    stale = stale_dependents(shot.root)
+    if stale and not force:
+        names = ", ".join(str(p.relative_to(shot.root)) for p in stale)
+        raise InputError(f"{shot.root}: {names} were made for the current codes and would be stale after "
+                         "reclustering; rerun with --force to move them to stale/ (then retrain Stage II)")
+
+    t0 = time.monotonic()
+    dev = torch.device(device)
+    model = Stage1Model.load(out, device)
+    net = model._net
+    assert net is not None
+    net.vq_rgb_multiplier = rgb_multiplier(config.vq_rgb_weight)
+    data = ShotFrames(shot, config.input_size)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    points = foreground_features(net, data, config, dev)
+    points = points[torch.randperm(len(points), generator=gen).to(points.device)]  # warm start sees every frame
+    vq = VectorQuantizer(num_codes=config.num_codes, dim=net.vq_dim, decay=config.vq_decay,
+                         kmeans_iters=config.kmeans_iters, dead_code_threshold=config.dead_code_threshold).to(dev)
+    passes = vq.refine(points, config.vq_refine_lloyd, generator=gen)
+    del points
+
+    moved_to = None
+    if stale:
+        moved_to = shot.root / "stale" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        moved_to.mkdir(parents=True, exist_ok=True)
+        for p in stale:
+            shutil.move(str(p), str(moved_to / p.name))
+
+    new_dir, old_dir = out / (LABEL_DIR + ".new"), out / (LABEL_DIR + ".old")
+    for d in (new_dir, old_dir):
+        if d.exists():
+            shutil.rmtree(d)
+    usage = torch.zeros(config.num_codes, dtype=torch.long)
+    for idx, x, batch, _ in features_in_order(net, data, config, dev):
+        codes = vq.assign(x).cpu()
+        fg = (F.interpolate(batch["fg"], size=codes.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5).cpu()
+        usage += torch.bincount(codes[fg].flatten(), minlength=config.num_codes)
+        for k, i in enumerate(idx):
+            write_label_map(new_dir / LABEL_NAME.format(data.frames[i]), codes[k].numpy().astype(np.uint8))
+    if (out / LABEL_DIR).exists():
+        (out / LABEL_DIR).rename(old_dir)
+    new_dir.rename(out / LABEL_DIR)
+    shutil.rmtree(old_dir, ignore_errors=True)
+
+    save_weights(out / CODEBOOK_FILE, dict(vq.state_dict().items()))
+    save_config(config, out / "config.yaml")
+    p = usage.float() / usage.sum().clamp_min(1)
+    summary = {
+        "from": {"num_codes": old.num_codes, "vq_rgb_weight": old.vq_rgb_weight,
+                 "vq_refine_roi_weight": old.vq_refine_roi_weight, "seed": old.seed},
+        "changes": changes,
+        "lloyd_passes": passes,
+        "seconds": round(time.monotonic() - t0, 1),
+        "stale_moved_to": str(moved_to) if moved_to else None,
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    meta.update({
+        "num_codes": config.num_codes,
+        "code_dim": int(vq.dim),
+        "vq_rgb_weight": config.vq_rgb_weight,
+        "vq_rgb_multiplier": net.vq_rgb_multiplier,
+        "vq_refine_lloyd_passes": passes,
+        "codes_used": int((usage > 0).sum()),
+        "label_perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())) if usage.sum() > 0 else 0.0,
+        "code_usage": usage.tolist(),
+        "config": config_to_dict(config),
+        "reclustered": meta.get("reclustered", []) + [summary],
+    })
+    atomic_write_json(out / META_FILE, meta)  # last: the model is consistent again from here on
+    return summary
