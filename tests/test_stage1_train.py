@@ -186,6 +186,31 @@ def test_rgb_tap_is_recorded_and_inference_labels_match_training(tmp_path: Path)
         Stage1Model.load(root / "stage1")
 
 
+def test_fresh_final_codebook_is_seeded_and_matches_inference(tmp_path: Path):
+    """vq_refine_reinit: the final codebook is a fresh k-means of the final features (fit_codebook), the same
+    for the same seed, and the stored labels are what the model assigns again at inference."""
+    from vq_models.stage1_model import Stage1Model
+    from vq_models.train.checkpoint import load_weights as lw
+
+    books = []
+    for run in ("a", "b"):
+        root = tmp_path / run
+        make_shot(root)
+        assert main(["train", str(root), "--stage", "1", "--preset", "tiny", "--iters", "2", "--set", f"label_size={CROP}",
+                     "--set", "vq_refine_reinit=true", "--set", "vq_refine_lloyd=3"]) == 0
+        books.append(lw(root / "stage1" / "codebook.safetensors")["codebook"])
+    assert torch.equal(books[0], books[1])
+    meta = json.loads((tmp_path / "a" / "stage1" / "meta.json").read_text())
+    assert 1 <= meta["vq_refine_lloyd_passes"] <= 3 and meta["config"]["vq_refine_reinit"] is True
+    model = Stage1Model.load(tmp_path / "a" / "stage1")
+    from vq_models.shot import Shot
+
+    shot = Shot.open(tmp_path / "a")
+    fg = draw_frame(0)["fg"] > 0.5
+    again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001))
+    assert (again[fg] == model.label_map(1001)[fg]).mean() > 0.97
+
+
 def test_bad_scale_weights_are_one_line_errors(tmp_path: Path, capsys):
     make_shot(tmp_path / "s", frames=(1,))
     assert main(["train", str(tmp_path / "s"), "--stage", "1", "--preset", "tiny", "--set",

@@ -45,11 +45,17 @@ def recluster(
     from vq_models.config import apply_mapping, config_to_dict, read_config_file, save_config
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.images import write_label_map
-    from vq_models.quantizer import VectorQuantizer, rgb_multiplier
+    from vq_models.quantizer import rgb_multiplier
     from vq_models.shot import Shot
     from vq_models.stage1_model import CODEBOOK_FILE, LABEL_DIR, LABEL_NAME, META_FILE, Stage1Model, read_meta
     from vq_models.train.checkpoint import save_weights
-    from vq_models.train.stage1 import ShotFrames, Stage1Config, features_in_order, foreground_features
+    from vq_models.train.stage1 import (
+        ShotFrames,
+        Stage1Config,
+        features_in_order,
+        fit_codebook,
+        foreground_features,
+    )
 
     shot = Shot.open(shot_dir)
     out = shot.stage1_dir
@@ -91,13 +97,8 @@ def recluster(
     assert net is not None
     net.vq_rgb_multiplier = rgb_multiplier(config.vq_rgb_weight)
     data = ShotFrames(shot, config.input_size)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
     points = foreground_features(net, data, config, dev)
-    points = points[torch.randperm(len(points), generator=gen).to(points.device)]  # warm start sees every frame
-    vq = VectorQuantizer(num_codes=config.num_codes, dim=net.vq_dim, decay=config.vq_decay,
-                         kmeans_iters=config.kmeans_iters, dead_code_threshold=config.dead_code_threshold).to(dev)
-    passes = vq.refine(points, config.vq_refine_lloyd, generator=gen)
+    vq, passes = fit_codebook(points, config, net.vq_dim, dev)
     del points
 
     moved_to = None
