@@ -266,3 +266,30 @@ def test_label_embedding_reads_k_independent_width_and_is_a_per_code_vector():
     y, x = 5, 7
     want = emb.label_embed.bias.detach() + sum(w[:, t * 128 + int(codes[0, t, y, x])] for t in range(3))
     torch.testing.assert_close(e[0, :, y, x], want)
+
+
+def test_channel_indices_equal_the_one_hot_embedding_in_value_and_gradient():
+    """With label_embed, G takes (B, T, L, L) channel indices: same render and same weight gradients as the
+    one-hot window, without the (B, T*C, L, L) float tensor."""
+    from vq_models.train.stage2 import generator_input, window_onehot
+
+    torch.manual_seed(0)
+    C = 7
+    G = SPADEGenerator(label_nc=3 * C, render_size=16, const_size=4, ch_max=8, ch_min=8, hidden=4,
+                       shared_embed=True, upsample_params=True, label_embed=5)
+    codes = torch.randint(0, 9, (2, 3, 8, 8), dtype=torch.uint8)
+    lut = torch.tensor([0, 1, 2, 3, 4, 5, 6, 6, 2])  # two codes share a channel, as prior groups do
+    idx = generator_input(G, codes, lut, C, True)
+    assert idx.shape == (2, 3, 8, 8) and not idx.is_floating_point()
+    onehot = window_onehot(codes, lut, C, True)
+    a, b = G(idx), G(onehot)
+    assert torch.allclose(a, b, atol=1e-6)
+    a.sum().backward()
+    grad_idx = G.label_embed.weight.grad.clone()
+    G.zero_grad()
+    b.sum().backward()
+    assert torch.allclose(grad_idx, G.label_embed.weight.grad, atol=1e-6)
+    plain = SPADEGenerator(label_nc=3 * C, render_size=16, const_size=4, ch_max=8, ch_min=8, hidden=4)
+    assert generator_input(plain, codes, lut, C, True).is_floating_point()  # no embedding: one-hot in
+    with pytest.raises(ValueError, match="label_embed"):
+        plain(idx)

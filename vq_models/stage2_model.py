@@ -80,14 +80,14 @@ class Stage2Renderer:
     @torch.no_grad()
     def render_batch(self, windows: np.ndarray, batch_size: int = 4) -> np.ndarray:
         """uint8 (B, 3, L, L) windows (codes of t-1, t, t+1) → float32 (B, R, R, 3) sRGB in [0, 1]."""
-        from vq_models.train.stage2 import window_onehot
+        from vq_models.train.stage2 import generator_input
 
         arr = self._check(windows)
         lut = torch.from_numpy(self.code_to_channel)
         out = []
         for i in range(0, len(arr), batch_size):
             codes = torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size])).to(self.device)
-            seg = window_onehot(codes, lut, self.num_channels, self.temporal_window)  # one-hot built on the device
+            seg = generator_input(self.generator, codes, lut, self.num_channels, self.temporal_window)  # on the device
             out.append(self.generator(seg).permute(0, 2, 3, 1).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.render_size, self.render_size, 3), np.float32)

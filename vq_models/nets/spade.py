@@ -164,10 +164,27 @@ class SPADEGenerator(nn.Module):
             cache[size] = F.interpolate(seg, size=(size, size), mode="nearest")
         return cache[size]
 
+    def embed_indices(self, index: Tensor) -> Tensor:
+        """(B, T, L, L) integer channel per window slot → (B, label_embed, L, L), exactly the 1x1 label
+        embedding of the one-hot map (slot t's channel c is one-hot channel t*C + c) without building it.
+        Why: at K=255 codes and 128² labels the float one-hot window is 200 MB a batch; a gather of T
+        embedding rows per pixel is what the conv computes anyway."""
+        if self.label_embed is None:
+            raise ValueError("channel indices need label_embed > 0 (the one-hot layout reads every channel)")
+        b, t, h, w = index.shape
+        per_slot = self.label_embed.in_channels // t
+        table = self.label_embed.weight[:, :, 0, 0].t()  # (T*C, E)
+        offsets = index.long() + torch.arange(t, device=index.device).view(1, t, 1, 1) * per_slot
+        emb = F.embedding(offsets, table).sum(dim=1)  # (B, L, L, E)
+        return emb.permute(0, 3, 1, 2) + self.label_embed.bias.view(1, -1, 1, 1)
+
     def forward(self, seg: Tensor) -> Tensor:
-        """``seg`` (B, label_nc, L, L) one-hot → (B, 3, R, R) sRGB in [0, 1]."""
+        """``seg`` (B, label_nc, L, L) one-hot, or with ``label_embed`` (B, T, L, L) integer channel indices
+        per window slot → (B, 3, R, R) sRGB in [0, 1]."""
         cache: dict[int, Tensor] = {}
-        if self.label_embed is not None:
+        if not seg.is_floating_point():
+            seg = self.embed_indices(seg)
+        elif self.label_embed is not None:
             seg = self.label_embed(seg)
         x = self.const.expand(seg.shape[0], -1, -1, -1)
         x = self.head_0(x, self._seg_at(seg, x.shape[-1], cache))

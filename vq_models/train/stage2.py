@@ -182,6 +182,16 @@ def build_generator(config: Stage2Config, num_channels: int):
     )
 
 
+def generator_input(G, codes: Tensor, lut: Tensor, num_channels: int, temporal_window: bool) -> Tensor:
+    """What ``G`` reads for (B, 3, L, L) window codes: channel indices (B, T, L, L) when it has a learned label
+    embedding (a gather, no one-hot), else the one-hot window (:func:`window_onehot`)."""
+    if getattr(G, "label_embed", None) is None:
+        return window_onehot(codes, lut, num_channels, temporal_window)
+    if not temporal_window:
+        codes = codes[:, 1:2]
+    return lut.to(codes.device).long()[codes.long()]
+
+
 def window_onehot(codes: Tensor, lut: Tensor, num_channels: int, temporal_window: bool) -> Tensor:
     """(B, 3, L, L) window codes → generator input (B, 3C or C, L, L)."""
     from vq_models.train.data import codes_to_onehot
@@ -224,7 +234,7 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 def _render_set(G, windows: Tensor, lut: Tensor, nch: int, temporal: bool, device, batch: int = 4) -> np.ndarray:
     out = []
     for i in range(0, len(windows), batch):
-        seg = window_onehot(windows[i : i + batch].to(device), lut, nch, temporal)
+        seg = generator_input(G, windows[i : i + batch].to(device), lut, nch, temporal)
         out.append(G(seg).permute(0, 2, 3, 1).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1, 1, 3), np.float32)
 
@@ -335,7 +345,6 @@ def _train_stage2(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     G = build_generator(config, nch).to(dev)
-    seg_frames = 3 if config.temporal_window else 1
     use_adv = config.lambda_adv > 0
     Dnet = MultiscaleDiscriminator(
         nch if config.d_conditional else 0, config.d_channels, config.d_layers, config.num_d, config.d_spectral_norm
@@ -388,8 +397,8 @@ def _train_stage2(
                 ratio = config.render_size / windows.shape[-1]
                 windows = D.shift_images(windows, shifts)
                 target, fg, roi = (D.shift_images(t, shifts, ratio) for t in (target, fg, roi))
-            seg = window_onehot(windows, lut, nch, config.temporal_window)
-            seg_c = seg[:, nch : 2 * nch] if seg_frames == 3 else seg
+            seg = generator_input(G, windows, lut, nch, config.temporal_window)
+            seg_c = window_onehot(windows, lut, nch, False) if use_adv else None  # D reads frame t's one-hot
             scalars: dict[str, float] = {}
 
             fake = G(seg)
