@@ -174,9 +174,17 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
 
 
 def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None) -> int:
-    if fill is None:
-        return _fill_code(labels, prior, ("mouth_interior", "tongue"))
-    return _code_for(labels, fill, prior)
+    """The code freed teeth pixels take: ``fill`` when given, else the first code of mouth_interior (else of
+    tongue). Why the first code and not the frame's most frequent: the visible cavity is often a strip a few
+    pixels tall, and its most frequent code is then an edge code half lip or half tooth (on the K=255
+    synthetic shot that choice gave 23.1 dB against the what-if, the prior's cavity code 26.7 dB). prior --auto
+    lists the cavity first; an artist reorders the JSON to choose."""
+    if fill is not None:
+        return _code_for(labels, fill, prior)
+    for name in ("mouth_interior", "tongue"):
+        if prior.has(name):
+            return prior.codes(name)[0]
+    return _fill_code(labels, prior, ("mouth_interior", "tongue"))  # raises, naming the segment
 
 
 def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,

@@ -280,22 +280,29 @@ def propose_prior(
     if mouth:
         redness = mean_rgb[:, 0] - mean_rgb[:, 1]
         bright, dark = mouth[0], mouth[-1]
-        # The cavity is the darkest and reddest thing in the mouth, teeth the brightest and most neutral. A code
-        # counts as teeth when it is less red than halfway between the two and not as dark as the cavity: that
-        # keeps teeth in the lips' shadow and codes that straddle teeth and interior (measured on the synthetic
-        # shots: luma 0.38-0.54, red-green 0.03-0.11 against 0.21-0.33 / 0.16-0.21 for the interior) on the
-        # teeth side, so a teeth-removal edit removes them; the cavity code left behind is what fills the hole.
-        if redness[dark] > redness[bright]:
-            red_mid = 0.5 * (redness[dark] + redness[bright])
-            teeth = [c for c in mouth if c != dark and redness[c] < red_mid and luma[c] > luma[dark] + 0.04]
+        # Two prototypes from the shot itself: the teeth are the brightest mouth code, the cavity the most
+        # saturated red one (red for its brightness: a lit tongue is red but brighter). Each code is placed on
+        # the line between them in (luma, redness), redness counting twice (shading moves luma, not hue), and
+        # goes with the teeth past the middle. Codes that straddle
+        # teeth and cavity or sit in the lips' shadow land on the teeth side, so a teeth edit removes them; the
+        # cavity codes left behind fill the hole. Measured on three synthetic shots (K 128 and 255), where
+        # fixed luma/redness cuts misfiled the cavity as tongue or edge-of-teeth codes as interior.
+        cavity = max(mouth, key=lambda c: redness[c] / max(float(luma[c]), 0.02))  # most saturated red: unlit
+        d_luma = float(luma[bright] - luma[cavity])
+        d_red = float(redness[cavity] - redness[bright])
+        if d_luma > 1e-6 and d_red > 1e-6:
+            toward = {c: ((luma[c] - luma[cavity]) / d_luma + 2.0 * (redness[cavity] - redness[c]) / d_red) / 3.0
+                      for c in mouth}
+            teeth = [c for c in mouth if toward[c] > 0.5]
         else:  # no colour contrast to go by: brightness alone
             teeth = [c for c in mouth if luma[c] >= 0.5 * (luma[dark] + luma[bright])]
         if not teeth:
             teeth = mouth[:1]
         others = [c for c in mouth if c not in teeth]
         # the tongue is red like the cavity but lit: brighter than the darkest mouth code, below the mouth centre
-        red = [c for c in others if redness[c] > 0.12 and rel_y[c] >= 0 and luma[c] > luma[dark] + 0.05]
-        interior = sorted((c for c in others if c not in red), key=lambda c: luma[c])  # darkest first
+        red = [c for c in others if c != cavity and redness[c] > 0.12 and rel_y[c] >= 0 and luma[c] > luma[dark] + 0.05]
+        # the cavity first (the teeth op fills with a segment's first code), then the rest darkest first
+        interior = sorted((c for c in others if c not in red), key=lambda c: (c != cavity, luma[c]))
         if not interior:  # an open mouth always has an interior, a tongue only sometimes: one red code is the interior
             interior, red = red, []
         put("upper_teeth", [c for c in teeth if rel_y[c] < 0])
