@@ -6,8 +6,10 @@ mouth, or a different seed because two parts came out merged, should not pay for
 codes change, so anything built on the old ones (the artist prior, the Stage II renderer) is stale:
 without ``force`` that is refused; with it those files move to ``SHOT/stale/<time>/``, never deleted.
 
-Labels are written to a new folder and swapped in, and meta.json is written last, so an interrupted run
-leaves the previous labels or the new ones, never a mix.
+Labels are written to a new folder and swapped in by one rename, each file is written atomically, and
+meta.json goes last. An interrupt before the swap leaves the old model intact; one after it, until meta.json
+is written, leaves new labels beside the old meta.json (a changed K or RGB tap then fails to load with a
+"does not fit meta.json" error; run recluster again).
 """
 
 from __future__ import annotations
