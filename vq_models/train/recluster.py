@@ -6,10 +6,10 @@ mouth, or a different seed because two parts came out merged, should not pay for
 codes change, so anything built on the old ones (the artist prior, the Stage II renderer) is stale:
 without ``force`` that is refused; with it those files move to ``SHOT/stale/<time>/``, never deleted.
 
-Labels are written to a new folder and swapped in by one rename, each file is written atomically, and
-meta.json goes last. An interrupt before the swap leaves the old model intact; one after it, until meta.json
-is written, leaves new labels beside the old meta.json (a changed K or RGB tap then fails to load with a
-"does not fit meta.json" error; run recluster again).
+Labels are written to a new folder, then the codebook (atomically), then the folder is swapped in by one
+rename, and meta.json goes last. An interrupt before the codebook is written leaves the old model intact;
+one after it, until meta.json is written, leaves a codebook that disagrees with meta.json (a changed K or
+RGB tap then fails to load with a "does not fit meta.json" error; run recluster again).
 """
 
 from __future__ import annotations
@@ -121,13 +121,12 @@ def recluster(
         usage += torch.bincount(codes[fg].flatten(), minlength=config.num_codes)
         for k, i in enumerate(idx):
             write_label_map(new_dir / LABEL_NAME.format(data.frames[i]), codes[k].numpy().astype(np.uint8))
+    save_weights(out / CODEBOOK_FILE, dict(vq.state_dict().items()))
+    save_config(config, out / "config.yaml")
     if (out / LABEL_DIR).exists():
         (out / LABEL_DIR).rename(old_dir)
     new_dir.rename(out / LABEL_DIR)
     shutil.rmtree(old_dir, ignore_errors=True)
-
-    save_weights(out / CODEBOOK_FILE, dict(vq.state_dict().items()))
-    save_config(config, out / "config.yaml")
     p = usage.float() / usage.sum().clamp_min(1)
     summary = {
         "from": {"num_codes": old.num_codes, "vq_rgb_weight": old.vq_rgb_weight,
