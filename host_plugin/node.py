@@ -35,6 +35,9 @@ FACE_KNOBS: dict[str, tuple[dict[str, Any], float]] = {
     "mouth_open": ({"op": "mouth_open"}, 1.0),
     "brows": ({"op": "brows", "mode": "raise", "side": "both"}, 0.0),
 }
+# Text knobs that refine the teeth edit: the segment name or code the pixels freed by removing each row of
+# teeth take (empty = the prior's default). A code is typed as digits. They send nothing on their own.
+FILL_KNOBS: dict[str, str] = {"teeth_fill_upper": "upper", "teeth_fill_lower": "lower"}
 
 
 # --- animation ------------------------------------------------------------------------------------
@@ -55,10 +58,21 @@ def value_at(value: Any, frame: float) -> Any:
     return value
 
 
-def edits_from_face_knobs(values: Mapping[str, float]) -> list[dict[str, Any]]:
+def teeth_fill_from_knobs(values: Mapping[str, Any]) -> dict[str, str | int]:
+    """The teeth edit's per-row ``fill`` from :data:`FILL_KNOBS` (rows left empty are left out)."""
+    fill: dict[str, str | int] = {}
+    for knob, row in FILL_KNOBS.items():
+        text = str(values.get(knob, "") or "").strip()
+        if text:
+            fill[row] = int(text) if text.isdigit() else text
+    return fill
+
+
+def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Gizmo knob values at one frame → edit entries with a constant ``value`` (neutral knobs add none).
 
-    ``gaze_x``/``gaze_y`` become one ``gaze`` edit with value ``[x, y]``.
+    ``gaze_x``/``gaze_y`` become one ``gaze`` edit with value ``[x, y]``; the teeth fill knobs become the
+    teeth edit's ``fill``.
     """
     edits: list[dict[str, Any]] = []
     for knob, (template, neutral) in FACE_KNOBS.items():
@@ -67,6 +81,8 @@ def edits_from_face_knobs(values: Mapping[str, float]) -> list[dict[str, Any]]:
         amount = float(values.get(knob, neutral))
         if amount != neutral:
             edits.append({**template, "value": amount})
+            if template["op"] == "teeth" and (fill := teeth_fill_from_knobs(values)):
+                edits[-1]["fill"] = fill
     gx, gy = float(values.get("gaze_x", 0.0)), float(values.get("gaze_y", 0.0))
     if gx or gy:
         edits.append({**FACE_KNOBS["gaze_x"][0], "value": [gx, gy]})
@@ -155,7 +171,7 @@ class EditKnobs:
     server: str = "tcp://127.0.0.1:5555"
     model: str = ""
     edits: list[dict[str, Any]] = field(default_factory=list)  # edit-program entries, with their own keys
-    face: dict[str, Any] = field(default_factory=dict)  # FACE_KNOBS values (plain or {"keys": ...})
+    face: dict[str, Any] = field(default_factory=dict)  # FACE_KNOBS values (plain or {"keys": ...}), FILL_KNOBS text
     feather: Any = 8.0
     mix: Any = 1.0
     mode: str = "identity"
@@ -192,9 +208,10 @@ class EditNode:
         ``frame`` (None when there is nothing to edit). Validated here when the edits module is present,
         so a typo fails in the host before any request."""
         face = {k: value_at(v, frame) for k, v in self.knobs.face.items()}
-        unknown = sorted(set(face) - set(FACE_KNOBS))
+        known = [*FACE_KNOBS, *FILL_KNOBS]
+        unknown = sorted(set(face) - set(known))
         if unknown:
-            raise InputError(f"face knobs: unknown {', '.join(unknown)} (known: {', '.join(FACE_KNOBS)})")
+            raise InputError(f"face knobs: unknown {', '.join(unknown)} (known: {', '.join(known)})")
         edits = [copy.deepcopy(e) for e in self.knobs.edits] + edits_from_face_knobs(face)
         if not edits:
             return None

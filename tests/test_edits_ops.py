@@ -125,6 +125,19 @@ def test_teeth_fill_names_the_code_or_segment_for_the_freed_pixels():
         run({"op": "teeth", "fill": 999}, 0.0)
 
 
+def test_teeth_fill_per_row_uses_each_rows_code_and_the_default_for_a_row_left_out():
+    before, after, changed = run({"op": "teeth", "fill": {"upper": PUPIL, "lower": "tongue"}}, 0.0)
+    assert np.all(after[before == UTEETH] == PUPIL) and np.all(after[before == LTEETH] == TONGUE)
+    assert np.array_equal(changed, np.isin(before, [UTEETH, LTEETH]))
+    _, upper_only, _ = run({"op": "teeth", "fill": {"upper": PUPIL}}, 0.0)
+    assert np.all(upper_only[before == UTEETH] == PUPIL) and np.all(upper_only[before == LTEETH] == MOUTH)
+    for fill, message in (({"middle": 3}, r"fill\.middle.*unknown row"), ({}, r"fill.*empty"),
+                          ({"upper": "gums"}, r"fill\.upper.*unknown segment 'gums'"),
+                          ({"lower": 999}, r"fill\.lower.*out of range")):
+        with pytest.raises(InputError, match=message):
+            run({"op": "teeth", "fill": fill}, 0.0)
+
+
 def test_mouth_open_scales_interior_and_moves_lower_lip():
     before, after, changed = run({"op": "mouth_open"}, 1.5)
     inner = [MOUTH, UTEETH, LTEETH, TONGUE]

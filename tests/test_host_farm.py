@@ -107,6 +107,17 @@ def test_node_face_knobs_make_a_valid_program():
         EditNode(EditKnobs(model="beta", face={"nostrils": 1.0})).program_at(1)
 
 
+def test_teeth_fill_knobs_become_the_teeth_edits_per_row_fill():
+    knobs = {"teeth": 0.0, "teeth_fill_upper": " 12 ", "teeth_fill_lower": "tongue"}
+    (teeth,) = EditNode(EditKnobs(model="beta", face=knobs)).program_at(1)["edits"]
+    assert teeth["op"] == "teeth" and teeth["fill"] == {"upper": 12, "lower": "tongue"}
+    (teeth,) = EditNode(EditKnobs(model="beta", face={"teeth": 0.5, "teeth_fill_lower": ""})).program_at(1)["edits"]
+    assert "fill" not in teeth  # an empty knob keeps the prior's default
+    assert EditNode(EditKnobs(model="beta", face={"teeth_fill_upper": "12"})).program_at(1) is None  # no teeth edit
+    with pytest.raises(InputError, match=r"fill\.upper.*unknown segment 'gums'"):
+        EditNode(EditKnobs(model="beta", face={"teeth": 0.0, "teeth_fill_upper": "gums"})).program_at(1)
+
+
 def test_farm_render_range_equals_in_process(server, model, program, tmp_path):  # noqa: F811
     frames = model.frames[:3]
     plates = {f: _plate(10 + f, model) for f in frames}
@@ -142,7 +153,7 @@ def test_frame_ranges_and_bad_arguments(tmp_path):
 def test_ofx_bridge_renders_like_the_node(server, model):  # noqa: F811
     from host_plugin.ofx import bridge
 
-    assert {p["name"] for p in bridge.PARAMS} >= {"server", "model", "feather", "mix", "teeth"}
+    assert {p["name"] for p in bridge.PARAMS} >= {"server", "model", "feather", "mix", "teeth", "teeth_fill_upper"}
     params = {p["name"]: p["default"] for p in bridge.PARAMS} | {"server": server.address, "model": "beta", "feather": 3.0}
     w, h = model.plate_info["width"], model.plate_info["height"]
     src = np.random.default_rng(5).uniform(0, 1, (h, w, 4)).astype(np.float32)

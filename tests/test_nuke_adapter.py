@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from server_fixtures import REPO, backend_factory, server, shot_models_dir  # noqa: F401
 
-from host_plugin.node import FACE_KNOBS, composite_over
+from host_plugin.node import FACE_KNOBS, FILL_KNOBS, composite_over
 from vq_models.io.images import read_image, write_image
 
 GIZMO = REPO / "gizmos" / "VQFaceEdit.gizmo"
@@ -96,6 +96,7 @@ def _gizmo_node(address, tmp_path, model="beta"):
         "output": Knob(str(tmp_path / "out" / "comp.####.exr")), "status": Knob(""), "exemplar_file": Knob(""),
         "eye_open_left": Knob(1.0), "eye_open_right": Knob(1.0), "gaze_x": Knob(0.0), "gaze_y": Knob(0.0),
         "teeth": Knob(1.0, keys={1001: 1.0, 1003: 0.0}), "mouth_open": Knob(1.0), "brows": Knob(0.0),
+        "teeth_fill_upper": Knob(""), "teeth_fill_lower": Knob(""),
     }
     children = {
         "PlateWrite": Node("PlateWrite", {"file": Knob(str(tmp_path / "plate" / "plate.####.exr"))}),
@@ -107,7 +108,7 @@ def _gizmo_node(address, tmp_path, model="beta"):
 def test_gizmo_and_adapter_agree(fake_nuke):
     text = GIZMO.read_text()
     names = set(re.findall(r"addUserKnob \{\d+ (\w+)", text))
-    assert set(FACE_KNOBS) <= names
+    assert set(FACE_KNOBS) | set(FILL_KNOBS) <= names
     assert {"server", "model", "feather", "mix", "mode", "output", "status", "exemplar_file"} <= names
     assert {"connect", "load_exemplar", "render_range"} <= names
     adapter = importlib.import_module("vqedit_nuke")
@@ -133,6 +134,10 @@ def test_connect_knobs_and_render_range(fake_nuke, server, tmp_path, shot_models
     assert knobs.face["teeth"] == pytest.approx(0.5) and knobs.model == "beta"
     prog = adapter.edit_node(node, 1002).program_at(1002)
     assert prog["edits"] == [{"op": "teeth", "which": "both", "value": 0.5}]
+    node["teeth_fill_lower"].setValue("tongue")
+    prog = adapter.edit_node(node, 1002).program_at(1002)
+    assert prog["edits"] == [{"op": "teeth", "which": "both", "value": 0.5, "fill": {"lower": "tongue"}}]
+    node["teeth_fill_lower"].setValue("")
 
     rng = np.random.default_rng(3)
     fake_nuke.plates = {f: rng.uniform(0, 1, (90, 80, 3)).astype(np.float32) for f in (1001, 1002)}

@@ -17,7 +17,7 @@ from typing import Any
 import nuke  # type: ignore[import-not-found]  # only importable inside Nuke (or the test stand-in)
 
 from host_plugin.client import RenderClient
-from host_plugin.node import FACE_KNOBS, EditKnobs, EditNode, Plate
+from host_plugin.node import FACE_KNOBS, FILL_KNOBS, EditKnobs, EditNode, Plate
 from vq_models.errors import VQEditError
 from vq_models.io.atomic import atomic_write_bytes
 from vq_models.io.images import ImageData, read_image, write_image
@@ -43,7 +43,8 @@ def report(node: Any, text: str, error: bool = False) -> None:
 
 def knobs_at(node: Any, frame: float) -> EditKnobs:
     """The gizmo's knob values at ``frame`` as the core's :class:`EditKnobs`."""
-    face = {k: float(node[k].valueAt(frame)) for k in FACE_KNOBS if k in node.knobs()}
+    face: dict[str, Any] = {k: float(node[k].valueAt(frame)) for k in FACE_KNOBS if k in node.knobs()}
+    face.update({k: str(node[k].value()) for k in FILL_KNOBS if k in node.knobs()})
     return EditKnobs(
         server=str(node["server"].value()),
         model=str(node["model"].value()),

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from host_plugin.node import FACE_KNOBS, EditKnobs, EditNode, Plate
+from host_plugin.node import FACE_KNOBS, FILL_KNOBS, EditKnobs, EditNode, Plate
 
 PARAMS: list[dict[str, Any]] = [
     {"name": "server", "type": "string", "default": "tcp://127.0.0.1:5555"},
@@ -21,6 +21,7 @@ PARAMS: list[dict[str, Any]] = [
     {"name": "mix", "type": "double", "default": 1.0, "min": 0.0, "max": 1.0},
     {"name": "mode", "type": "choice", "default": "identity", "options": ["identity", "edit-only"]},
     *({"name": k, "type": "double", "default": neutral} for k, (_, neutral) in FACE_KNOBS.items()),
+    *({"name": k, "type": "string", "default": ""} for k in FILL_KNOBS),
 ]
 
 _NODES: dict[str, EditNode] = {}
@@ -33,7 +34,8 @@ def render(instance: str, params: dict[str, Any], time: float, src_rgba: np.ndar
     node = _NODES.setdefault(instance, EditNode())
     node.knobs = EditKnobs(
         server=str(params["server"]), model=str(params["model"]), mode=str(params.get("mode", "identity")),
-        face={k: float(params[k]) for k in FACE_KNOBS if k in params},
+        face={**{k: float(params[k]) for k in FACE_KNOBS if k in params},
+              **{k: str(params[k]) for k in FILL_KNOBS if k in params}},
         feather=float(params.get("feather", 8.0)), mix=float(params.get("mix", 1.0)),
     )
     window = (x1, y1, x2 - x1, y2 - y1)

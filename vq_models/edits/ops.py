@@ -156,21 +156,28 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
         _require_any(prior, names)
     else:
         prior.codes(names[0])
-    fill = None
     for name in names:
         if not prior.has(name):
             continue
         mask = prior.mask(labels, name)
         top, bottom, _ = geo.column_extents(mask)
+        fill = None
         for x in np.nonzero(top >= 0)[0]:
             t, b = int(top[x]), int(bottom[x])
             keep = int(round(value * (b - t + 1)))
             rows = np.arange(t + keep, b + 1) if name == "upper_teeth" else np.arange(t, b - keep + 1)
             rows = rows[mask[rows, x]]
             if rows.size:
-                fill = _teeth_fill(labels, prior, params.get("fill")) if fill is None else fill
+                fill = _teeth_fill(labels, prior, _row_fill(params.get("fill"), name)) if fill is None else fill
                 out[rows, x] = fill
     return out
+
+
+def _row_fill(fill: str | int | Mapping[str, str | int] | None, name: str) -> str | int | None:
+    """The fill for one row of teeth: ``fill`` itself, or its ``upper`` / ``lower`` entry (None = default)."""
+    if isinstance(fill, Mapping):
+        return fill.get("upper" if name == "upper_teeth" else "lower")
+    return fill
 
 
 def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None) -> int:
@@ -178,7 +185,9 @@ def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None) -> int
     tongue). Why the first code and not the frame's most frequent: the visible cavity is often a strip a few
     pixels tall, and its most frequent code is then an edge code half lip or half tooth (on the K=255
     synthetic shot that choice gave 23.1 dB against the what-if, the prior's cavity code 26.7 dB). prior --auto
-    lists the cavity first; an artist reorders the JSON to choose."""
+    lists the cavity first; an artist reorders the JSON to choose. The region behind the upper teeth is
+    often darker than any cavity code the shot shows (it sits in the upper lip's shadow and is never seen):
+    on that shot ``{"upper": <the pupil code>}`` read 28.9 dB."""
     if fill is not None:
         return _code_for(labels, fill, prior)
     for name in ("mouth_interior", "tongue"):

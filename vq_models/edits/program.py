@@ -62,7 +62,8 @@ OPS: dict[str, OpSpec] = {
     "eye_open": OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"),
     "gaze": OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"),
     "teeth": OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
-                    doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels"),
+                    doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
+                        "{\"upper\": ..., \"lower\": ...} per row"),
     "mouth_open": OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"),
     "brows": OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"),
@@ -202,6 +203,25 @@ class _Checker:
             raise self.fail(path, f"code {raw} out of range 0..{limit - 1}")
         return raw
 
+    def target_ref(self, raw: Any, path: str) -> str | int:
+        """A segment name or a code."""
+        return self.segment(raw, path) if isinstance(raw, str) else self.code(raw, path)
+
+    def fill(self, raw: Any, path: str) -> str | int | dict[str, str | int]:
+        """The teeth op's fill: one segment/code for both rows, or ``{"upper": ..., "lower": ...}`` (either
+        key may be left out; that row keeps the default). Why per row: the cavity behind the upper teeth
+        sits in the upper lip's shadow, the one behind the lower teeth shows the tongue."""
+        if not isinstance(raw, Mapping):
+            return self.target_ref(raw, path)
+        if not raw:
+            raise self.fail(path, "empty; give upper and/or lower (a segment name or a code each)")
+        out: dict[str, str | int] = {}
+        for key, value in raw.items():
+            if key not in ("upper", "lower"):
+                raise self.fail(f"{path}.{key}", "unknown row (expected upper, lower)")
+            out[key] = self.target_ref(value, f"{path}.{key}")
+        return out
+
     def polygon(self, raw: Any, path: str) -> list[tuple[float, float]]:
         if not isinstance(raw, list) or len(raw) < 3:
             raise self.fail(path, "expected a list of at least 3 [x, y] points")
@@ -246,8 +266,7 @@ class _Checker:
         if "which" in params:
             params["which"] = self.choice(params["which"], f"{path}.which", ("upper", "lower", "both"))
         if params.get("fill") is not None:
-            fill = params["fill"]
-            params["fill"] = self.segment(fill, f"{path}.fill") if isinstance(fill, str) else self.code(fill, f"{path}.fill")
+            params["fill"] = self.fill(params["fill"], f"{path}.fill")
         if "space" in params:
             params["space"] = self.choice(params["space"], f"{path}.space", ("crop", "plate"))
         if op == "brows":
@@ -265,8 +284,7 @@ class _Checker:
         if spec.target == "to":
             if "to" not in raw:
                 raise self.fail(path, f"op {op!r} needs field 'to' (a segment name or a code)")
-            to = raw["to"]
-            params["to"] = self.segment(to, f"{path}.to") if isinstance(to, str) else self.code(to, f"{path}.to")
+            params["to"] = self.target_ref(raw["to"], f"{path}.to")
         interp = self.choice(raw.get("interp", "linear"), f"{path}.interp", INTERPOLATIONS)
         if "comment" in raw and not isinstance(raw["comment"], str):
             raise self.fail(f"{path}.comment", "expected text")
