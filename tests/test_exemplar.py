@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from vq_models.exemplar import colourise, palette, render_exemplar  # noqa: E402
+from vq_models.exemplar import colourise, detail_boxes, palette, render_exemplar  # noqa: E402
 
 
 def _stripes(k: int, size: int = 64) -> np.ndarray:
@@ -78,8 +78,37 @@ def test_exemplar_command_writes_png(tmp_path: Path):
     out = tmp_path / "guide.png"
     assert main(["exemplar", str(shot.root), "--frame", "2", "--out", str(out), "--size", "128"]) == 0
     img = read_image(out).pixels
-    assert img.shape[0] == 128 + 28  # title bar over the panel
+    assert img.shape[0] == 28 + 128 + 128  # title bar, the frame with its legend, the eye/mouth insets
+    plain = tmp_path / "plain.png"
+    assert main(["exemplar", str(shot.root), "--frame", "2", "--out", str(plain), "--size", "128", "--no-details"]) == 0
+    assert read_image(plain).pixels.shape[0] == 28 + 128
     px = (img[..., :3] * 255 + 0.5).astype(np.uint8)
     for c in palette(k):
         assert np.all(px == c, axis=2).any()
     assert main(["exemplar", str(shot.root), "--frame", "7"]) == 2
+
+
+def test_detail_boxes_name_eyes_and_mouth_and_insets_zoom_each_code():
+    import cv2
+    import pytest
+
+    roi = np.zeros((128, 128), np.float32)  # at twice the label size: boxes come back in label pixels
+    cv2.circle(roi, (40, 50), 8, 1.0, -1)  # image left = the subject's right eye
+    cv2.circle(roi, (88, 50), 8, 1.0, -1)
+    cv2.ellipse(roi, (64, 96), (20, 8), 0, 0, 360, 1.0, -1)
+    boxes = dict(detail_boxes(roi, 64))
+    assert list(boxes) == ["eye R", "eye L", "mouth"]
+    for name, centre in (("eye R", (20, 25)), ("eye L", (44, 25)), ("mouth", (32, 48))):
+        x0, y0, x1, y1 = boxes[name]
+        assert x1 - x0 == y1 - y0 and x0 < centre[0] < x1 and y0 < centre[1] < y1 and 0 <= x0 and x1 <= 64
+    assert detail_boxes(np.zeros((64, 64)), 64) == []
+
+    lab = np.zeros((64, 64), np.uint8)
+    lab[24:27, 19:22] = 3  # a 3x3 "pupil": too small to number on the frame, large on its inset
+    gray = np.full((64, 64, 3), 0.5, np.float32)
+    out = render_exemplar(gray, lab, 4, alpha=1.0, panel_size=256, details=[("eye R", boxes["eye R"])])
+    assert out.shape[0] == 512
+    inset = out[256:, :256]
+    assert np.all(inset == palette(4)[3], axis=2).sum() > 20 * np.all(out[:256, :256] == palette(4)[3], axis=2).sum()
+    with pytest.raises(ValueError, match="outside"):
+        render_exemplar(gray, lab, 4, details=[("bad", (60, 60, 70, 70))])

@@ -363,12 +363,13 @@ class ShotModel:
         """The artist's guide (codes coloured and numbered over one frame) as PNG bytes."""
         import tempfile
 
-        from vq_models.exemplar import render_exemplar
+        from vq_models.exemplar import detail_boxes, render_exemplar
         from vq_models.io.images import write_image
 
         frame = self._frame(frame if frame is not None else self.frames[len(self.frames) // 2])
         image = self.shot.aligned(frame)
-        rgb = render_exemplar(image, self.label_map(frame), self.num_codes)
+        labels = self.label_map(frame)
+        rgb = render_exemplar(image, labels, self.num_codes, details=detail_boxes(self.shot.roi_mask(frame), labels.shape[0]))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "exemplar.png"
             write_image(path, np.asarray(rgb), dtype="uint8")

@@ -13,13 +13,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame", type=int, default=None, help="frame to show (default: the middle frame)")
     parser.add_argument("--out", default=None, metavar="PNG", help="output PNG (default SHOT/stage1/exemplar.png)")
     parser.add_argument("--size", type=int, default=512, help="image panel size in pixels (default 512)")
+    parser.add_argument("--no-details", action="store_true",
+                        help="leave out the zoomed eye and mouth insets (found from the shot's ROI mask)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vq_models.errors import InputError
-    from vq_models.exemplar import render_exemplar
+    from vq_models.exemplar import detail_boxes, render_exemplar
     from vq_models.io.images import write_image
     from vq_models.shot import Shot
     from vq_models.stage1_model import Stage1Model
@@ -35,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else shot.stage1_dir / "exemplar.png"
     if out.suffix.lower() != ".png":
         raise InputError(f"--out {out}: the exemplar is written as a .png")
-    image = render_exemplar(shot.aligned(frame), model.label_map(frame), model.num_codes, panel_size=args.size,
+    labels = model.label_map(frame)
+    details = None if args.no_details else detail_boxes(shot.roi_mask(frame), labels.shape[0])
+    image = render_exemplar(shot.aligned(frame), labels, model.num_codes, panel_size=args.size, details=details,
                             title=f"{shot.name}  frame {frame}  K={model.num_codes}")
     write_image(out, image, dtype="uint8")
     print(f"vqedit exemplar: frame {frame} with {model.num_codes} codes written to {out}")
