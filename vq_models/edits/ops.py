@@ -187,7 +187,7 @@ def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None) -> int
     synthetic shot that choice gave 23.1 dB against the what-if, the prior's cavity code 26.7 dB). prior --auto
     lists the cavity first; an artist reorders the JSON to choose. The region behind the upper teeth is
     often darker than any cavity code the shot shows (it sits in the upper lip's shadow and is never seen):
-    on that shot ``{"upper": <the pupil code>}`` read 28.9 dB."""
+    on that shot ``{"upper": "pupils"}`` read 28.7 dB (benchmarks/stage2_acceptance.py's measure), the default 26.5."""
     if fill is not None:
         return _code_for(labels, fill, prior)
     for name in ("mouth_interior", "tongue"):
