@@ -178,6 +178,8 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         prog, _ = whatif_program("eyes_closed", shot_facts(model), frames)
         prog = prog or {"version": 1, "edits": []}
     loc = locality(model, prog, frames, str(out / "synth" / "plate" / "frame.%04d.exr"), args.feather)
+    if args.teeth_fill is not None:  # informative: the artist's per-row fill, not one of the checks
+        edits["no_teeth_fill"] = _teeth_fill_measure(model, out, args)
     sheet = contact_sheet(model, out, edits, Path(args.figure), args.feather)
     stage2_min = (meta2.get("timings") or {}).get("train_seconds", float("nan")) / 60.0
     checks = {
@@ -196,13 +198,36 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "measure_seconds": round(measure_s, 1), "checks": checks, "bars": BARS}
 
 
+def _teeth_fill_measure(model: Any, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The no-teeth what-if measured like the others, with ``fill`` set on the teeth edit."""
+    import copy
+
+    from vq_models.demo.measure import measure_whatifs
+    from vq_models.evaluation import InProcessNode, shot_facts
+
+    def node(program: dict[str, Any] | None) -> Any:
+        program = copy.deepcopy(program)
+        for edit in (program or {}).get("edits", []):
+            if edit["op"] == "teeth":
+                edit["fill"] = args.teeth_fill
+        return InProcessNode(model, program, args.feather)
+
+    result = measure_whatifs(node, out / "synth", shot_facts(model), args.measure_frames).get("no_teeth", {})
+    if result.get("status") == "ok":
+        result["program"] += f" fill {json.dumps(args.teeth_fill)}"
+    return result
+
+
 def _table(report: dict[str, Any]) -> str:
     rec, e, loc, s2 = report["reconstruction"], report["edits"], report["locality"], report["stage2"]
     lines = ["", "Stage II acceptance", "-" * 72]
     lines.append(f"held-out reconstruction (face crop)   SSIM {rec['ssim']:.4f}  PSNR {rec['psnr_db']:.2f} dB"
                  if rec["ssim"] is not None else "held-out reconstruction: n/a")
     for name, label in (("eyes_closed", "eye_open 0 vs whatif/eyes_closed"), ("no_teeth", "teeth 0 vs whatif/no_teeth"),
+                        ("no_teeth_fill", "  with --teeth-fill (informative)"),
                         ("mouth_closed", "mouth_open 0 vs whatif/mouth_closed")):
+        if name == "no_teeth_fill" and name not in e:
+            continue
         r = e.get(name, {})
         if r.get("status") == "ok":
             lines.append(f"{label:37s} {r['psnr_edit_db']:.2f} dB (plate {r['psnr_plate_db']:.2f} dB) "
@@ -238,6 +263,8 @@ def main() -> int:
     ap.add_argument("--feather", type=float, default=4.0)
     ap.add_argument("--measure-frames", type=int, default=12)
     ap.add_argument("--locality-frames", type=int, default=6)
+    ap.add_argument("--teeth-fill", type=json.loads, default=None, metavar="JSON",
+                    help='also measure teeth 0 with this fill, e.g. \'{"upper": "pupils"}\' (reported, not a check)')
     ap.add_argument("--figure", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures" /
                                             "stage2_before_after.png"))
     args = ap.parse_args()
