@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from vq_models.quantizer import (
     VectorQuantizer,
     build_vq_input,
+    context_colour,
     cosine_kmeans,
+    masked_instance_norm,
     rgb_multiplier,
     scale_multipliers,
 )
@@ -198,6 +200,69 @@ def test_rgb_tap_joins_last_with_its_weighted_share_and_area_filtered():
         build_vq_input(feats, (16,), 16, None, mult, image_multiplier=1.0)
     with pytest.raises(ValueError):
         rgb_multiplier(-1.0)
+
+
+def test_context_tap_tells_a_catchlight_from_a_skin_highlight():
+    """Two near-white pixels, one on a dark pupil and one on bright skin, with the same features: by colour
+    they are one vector; the context tap (the colour around them) pulls them apart."""
+    rows = torch.arange(16.0)[:, None].expand(16, 16)  # features vary by row only: equal at both pixels
+    feats = {16: torch.stack([rows, rows.sin(), rows.cos(), rows.sqrt()])[None]}
+    image = torch.full((1, 3, 16, 16), 0.8)
+    image[..., :, :8] = 0.05  # left half: the pupil
+    image[..., 8, 3] = image[..., 8, 12] = 0.95  # a catchlight on it, a highlight on the skin
+    mult = scale_multipliers([4], [1.0])
+
+    def cos(x: torch.Tensor) -> float:
+        return float(F.cosine_similarity(x[0, :, 8, 3], x[0, :, 8, 12], dim=0))
+
+    colour = build_vq_input(feats, (16,), 16, None, mult, image=image, image_multiplier=rgb_multiplier(4.0))
+    both = build_vq_input(feats, (16,), 16, None, mult, image=image, image_multiplier=rgb_multiplier(4.0),
+                          context_multiplier=rgb_multiplier(4.0), context_sigma=1.5 / 16)
+    assert colour.shape[1] == 7 and both.shape[1] == 10
+    assert torch.allclose(both[:, :7], colour)  # the context joins last, the other taps unchanged
+    assert cos(colour) > 0.99 and cos(both) < 0.6, (cos(colour), cos(both))
+    # its share of the squared norm is its weight in the taps' units, like the RGB tap's
+    ctx = both[:, 7:].pow(2).sum() / both[:, 4:7].pow(2).sum()
+    assert float(ctx) == pytest.approx(1.0, rel=1e-3)
+    with pytest.raises(ValueError, match="RGB image"):
+        build_vq_input(feats, (16,), 16, None, mult, context_multiplier=1.0)
+
+
+def test_context_colour_averages_the_foreground_only():
+    """A face pixel beside the background takes its context from face pixels: the set dressing behind the
+    actor must not change the hairline's codes. Where the mask is zero the pixel keeps its own colour."""
+    rgb = torch.zeros(1, 3, 12, 12)
+    rgb[..., :6] = torch.tensor([0.6, 0.3, 0.2])[:, None, None]  # face, left
+    rgb[..., 6:] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # blue screen, right
+    fg = torch.zeros(1, 1, 12, 12)
+    fg[..., :6] = 1.0
+    out = context_colour(rgb, 2.0, fg)
+    assert torch.allclose(out[..., :6], rgb[..., :6], atol=1e-5)
+    plain = context_colour(rgb, 2.0)
+    assert float((plain[0, 2, :, 5] - rgb[0, 2, :, 5]).min()) > 0.1  # unmasked, the blue bleeds in
+    far = torch.zeros(1, 1, 12, 12)
+    far[..., :2] = 1.0
+    assert torch.allclose(context_colour(rgb, 1.0, far)[..., 11], rgb[..., 11])  # no face near: own colour
+    with pytest.raises(ValueError, match="sigma"):
+        context_colour(rgb, 0.0)
+
+
+def test_context_tap_statistics_ignore_the_background():
+    """The same face in front of two different backgrounds gives the same context tap on the face."""
+    torch.manual_seed(0)
+    face = torch.rand(1, 3, 16, 16)
+    fg = torch.zeros(1, 1, 16, 16)
+    fg[..., 3:13, 3:13] = 1.0
+    feats = {16: torch.randn(1, 4, 16, 16)}
+    taps = []
+    for backdrop in (0.0, 1.0):
+        image = torch.where(fg > 0, face, torch.full_like(face, backdrop))
+        x = build_vq_input(feats, (16,), 16, fg, None, image=image, context_multiplier=1.0, context_sigma=0.1)
+        taps.append(x[:, 4:][..., 3:13, 3:13])
+    assert torch.allclose(taps[0], taps[1], atol=1e-5)
+    y = masked_instance_norm(face, fg)[..., 3:13, 3:13]
+    assert float(y.mean()) == pytest.approx(0.0, abs=1e-5) and float(y.var(unbiased=False)) == pytest.approx(1.0, rel=1e-3)
+    assert torch.allclose(masked_instance_norm(face, None), F.instance_norm(face))
 
 
 def _small_part_points(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -186,6 +186,27 @@ def test_rgb_tap_is_recorded_and_inference_labels_match_training(tmp_path: Path)
         Stage1Model.load(root / "stage1")
 
 
+def test_context_tap_is_recorded_and_validated(tmp_path: Path):
+    """vq_context_weight > 0 adds the context colour's 3 channels in training and in meta.json; a bad sigma
+    is refused before any training."""
+    from vq_models.stage1_model import Stage1Model
+
+    root = tmp_path / "shot"
+    make_shot(root)
+    assert main(["train", str(root), "--stage", "1", "--preset", "tiny", "--iters", "2", "--set", f"label_size={CROP}",
+                 "--set", "vq_rgb_weight=4", "--set", "vq_context_weight=4", "--set", "vq_context_sigma=0.03"]) == 0
+    meta = json.loads((root / "stage1" / "meta.json").read_text())
+    assert meta["code_dim"] == 16 + 16 + 3 + 3 and meta["vq_context_sigma"] == 0.03
+    model = Stage1Model.load(root / "stage1")
+    d = draw_frame(0)
+    x, _ = model.features(d["overlay"], d["fg"])
+    fg = torch.from_numpy(d["fg"] > 0.5)
+    context_energy = x[0, 35:][:, fg].pow(2).sum(0).mean().item()
+    assert 0.5 < context_energy < 8.0, context_energy
+    assert main(["train", str(tmp_path / "shot"), "--stage", "1", "--preset", "tiny", "--iters", "1",
+                 "--set", "vq_context_sigma=0"]) == 2
+
+
 def test_fresh_final_codebook_is_seeded_and_matches_inference(tmp_path: Path):
     """vq_refine_reinit: the final codebook is a fresh k-means of the final features (fit_codebook), the same
     for the same seed, and the stored labels are what the model assigns again at inference."""

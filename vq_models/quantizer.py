@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "cosine_kmeans", "rgb_multiplier", "scale_multipliers", "kmeans_pp_seeds"]
+__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "context_colour", "cosine_kmeans", "rgb_multiplier",
+           "scale_multipliers", "kmeans_pp_seeds"]
 
 
 @dataclass
@@ -69,6 +70,8 @@ def build_vq_input(
     scale_multipliers: Sequence[float] | None = None,
     image: torch.Tensor | None = None,
     image_multiplier: float = 0.0,
+    context_multiplier: float = 0.0,
+    context_sigma: float = 0.012,
 ) -> torch.Tensor:
     """The paper's mip-map VQ input ``X_VQ``: each tapped map instance-normalised, bilinearly upsampled to
     ``label_size``, concatenated along channels and multiplied by the foreground mask.
@@ -82,8 +85,16 @@ def build_vq_input(
     not alias), instance-normalised like the others, scaled, concatenated last. Why: the to-RGB layer is
     the generator's finest feature. On a from-scratch CPU-size generator the tapped maps are 32 channels
     wide and their cosine blurs a 2-px gap between the teeth, or a pupil, into its neighbours. The colour
-    keeps white teeth, the dark interior and the pupil apart at label resolution. Returns a detached
-    (B, sum C_r [+ 3], label_size, label_size) tensor.
+    keeps white teeth, the dark interior and the pupil apart at label resolution.
+
+    ``context_multiplier`` > 0 adds the *context colour* tap after it: the same RGB blurred over the
+    foreground (:func:`context_colour`, Gaussian sigma ``context_sigma`` × label width), normalised with
+    foreground statistics (:func:`masked_instance_norm`) and scaled the same way. Why: colour alone cannot tell a catchlight on a pupil from a highlight on skin or
+    hair (both near white), nor a dark iris rim from a pupil; with the colour *around* the pixel they part.
+    On the synthetic shot a fifth of the pupil's pixels sit under the catchlight, and with plain colour
+    they joined skin/hair highlight codes (see Stage1Config.vq_context_weight for the figures).
+
+    Returns a detached (B, sum C_r [+ 3] [+ 3], label_size, label_size) tensor.
     """
     if scale_multipliers is not None and len(scale_multipliers) != len(resolutions):
         raise ValueError(f"{len(scale_multipliers)} scale multipliers for {len(resolutions)} resolutions")
@@ -98,20 +109,73 @@ def build_vq_input(
         if scale_multipliers is not None and float(scale_multipliers[i]) != 1.0:
             f = f * float(scale_multipliers[i])
         parts.append(f)
-    if image_multiplier > 0:
+    if image_multiplier > 0 or context_multiplier > 0:
         if image is None:
-            raise ValueError("image_multiplier > 0 needs the generator's RGB image")
+            raise ValueError("the RGB and context colour taps need the generator's RGB image")
         rgb = image.detach().float()
         if rgb.shape[-1] != label_size:
             shrink = rgb.shape[-1] > label_size
             rgb = F.interpolate(rgb, size=(label_size, label_size), mode="area" if shrink else "bilinear",
                                 **({} if shrink else {"align_corners": False}))
         # normalised after resizing, so the tap's share is its weight whatever the image size
-        parts.append(F.instance_norm(rgb) * float(image_multiplier))
+        if image_multiplier > 0:
+            parts.append(F.instance_norm(rgb) * float(image_multiplier))
+        if context_multiplier > 0:
+            weight = resize_mask(fg_mask, label_size).to(rgb) if fg_mask is not None else None
+            context = context_colour(rgb, context_sigma * label_size, weight)
+            # normalised over the face only: centred on the face's own mean colour, the dark-eye and
+            # skin contexts point opposite ways; with the background in the statistics they did not
+            # (synthetic shot, 3 seeds: pupil IoU 0.44-0.52 with whole-crop statistics, 0.74-0.77 with these)
+            parts.append(masked_instance_norm(context, weight) * float(context_multiplier))
     x = torch.cat(parts, dim=1)
     if fg_mask is not None:
         x = x * resize_mask(fg_mask, label_size).to(x)
     return x
+
+
+def masked_instance_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm of (B, C, H, W) whose per-channel mean and variance are weighted by ``weight``
+    (B, 1, H, W) (the foreground), so whatever surrounds the face does not move the statistics. ``None``
+    (or an empty mask) is plain instance norm."""
+    if weight is None:
+        return F.instance_norm(x, eps=eps)
+    weight = weight.to(x)
+    total = weight.sum(dim=(2, 3), keepdim=True)
+    if bool((total <= 0).any()):
+        return F.instance_norm(x, eps=eps)
+    mean = (x * weight).sum(dim=(2, 3), keepdim=True) / total
+    var = ((x - mean) ** 2 * weight).sum(dim=(2, 3), keepdim=True) / total
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with ``sigma`` in pixels, edges replicated (3-sigma support)."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def context_colour(rgb: torch.Tensor, sigma: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The colour around each pixel: (B, 3, H, W) ``rgb`` Gaussian-blurred with ``sigma`` pixels.
+
+    With ``weight`` (B, 1, H, W) in [0, 1] (the foreground mask) the blur is normalised by the blurred
+    weight, so a face pixel next to the background averages face pixels only; where the weight vanishes
+    the result is the plain pixel colour. Why normalised: the crop's background is whatever the plate
+    shows, and letting it bleed in would make the hairline's and jaw's codes depend on the set dressing.
+    """
+    if sigma <= 0:
+        raise ValueError(f"context sigma must be > 0 pixels, got {sigma}")
+    if weight is None:
+        return gaussian_blur(rgb, sigma)
+    weight = weight.to(rgb)
+    num = gaussian_blur(rgb * weight, sigma)
+    den = gaussian_blur(weight, sigma)
+    return torch.where(den > 1e-3, num / den.clamp_min(1e-3), rgb)
 
 
 def scale_multipliers(channels: Sequence[int], weights: Sequence[float] | None) -> list[float]:
@@ -135,9 +199,9 @@ def scale_multipliers(channels: Sequence[int], weights: Sequence[float] | None) 
 
 
 def rgb_multiplier(weight: float) -> float:
-    """Multiplier for the RGB tap of :func:`build_vq_input` so that it holds ``weight`` of the squared
-    feature norm, in the units of :func:`scale_multipliers` (with no scale weights, the paper's plain
-    concatenation, each unit-variance channel counts 1). 0 turns the tap off."""
+    """Multiplier for a three-channel tap of :func:`build_vq_input` (the RGB or the context colour) so that
+    it holds ``weight`` of the squared feature norm, in the units of :func:`scale_multipliers` (with no
+    scale weights, the paper's plain concatenation, each unit-variance channel counts 1). 0 = tap off."""
     if weight < 0:
         raise ValueError(f"RGB tap weight must be >= 0, got {weight}")
     return math.sqrt(float(weight) / 3.0)

@@ -40,7 +40,8 @@ class InversionNet(nn.Module):
 
     def __init__(self, encoder: nn.Module, generator: nn.Module, latent_avg: Tensor,
                  feature_resolutions: tuple[int, ...], vq_multipliers: list[float] | None = None,
-                 vq_rgb_multiplier: float = 0.0):
+                 vq_rgb_multiplier: float = 0.0, vq_context_multiplier: float = 0.0,
+                 vq_context_sigma: float = 0.012):
         super().__init__()
         self.encoder = encoder
         self.generator = generator
@@ -57,17 +58,23 @@ class InversionNet(nn.Module):
             raise InputError(f"{len(self.vq_multipliers)} VQ scale multipliers for {len(self.feature_resolutions)} taps")
         # the generator's RGB output as one more X_VQ tap (quantizer.rgb_multiplier; 0 = features only, the paper)
         self.vq_rgb_multiplier = float(vq_rgb_multiplier)
+        # the colour around each pixel as one more tap (quantizer.context_colour; 0 = off, the paper);
+        # sigma is a fraction of the label width, so it covers the same part of the face at any label size
+        self.vq_context_multiplier = float(vq_context_multiplier)
+        self.vq_context_sigma = float(vq_context_sigma)
 
     @property
     def vq_dim(self) -> int:
-        """Channels of X_VQ: the tapped layers' widths, plus 3 with the RGB tap."""
-        return sum(self.generator.channels[r] for r in self.feature_resolutions) + (3 if self.vq_rgb_multiplier > 0 else 0)
+        """Channels of X_VQ: the tapped layers' widths, plus 3 with the RGB tap and 3 with the context tap."""
+        return (sum(self.generator.channels[r] for r in self.feature_resolutions)
+                + (3 if self.vq_rgb_multiplier > 0 else 0) + (3 if self.vq_context_multiplier > 0 else 0))
 
     def vq_input(self, feats: dict[int, Tensor], label_size: int, fg: Tensor | None, image: Tensor | None = None) -> Tensor:
         """X_VQ for this net's taps and scale multipliers (one definition for training and inference);
-        ``image`` is the generator's output, used when the RGB tap is on."""
+        ``image`` is the generator's output, used when the RGB or context tap is on."""
         return build_vq_input(feats, self.feature_resolutions, label_size, fg, self.vq_multipliers,
-                              image=image, image_multiplier=self.vq_rgb_multiplier)
+                              image=image, image_multiplier=self.vq_rgb_multiplier,
+                              context_multiplier=self.vq_context_multiplier, context_sigma=self.vq_context_sigma)
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor], Tensor]:
         """x: (B, 3, S, S) in [-1, 1] → (image (B, 3, size, size), {res: feature map}, w (B, n_latent, d))."""
@@ -262,7 +269,9 @@ class Stage1Model:
             except RuntimeError as exc:
                 raise InputError(f"{stage1_dir / MODEL_FILE}: does not fit meta.json ({str(exc).splitlines()[0]})") from None
             net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"]),
-                               meta.get("vq_scale_multipliers"), float(meta.get("vq_rgb_multiplier", 0.0))).to(dev).eval()
+                               meta.get("vq_scale_multipliers"), float(meta.get("vq_rgb_multiplier", 0.0)),
+                               float(meta.get("vq_context_multiplier", 0.0)),
+                               float(meta.get("vq_context_sigma", 0.012))).to(dev).eval()
             if net.vq_dim != vq.dim:
                 raise InputError(f"{stage1_dir / META_FILE}: code_dim {vq.dim} does not fit the taps ({net.vq_dim} channels)")
         return cls(stage1_dir, meta, net, vq, dev)

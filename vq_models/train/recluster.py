@@ -1,4 +1,5 @@
-"""Re-run only Stage I's codebook on a trained shot: new K, RGB-tap weight, ROI weight or seed, no retraining.
+"""Re-run only Stage I's codebook on a trained shot: new K, RGB/context-tap weights, ROI weight or seed, no
+retraining.
 
 Why: the inversion network is the expensive part of Stage I (minutes to hours); the codebook is a k-means
 over its final features (seconds). An artist who looks at the exemplar and wants more codes around the
@@ -37,6 +38,8 @@ def recluster(
     *,
     num_codes: int | None = None,
     rgb_weight: float | None = None,
+    context_weight: float | None = None,
+    context_sigma: float | None = None,
     roi_weight: float | None = None,
     seed: int | None = None,
     lloyd: int | None = None,
@@ -72,6 +75,14 @@ def recluster(
         if rgb_weight < 0:
             raise InputError(f"--rgb-weight {rgb_weight}: must be >= 0 (0 = no RGB tap)")
         changes["vq_rgb_weight"] = float(rgb_weight)
+    if context_weight is not None:
+        if context_weight < 0:
+            raise InputError(f"--context-weight {context_weight}: must be >= 0 (0 = no context tap)")
+        changes["vq_context_weight"] = float(context_weight)
+    if context_sigma is not None:
+        if not 0 < context_sigma <= 0.25:
+            raise InputError(f"--context-sigma {context_sigma}: must be in (0, 0.25] (a fraction of the label width)")
+        changes["vq_context_sigma"] = float(context_sigma)
     if roi_weight is not None:
         if roi_weight < 1:
             raise InputError(f"--roi-weight {roi_weight}: must be >= 1 (1 = every pixel counts the same)")
@@ -98,6 +109,8 @@ def recluster(
     net = model._net
     assert net is not None
     net.vq_rgb_multiplier = rgb_multiplier(config.vq_rgb_weight)
+    net.vq_context_multiplier = rgb_multiplier(config.vq_context_weight)
+    net.vq_context_sigma = config.vq_context_sigma
     data = ShotFrames(shot, config.input_size)
     points = foreground_features(net, data, config, dev)
     vq, passes = fit_codebook(points, config, net.vq_dim, dev)
@@ -130,6 +143,7 @@ def recluster(
     p = usage.float() / usage.sum().clamp_min(1)
     summary = {
         "from": {"num_codes": old.num_codes, "vq_rgb_weight": old.vq_rgb_weight,
+                 "vq_context_weight": old.vq_context_weight, "vq_context_sigma": old.vq_context_sigma,
                  "vq_refine_roi_weight": old.vq_refine_roi_weight, "seed": old.seed},
         "changes": changes,
         "lloyd_passes": passes,
@@ -142,6 +156,9 @@ def recluster(
         "code_dim": int(vq.dim),
         "vq_rgb_weight": config.vq_rgb_weight,
         "vq_rgb_multiplier": net.vq_rgb_multiplier,
+        "vq_context_weight": config.vq_context_weight,
+        "vq_context_multiplier": net.vq_context_multiplier,
+        "vq_context_sigma": net.vq_context_sigma,
         "vq_refine_lloyd_passes": passes,
         "codes_used": int((usage > 0).sum()),
         "label_perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())) if usage.sum() > 0 else 0.0,

@@ -79,6 +79,11 @@ class Stage1Config:
     # the generator's RGB output as one more tap, with this share of the cosine distance in the units of
     # vq_scale_weights (0 = features only, the paper); see quantizer.build_vq_input for why
     vq_rgb_weight: float = 0.0
+    # the colour *around* each pixel (the RGB output blurred over the foreground, Gaussian sigma
+    # vq_context_sigma × label width) as one more tap with this share (0 = off, the paper); see
+    # quantizer.build_vq_input. Tells a catchlight on a pupil from a highlight on skin.
+    vq_context_weight: float = 0.0
+    vq_context_sigma: float = 0.012
     label_size: int = 64  # label map resolution (paper 256)
     vq_refine_epochs: int = 1  # quantizer-only EMA passes over all frames after inversion (0 = off)
     vq_refine_lloyd: int = 0  # then Lloyd passes over every frame's final features at once (0 = off)
@@ -129,10 +134,15 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
     # mean IoU of the required parts 0.53 -> 0.64-0.67, upper teeth 0.34 -> 0.78, mouth interior 0.47 -> 0.57;
     # a full 2500-step run: 0.54 -> 0.63 (upper teeth 0.44 -> 0.72); weights 2-60 tried, 12 is the best mean.
     # K=255 with a fresh final k-means weighting eye/mouth pixels 4x (vqedit recluster on that run, 3 seeds):
-    # mouth interior 0.50 -> 0.61-0.63 and every required part but the pupils >= 0.67; K=200 gave 0.57-0.62
+    # mouth interior 0.50 -> 0.61-0.63 and every required part but the pupils >= 0.67; K=200 gave 0.57-0.62.
+    # The context colour tap (weight 3, sigma 1.5 label px): a fifth of the pupil's pixels sit under the
+    # catchlight and had joined skin/hair highlight codes. On the 2500-step network, re-clustered with 3 seeds,
+    # pupils 0.47-0.56 -> 0.75-0.76 and every required part >= 0.61; weights 2-6 and sigma 1-2.5 px tried
+    # (benchmarks/stage1_sweep.py; 4000-step network: pupils 0.34-0.37 -> 0.74-0.75)
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
-        encoder_noise_maps=True, vq_rgb_weight=12.0, vq_refine_reinit=True, vq_refine_roi_weight=4.0,
+        encoder_noise_maps=True, vq_rgb_weight=12.0, vq_context_weight=3.0, vq_context_sigma=0.012,
+        vq_refine_reinit=True, vq_refine_roi_weight=4.0,
         num_codes=255, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
         vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
         lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=2500,
@@ -322,6 +332,11 @@ def _check_resolutions(config: Stage1Config, gen: nn.Module) -> None:
                          f"entry {list(config.vq_resolutions)}, at least one > 0 (or [] for plain concatenation)")
     if config.vq_rgb_weight < 0:
         raise InputError(f"config.vq_rgb_weight: {config.vq_rgb_weight} must be >= 0 (0 = no RGB tap)")
+    if config.vq_context_weight < 0:
+        raise InputError(f"config.vq_context_weight: {config.vq_context_weight} must be >= 0 (0 = no context tap)")
+    if not 0 < config.vq_context_sigma <= 0.25:
+        raise InputError(f"config.vq_context_sigma: {config.vq_context_sigma} must be in (0, 0.25] "
+                         "(a fraction of the label width)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,7 +416,8 @@ def _train_stage1(
     _check_resolutions(config, gen)
     resolutions = tuple(int(r) for r in config.vq_resolutions)
     multipliers = scale_multipliers([gen.channels[r] for r in resolutions], config.vq_scale_weights)
-    net = InversionNet(enc, gen, prior.latent_avg, resolutions, multipliers, rgb_multiplier(config.vq_rgb_weight)).to(dev)
+    net = InversionNet(enc, gen, prior.latent_avg, resolutions, multipliers, rgb_multiplier(config.vq_rgb_weight),
+                       rgb_multiplier(config.vq_context_weight), config.vq_context_sigma).to(dev)
     code_dim = net.vq_dim
     gen.style.requires_grad_(False)  # W+ comes from the encoder: the mapping only samples "real" W for D
     if not prior.train_generator:
@@ -568,7 +584,7 @@ def foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Confi
             if len(v) > per_frame:
                 v = v[torch.randperm(len(v), generator=gen)[:per_frame].to(v.device)]
             chunks.append(v.half())
-    return torch.cat(chunks) if chunks else torch.zeros(0, net_dim(net), dtype=torch.float16, device=dev)
+    return torch.cat(chunks) if chunks else torch.zeros(0, net.vq_dim, dtype=torch.float16, device=dev)
 
 
 def fit_codebook(points: Tensor, config: Stage1Config, dim: int, dev: torch.device) -> tuple[VectorQuantizer, int]:
@@ -586,11 +602,6 @@ def fit_codebook(points: Tensor, config: Stage1Config, dim: int, dev: torch.devi
                          dead_code_threshold=config.dead_code_threshold).to(dev)
     passes = vq.refine(points, max(1, config.vq_refine_lloyd), generator=gen)
     return vq, passes
-
-
-def net_dim(net: InversionNet) -> int:
-    """Channels of X_VQ for ``net``'s taps."""
-    return sum(int(net.generator.channels[r]) for r in net.feature_resolutions)
 
 
 def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: InversionNet, vq: VectorQuantizer,
@@ -656,6 +667,9 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
         "vq_scale_multipliers": net.vq_multipliers,
         "vq_rgb_weight": config.vq_rgb_weight,
         "vq_rgb_multiplier": net.vq_rgb_multiplier,
+        "vq_context_weight": config.vq_context_weight,
+        "vq_context_multiplier": net.vq_context_multiplier,
+        "vq_context_sigma": net.vq_context_sigma,
         "vq_restarts_total": int(vq.restarts_total),
         "codes_used": int((usage > 0).sum()),
         "label_perplexity": perplexity,
