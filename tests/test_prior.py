@@ -127,6 +127,24 @@ def test_propose_prior_finds_pupils_teeth_and_survives_blinks():
     assert propose_prior(labs2, imgs2, [regions2[0]] * len(labs2), 20).segments["pupils"] == [PUPIL]
 
 
+def test_propose_prior_gives_the_pupil_its_several_dark_codes_and_not_the_iris():
+    """A pupil split over two codes (its core and a slightly lit part) and an iris over three: both dark
+    codes are pupils, darkest first (the teeth fill takes a segment's first code), the iris codes stay irises."""
+    labs, imgs, regions = frames(blink=False)
+    for lab, img in zip(labs, imgs, strict=True):
+        ys, xs = np.nonzero(lab == PUPIL)
+        lit = xs > np.median(xs)
+        lab[ys[lit], xs[lit]] = 16
+        img[ys[lit], xs[lit]] = (0.09, 0.09, 0.1)
+        ys, xs = np.nonzero(lab == IRIS)
+        for code, shade, part in ((17, (0.26, 0.36, 0.55), xs % 3 == 1), (18, (0.34, 0.44, 0.64), xs % 3 == 2)):
+            lab[ys[part], xs[part]] = code
+            img[ys[part], xs[part]] = shade
+    s = propose_prior(labs, imgs, regions, 20).segments
+    assert s["pupils"] == [PUPIL, 16]
+    assert sorted(s["irises"]) == [IRIS, 17, 18] and s["eye_whites"] == [WHITE]
+
+
 def test_vqedit_prior_auto_check_show(tmp_path, capsys):
     from vq_models.io.images import write_label_map
     from vq_models.shot import CropTransform, ShotWriter

@@ -92,6 +92,7 @@ def test_tiny_training_learns_region_colours(trained):
     assert np.mean(l1[-3:]) < 0.5 * np.mean(l1[:3])
     assert "loss/d_bce" in acc.Tags()["scalars"] and "val/ssim" in acc.Tags()["scalars"]
     assert frames[9] in meta["val"]["frames"]
+    assert meta["spike_rollbacks"] == []  # a healthy run rolls nothing back (and says so)
 
 
 def test_held_out_frames_never_train(trained):

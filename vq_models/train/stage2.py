@@ -89,6 +89,12 @@ class Stage2Config:
     eval_every: int = 0  # held-out SSIM / PSNR every N steps into tensorboard and meta.json (0 = only at the end)
     grad_clip: float = 0.0  # max global norm of G's gradient per step (0 = off): caps a spike's Adam step
     lr_decay_from: float = 1.0  # fraction of the run after which both lr's fall linearly to 0 (1.0 = constant)
+    # loss-spike rollback (train/spike_guard.py): a step whose G loss exceeds spike_factor x its running mean
+    # restores G, D and both optimisers from a snapshot (taken every spike_snapshot_every steps) and multiplies
+    # both lr's by spike_lr_backoff from then on (0 = off)
+    spike_factor: float = 0.0
+    spike_snapshot_every: int = 100
+    spike_lr_backoff: float = 0.5
     seed: int = 0
     num_threads: int = 0
 
@@ -122,13 +128,16 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
     # target shifted together by up to 4 label px (shift_augment) stop the renderer memorising where the teeth
     # are: teeth 0 vs the no-teeth what-if 23.9 -> 25.8 dB, eye_open 0 32.8 -> 34.3 dB; the shifted run needs
     # more steps for the same SSIM (1000: 0.953, 2000: 0.961), and with the one-hot built in float32 a step
-    # costs 0.30 s, so 2000 steps take 10 min on 2 threads.
+    # costs 0.30 s, so 2000 steps take 10 min on 2 threads. On Stage I's context-tap labels the run's L1 jumped
+    # 0.004 -> 0.22 at step 1230 and held-out SSIM ended at 0.944 (0.952 at step 1000); with the spike guard
+    # (spike_factor 8) the same run rolled back from step 1213 to 1100 at half the lr and ended at 0.959.
     "cpu": Stage2Config(
         render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
         spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
         label_embed=32, shift_augment=4, iterations=2000, lr_g=2e-3, grad_clip=0.5, lr_d=5e-4, lambda_l1=2.0, lambda_adv=0.0, lambda_lpips_roi=0.0,
         lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=500, log_every=10, image_every=500,
         eval_every=200, lr_decay_from=0.6, gp_every=8, bg_weight=0.2, roi_l1_weight=2.0, num_threads=2,
+        spike_factor=8.0,
     ),
     # the published settings (Sec. 3.4 / 4): 1024^2, Adam 5e-4, λ_l1 0.5, λ_adv 0.01, λ_gp 10,
     # λ_roi 1.0, λ_nonroi 0.2, 60k iterations, batch 2
@@ -167,6 +176,12 @@ def _validate(c: Stage2Config) -> None:
         raise InputError(f"stage2 config: shift_augment must be >= 0, got {c.shift_augment}")
     if c.roi_l1_weight < 0:
         raise InputError(f"stage2 config: roi_l1_weight must be >= 0, got {c.roi_l1_weight}")
+    if c.spike_factor < 0 or 0 < c.spike_factor <= 1:
+        raise InputError(f"stage2 config: spike_factor must be 0 (off) or > 1, got {c.spike_factor}")
+    if c.spike_snapshot_every < 1:
+        raise InputError(f"stage2 config: spike_snapshot_every must be >= 1, got {c.spike_snapshot_every}")
+    if not 0 < c.spike_lr_backoff <= 1:
+        raise InputError(f"stage2 config: spike_lr_backoff must be in (0, 1], got {c.spike_lr_backoff}")
 
 
 def build_generator(config: Stage2Config, num_channels: int):
@@ -308,7 +323,13 @@ def _train_stage2(
     from vq_models.nets.spade import MultiscaleDiscriminator
     from vq_models.train import data as D
     from vq_models.train.checkpoint import CheckpointManager, save_weights
-    from vq_models.train.distributed import average_gradients, broadcast_module, cleanup, init_distributed
+    from vq_models.train.distributed import (
+        all_reduce_mean,
+        average_gradients,
+        broadcast_module,
+        cleanup,
+        init_distributed,
+    )
     from vq_models.train.logging import TrainLogger
     from vq_models.train.losses import (
         RoiPerceptualLoss,
@@ -319,6 +340,7 @@ def _train_stage2(
         r1_penalty,
         smooth_l1,
     )
+    from vq_models.train.spike_guard import SpikeGuard
 
     _validate(config)
     if config.num_threads > 0:
@@ -363,9 +385,11 @@ def _train_stage2(
     optims = {"G": opt_g, "D": opt_d}
     start = 0
     prev_seconds = 0.0
+    guard = SpikeGuard(config.spike_factor, config.spike_snapshot_every, config.spike_lr_backoff)
     if resume and ckpts.latest() is not None:
         start, state = ckpts.load(ckpts.latest(), modules, optims)
         prev_seconds = float(state.get("train_seconds", 0.0))
+        guard.lr_factor = float(state.get("spike_lr_factor", 1.0))  # a rollback's lower lr outlives a resume
         if state.get("num_channels") not in (None, nch):
             raise InputError(f"{ckpts.latest()}: checkpoint was trained with {state['num_channels']} label channels, "
                              f"this run has {nch} (different prior?)")
@@ -383,7 +407,7 @@ def _train_stage2(
     curve: list[dict] = []  # held-out quality during training (eval_every)
     try:
         for step in range(start + 1, config.iterations + 1):
-            scale = lr_scale(step, config.iterations, config.lr_decay_from)
+            scale = lr_scale(step, config.iterations, config.lr_decay_from) * guard.lr_factor
             for opt, base in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
                 for group in opt.param_groups:
                     group["lr"] = base * scale
@@ -438,6 +462,14 @@ def _train_stage2(
             if config.grad_clip > 0:
                 scalars["grad/g_norm"] = float(torch.nn.utils.clip_grad_norm_(G.parameters(), config.grad_clip))
             opt_g.step()
+            if guard.enabled:
+                loss_all = float(all_reduce_mean(g_loss.detach(), info))  # every rank decides alike
+                if guard.step(step, loss_all, modules, optims):
+                    r = guard.rollbacks[-1]
+                    log.warning("Stage II loss spiked at step %d (%.4g against a running %.4g): weights back to "
+                                "step %d, learning rates x%.3g from now on", step, r.loss, r.reference,
+                                r.restored_step, r.lr_factor)
+                    scalars["train/rollbacks"] = float(len(guard.rollbacks))
 
             if step % config.log_every == 0 or step == config.iterations:
                 logger.log(step, scalars)
@@ -456,6 +488,7 @@ def _train_stage2(
             if info.is_main and (step % config.checkpoint_every == 0 or step == config.iterations):
                 ckpts.save(step, modules, optims, {
                     "train_seconds": prev_seconds + time.monotonic() - t0, "num_channels": nch,
+                    "spike_lr_factor": guard.lr_factor,
                 })
         loop_seconds = time.monotonic() - t0
         train_seconds = prev_seconds + loop_seconds
@@ -500,6 +533,7 @@ def _train_stage2(
                 "steps": step,
                 "train_frames": train_set.frames,
                 "val": meta_val,
+                "spike_rollbacks": [r.to_json() for r in guard.rollbacks],
                 "perceptual_backend": backend,
                 "gradient_penalty": "R1 on real images (lazy, every gp_every steps)",
                 "world_size": info.world_size,
