@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "context_colour", "cosine_kmeans", "rgb_multiplier",
-           "scale_multipliers", "kmeans_pp_seeds"]
+__all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "context_colour", "cosine_kmeans", "masked_instance_norm",
+           "rgb_multiplier", "scale_multipliers", "kmeans_pp_seeds"]
 
 
 @dataclass
@@ -89,8 +89,9 @@ def build_vq_input(
 
     ``context_multiplier`` > 0 adds the *context colour* tap after it: the same RGB blurred over the
     foreground (:func:`context_colour`, Gaussian sigma ``context_sigma`` × label width), normalised with
-    foreground statistics (:func:`masked_instance_norm`) and scaled the same way. Why: colour alone cannot tell a catchlight on a pupil from a highlight on skin or
-    hair (both near white), nor a dark iris rim from a pupil; with the colour *around* the pixel they part.
+    foreground statistics (:func:`masked_instance_norm`) and scaled the same way. Why: colour alone cannot
+    tell a catchlight on a pupil from a highlight on skin or hair (both near white), nor a dark iris rim
+    from a pupil; with the colour *around* the pixel they part.
     On the synthetic shot a fifth of the pupil's pixels sit under the catchlight, and with plain colour
     they joined skin/hair highlight codes (see Stage1Config.vq_context_weight for the figures).
 

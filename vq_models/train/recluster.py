@@ -57,6 +57,7 @@ def recluster(
     from vq_models.train.stage1 import (
         ShotFrames,
         Stage1Config,
+        colour_tap_meta,
         features_in_order,
         fit_codebook,
         foreground_features,
@@ -154,11 +155,7 @@ def recluster(
     meta.update({
         "num_codes": config.num_codes,
         "code_dim": int(vq.dim),
-        "vq_rgb_weight": config.vq_rgb_weight,
-        "vq_rgb_multiplier": net.vq_rgb_multiplier,
-        "vq_context_weight": config.vq_context_weight,
-        "vq_context_multiplier": net.vq_context_multiplier,
-        "vq_context_sigma": net.vq_context_sigma,
+        **colour_tap_meta(config, net),
         "vq_refine_lloyd_passes": passes,
         "codes_used": int((usage > 0).sum()),
         "label_perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())) if usage.sum() > 0 else 0.0,

@@ -587,6 +587,18 @@ def foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Confi
     return torch.cat(chunks) if chunks else torch.zeros(0, net.vq_dim, dtype=torch.float16, device=dev)
 
 
+def colour_tap_meta(config: Stage1Config, net: InversionNet) -> dict[str, float]:
+    """The RGB and context-colour taps as meta.json records them (what Stage1Model.load rebuilds X_VQ from);
+    one definition for training and ``vqedit recluster``."""
+    return {
+        "vq_rgb_weight": config.vq_rgb_weight,
+        "vq_rgb_multiplier": net.vq_rgb_multiplier,
+        "vq_context_weight": config.vq_context_weight,
+        "vq_context_multiplier": net.vq_context_multiplier,
+        "vq_context_sigma": net.vq_context_sigma,
+    }
+
+
 def fit_codebook(points: Tensor, config: Stage1Config, dim: int, dev: torch.device) -> tuple[VectorQuantizer, int]:
     """A fresh codebook for the final features: cosine k-means warm start on a sample drawn from every frame,
     then ``vq_refine_lloyd`` Lloyd passes (Eq. 2 over the whole shot). Seeded by ``config.seed``.
@@ -665,11 +677,7 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, prior: Prior, net: Inve
         "vq_refine_lloyd_passes": lloyd_passes,
         "vq_scale_weights": list(config.vq_scale_weights),
         "vq_scale_multipliers": net.vq_multipliers,
-        "vq_rgb_weight": config.vq_rgb_weight,
-        "vq_rgb_multiplier": net.vq_rgb_multiplier,
-        "vq_context_weight": config.vq_context_weight,
-        "vq_context_multiplier": net.vq_context_multiplier,
-        "vq_context_sigma": net.vq_context_sigma,
+        **colour_tap_meta(config, net),
         "vq_restarts_total": int(vq.restarts_total),
         "codes_used": int((usage > 0).sum()),
         "label_perplexity": perplexity,
