@@ -32,7 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["VectorQuantizer", "VQStats", "build_vq_input", "context_colour", "cosine_kmeans", "masked_instance_norm",
-           "rgb_multiplier", "scale_multipliers", "kmeans_pp_seeds"]
+           "rgb_multiplier", "scale_multipliers", "kmeans_pp_seeds", "CONTEXT_SIGMA"]
+
+# the context colour tap's Gaussian sigma as a fraction of the label width (1.5 px at 128² labels)
+CONTEXT_SIGMA = 0.012
 
 
 @dataclass
@@ -71,7 +74,7 @@ def build_vq_input(
     image: torch.Tensor | None = None,
     image_multiplier: float = 0.0,
     context_multiplier: float = 0.0,
-    context_sigma: float = 0.012,
+    context_sigma: float = CONTEXT_SIGMA,
 ) -> torch.Tensor:
     """The paper's mip-map VQ input ``X_VQ``: each tapped map instance-normalised, bilinearly upsampled to
     ``label_size``, concatenated along channels and multiplied by the foreground mask.

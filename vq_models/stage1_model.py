@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from vq_models.errors import InputError
 from vq_models.io.jsonfile import read_json
-from vq_models.quantizer import VectorQuantizer, build_vq_input
+from vq_models.quantizer import CONTEXT_SIGMA, VectorQuantizer, build_vq_input
 
 __all__ = ["InversionNet", "Stage1Model", "build_encoder", "build_generator", "to_network_tensor"]
 
@@ -41,7 +41,7 @@ class InversionNet(nn.Module):
     def __init__(self, encoder: nn.Module, generator: nn.Module, latent_avg: Tensor,
                  feature_resolutions: tuple[int, ...], vq_multipliers: list[float] | None = None,
                  vq_rgb_multiplier: float = 0.0, vq_context_multiplier: float = 0.0,
-                 vq_context_sigma: float = 0.012):
+                 vq_context_sigma: float = CONTEXT_SIGMA):
         super().__init__()
         self.encoder = encoder
         self.generator = generator
@@ -271,7 +271,7 @@ class Stage1Model:
             net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"]),
                                meta.get("vq_scale_multipliers"), float(meta.get("vq_rgb_multiplier", 0.0)),
                                float(meta.get("vq_context_multiplier", 0.0)),
-                               float(meta.get("vq_context_sigma", 0.012))).to(dev).eval()
+                               float(meta.get("vq_context_sigma", CONTEXT_SIGMA))).to(dev).eval()
             if net.vq_dim != vq.dim:
                 raise InputError(f"{stage1_dir / META_FILE}: code_dim {vq.dim} does not fit the taps ({net.vq_dim} channels)")
         return cls(stage1_dir, meta, net, vq, dev)

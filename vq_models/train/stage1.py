@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from vq_models.config import config_to_dict, save_config
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
-from vq_models.quantizer import VectorQuantizer, rgb_multiplier, scale_multipliers
+from vq_models.quantizer import CONTEXT_SIGMA, VectorQuantizer, rgb_multiplier, scale_multipliers
 from vq_models.shot import Shot
 from vq_models.stage1_model import (
     CODEBOOK_FILE,
@@ -83,7 +83,7 @@ class Stage1Config:
     # vq_context_sigma × label width) as one more tap with this share (0 = off, the paper); see
     # quantizer.build_vq_input. Tells a catchlight on a pupil from a highlight on skin.
     vq_context_weight: float = 0.0
-    vq_context_sigma: float = 0.012
+    vq_context_sigma: float = CONTEXT_SIGMA
     label_size: int = 64  # label map resolution (paper 256)
     vq_refine_epochs: int = 1  # quantizer-only EMA passes over all frames after inversion (0 = off)
     vq_refine_lloyd: int = 0  # then Lloyd passes over every frame's final features at once (0 = off)
@@ -141,7 +141,7 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
     # (benchmarks/stage1_sweep.py; 4000-step network: pupils 0.34-0.37 -> 0.74-0.75)
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
-        encoder_noise_maps=True, vq_rgb_weight=12.0, vq_context_weight=3.0, vq_context_sigma=0.012,
+        encoder_noise_maps=True, vq_rgb_weight=12.0, vq_context_weight=3.0, vq_context_sigma=CONTEXT_SIGMA,
         vq_refine_reinit=True, vq_refine_roi_weight=4.0,
         num_codes=255, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
         vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
