@@ -93,6 +93,11 @@ def test_tiny_training_learns_region_colours(trained):
     assert "loss/d_bce" in acc.Tags()["scalars"] and "val/ssim" in acc.Tags()["scalars"]
     assert frames[9] in meta["val"]["frames"]
     assert meta["spike_rollbacks"] == []  # a healthy run rolls nothing back (and says so)
+    # each code's mean colour over the training frames (held-out frame 9 is green and must not count)
+    red, blue, unused = meta["code_colours"]
+    assert np.allclose(red, RED, atol=3e-3) and np.allclose(blue, BLUE, atol=3e-3) and unused is None  # 8-bit crops
+    luma = r.code_luma()
+    assert luma[1] < luma[0] and np.isnan(luma[2])
 
 
 def test_held_out_frames_never_train(trained):
@@ -138,15 +143,15 @@ def test_renderer_rejects_bad_windows(trained):
         Stage2Renderer.load(out.parent / "nowhere")
 
 
-@pytest.mark.parametrize("shift", [0, 2])
-def test_resume_is_exact(tmp_path, shift):
+@pytest.mark.parametrize("augment", [[], ["shift_augment=2"], ["shift_augment=2", "paint_prob=1.0", "paint_radius=3"]])
+def test_resume_is_exact(tmp_path, augment):
     root = tmp_path / "shot"
     make_shot(root)
-    common = ["checkpoint_every=4", "log_every=1", f"shift_augment={shift}"]
+    common = ["checkpoint_every=4", "log_every=1", *augment]
     straight = load_stage2_config("tiny", overrides=["iterations=8", *common])
     train_stage2(root, straight)
     ref = load_weights(root / "stage2" / "model.safetensors")
-    # first half, then resume to the end (shifts are drawn per step, so they repeat too)
+    # first half, then resume to the end (shifts and painted ellipses are drawn per step, so they repeat too)
     half = load_stage2_config("tiny", overrides=["iterations=4", *common])
     train_stage2(root, half)
     mid = load_weights(root / "stage2" / "model.safetensors")

@@ -66,6 +66,16 @@ class Stage2Renderer:
             meta=meta,
         )
 
+    def code_luma(self) -> np.ndarray | None:
+        """(num_codes,) Rec. 709 luma of each code's mean display colour over the training frames (NaN for
+        codes never seen), or None for a model trained before meta.json kept ``code_colours``."""
+        colours = self.meta.get("code_colours")
+        if not isinstance(colours, list) or len(colours) != self.num_codes:
+            return None
+        weights = np.array([0.2126, 0.7152, 0.0722])
+        return np.array([float(np.dot(c, weights)) if isinstance(c, list) and len(c) == 3 else np.nan
+                         for c in colours])
+
     def _check(self, windows: np.ndarray) -> np.ndarray:
         arr = np.asarray(windows)
         s = self.label_size
