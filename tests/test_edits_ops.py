@@ -125,6 +125,24 @@ def test_teeth_fill_names_the_code_or_segment_for_the_freed_pixels():
         run({"op": "teeth", "fill": 999}, 0.0)
 
 
+def test_teeth_default_fills_the_upper_row_with_the_darkest_cavity_code_when_brightness_is_known():
+    dark = 19  # a second, darker cavity code (unused in the face)
+    prior = Prior(num_codes=20, segments={**PRIOR.segments, "mouth_interior": [MOUTH, dark]})
+    luma = np.full(20, np.nan)
+    luma[MOUTH], luma[dark] = 0.15, 0.12
+    before, after, changed = run({"op": "teeth"}, 0.0, prior=prior, ctx=FrameContext(code_luma=luma))
+    assert np.all(after[before == UTEETH] == dark) and np.all(after[before == LTEETH] == MOUTH)
+    assert np.array_equal(changed, np.isin(before, [UTEETH, LTEETH]))
+    luma[dark] = np.nan  # never seen in the shot: its brightness is unknown, so it is not chosen
+    _, unseen, _ = run({"op": "teeth"}, 0.0, prior=prior, ctx=FrameContext(code_luma=luma))
+    assert np.all(unseen[before == UTEETH] == MOUTH)
+    _, no_luma, _ = run({"op": "teeth"}, 0.0, prior=prior)  # older models: the first code for both rows
+    assert np.all(no_luma[before == UTEETH] == MOUTH)
+    _, named, _ = run({"op": "teeth", "fill": {"upper": "tongue"}}, 0.0, prior=prior,
+                      ctx=FrameContext(code_luma=np.where(np.isnan(luma), 0.12, luma)))
+    assert np.all(named[before == UTEETH] == TONGUE)  # the artist's fill wins
+
+
 def test_teeth_fill_per_row_uses_each_rows_code_and_the_default_for_a_row_left_out():
     before, after, changed = run({"op": "teeth", "fill": {"upper": PUPIL, "lower": "tongue"}}, 0.0)
     assert np.all(after[before == UTEETH] == PUPIL) and np.all(after[before == LTEETH] == TONGUE)

@@ -113,6 +113,8 @@ class ShotModel:
         self._tracking: Any = None
         self._lock = threading.RLock()
         self._regions: dict[int, dict[str, np.ndarray]] = {}
+        code_luma = getattr(stage2, "code_luma", None)
+        self._code_luma = code_luma() if callable(code_luma) else None
         if stage1.label_size != stage2.label_size or stage1.num_codes != stage2.num_codes:
             raise InputError(
                 f"{shot.root}: Stage II was trained on {stage2.num_codes} codes at {stage2.label_size}² but Stage I "
@@ -242,7 +244,8 @@ class ShotModel:
             return self._regions[frame]
 
     def _context(self, frame: int) -> FrameContext:
-        return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size)
+        return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
+                            code_luma=self._code_luma)
 
     def parse_program(self, program: Any) -> EditProgram | None:
         if program is None or isinstance(program, EditProgram):

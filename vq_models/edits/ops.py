@@ -34,11 +34,14 @@ class FrameContext:
     ``regions``: tracked regions (``left_eye``, ``right_eye``, ``left_brow`` ...) as boolean masks at the
     label map's size; they tell the left eye from the right even when one is closed. ``transform`` and
     ``crop_size`` (the shot's crop transform and its crop size) let ``paint`` take plate-space polygons.
+    ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
+    so an op can choose a code by appearance; None when the model predates it.
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
     transform: Any = None
     crop_size: int | None = None
+    code_luma: np.ndarray | None = None
 
 
 def pick_code(labels: np.ndarray, prior: Prior, segment: str, within: np.ndarray | None = None) -> int:
@@ -145,8 +148,8 @@ def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) 
 
 def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
     """Remove teeth toward the gums: upper teeth keep their top ``value`` per column, lower teeth their
-    bottom; removed pixels become mouth interior (else tongue), or ``fill`` (a segment or a code) when the
-    artist names one, e.g. a darker cavity code than the one the frame shows most. At 0 no tooth remains."""
+    bottom; removed pixels become mouth interior (else tongue; see :func:`_teeth_fill` for which code), or
+    ``fill`` (a segment or a code) when the artist names one. At 0 no tooth remains."""
     out = labels.copy()
     if value >= 1.0:
         return out
@@ -168,7 +171,7 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             rows = np.arange(t + keep, b + 1) if name == "upper_teeth" else np.arange(t, b - keep + 1)
             rows = rows[mask[rows, x]]
             if rows.size:
-                fill = _teeth_fill(labels, prior, _row_fill(params.get("fill"), name)) if fill is None else fill
+                fill = _teeth_fill(labels, prior, _row_fill(params.get("fill"), name), name, ctx) if fill is None else fill
                 out[rows, x] = fill
     return out
 
@@ -180,16 +183,26 @@ def _row_fill(fill: str | int | Mapping[str, str | int] | None, name: str) -> st
     return fill
 
 
-def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None) -> int:
-    """The code freed teeth pixels take: ``fill`` when given, else the first code of mouth_interior (else of
-    tongue). Why the first code and not the frame's most frequent: the visible cavity is often a strip a few
-    pixels tall, and its most frequent code is then an edge code half lip or half tooth (on the K=255
-    synthetic shot that choice gave 23.1 dB against the what-if, the prior's cavity code 26.7 dB). prior --auto
-    lists the cavity first; an artist reorders the JSON to choose. The region behind the upper teeth is
-    often darker than any cavity code the shot shows (it sits in the upper lip's shadow and is never seen):
-    on that shot ``{"upper": "pupils"}`` read 28.7 dB (benchmarks/stage2_acceptance.py's measure), the default 26.5."""
+def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None, row: str, ctx: FrameContext) -> int:
+    """The code freed teeth pixels take: ``fill`` when given. Else, for the upper row, the darkest
+    mouth_interior code by the shot's code brightness (``ctx.code_luma``), and for the lower row (or when
+    brightness is unknown) the first code of mouth_interior (else of tongue).
+
+    Why two defaults: behind the upper teeth is the palate in the upper lip's shadow, the deepest and
+    darkest part of the mouth, which the shot never shows; behind the lower teeth the floor of the mouth,
+    lit through the opening like the cavity the shot does show. On the synthetic shot (renderer trained
+    with painted regions) the no-teeth what-if read 29.2 dB with the darkest code above and the cavity code
+    below, 27.7 dB with the cavity code for both rows and 28.0 dB with the darkest for both. Why the first
+    code and not the frame's most frequent: the visible cavity is often a strip a few pixels tall, and its
+    most frequent code is then an edge code half lip or half tooth (23.1 dB against 26.7 dB on the K=255
+    shot). prior --auto lists the cavity first; an artist reorders the JSON, or names a ``fill``, to choose."""
     if fill is not None:
         return _code_for(labels, fill, prior)
+    if row == "upper_teeth" and ctx.code_luma is not None and prior.has("mouth_interior"):
+        luma = np.asarray(ctx.code_luma, np.float64)
+        seen = [c for c in prior.codes("mouth_interior") if c < len(luma) and np.isfinite(luma[c])]
+        if seen:
+            return min(seen, key=lambda c: luma[c])
     for name in ("mouth_interior", "tongue"):
         if prior.has(name):
             return prior.codes(name)[0]
