@@ -67,6 +67,26 @@ def test_eye_open_zero_leaves_no_eye_pixel_and_uses_lid_codes():
     assert np.array_equal(changed, opening(before))
 
 
+def test_eye_edits_leave_stray_eye_codes_far_from_the_tracked_eyes_alone():
+    """An unsupervised iris code can also mark a few hair pixels at the temple; with tracked eye regions
+    the eye edits must not touch them (the demo's composite had an alpha blob there)."""
+    face = synthetic_face()
+    stray = (27, 3)  # at eye height, by the left temple
+    face[stray] = IRIS
+    regions = {}
+    for name, x in (("left_eye", EYE_X[0]), ("right_eye", EYE_X[1])):
+        region = np.zeros((L, L), np.uint8)
+        cv2.ellipse(region, (x, 26), (6, 3), 0, 0, 360, 1, -1)
+        regions[name] = region.astype(bool)
+    ctx = FrameContext(regions=regions)
+    for op, value in (({"op": "eye_open", "eye": "both"}, 0.0), ({"op": "gaze", "eye": "both"}, [0.3, 0.0])):
+        before, after, changed = run(op, value, labels=face, ctx=ctx)
+        assert not changed[stray] and after[stray] == IRIS
+        assert changed[:, 10:30].any() and changed[:, 34:54].any()  # both eyes still edited
+    _, closed, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, ctx=ctx)
+    assert not opening(closed)[:, 10:].any()
+
+
 def test_eye_open_one_side_and_partial():
     before, after, _ = run({"op": "eye_open", "eye": "left"}, 0.0)
     left = np.zeros((L, L), bool)

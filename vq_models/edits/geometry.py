@@ -94,13 +94,21 @@ def components(mask: np.ndarray) -> list[np.ndarray]:
     return [lab == i for i in order]
 
 
+def _width(mask: np.ndarray) -> int:
+    xs = np.nonzero(mask.any(axis=0))[0]
+    return int(xs[-1] - xs[0] + 1) if xs.size else 0
+
+
 def split_left_right(mask: np.ndarray, hints: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Split a two-part feature (eyes, brows) into the part on the image's left and on its right.
 
-    With tracked region hints (left, right) each pixel goes to the nearer hint; without, the two largest
-    components set a vertical split line half-way between their centroids (a lone component goes to the
-    side of the image centre it lies on).
+    With tracked region hints (left, right) each pixel goes to the nearer hint, and a pixel farther from
+    its hint than half the hint's width goes to neither: an unsupervised code is rarely pure, and an iris
+    code that also marks a few dark hair pixels at the temple must not make an eye edit touch the temple
+    (it did on the demo shot: a stray alpha blob beside the eye). Without hints, the two largest components
+    set a vertical split line half-way between their centroids (a lone component goes to the side of the
+    image centre it lies on).
     """
     mask = mask.astype(bool)
     h, w = mask.shape
@@ -109,7 +117,9 @@ def split_left_right(mask: np.ndarray, hints: tuple[np.ndarray | None, np.ndarra
         d_left = cv2.distanceTransform((~left_hint).astype(np.uint8), cv2.DIST_L2, 5)
         d_right = cv2.distanceTransform((~right_hint).astype(np.uint8), cv2.DIST_L2, 5)
         to_left = d_left <= d_right
-        return mask & to_left, mask & ~to_left
+        near_left = d_left <= max(2.0, 0.5 * _width(left_hint))
+        near_right = d_right <= max(2.0, 0.5 * _width(right_hint))
+        return mask & to_left & near_left, mask & ~to_left & near_right
     parts = components(mask)
     if not parts:
         return mask.copy(), mask.copy()
