@@ -145,15 +145,13 @@ def test_propose_prior_gives_the_pupil_its_several_dark_codes_and_not_the_iris()
     assert sorted(s["irises"]) == [IRIS, 17, 18] and s["eye_whites"] == [WHITE]
 
 
-def test_vqedit_prior_auto_check_show(tmp_path, capsys):
+def _write_shot(root, labs, imgs):
+    """A 64² shot of ``labs`` / ``imgs`` with Stage I labels and tracked contours (plate = crop + (10, 5))."""
     from vq_models.io.images import write_label_map
     from vq_models.shot import CropTransform, ShotWriter
     from vq_models.tracking.schema import FrameTrack, Tracking, save_tracking
 
-    labs, imgs, _ = frames(n_open=3)
-    root = tmp_path / "shot"
     writer = ShotWriter(root, 64, {"source": "synthetic"})
-    # plate = crop shifted by (10, 5): the contours are in plate pixels
     tf = CropTransform.from_plate_to_crop(np.array([[1.0, 0, -10.0], [0, 1.0, -5.0]]))
     ones = np.ones((64, 64), np.float32)
     track = {}
@@ -164,6 +162,12 @@ def test_vqedit_prior_auto_check_show(tmp_path, capsys):
     writer.finish()
     save_tracking(Tracking((84, 69), track), root / "tracking.json")
     (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 20}))
+
+
+def test_vqedit_prior_auto_check_show(tmp_path, capsys):
+    labs, imgs, _ = frames(n_open=3)
+    root = tmp_path / "shot"
+    _write_shot(root, labs, imgs)
 
     assert main(["prior", str(root), "--auto"]) == 0
     assert load_prior(root / "prior.json").segments["pupils"] == [PUPIL]
@@ -178,6 +182,23 @@ def test_vqedit_prior_auto_check_show(tmp_path, capsys):
     (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 32}))
     assert main(["prior", str(root), "--check"]) == 2
     assert "Stage I model has 32 codes" in capsys.readouterr().err
+
+
+def test_usable_ops_probes_several_frames_so_a_closed_mouth_frame_does_not_hide_the_teeth(tmp_path):
+    from vq_models.demo.program import probe_frames, usable_ops
+
+    labs, imgs, regions = frames(blink=False)
+    prior = propose_prior(labs, imgs, regions, 20)
+    middle = len(labs) // 2
+    labs[middle][np.isin(labs[middle], (UTEETH, LTEETH))] = MOUTH  # this frame shows no teeth
+    root = tmp_path / "shot"
+    _write_shot(root, labs, imgs)
+    shot_frames = [1001 + i for i in range(len(labs))]
+    alone = usable_ops(root, prior, shot_frames[middle])
+    assert alone["teeth"] == f"teeth: changes no pixel on frame(s) {shot_frames[middle]}"
+    probe = probe_frames(shot_frames)
+    assert probe[0] == shot_frames[middle] and len(set(probe)) == len(probe) and set(probe) <= set(shot_frames)
+    assert usable_ops(root, prior, probe)["teeth"] == "ok"
 
 
 def test_dim_neutral_mouth_codes_are_teeth_and_a_lone_red_code_is_the_interior():

@@ -53,8 +53,8 @@ class InProcessNode:
 
 def shot_facts(model: Any) -> Any:
     """The demo's :class:`~vq_models.demo.program.ShotFacts` for a loaded shot: tracked contours per frame and
-    which high-level ops the prior supports (probed on the middle frame)."""
-    from vq_models.demo.program import ShotFacts, usable_ops
+    which high-level ops the prior supports (probed on frames spread over the shot)."""
+    from vq_models.demo.program import ShotFacts, probe_frames, usable_ops
     from vq_models.tracking.schema import load_tracking
 
     shot = model.shot
@@ -62,7 +62,7 @@ def shot_facts(model: Any) -> Any:
     tracking = load_tracking(shot.tracking_path)
     contours = {f: {k: np.asarray(v) for k, v in (t.contours or {}).items()} for f, t in tracking.frames.items()}
     facts = ShotFacts(frames=shot.frames, contours=contours, skin="skin" in prior.segments)
-    facts.usable = usable_ops(shot.root, prior, shot.frames[len(shot.frames) // 2])
+    facts.usable = usable_ops(shot.root, prior, probe_frames(shot.frames))
     return facts
 
 

@@ -221,7 +221,7 @@ def run_demo(out: str | Path, config: DemoConfig, *, retrain: bool = False, prog
 
 def _plan(layout: DemoLayout):  # noqa: ANN202 - (ShotFacts, notes, program)
     """Probe the prior's usable ops on the middle frame and build the demo's program."""
-    from vq_models.demo.program import ShotFacts, demo_program, usable_ops
+    from vq_models.demo.program import ShotFacts, demo_program, probe_frames, usable_ops
     from vq_models.edits.prior import load_prior
     from vq_models.shot import Shot
     from vq_models.tracking.schema import load_tracking
@@ -231,7 +231,7 @@ def _plan(layout: DemoLayout):  # noqa: ANN202 - (ShotFacts, notes, program)
     tracking = load_tracking(shot.tracking_path)
     contours = {f: {k: np.asarray(v) for k, v in (t.contours or {}).items()} for f, t in tracking.frames.items()}
     facts = ShotFacts(frames=shot.frames, contours=contours, skin="skin" in prior.segments)
-    facts.usable = usable_ops(layout.shot, prior, shot.frames[len(shot.frames) // 2])
+    facts.usable = usable_ops(layout.shot, prior, probe_frames(shot.frames))
     program, notes = demo_program(facts)
     if not program["edits"]:
         from vq_models.errors import VQEditError

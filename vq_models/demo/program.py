@@ -43,8 +43,10 @@ class ShotFacts:
     skin: bool = False  # prior has a skin segment (the paint fallback needs it)
 
 
-def usable_ops(shot_dir: Any, prior: Any, frame: int) -> dict[str, str]:
-    """Try each high-level op on ``frame``'s Stage I labels: "ok" when it runs and changes pixels, else why not."""
+def usable_ops(shot_dir: Any, prior: Any, frames: int | Sequence[int]) -> dict[str, str]:
+    """Try each high-level op on the Stage I labels of ``frames``: "ok" when it runs and changes pixels on
+    at least one, else why not. Why several frames: one frame can show closed lips (no teeth to remove), and
+    probing only the middle frame marked teeth 0 unusable on a synthetic shot whose other frames show them."""
     from vq_models.edits.ops import FrameContext, apply_program
     from vq_models.edits.prior import rasterize_regions
     from vq_models.edits.program import parse_program
@@ -53,19 +55,37 @@ def usable_ops(shot_dir: Any, prior: Any, frame: int) -> dict[str, str]:
     from vq_models.tracking.schema import load_tracking
 
     shot = Shot.open(shot_dir)
-    labels = read_label_map(shot.stage1_dir / "labels" / f"frame.{frame:04d}.png")
-    track = load_tracking(shot.tracking_path).frames.get(frame)
-    regions = rasterize_regions(track.contours, shot.transform(frame), shot.crop_size, labels.shape[0]) if track else {}
-    ctx = FrameContext(regions=regions, transform=shot.transform(frame), crop_size=shot.crop_size)
+    tracking = load_tracking(shot.tracking_path).frames
+    probe = [frames] if isinstance(frames, int) else list(frames)
     out: dict[str, str] = {}
     for op, edit in PROBES.items():
         try:
             program = parse_program({"version": 1, "edits": [edit]}, prior)
-            _, changed = apply_program(program, labels, frame, prior, ctx)
-            out[op] = "ok" if changed.any() else f"{op}: changes no pixel on frame {frame}"
         except VQEditError as exc:
             out[op] = str(exc).splitlines()[0]
+            continue
+        out[op] = f"{op}: changes no pixel on frame(s) {', '.join(map(str, probe))}"
+        for frame in probe:
+            labels = read_label_map(shot.stage1_dir / "labels" / f"frame.{frame:04d}.png")
+            track = tracking.get(frame)
+            regions = rasterize_regions(track.contours, shot.transform(frame), shot.crop_size, labels.shape[0]) if track else {}
+            ctx = FrameContext(regions=regions, transform=shot.transform(frame), crop_size=shot.crop_size)
+            try:
+                _, changed = apply_program(program, labels, frame, prior, ctx)
+            except VQEditError as exc:
+                out[op] = str(exc).splitlines()[0]
+                break
+            if changed.any():
+                out[op] = "ok"
+                break
     return out
+
+
+def probe_frames(frames: Sequence[int], count: int = 5) -> list[int]:
+    """``count`` frames spread over the shot, the middle one first (what :func:`usable_ops` tries)."""
+    mid = frames[len(frames) // 2]
+    spread = [frames[int(round(i * (len(frames) - 1) / max(count - 1, 1)))] for i in range(count)]
+    return [mid] + [f for f in dict.fromkeys(spread) if f != mid]
 
 
 def _at(frames: Sequence[int], fraction: float) -> int:
