@@ -182,10 +182,16 @@ def test_torchrun_ddp_two_ranks_keep_identical_weights(tmp_path):
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     torchrun = Path(sys.executable).parent / "torchrun"
-    proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node=2", "--standalone", str(script), str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=110,
-    )
+    for attempt in range(2):
+        proc = subprocess.run(
+            [str(torchrun), "--nproc_per_node=2", "--standalone", str(script), str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=55,
+        )
+        # Gloo's worker threads can abort a rank at interpreter exit after destroy_process_group (a known
+        # upstream teardown race, pytorch/pytorch#190489 and PR #179291); seen twice in this project's suite runs
+        # on a loaded 2-core box. One rerun for that signature only; anything else fails at once.
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr or attempt:
+            break
     assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-2000:]
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
