@@ -62,12 +62,14 @@ def test_healthy_noise_nan_and_warmup():
 
 
 def test_bad_settings_are_refused():
-    for kwargs in ({"factor": 1.0}, {"factor": -2.0}, {"every": 0}, {"backoff": 0.0}, {"backoff": 1.5}):
+    for kwargs in ({"factor": 1.0}, {"factor": -2.0}, {"every": 0}, {"backoff": 0.0}, {"backoff": 1.5}, {"warmup": -1},
+                   {"decay": 0.0}, {"decay": 1.0}):
         with pytest.raises(ValueError):
             SpikeGuard(**kwargs)
     from vq_models.train.stage2 import load_stage2_config
 
-    for override in ("spike_factor=0.5", "spike_snapshot_every=0", "spike_lr_backoff=2"):
+    for override in ("spike_factor=0.5", "spike_snapshot_every=0", "spike_lr_backoff=2", "spike_warmup=-1",
+                     "spike_decay=1.0"):
         with pytest.raises(InputError, match=override.split("=")[0]):
             load_stage2_config("tiny", overrides=[override])
     assert load_stage2_config("cpu").spike_factor == 8.0

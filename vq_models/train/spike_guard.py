@@ -69,6 +69,10 @@ class SpikeGuard:
             raise ValueError(f"snapshot interval must be >= 1 step, got {self.every}")
         if not 0 < self.backoff <= 1:
             raise ValueError(f"learning-rate backoff must be in (0, 1], got {self.backoff}")
+        if self.warmup < 0:
+            raise ValueError(f"warm-up must be >= 0 steps, got {self.warmup}")
+        if not 0 < self.decay < 1:
+            raise ValueError(f"running-mean decay must be in (0, 1), got {self.decay}")
 
     @property
     def enabled(self) -> bool:

@@ -104,6 +104,8 @@ class Stage2Config:
     spike_factor: float = 0.0
     spike_snapshot_every: int = 100
     spike_lr_backoff: float = 0.5
+    spike_warmup: int = 100  # steps before spikes are looked for (early losses fall fast and are noisy)
+    spike_decay: float = 0.95  # of the running mean a spike is measured against
     seed: int = 0
     num_threads: int = 0
 
@@ -202,6 +204,10 @@ def _validate(c: Stage2Config) -> None:
         raise InputError(f"stage2 config: spike_snapshot_every must be >= 1, got {c.spike_snapshot_every}")
     if not 0 < c.spike_lr_backoff <= 1:
         raise InputError(f"stage2 config: spike_lr_backoff must be in (0, 1], got {c.spike_lr_backoff}")
+    if c.spike_warmup < 0:
+        raise InputError(f"stage2 config: spike_warmup must be >= 0, got {c.spike_warmup}")
+    if not 0 < c.spike_decay < 1:
+        raise InputError(f"stage2 config: spike_decay must be in (0, 1), got {c.spike_decay}")
 
 
 def build_generator(config: Stage2Config, num_channels: int):
@@ -409,7 +415,8 @@ def _train_stage2(
     optims = {"G": opt_g, "D": opt_d}
     start = 0
     prev_seconds = 0.0
-    guard = SpikeGuard(config.spike_factor, config.spike_snapshot_every, config.spike_lr_backoff)
+    guard = SpikeGuard(config.spike_factor, config.spike_snapshot_every, config.spike_lr_backoff,
+                       config.spike_warmup, config.spike_decay)
     if resume and ckpts.latest() is not None:
         start, state = ckpts.load(ckpts.latest(), modules, optims)
         prev_seconds = float(state.get("train_seconds", 0.0))
