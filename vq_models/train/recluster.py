@@ -57,6 +57,7 @@ def recluster(
     from vq_models.train.stage1 import (
         ShotFrames,
         Stage1Config,
+        check_colour_tap,
         colour_tap_meta,
         features_in_order,
         fit_codebook,
@@ -72,18 +73,12 @@ def recluster(
         if not 2 <= num_codes <= 255:
             raise InputError(f"--codes {num_codes}: choose 2..255 (labels are uint8)")
         changes["num_codes"] = int(num_codes)
-    if rgb_weight is not None:
-        if rgb_weight < 0:
-            raise InputError(f"--rgb-weight {rgb_weight}: must be >= 0 (0 = no RGB tap)")
-        changes["vq_rgb_weight"] = float(rgb_weight)
-    if context_weight is not None:
-        if context_weight < 0:
-            raise InputError(f"--context-weight {context_weight}: must be >= 0 (0 = no context tap)")
-        changes["vq_context_weight"] = float(context_weight)
-    if context_sigma is not None:
-        if not 0 < context_sigma <= 0.25:
-            raise InputError(f"--context-sigma {context_sigma}: must be in (0, 0.25] (a fraction of the label width)")
-        changes["vq_context_sigma"] = float(context_sigma)
+    for name, flag, value in (("vq_rgb_weight", "--rgb-weight", rgb_weight),
+                              ("vq_context_weight", "--context-weight", context_weight),
+                              ("vq_context_sigma", "--context-sigma", context_sigma)):
+        if value is not None:
+            check_colour_tap(name, value, flag)
+            changes[name] = float(value)
     if roi_weight is not None:
         if roi_weight < 1:
             raise InputError(f"--roi-weight {roi_weight}: must be >= 1 (1 = every pixel counts the same)")

@@ -330,13 +330,24 @@ def _check_resolutions(config: Stage1Config, gen: nn.Module) -> None:
                     or not any(float(w) > 0 for w in weights)):
         raise InputError(f"config.vq_scale_weights: {list(weights)} needs one weight >= 0 per vq_resolutions "
                          f"entry {list(config.vq_resolutions)}, at least one > 0 (or [] for plain concatenation)")
-    if config.vq_rgb_weight < 0:
-        raise InputError(f"config.vq_rgb_weight: {config.vq_rgb_weight} must be >= 0 (0 = no RGB tap)")
-    if config.vq_context_weight < 0:
-        raise InputError(f"config.vq_context_weight: {config.vq_context_weight} must be >= 0 (0 = no context tap)")
-    if not 0 < config.vq_context_sigma <= 0.25:
-        raise InputError(f"config.vq_context_sigma: {config.vq_context_sigma} must be in (0, 0.25] "
-                         "(a fraction of the label width)")
+    for name in COLOUR_TAP_RULES:
+        check_colour_tap(name, getattr(config, name), f"config.{name}:")
+
+
+# The colour taps' valid ranges, one definition for training's config check and recluster's flags.
+COLOUR_TAP_RULES: dict[str, tuple[Any, str]] = {
+    "vq_rgb_weight": (lambda v: v >= 0, "must be >= 0 (0 = no RGB tap)"),
+    "vq_context_weight": (lambda v: v >= 0, "must be >= 0 (0 = no context tap)"),
+    "vq_context_sigma": (lambda v: 0 < v <= 0.25, "must be in (0, 0.25] (a fraction of the label width)"),
+}
+
+
+def check_colour_tap(name: str, value: float, label: str) -> None:
+    """Raise an InputError starting with ``label`` (a config path or a command-line flag) when ``value`` is
+    outside the range of colour-tap setting ``name``."""
+    valid, rule = COLOUR_TAP_RULES[name]
+    if not valid(value):
+        raise InputError(f"{label} {value} {rule}")
 
 
 # --------------------------------------------------------------------------------------------------
