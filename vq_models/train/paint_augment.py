@@ -63,9 +63,10 @@ def paint_batch(
     The ellipse is centred on a random ROI pixel (label grid) with semi-axes drawn in [2, radius] across and
     [1, radius / 2] down: mouth and eye parts are wider than tall. Its code is drawn uniformly from the
     distinct codes of frame t within 2 x ``radius`` of the centre, i.e. a code displaced locally, which is
-    what edits do (cavity over teeth, eyelid over the eye, skin over a brow). Codes from anywhere in the
-    face (teeth painted into a pupil) made the renderer learn a task no edit asks for: held-out SSIM fell
-    0.947 -> 0.897 after 600 steps on the synthetic shot. A sample without ROI pixels stays as it was."""
+    what edits do (cavity over teeth, eyelid over the eye, skin over a brow), rather than a teeth code in a
+    pupil, which no edit asks for. (Codes from anywhere in the ROI were only tried with an earlier form of
+    the loss, which failed for another reason, see :func:`painted_targets`; no difference is claimed.) A
+    sample without ROI pixels stays as it was."""
     b, _, size, _ = windows.shape
     out = windows.clone()
     blob = torch.zeros(b, 1, size, size, device=windows.device)

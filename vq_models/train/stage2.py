@@ -146,7 +146,7 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
     # than the code's own mean (0.32, 0.105, 0.112): teeth 0 vs the what-if 26.0 dB. Half of each batch with
     # a nearby code painted into the ROI (paint_prob, train/paint_augment.py) brought the render to the code's
     # mean: 27.7 dB with the same fill, 29.3 with the darkest cavity code above (the teeth op's default now),
-    # held-out SSIM 0.958, 10.0 min. A separate mean-colour loss instead of L1 targets had cost SSIM 0.05.
+    # held-out SSIM 0.958, 10.1 min. A separate mean-colour loss instead of L1 targets had cost SSIM 0.05.
     "cpu": Stage2Config(
         render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
         spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
