@@ -168,10 +168,12 @@ def test_prior_groups_train_and_bad_config(tmp_path):
     make_shot(root)
     prior = root / "prior.json"
     prior.write_text(json.dumps({"version": 1, "segments": {"left": [0], "right": [1]}}))
-    cfg = load_stage2_config("tiny", overrides=["iterations=2", "log_every=1"])
+    # painting reads the palette per prior group (codes 0 and 1 are one channel each here, code 2 unassigned)
+    cfg = load_stage2_config("tiny", overrides=["iterations=2", "log_every=1", "paint_prob=1.0", "paint_radius=3"])
     out = train_stage2(root, cfg, prior_path=prior)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["channel_names"] == ["left", "right", "unassigned"]
+    assert meta["code_colours"][2] is None and np.allclose(meta["code_colours"][0], RED, atol=3e-3)
     assert meta["prior"]["segments"] == {"left": [0], "right": [1]}
     with pytest.raises(InputError, match="render_size"):
         load_stage2_config("tiny", overrides=["render_size=48"])
