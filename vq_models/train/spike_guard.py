@@ -21,7 +21,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["SpikeGuard", "Rollback"]
+__all__ = ["SpikeGuard", "Rollback", "SETTING_RULES"]
+
+# Valid ranges of the guard's settings, one definition for the class and Stage II's config check.
+SETTING_RULES: dict[str, tuple[Any, str]] = {
+    "factor": (lambda v: v == 0 or v > 1, "must be 0 (off) or > 1"),
+    "every": (lambda v: v >= 1, "must be >= 1 step"),
+    "backoff": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "warmup": (lambda v: v >= 0, "must be >= 0 steps"),
+    "decay": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+}
 
 
 @dataclass
@@ -63,16 +72,9 @@ class SpikeGuard:
     _snapshots: deque = field(default_factory=lambda: deque(maxlen=2))
 
     def __post_init__(self) -> None:
-        if self.factor < 0 or (0 < self.factor <= 1):
-            raise ValueError(f"spike factor must be 0 (off) or > 1, got {self.factor}")
-        if self.every < 1:
-            raise ValueError(f"snapshot interval must be >= 1 step, got {self.every}")
-        if not 0 < self.backoff <= 1:
-            raise ValueError(f"learning-rate backoff must be in (0, 1], got {self.backoff}")
-        if self.warmup < 0:
-            raise ValueError(f"warm-up must be >= 0 steps, got {self.warmup}")
-        if not 0 < self.decay < 1:
-            raise ValueError(f"running-mean decay must be in (0, 1), got {self.decay}")
+        for name, (valid, rule) in SETTING_RULES.items():
+            if not valid(getattr(self, name)):
+                raise ValueError(f"{name} {rule}, got {getattr(self, name)}")
 
     @property
     def enabled(self) -> bool:

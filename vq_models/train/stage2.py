@@ -198,16 +198,17 @@ def _validate(c: Stage2Config) -> None:
         raise InputError(f"stage2 config: paint_margin and lambda_paint must be >= 0, got {c.paint_margin}, {c.lambda_paint}")
     if c.roi_l1_weight < 0:
         raise InputError(f"stage2 config: roi_l1_weight must be >= 0, got {c.roi_l1_weight}")
-    if c.spike_factor < 0 or 0 < c.spike_factor <= 1:
-        raise InputError(f"stage2 config: spike_factor must be 0 (off) or > 1, got {c.spike_factor}")
-    if c.spike_snapshot_every < 1:
-        raise InputError(f"stage2 config: spike_snapshot_every must be >= 1, got {c.spike_snapshot_every}")
-    if not 0 < c.spike_lr_backoff <= 1:
-        raise InputError(f"stage2 config: spike_lr_backoff must be in (0, 1], got {c.spike_lr_backoff}")
-    if c.spike_warmup < 0:
-        raise InputError(f"stage2 config: spike_warmup must be >= 0, got {c.spike_warmup}")
-    if not 0 < c.spike_decay < 1:
-        raise InputError(f"stage2 config: spike_decay must be in (0, 1), got {c.spike_decay}")
+    from vq_models.train.spike_guard import SETTING_RULES
+
+    for setting, field_name in SPIKE_FIELDS.items():
+        valid, rule = SETTING_RULES[setting]
+        if not valid(getattr(c, field_name)):
+            raise InputError(f"stage2 config: {field_name} {rule}, got {getattr(c, field_name)}")
+
+
+# Stage II config field of each spike-guard setting
+SPIKE_FIELDS = {"factor": "spike_factor", "every": "spike_snapshot_every", "backoff": "spike_lr_backoff",
+                "warmup": "spike_warmup", "decay": "spike_decay"}
 
 
 def build_generator(config: Stage2Config, num_channels: int):
@@ -415,8 +416,7 @@ def _train_stage2(
     optims = {"G": opt_g, "D": opt_d}
     start = 0
     prev_seconds = 0.0
-    guard = SpikeGuard(config.spike_factor, config.spike_snapshot_every, config.spike_lr_backoff,
-                       config.spike_warmup, config.spike_decay)
+    guard = SpikeGuard(**{setting: getattr(config, name) for setting, name in SPIKE_FIELDS.items()})
     if resume and ckpts.latest() is not None:
         start, state = ckpts.load(ckpts.latest(), modules, optims)
         prev_seconds = float(state.get("train_seconds", 0.0))
