@@ -26,6 +26,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from vq_models.errors import InputError
+from vq_models.io.image_data import ImageData
 
 LINEAR = "lin_rec709"
 SRGB = "sRGB"
@@ -143,12 +144,10 @@ def convert(pixels: np.ndarray, src: str, dst: str) -> np.ndarray:
 def to_network(image: Any, colorspace: str | None = None) -> np.ndarray:
     """Display sRGB float32 (H, W, 3) in [0, 1] for the networks, over the display window.
 
-    ``image`` is an :class:`~vq_models.io.images.ImageData` (its own colour space is used unless
+    ``image`` is an :class:`~vq_models.io.image_data.ImageData` (its own colour space is used unless
     ``colorspace`` is given) or an array (H, W, C) in ``colorspace``. Grey images become three equal
     channels; alpha is dropped.
     """
-    from vq_models.io.images import ImageData
-
     if isinstance(image, ImageData):
         space = colorspace or image.colorspace
         full = ImageData(image.full_frame(), image.channels, display_window=image.display_window,

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,10 @@ import OpenImageIO as oiio
 
 from vq_models.errors import ImageIOError, InputError
 from vq_models.io.atomic import atomic_path
+from vq_models.io.colour import default_colorspace, resolve_colorspace
+from vq_models.io.image_data import ImageData, Window, as_float_pixels, default_channel_names
 
 log = logging.getLogger(__name__)
-
-Window = tuple[int, int, int, int]  # (x, y, width, height)
 
 #: dtype names accepted by :func:`write_image`, mapped to OIIO base types and bits per sample.
 DTYPES: dict[str, tuple[str, int]] = {
@@ -55,112 +55,6 @@ FORMAT_DTYPES: dict[str, tuple[str, tuple[str, ...]]] = {
 # Attributes that describe how a particular file was stored, or that ImageData carries in its own fields:
 # keeping them in ``metadata`` would make a rewritten file lie (a stale colour space, a wrong bit depth).
 _STRUCTURAL_ATTRS = {"PixelAspectRatio", "colorInteropID", "ICCProfile", "ImageDescription:ColorSpace"}
-
-
-def _default_channel_names(n: int) -> list[str]:
-    if n == 1:
-        return ["Y"]
-    if n == 2:
-        return ["Y", "A"]
-    names = ["R", "G", "B", "A"][:n]
-    return names + [f"channel{i}" for i in range(len(names), n)]
-
-
-def as_float_pixels(pixels: np.ndarray) -> np.ndarray:
-    """float32 pixels; integer arrays are scaled to [0, 1] by their type's range (uint8 / 255), so an
-    8-bit preview handed to :func:`write_image` is not mistaken for values in the hundreds."""
-    arr = np.asarray(pixels)
-    if arr.dtype == np.bool_:
-        return arr.astype(np.float32)
-    if np.issubdtype(arr.dtype, np.unsignedinteger):
-        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-    return arr.astype(np.float32, copy=False)
-
-
-@dataclass
-class ImageData:
-    """An image plus everything needed to write it back faithfully.
-
-    ``pixels`` covers the data window only (EXR plates often store just the region that holds pixels);
-    :meth:`full_frame` places them into the display window, which is what a viewer shows.
-    """
-
-    pixels: np.ndarray
-    channels: list[str] = field(default_factory=list)
-    data_window: Window = (0, 0, 0, 0)
-    display_window: Window = (0, 0, 0, 0)
-    pixel_aspect: float = 1.0
-    colorspace: str = "sRGB"
-    metadata: dict[str, Any] = field(default_factory=dict)
-    bit_depth: str = ""  # the file's sample type ("uint8", "uint16", "uint10", "half", "float"); "" if none
-
-    def __post_init__(self) -> None:
-        px = as_float_pixels(self.pixels)
-        if px.ndim == 2:
-            px = px[..., None]
-        if px.ndim != 3:
-            raise ValueError(f"ImageData pixels must be (H, W, C), got shape {px.shape}")
-        self.pixels = px
-        h, w, c = px.shape
-        if not self.channels:
-            self.channels = _default_channel_names(c)
-        if len(self.channels) != c:
-            raise ValueError(f"ImageData has {c} channels but {len(self.channels)} names")
-        if self.data_window == (0, 0, 0, 0):
-            self.data_window = (0, 0, w, h)
-        if self.display_window == (0, 0, 0, 0):
-            self.display_window = self.data_window
-        self.data_window = tuple(int(v) for v in self.data_window)  # type: ignore[assignment]
-        self.display_window = tuple(int(v) for v in self.display_window)  # type: ignore[assignment]
-        if self.data_window[2:] != (w, h):
-            raise ValueError(f"data window {self.data_window} does not match pixels of size {w}x{h}")
-
-    @property
-    def width(self) -> int:
-        """Width of the display window (the frame a viewer shows)."""
-        return self.display_window[2]
-
-    @property
-    def height(self) -> int:
-        """Height of the display window."""
-        return self.display_window[3]
-
-    @property
-    def nchannels(self) -> int:
-        return self.pixels.shape[2]
-
-    def channel_index(self, name: str) -> int | None:
-        """Index of a channel by (case-insensitive) name, or None."""
-        lower = [c.lower() for c in self.channels]
-        return lower.index(name.lower()) if name.lower() in lower else None
-
-    def full_frame(self, fill: float = 0.0) -> np.ndarray:
-        """Pixels over the display window: data outside it is cropped, missing areas get ``fill``."""
-        dx, dy, dw, dh = self.data_window
-        fx, fy, fw, fh = self.display_window
-        if (dx, dy, dw, dh) == (fx, fy, fw, fh):
-            return self.pixels.copy()
-        out = np.full((fh, fw, self.nchannels), fill, dtype=np.float32)
-        x0, y0 = max(dx, fx), max(dy, fy)
-        x1, y1 = min(dx + dw, fx + fw), min(dy + dh, fy + fh)
-        if x1 > x0 and y1 > y0:
-            out[y0 - fy : y1 - fy, x0 - fx : x1 - fx] = self.pixels[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-        return out
-
-    def rgb(self) -> np.ndarray:
-        """The colour channels over the data window, (H, W, 3): R, G, B by name, else the first three;
-        a grey image is repeated into three channels."""
-        idx = [self.channel_index(n) for n in ("R", "G", "B")]
-        if all(i is not None for i in idx):
-            return self.pixels[..., idx]  # type: ignore[index]
-        if self.nchannels >= 3:
-            return self.pixels[..., :3]
-        return np.repeat(self.pixels[..., :1], 3, axis=2)
-
-    def alpha(self) -> np.ndarray | None:
-        """The alpha channel (H, W) over the data window, or None."""
-        i = self.channel_index("A")
-        return None if i is None else self.pixels[..., i]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,8 +105,6 @@ def _metadata_from_spec(spec: oiio.ImageSpec) -> dict[str, Any]:
 
 
 def _file_colorspace(spec: oiio.ImageSpec, path: Path) -> str:
-    from vq_models.io.colour import default_colorspace, resolve_colorspace
-
     named = spec.get_string_attribute("oiio:ColorSpace", "")
     if named:
         try:
@@ -332,7 +224,7 @@ def _fit_channels(pixels: np.ndarray, names: list[str], n: int, path: Path) -> t
         rgb = np.repeat(pixels, 3, axis=2)
         if n == 4:
             rgb = np.concatenate([rgb, np.ones_like(pixels)], axis=2)
-        return rgb, _default_channel_names(n)
+        return rgb, default_channel_names(n)
     if c == 2 and n == 4:  # grey + alpha
         return np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:2]], axis=2), ["R", "G", "B", "A"]
     if c == 3 and n == 4:
@@ -471,8 +363,6 @@ def write_image(
     else:
         base = ImageData(pixels=as_float_pixels(image))
         if colorspace is None:
-            from vq_models.io.colour import default_colorspace
-
             base.colorspace = default_colorspace(path)
     pixels = base.pixels
     names = list(channels) if channels is not None else list(base.channels)
@@ -486,8 +376,6 @@ def write_image(
         fwin = dwin
     aspect = float(pixel_aspect if pixel_aspect is not None else base.pixel_aspect)
     if colorspace is not None:
-        from vq_models.io.colour import resolve_colorspace
-
         cs = resolve_colorspace(colorspace)
     else:
         cs = base.colorspace
