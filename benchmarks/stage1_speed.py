@@ -87,7 +87,7 @@ def main() -> int:
             torch.cuda.synchronize()
         label_ms = (time.monotonic() - t) / n * 1000
     result = {
-        "preset": args.preset, "device": args.device, "prior": meta["prior"], "threads": args.threads, "steps": args.steps,
+        "preset": args.preset, "device": args.device, "backbone": meta.get("backbone", meta.get("prior")), "threads": args.threads, "steps": args.steps,
         "batch_size": config.batch_size, "input_size": config.input_size, "label_size": config.label_size,
         "num_codes": config.num_codes, "code_dim": meta["code_dim"],
         "train_steps_per_s": round(args.steps / max(1e-9, meta["timings"]["train_seconds"]), 3),

@@ -58,12 +58,14 @@ def score(run_shot: Path, synth: Path, roi_weights: list[float], device: str) ->
     from vq_models.segmentation_eval import confusion, load_parts, match_codes, part_ious
     from vq_models.shot import Shot
     from vq_models.stage1_model import Stage1Model, plate_labels_to_crop
-    from vq_models.train.stage1 import ShotFrames, Stage1Config, features_in_order, foreground_features
+    from vq_models.train.codebook import foreground_features, label_frames, lloyd_refine
+    from vq_models.train.stage1_config import Stage1Config
+    from vq_models.train.stage1_data import ShotFrames
 
     shot = Shot.open(run_shot)
     model = Stage1Model.load(shot.stage1_dir, device)
     config = apply_mapping(Stage1Config(), read_config_file(shot.stage1_dir / "config.yaml"))
-    net, dev = model._net, torch.device(device)
+    net, dev = model.net, torch.device(device)
     data = ShotFrames(shot, config.input_size)
     names = load_parts(synth / "parts.json")
     num_parts = max(names) + 1
@@ -79,12 +81,11 @@ def score(run_shot: Path, synth: Path, roi_weights: list[float], device: str) ->
         vq.load_state_dict(model.quantizer.state_dict())
         if config.vq_refine_lloyd > 0:
             points = foreground_features(net, data, cfg, dev)
-            vq.refine(points, config.vq_refine_lloyd, generator=torch.Generator().manual_seed(config.seed))
+            lloyd_refine(vq, points, config)
         conf = np.zeros((config.num_codes, num_parts), np.int64)
-        for idx, x, _, _ in features_in_order(net, data, cfg, dev):
-            codes = vq.assign(x).cpu().numpy()
+        for idx, codes, _, _ in label_frames(net, vq, data, cfg, dev):
             for k, i in enumerate(idx):
-                conf += confusion(codes[k], gts[data.frames[i]], config.num_codes, num_parts)
+                conf += confusion(codes[k].numpy(), gts[data.frames[i]], config.num_codes, num_parts)
         ious = part_ious(conf, match_codes(conf))
         named = {names[p]: round(v, 4) for p, v in ious.items()}
         req = [named.get(n, 0.0) for n in REQUIRED]

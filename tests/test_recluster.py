@@ -65,7 +65,7 @@ def test_recluster_adds_the_context_tap_and_inference_agrees(trained: Path):
     assert meta["vq_context_sigma"] == 0.05 and meta["vq_context_multiplier"] == pytest.approx((2 / 3) ** 0.5)
     assert "vq_context_weight: 2.0" in (s1 / "config.yaml").read_text()
     model = Stage1Model.load(s1)
-    assert model._net.vq_context_sigma == 0.05 and model.quantizer.dim == 38
+    assert model.net.vq_context_sigma == 0.05 and model.quantizer.dim == 38
     fg = draw_frame(0)["fg"] > 0.5
     shot = Shot.open(trained)
     again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001))

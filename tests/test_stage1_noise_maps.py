@@ -95,13 +95,15 @@ def test_roi_weight_keeps_every_roi_pixel_and_thins_the_rest(tmp_path: Path):
 
     from vq_models.shot import Shot
     from vq_models.stage1_model import Stage1Model
-    from vq_models.train.stage1 import STAGE1_PRESETS, ShotFrames, foreground_features
+    from vq_models.train.codebook import foreground_features
+    from vq_models.train.stage1_config import STAGE1_PRESETS
+    from vq_models.train.stage1_data import ShotFrames
 
     root = tmp_path / "shot"
     make_shot(root)
     assert main(["train", str(root), "--stage", "1", "--preset", "tiny", "--iters", "1"]) == 0
     shot = Shot.open(root)
-    net = Stage1Model.load(shot.stage1_dir)._net
+    net = Stage1Model.load(shot.stage1_dir).net
     base = STAGE1_PRESETS["tiny"]
     data = ShotFrames(shot, base.input_size)
     dev = torch.device("cpu")

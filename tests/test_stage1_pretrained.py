@@ -37,8 +37,9 @@ def test_pretrained_generator_stays_frozen_and_meta_says_so(tmp_path: Path):
                "--stylegan", str(ckpt)])
     assert rc == 0
     meta = json.loads((shot.stage1_dir / "meta.json").read_text())
-    assert meta["prior"] == "pretrained" and meta["generator_trained"] is False
-    assert meta["prior_sources"] == {"stylegan": str(ckpt)}
+    assert meta["backbone"] == "pretrained" and meta["generator_trained"] is False
+    assert meta["backbone_sources"] == {"stylegan": str(ckpt)}
+    assert "prior" not in meta  # "prior" is the artist prior's word (prior.json), never the StyleGAN backbone
     assert meta["encoder"]["kind"] == "spatial"  # the tiny preset's from-scratch encoder
     saved = load_weights(shot.stage1_dir / "model.safetensors")
     for k, v in state.items():

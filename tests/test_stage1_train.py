@@ -37,7 +37,7 @@ def trained(tmp_path_factory) -> Path:
 def test_train_writes_every_output(trained: Path):
     s1 = trained / "stage1"
     meta = json.loads((s1 / "meta.json").read_text())
-    assert meta["prior"] == "embedded" and meta["generator_trained"] is True
+    assert meta["backbone"] == "embedded" and meta["generator_trained"] is True
     assert meta["identity_loss"] is False and meta["perceptual_backend"]
     assert meta["num_codes"] == K and meta["label_size"] == CROP and meta["steps"] == 4
     assert meta["resolutions"] == [16, 32] and meta["frames"] == [1001, 1002, 1003, 1004]
@@ -78,6 +78,19 @@ def test_labels_from_new_image_match_training_labels(trained: Path):
     assert agree > 0.7, agree
     # deterministic
     assert np.array_equal(new, model.labels_from_image(d["overlay"], d["fg"]))
+
+
+def test_backbone_is_read_from_old_meta_files_that_called_it_prior(trained: Path, tmp_path: Path):
+    """meta.json written before the rename said "prior": "embedded"; such models still load and report it."""
+    from vq_models.stage1_model import Stage1Model
+
+    old = tmp_path / "stage1"
+    shutil.copytree(trained / "stage1", old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta["prior"] = meta.pop("backbone")
+    (old / "meta.json").write_text(json.dumps(meta))
+    assert Stage1Model.load(old, load_networks=False).backbone == "embedded"
+    assert Stage1Model.load(trained / "stage1", load_networks=False).backbone == "embedded"
 
 
 def test_plate_space_labels_are_255_outside_the_crop(trained: Path, tmp_path: Path):
@@ -145,7 +158,7 @@ def test_scale_weights_and_lloyd_refine_are_recorded_and_used_at_inference(train
     assert meta["vq_scale_multipliers"] == pytest.approx([(1 / 16) ** 0.5, (1 / 16) ** 0.5])
     assert 1 <= meta["vq_refine_lloyd_passes"] <= 3
     model = Stage1Model.load(trained / "stage1")
-    assert model._net is not None and model._net.vq_multipliers == pytest.approx(meta["vq_scale_multipliers"])
+    assert model.net.vq_multipliers == pytest.approx(meta["vq_scale_multipliers"])
     d = draw_frame(1)
     x, _ = model.features(d["overlay"], d["fg"])
     # the 16² tap's block (first 16 channels) carries the multiplier: its fg RMS is ~0.25, not ~1
@@ -167,7 +180,7 @@ def test_rgb_tap_is_recorded_and_inference_labels_match_training(tmp_path: Path)
     assert meta["code_dim"] == 16 + 16 + 3 and meta["vq_rgb_weight"] == 4.0
     assert meta["vq_rgb_multiplier"] == pytest.approx((4 / 3) ** 0.5)
     model = Stage1Model.load(root / "stage1")
-    assert model.quantizer.dim == 35 and model._net.vq_rgb_multiplier == pytest.approx(meta["vq_rgb_multiplier"])
+    assert model.quantizer.dim == 35 and model.net.vq_rgb_multiplier == pytest.approx(meta["vq_rgb_multiplier"])
     d = draw_frame(0)
     x, _ = model.features(d["overlay"], d["fg"])
     fg = torch.from_numpy(d["fg"] > 0.5)

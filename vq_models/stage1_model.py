@@ -278,6 +278,20 @@ class Stage1Model:
 
     # --- description -------------------------------------------------------------------------------
     @property
+    def net(self) -> InversionNet:
+        """Encoder + generator + quantizer taps: what ``vqedit recluster`` and the Stage I sweep benchmark
+        refit a codebook on."""
+        if self._net is None:
+            raise InputError(f"{self.stage1_dir}: Stage I model loaded without its networks")
+        return self._net
+
+    @property
+    def backbone(self) -> str:
+        """Which StyleGAN backbone the model inverts into: "embedded" or "pretrained" (meta.json files
+        written before the rename call the key "prior", which now means only the artist prior)."""
+        return str(self.meta.get("backbone", self.meta.get("prior", "")))
+
+    @property
     def num_codes(self) -> int:
         return int(self.meta["num_codes"])
 

@@ -21,11 +21,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
+from vq_models.config import apply_mapping, config_to_dict, read_config_file, save_config
 from vq_models.errors import InputError
+from vq_models.io.atomic import atomic_write_json
+from vq_models.quantizer import rgb_multiplier
+from vq_models.shot import Shot
+from vq_models.stage1_model import CODEBOOK_FILE, LABEL_DIR, META_FILE, Stage1Model, read_meta
+from vq_models.train.checkpoint import save_weights
+from vq_models.train.codebook import (
+    colour_tap_meta,
+    fit_codebook,
+    foreground_features,
+    usage_meta,
+    write_labels,
+)
+from vq_models.train.stage1_config import Stage1Config, check_colour_tap
+from vq_models.train.stage1_data import ShotFrames
 
 
 def stale_dependents(shot_root: Path) -> list[Path]:
@@ -47,23 +60,6 @@ def recluster(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """New codebook and labels for SHOT's trained Stage I network; returns a summary (also in meta.json)."""
-    from vq_models.config import apply_mapping, config_to_dict, read_config_file, save_config
-    from vq_models.io.atomic import atomic_write_json
-    from vq_models.io.images import write_label_map
-    from vq_models.quantizer import rgb_multiplier
-    from vq_models.shot import Shot
-    from vq_models.stage1_model import CODEBOOK_FILE, LABEL_DIR, LABEL_NAME, META_FILE, Stage1Model, read_meta
-    from vq_models.train.checkpoint import save_weights
-    from vq_models.train.stage1 import (
-        ShotFrames,
-        Stage1Config,
-        check_colour_tap,
-        colour_tap_meta,
-        features_in_order,
-        fit_codebook,
-        foreground_features,
-    )
-
     shot = Shot.open(shot_dir)
     out = shot.stage1_dir
     meta = read_meta(out)
@@ -102,8 +98,7 @@ def recluster(
     t0 = time.monotonic()
     dev = torch.device(device)
     model = Stage1Model.load(out, device)
-    net = model._net
-    assert net is not None
+    net = model.net
     net.vq_rgb_multiplier = rgb_multiplier(config.vq_rgb_weight)
     net.vq_context_multiplier = rgb_multiplier(config.vq_context_weight)
     net.vq_context_sigma = config.vq_context_sigma
@@ -123,20 +118,13 @@ def recluster(
     for d in (new_dir, old_dir):
         if d.exists():
             shutil.rmtree(d)
-    usage = torch.zeros(config.num_codes, dtype=torch.long)
-    for idx, x, batch, _ in features_in_order(net, data, config, dev):
-        codes = vq.assign(x).cpu()
-        fg = (F.interpolate(batch["fg"], size=codes.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5).cpu()
-        usage += torch.bincount(codes[fg].flatten(), minlength=config.num_codes)
-        for k, i in enumerate(idx):
-            write_label_map(new_dir / LABEL_NAME.format(data.frames[i]), codes[k].numpy().astype(np.uint8))
+    usage = write_labels(net, vq, data, config, dev, new_dir)
     save_weights(out / CODEBOOK_FILE, dict(vq.state_dict().items()))
     save_config(config, out / "config.yaml")
     if (out / LABEL_DIR).exists():
         (out / LABEL_DIR).rename(old_dir)
     new_dir.rename(out / LABEL_DIR)
     shutil.rmtree(old_dir, ignore_errors=True)
-    p = usage.float() / usage.sum().clamp_min(1)
     summary = {
         "from": {"num_codes": old.num_codes, "vq_rgb_weight": old.vq_rgb_weight,
                  "vq_context_weight": old.vq_context_weight, "vq_context_sigma": old.vq_context_sigma,
@@ -152,9 +140,7 @@ def recluster(
         "code_dim": int(vq.dim),
         **colour_tap_meta(config, net),
         "vq_refine_lloyd_passes": passes,
-        "codes_used": int((usage > 0).sum()),
-        "label_perplexity": float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())) if usage.sum() > 0 else 0.0,
-        "code_usage": usage.tolist(),
+        **usage_meta(usage),
         "config": config_to_dict(config),
         "reclustered": meta.get("reclustered", []) + [summary],
     })
