@@ -77,7 +77,8 @@ def stage2_rate(render_size: int, num_codes: int, label_size: int, frames: int, 
 
     import torch
 
-    from vq_models.train.stage2 import STAGE2_PRESETS, build_generator
+    from vq_models.stage2_model import build_generator
+    from vq_models.train.stage2_config import STAGE2_PRESETS
 
     cfg = dataclasses.replace(STAGE2_PRESETS[arch], render_size=render_size)
     g = build_generator(cfg, num_codes).eval().to(device)

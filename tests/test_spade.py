@@ -271,7 +271,7 @@ def test_label_embedding_reads_k_independent_width_and_is_a_per_code_vector():
 def test_channel_indices_equal_the_one_hot_embedding_in_value_and_gradient():
     """With label_embed, G takes (B, T, L, L) channel indices: same render and same weight gradients as the
     one-hot window, without the (B, T*C, L, L) float tensor."""
-    from vq_models.train.stage2 import generator_input, window_onehot
+    from vq_models.stage2_model import generator_input, window_onehot
 
     torch.manual_seed(0)
     C = 7

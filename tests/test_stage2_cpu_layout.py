@@ -57,7 +57,7 @@ def test_cpu_preset_uses_the_cheap_layout_and_new_fields_are_validated():
 
 
 def test_lr_decay_schedule_and_training_uses_it(tmp_path):
-    from vq_models.train.stage2 import lr_scale
+    from vq_models.train.stage2_step import lr_scale
 
     assert [lr_scale(s, 10, 1.0) for s in (1, 10)] == [1.0, 1.0]
     got = [lr_scale(s, 10, 0.5) for s in range(1, 11)]
@@ -78,7 +78,7 @@ def test_lr_decay_schedule_and_training_uses_it(tmp_path):
 
 
 def test_divergence_is_flagged_from_the_curve():
-    from vq_models.train.stage2 import diverged
+    from vq_models.train.stage2_export import diverged
 
     curve = [{"step": 200, "ssim": 0.85}, {"step": 400, "ssim": 0.93}]
     assert diverged(curve, 0.001)  # the saturated-tanh failure seen at lr 3e-3 without decay

@@ -2,7 +2,8 @@
 
 Used by the runtime (``ShotModel.render_window``), the render server and benchmarks. The code → channel
 lookup table saved at train time (identity for raw codes, the artist prior's grouping otherwise) is
-applied here, so callers always pass raw Stage I codes (possibly edited).
+applied here, so callers always pass raw Stage I codes (possibly edited). The generator's shape and what
+it reads (:func:`build_generator`, :func:`generator_input`) are defined here, for training and inference.
 """
 
 from __future__ import annotations
@@ -12,9 +13,42 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from vq_models.errors import InputError
 from vq_models.io.jsonfile import read_json
+from vq_models.nets.spade import SPADEGenerator
+from vq_models.train.checkpoint import load_weights, split_weights
+from vq_models.train.data import codes_to_onehot
+from vq_models.train.stage2_config import Stage2Config, load_stage2_config
+
+
+def build_generator(config: Stage2Config, num_channels: int) -> SPADEGenerator:
+    """The SPADE generator for ``num_channels`` classes (codes or prior groups) per window frame."""
+    frames = 3 if config.temporal_window else 1
+    return SPADEGenerator(
+        label_nc=frames * num_channels, render_size=config.render_size, const_size=config.const_size,
+        ch_max=config.ch_max, ch_min=config.ch_min, hidden=config.spade_hidden, spectral=config.spectral_norm,
+        shared_embed=config.spade_shared, upsample_params=config.spade_upsample_params,
+        spatial_bias_from=config.spatial_bias_from, label_embed=config.label_embed,
+    )
+
+
+def generator_input(G: torch.nn.Module, codes: Tensor, lut: Tensor, num_channels: int, temporal_window: bool) -> Tensor:
+    """What ``G`` reads for (B, 3, L, L) window codes: channel indices (B, T, L, L) when it has a learned label
+    embedding (a gather, no one-hot), else the one-hot window (:func:`window_onehot`)."""
+    if getattr(G, "label_embed", None) is None:
+        return window_onehot(codes, lut, num_channels, temporal_window)
+    if not temporal_window:
+        codes = codes[:, 1:2]
+    return lut.to(codes.device).long()[codes.long()]
+
+
+def window_onehot(codes: Tensor, lut: Tensor, num_channels: int, temporal_window: bool) -> Tensor:
+    """(B, 3, L, L) window codes → generator input (B, 3C or C, L, L)."""
+    if not temporal_window:
+        codes = codes[:, 1:2]
+    return codes_to_onehot(codes, lut, num_channels)
 
 
 @dataclass
@@ -32,9 +66,6 @@ class Stage2Renderer:
     @classmethod
     def load(cls, stage2_dir: str | Path, device: str = "cpu") -> Stage2Renderer:
         """Rebuild the generator from config.yaml + meta.json and load model.safetensors."""
-        from vq_models.train.checkpoint import load_weights, split_weights
-        from vq_models.train.stage2 import build_generator, load_stage2_config
-
         root = Path(stage2_dir)
         for name in ("meta.json", "config.yaml", "model.safetensors"):
             if not (root / name).is_file():
@@ -90,8 +121,6 @@ class Stage2Renderer:
     @torch.no_grad()
     def render_batch(self, windows: np.ndarray, batch_size: int = 4) -> np.ndarray:
         """uint8 (B, 3, L, L) windows (codes of t-1, t, t+1) → float32 (B, R, R, 3) sRGB in [0, 1]."""
-        from vq_models.train.stage2 import generator_input
-
         arr = self._check(windows)
         lut = torch.from_numpy(self.code_to_channel)
         out = []

@@ -1,0 +1,185 @@
+"""Stage II's knobs: the config dataclass, its presets and the check of its values.
+
+Why a module of its own: the trainer, the renderer (which rebuilds its generator from config.yaml) and the
+demo's fingerprint all read it. The experiments behind each preset's values are in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vq_models.config import load_config
+from vq_models.errors import InputError
+from vq_models.nets.spade import generator_channels
+from vq_models.train.spike_guard import SETTING_RULES
+
+__all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "check_stage2_config", "SPIKE_FIELDS"]
+
+
+@dataclass(frozen=True)
+class Stage2Config:
+    """Stage II knobs under the paper's names (λ's, lr's) plus the CPU-scale architecture sizes."""
+
+    render_size: int = 1024
+    const_size: int = 4
+    ch_max: int = 512
+    ch_min: int = 32
+    spade_hidden: int = 128
+    spade_shared: bool = False  # one label embedding per block instead of per norm (NVlabs layout = False)
+    spade_upsample_params: bool = False  # γ/β at label resolution, bilinearly upsampled above it
+    spatial_bias_from: int = 0  # learned crop-space maps on block outputs at >= this resolution (0 = off)
+    label_embed: int = 0  # learned per-code embedding width in front of the SPADE blocks (0 = one-hot in, NVlabs)
+    spectral_norm: bool = False
+    temporal_window: bool = True
+    d_channels: int = 64
+    d_layers: int = 3
+    num_d: int = 2
+    d_conditional: bool = True
+    d_spectral_norm: bool = True
+    batch_size: int = 2
+    iterations: int = 60000
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 0.5
+    lambda_adv: float = 0.01
+    lambda_gp: float = 10.0
+    gp_every: int = 4
+    lambda_lpips_roi: float = 1.0
+    lambda_lpips_nonroi: float = 0.2
+    perceptual: str = "alex"
+    perceptual_backbone: str = ""
+    bg_weight: float = 1.0
+    roi_l1_weight: float = 0.0
+    # random per-sample translation of labels and target together, up to this many label pixels (0 = off).
+    # Why: the learned constant and crop-space maps can memorise "teeth live here"; shifted batches make the
+    # renderer read the parts from the labels, which is what an edit that moves or removes a part relies on
+    shift_augment: int = 0
+    # painted-region augmentation (train/paint_augment.py): this fraction of each batch gets an ellipse of one
+    # nearby code (semi-axes up to paint_radius label px) painted into its ROI; L1 skips a paint_margin band
+    # around it and inside pulls the render's mean colour to the code's mean colour, with lambda_paint x an ROI
+    # pixel's weight (0 = off). Why: edits paint codes where the shot never had them, and the renderer must
+    # draw the code, not what usually sits there
+    paint_prob: float = 0.0
+    paint_radius: int = 8
+    paint_margin: int = 2
+    lambda_paint: float = 1.0
+    val_every: int = 10
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    image_every: int = 1000
+    eval_every: int = 0  # held-out SSIM / PSNR every N steps into tensorboard and meta.json (0 = only at the end)
+    grad_clip: float = 0.0  # max global norm of G's gradient per step (0 = off): caps a spike's Adam step
+    lr_decay_from: float = 1.0  # fraction of the run after which both lr's fall linearly to 0 (1.0 = constant)
+    # loss-spike rollback (train/spike_guard.py): a step whose G loss exceeds spike_factor x its running mean
+    # restores G, D and both optimisers from a snapshot (taken every spike_snapshot_every steps) and multiplies
+    # both lr's by spike_lr_backoff from then on (0 = off)
+    spike_factor: float = 0.0
+    spike_snapshot_every: int = 100
+    spike_lr_backoff: float = 0.5
+    spike_warmup: int = 100  # steps before spikes are looked for (early losses fall fast and are noisy)
+    spike_decay: float = 0.95  # of the running mean a spike is measured against
+    seed: int = 0
+    num_threads: int = 0
+
+
+STAGE2_PRESETS: dict[str, Stage2Config] = {
+    # seconds on a laptop core: for tests and smoke runs
+    "tiny": Stage2Config(
+        render_size=32, const_size=4, ch_max=32, ch_min=16, spade_hidden=16, d_channels=16, d_layers=2,
+        num_d=1, batch_size=2, iterations=60, lr_g=2e-3, lr_d=2e-3, lambda_l1=1.0, lambda_lpips_roi=0.0,
+        lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=50, log_every=5, image_every=50,
+        gp_every=4, bg_weight=0.5,
+    ),
+    # 128^2 on 2 CPU cores within ~20 minutes. Narrow generator (one person, one light), constant at 8^2,
+    # one shared label embedding per block and γ/β predicted at the 64^2 label resolution then upsampled
+    # (G step 2.2 s -> 1.4 s per batch of 4 on a loaded core, benchmarks/stage2_speed.py). The perceptual
+    # term is off: on CPU it cost ~10x the generator step. The L1 weight is lowered on the background (not
+    # pasted back) and raised in the ROI (eyes/mouth: what edits re-render). The adversarial term is off:
+    # on the 120-frame synthetic shot D's BCE stayed at 2 ln 2 = 1.386 (chance) for all 300 steps of a run
+    # with λ_adv 0.01, so it cost ~35% of every step for no signal at this budget. lr_g 3e-3: held-out SSIM
+    # 0.889 at step 400 vs 0.871 with 1e-3 (same Stage I shot, benchmarks/stage2_acceptance.py). 1800 steps
+    # measured 0.4-0.6 s each single-threaded on a shared 2-core box (≤ 18 min). Learned crop-space maps
+    # from 32² up (spatial_bias_from): SSIM 0.815 / 0.857 at steps 100 / 200 vs 0.758 / 0.834 without.
+    # lr decay over the last 40%: held-out SSIM 0.943 at the end (0.9375 at step 1600 at constant lr, and that
+    # run's tanh output saturated after step 1770). lr_g 3e-3 is at the edge: a run with maps only at 128²
+    # saturated by step 1080, so lr_g is 2e-3 and G's gradient norm is clipped at 0.5 (late steps: 0.04-0.09).
+    # That preset measured: held-out SSIM 0.9425 / PSNR 32.9 dB, 11.8 min single-threaded (load 1-2.5).
+    # On Stage I's K=128 codes at 128² labels the SPADE label convolutions read 3K = 384 channels and took most
+    # of the step (G fwd+bwd 0.59 s on 2 threads); a learned 32-wide code embedding in front (label_embed)
+    # brings that to 0.27 s. On Stage I's noise-map labels held-out SSIM passed 0.95 by step 200 (0.970 at 800,
+    # 0.9725 after 2600 steps that took 22.8 min on 2 threads), so the preset stopped at 1000 steps. Labels and
+    # target shifted together by up to 4 label px (shift_augment) stop the renderer memorising where the teeth
+    # are: teeth 0 vs the no-teeth what-if 23.9 -> 25.8 dB, eye_open 0 32.8 -> 34.3 dB; the shifted run needs
+    # more steps for the same SSIM (1000: 0.953, 2000: 0.961), and with the one-hot built in float32 a step
+    # costs 0.30 s, so 2000 steps take 10 min on 2 threads. On Stage I's context-tap labels the run's L1 jumped
+    # 0.004 -> 0.22 at step 1230 and held-out SSIM ended at 0.944 (0.952 at step 1000); with the spike guard
+    # (spike_factor 8) the same run rolled back from step 1213 to 1100 at half the lr and ended at 0.959.
+    # That renderer drew a cavity code painted over the upper teeth at (0.38, 0.15, 0.135) display RGB, brighter
+    # than the code's own mean (0.32, 0.105, 0.112): teeth 0 vs the what-if 26.0 dB. Half of each batch with
+    # a nearby code painted into the ROI (paint_prob, train/paint_augment.py) brought the render to the code's
+    # mean: 27.7 dB with the same fill, 29.3 with the darkest cavity code above (the teeth op's default now),
+    # held-out SSIM 0.958, 10.1 min. A separate mean-colour loss instead of L1 targets had cost SSIM 0.05.
+    "cpu": Stage2Config(
+        render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
+        spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
+        label_embed=32, shift_augment=4, iterations=2000, lr_g=2e-3, grad_clip=0.5, lr_d=5e-4, lambda_l1=2.0, lambda_adv=0.0, lambda_lpips_roi=0.0,
+        lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=500, log_every=10, image_every=500,
+        eval_every=200, lr_decay_from=0.6, gp_every=8, bg_weight=0.2, roi_l1_weight=2.0, num_threads=2,
+        spike_factor=8.0, paint_prob=0.5,
+    ),
+    # the published settings (Sec. 3.4 / 4): 1024^2, Adam 5e-4, λ_l1 0.5, λ_adv 0.01, λ_gp 10,
+    # λ_roi 1.0, λ_nonroi 0.2, 60k iterations, batch 2
+    "paper": Stage2Config(),
+}
+
+
+def load_stage2_config(preset: str = "cpu", path: str | Path | None = None, overrides: Sequence[str] = ()) -> Stage2Config:
+    """Preset → YAML/TOML file → KEY=VALUE overrides; unknown keys are an InputError."""
+    config = load_config(STAGE2_PRESETS, preset, path, overrides)
+    check_stage2_config(config)
+    return config
+
+
+def check_stage2_config(c: Stage2Config) -> None:
+    """Raise an InputError naming the first field whose value cannot train (sizes, ranges, spike guard)."""
+    try:
+        generator_channels(c.render_size, c.const_size, c.ch_max, c.ch_min)
+    except ValueError as exc:
+        raise InputError(f"stage2 config: {exc}") from None
+    if c.grad_clip < 0:
+        raise InputError(f"stage2 config: grad_clip must be >= 0, got {c.grad_clip}")
+    if not 0.0 <= c.lr_decay_from <= 1.0:
+        raise InputError(f"stage2 config: lr_decay_from must be in [0, 1], got {c.lr_decay_from}")
+    if c.eval_every < 0:
+        raise InputError(f"stage2 config: eval_every must be >= 0, got {c.eval_every}")
+    for name in ("batch_size", "iterations", "checkpoint_every", "log_every", "gp_every"):
+        if getattr(c, name) < 1:
+            raise InputError(f"stage2 config: {name} must be >= 1, got {getattr(c, name)}")
+    if c.perceptual not in ("alex", "vgg", "squeeze", "none"):
+        raise InputError(f"stage2 config: perceptual: expected alex, vgg, squeeze or none, got {c.perceptual!r}")
+    if not 0.0 <= c.bg_weight <= 1.0:
+        raise InputError(f"stage2 config: bg_weight must be in [0, 1], got {c.bg_weight}")
+    if c.shift_augment < 0:
+        raise InputError(f"stage2 config: shift_augment must be >= 0, got {c.shift_augment}")
+    if not 0.0 <= c.paint_prob <= 1.0:
+        raise InputError(f"stage2 config: paint_prob must be in [0, 1], got {c.paint_prob}")
+    if c.paint_radius < 2:
+        raise InputError(f"stage2 config: paint_radius must be >= 2 label pixels, got {c.paint_radius}")
+    if c.paint_margin < 0 or c.lambda_paint < 0:
+        raise InputError(f"stage2 config: paint_margin and lambda_paint must be >= 0, got {c.paint_margin}, {c.lambda_paint}")
+    if c.roi_l1_weight < 0:
+        raise InputError(f"stage2 config: roi_l1_weight must be >= 0, got {c.roi_l1_weight}")
+    for setting, field_name in SPIKE_FIELDS.items():
+        valid, rule = SETTING_RULES[setting]
+        if not valid(getattr(c, field_name)):
+            raise InputError(f"stage2 config: {field_name} {rule}, got {getattr(c, field_name)}")
+
+
+# Stage II config field of each spike-guard setting
+SPIKE_FIELDS = {"factor": "spike_factor", "every": "spike_snapshot_every", "backoff": "spike_lr_backoff",
+                "warmup": "spike_warmup", "decay": "spike_decay"}
