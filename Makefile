@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: venv demo demo-quick test lint bench clean
+.PHONY: venv demo demo-quick test lint bench clean ofx install-ofx
 
 venv:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,18 @@ test: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# The VQFaceEdit OpenFX bundle (docs/ofx.md): build/ofx/VQFaceEdit.ofx.bundle, bridge run by .venv's Python
+OFX_PLUGIN_PATH ?= /usr/OFX/Plugins
+ofx: venv
+	cmake -S host_plugin/ofx -B build/ofx -DCMAKE_BUILD_TYPE=Release -DVQEDIT_PYTHON=$(abspath $(PY))
+	cmake --build build/ofx -j 2
+
+install-ofx: ofx
+	mkdir -p "$(OFX_PLUGIN_PATH)"
+	rm -rf "$(OFX_PLUGIN_PATH)/VQFaceEdit.ofx.bundle"
+	cp -R build/ofx/VQFaceEdit.ofx.bundle "$(OFX_PLUGIN_PATH)/"
+	@echo "installed $(OFX_PLUGIN_PATH)/VQFaceEdit.ofx.bundle"
 
 bench: venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,43 +1,243 @@
-"""The Python side of an OpenFX plug-in shell: parameter table and the render entry point.
+"""The bridge process behind the compiled OpenFX plug-in (``python -m host_plugin.ofx.bridge --fd N``).
 
-An OFX C++ shell describes :data:`PARAMS` to the host, reads their values at the render time and calls
-:func:`render` with the source clip's pixels. Everything else (requests, compositing) is the same
-:class:`~host_plugin.node.EditNode` the Nuke gizmo and the farm use.
+Why a separate process: OFX hosts (Nuke, Natron, Resolve, Flame) embed their own Python; the ``.ofx``
+must never load a second one. It starts this process on first use, talks to it over an inherited Unix
+socket (4-byte little-endian length + UTF-8; JSON requests, ``ok ...``/``error <line>`` replies) and
+hands pixels over in a shared-memory buffer whose descriptor rides along with each request. One bridge
+serves every instance; each instance gets its own :class:`~host_plugin.node.EditNode`, so the Nuke gizmo,
+the farm and OFX hosts render through the same code. The process exits on EOF (the host exited or
+unloaded the plug-in) or after ``--idle`` seconds without a request.
+
+Only host_plugin modules and numpy are imported here.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import mmap
+import os
+import select
+import socket
+import struct
+import sys
 from typing import Any
 
 import numpy as np
 
-from host_plugin.node import FACE_KNOBS, FILL_KNOBS, EditKnobs, EditNode, Plate
+from host_plugin.node import FACE_KNOBS, FILL_KNOBS, EditKnobs, EditNode, Plate, composite_over
+from host_plugin.ofx import pixels
+from host_plugin.ofx.params import PARAMS as _PARAM_TABLE
 
+# The old in-process entry point's table (name/type/default), kept for callers of :func:`render`.
 PARAMS: list[dict[str, Any]] = [
-    {"name": "server", "type": "string", "default": "tcp://127.0.0.1:5555"},
-    {"name": "model", "type": "string", "default": ""},
-    {"name": "colorspace", "type": "string", "default": "lin_rec709"},
-    {"name": "feather", "type": "double", "default": 8.0, "min": 0.0, "max": 64.0},
-    {"name": "mix", "type": "double", "default": 1.0, "min": 0.0, "max": 1.0},
-    {"name": "mode", "type": "choice", "default": "identity", "options": ["identity", "edit-only"]},
-    *({"name": k, "type": "double", "default": neutral} for k, (_, neutral) in FACE_KNOBS.items()),
-    *({"name": k, "type": "string", "default": ""} for k in FILL_KNOBS),
+    {"name": p.name, "type": p.kind, "default": p.default, "min": p.lo, "max": p.hi,
+     **({"options": list(p.options)} if p.options else {})}
+    for p in _PARAM_TABLE
 ]
 
-_NODES: dict[str, EditNode] = {}
 
-
-def render(instance: str, params: dict[str, Any], time: float, src_rgba: np.ndarray, src_bounds: tuple[int, int, int, int]) -> np.ndarray:
-    """kOfxImageEffectActionRender: ``src_rgba`` (H, W, 4) float32 over ``src_bounds`` (x1, y1, x2, y2)
-    → the composite over the same bounds. ``params`` are the parameter values at ``time``."""
-    x1, y1, x2, y2 = src_bounds
-    node = _NODES.setdefault(instance, EditNode())
-    node.knobs = EditKnobs(
-        server=str(params["server"]), model=str(params["model"]), mode=str(params.get("mode", "identity")),
+def knobs_from_params(params: dict[str, Any]) -> EditKnobs:
+    """Parameter values at one time (as the plug-in sends them) → the node's knobs."""
+    timeout = float(params.get("timeout", 30.0))
+    return EditKnobs(
+        server=str(params["server"]), model=str(params["model"]).strip(),
+        mode=str(params.get("mode", "identity")),
         face={**{k: float(params[k]) for k in FACE_KNOBS if k in params},
               **{k: str(params[k]) for k in FILL_KNOBS if k in params}},
         feather=float(params.get("feather", 8.0)), mix=float(params.get("mix", 1.0)),
+        timeout=timeout, retries=1,
     )
+
+
+def render_pass(result: Any) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(premultiplied RGBA, its window x, y, w, h) of an ``EditNode`` frame result. Newer nodes carry the
+    array and ``render_window``; older ones a decoded image with its ``data_window``."""
+    if hasattr(result, "render_window"):
+        return np.asarray(result.render, np.float32), tuple(int(v) for v in result.render_window)  # type: ignore[return-value]
+    return np.asarray(result.render.pixels, np.float32), tuple(int(v) for v in result.render.data_window)  # type: ignore[return-value]
+
+
+class Bridge:
+    """Request handling, independent of the socket (tests drive it directly too)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, EditNode] = {}
+        self.plates: dict[tuple[str, str], dict[str, Any]] = {}  # (server, model) → plate info from `load`
+        self.shm: mmap.mmap | None = None
+        self._shm_key: tuple[int, int, int] | None = None
+
+    # --- shared memory -------------------------------------------------------------------------
+    def attach(self, fd: int) -> None:
+        """Map the plug-in's buffer (kept while the plug-in keeps sending the same one)."""
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino, st.st_size)
+        if key != self._shm_key:
+            if self.shm is not None:
+                self.shm.close()
+            self.shm = mmap.mmap(fd, st.st_size)
+            self._shm_key = key
+        os.close(fd)
+
+    def _view(self, offset: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if self.shm is None:
+            raise RuntimeError("no shared-memory buffer came with the request")
+        return np.ndarray(shape, dtype=dtype, buffer=self.shm, offset=offset)
+
+    # --- requests ------------------------------------------------------------------------------
+    def handle(self, req: dict[str, Any]) -> str:
+        op = req.get("op")
+        if op == "ping":
+            return f"ok pid {os.getpid()}"
+        if op == "forget":
+            node = self.nodes.pop(str(req.get("instance")), None)
+            if node is not None:
+                node.close()
+            return "ok"
+        if op == "render":
+            return self.render(req)
+        raise ValueError(f"unknown op {op!r}")
+
+    def _node(self, instance: str, params: dict[str, Any]) -> EditNode:
+        node = self.nodes.get(instance)
+        knobs = knobs_from_params(params)
+        if not knobs.model:
+            raise ValueError("model parameter is empty: name a shot model of the render server")
+        if node is None:
+            node = self.nodes[instance] = EditNode(knobs)
+        node.knobs = knobs
+        client = node.client  # re-created when the server parameter changed
+        client.timeout, client.retries = knobs.timeout, knobs.retries
+        return node
+
+    def _shot_space(self, node: EditNode) -> str:
+        key = (node.knobs.server, node.knobs.model)
+        if key not in self.plates:
+            self.plates[key] = dict(node.client.load(node.knobs.model).get("plate") or {})
+        return str(self.plates[key].get("colorspace") or "lin_rec709")
+
+    def render(self, req: dict[str, Any]) -> str:
+        params = req["params"]
+        node = self._node(str(req["instance"]), params)
+        depth, comps = str(req["depth"]), int(req["comps"])
+        x1, y1, x2, y2 = (int(v) for v in req["window"])
+        w, h = x2 - x1, y2 - y1
+        dtype = pixels.DTYPES[depth]
+        src = self._view(int(req["src"]), (h, w, comps), dtype)[::-1]  # y-down, like the shot's plates
+        dst = self._view(int(req["dst"]), (h, w, comps), dtype)
+        top = int(round(float(req["flip"]))) - y2  # the window's top row in the shot's y-down pixel rows
+        window = (x1, top, w, h)
+        mode = pixels.transfer(str(params.get("colorspace", "auto")), depth, self._shot_space(node))
+        plate = pixels.to_plate(src, depth, mode)
+        frame, (sx, sy) = int(req["frame"]), (float(v) for v in req["scale"])
+        matte = None
+        if int(req.get("paint", -1)) >= 0:
+            matte = self._view(int(req["paint"]), (h, w), np.float32)[::-1]
+        mix = float(params.get("mix", 1.0))
+        if matte is not None and matte.any():
+            raise ValueError("Paint clip: painting labels needs EditNode's paint support (issue 16), which this "
+                             "host_plugin does not have yet; disconnect Paint or clear its alpha")
+        if abs(sx - 1.0) < 1e-9 and abs(sy - 1.0) < 1e-9:
+            result = node.evaluate(frame, Plate(plate, window, window))
+            image = result.image
+            rgba, rwin = render_pass(result)
+        else:  # proxy render: the server renders at full size; bring its pass onto the host's grid
+            rgba, rwin = pixels.downscale_premultiplied(*render_pass(node.evaluate(frame, None)), sx, sy)
+            image = composite_over(rgba, rwin, plate, window, mix)
+        # where the (mixed) render alpha is 0 the output is the Source's own bytes
+        bx0, by0 = max(rwin[0], window[0]), max(rwin[1], window[1])
+        bx1, by1 = min(rwin[0] + rwin[2], window[0] + w), min(rwin[1] + rwin[3], window[1] + h)
+        if mix <= 0.0 or bx1 <= bx0 or by1 <= by0:
+            return "ok 0 0 0 0"
+        alpha = np.asarray(rgba)[by0 - rwin[1]:by1 - rwin[1], bx0 - rwin[0]:bx1 - rwin[0], 3] > 0
+        rows, cols = slice(by0 - window[1], by1 - window[1]), slice(bx0 - window[0], bx1 - window[0])
+        out = np.array(src[rows, cols], copy=True)
+        out[..., :3] = np.where(alpha[..., None], pixels.from_plate(image[rows, cols, :3], depth, mode), out[..., :3])
+        # packed rows run bottom-up (OFX); y-down rows r0..r1 are packed rows h-r1..h-r0
+        r0, r1 = rows.start, rows.stop
+        dst[h - r1:h - r0, cols] = out[::-1]
+        return f"ok {cols.start} {h - r1} {cols.stop} {h - r0}"
+
+
+# --- the process -------------------------------------------------------------------------------------
+def _recv_exact(sock: socket.socket, n: int, bridge: Bridge) -> bytes | None:
+    """n bytes (None on EOF); a descriptor arriving with them is attached as the shared-memory buffer."""
+    chunks, got = [], 0
+    while got < n:
+        data, fds, _flags, _addr = socket.recv_fds(sock, n - got, 4)
+        for fd in fds[1:]:
+            os.close(fd)
+        if fds:
+            bridge.attach(fds[0])
+        if not data:
+            return None
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if not isinstance(exc, (KeyError, TypeError, AttributeError)) else f"{type(exc).__name__}: {text}"
+
+
+def serve(fd: int, idle: float) -> int:
+    sock = socket.socket(fileno=fd)
+    bridge = Bridge()
+    try:
+        while True:
+            ready, _, _ = select.select([sock], [], [], idle)
+            if not ready:
+                return 0  # idle: the plug-in starts a fresh bridge when it needs one
+            head = _recv_exact(sock, 4, bridge)
+            if head is None:
+                return 0  # EOF: the host exited or unloaded the plug-in
+            body = _recv_exact(sock, struct.unpack("<I", head)[0], bridge)
+            if body is None:
+                return 0
+            try:
+                reply = bridge.handle(json.loads(body))
+            except Exception as exc:  # every failure goes back to the host as one line
+                reply = "error " + one_line(exc)
+            data = reply.encode()
+            sock.sendall(struct.pack("<I", len(data)) + data)
+    finally:
+        for node in bridge.nodes.values():
+            node.close()
+        sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m host_plugin.ofx.bridge", description=__doc__.split("\n")[0])
+    ap.add_argument("--fd", type=int, required=True, help="the inherited Unix socket to serve")
+    ap.add_argument("--idle", type=float, default=900.0, help="exit after this many seconds without a request")
+    args = ap.parse_args(argv)
+    try:
+        return serve(args.fd, args.idle)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        print(f"vqedit OFX bridge: {one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+# --- in-process entry point (kept for Python callers of the first bridge) ------------------------------
+_NODES: dict[str, EditNode] = {}
+
+
+def render(instance: str, params: dict[str, Any], time: float, src_rgba: np.ndarray,
+           src_bounds: tuple[int, int, int, int]) -> np.ndarray:
+    """``src_rgba`` (H, W, C) float32 over ``src_bounds`` (x1, y1, x2, y2, y-down) → the composite over the
+    same bounds, in this process (the compiled plug-in goes through :class:`Bridge` instead)."""
+    x1, y1, x2, y2 = src_bounds
+    node = _NODES.setdefault(instance, EditNode())
+    node.knobs = knobs_from_params(params)
     window = (x1, y1, x2 - x1, y2 - y1)
     plate = Plate(np.asarray(src_rgba, np.float32), window, window, str(params.get("colorspace", "lin_rec709")))
     return node.evaluate(int(round(time)), plate).image
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
