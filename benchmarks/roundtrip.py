@@ -36,7 +36,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from host_plugin.client import RenderClient  # noqa: E402
 from host_plugin.node import composite_over  # noqa: E402
-from render_server.protocol import decode_array  # noqa: E402
+from host_plugin.protocol import decode_array  # noqa: E402
 from vq_models.io.images import ImageData, decode_image_bytes  # noqa: E402
 from vq_models.runtime import ShotModel  # noqa: E402
 

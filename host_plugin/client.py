@@ -7,6 +7,7 @@ its socket away, opens a fresh one and resends what is still pending (the lazy-p
 (frame ranges), replies are matched by id, stale replies from an earlier socket are dropped.
 
 One RenderClient belongs to one thread (ZeroMQ sockets are not thread-safe); make one per thread.
+Needs pyzmq and msgpack only; numpy is imported by the helpers that take or return arrays.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
-from render_server.protocol import (
+from host_plugin.errors import VQEditError
+from host_plugin.protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
     decode_array,
@@ -29,7 +30,6 @@ from render_server.protocol import (
     encode_request,
     unpack,
 )
-from vq_models.errors import VQEditError
 
 
 class ClientError(VQEditError):
@@ -88,7 +88,7 @@ class RenderClient:
             sock = self._ctx.socket(zmq.DEALER)
             sock.linger = 0
             if self.server_key is not None:
-                from render_server.auth import apply_client
+                from host_plugin.curve import apply_client
 
                 apply_client(sock, self.server_key, self.client_secret)  # type: ignore[arg-type]
             sock.connect(self.address)
@@ -206,7 +206,10 @@ class RenderClient:
     def unload(self, model: str) -> bool:
         return bool(self.request("unload", model=model)["unloaded"])
 
-    def labels(self, model: str, frame: int | None = None, image: np.ndarray | None = None) -> np.ndarray:
+    def labels(self, model: str, frame: int | None = None, image: Any = None) -> Any:
+        """The model's label map at ``frame`` (or of ``image``) as a uint8 numpy array."""
+        import numpy as np
+
         fields: dict[str, Any] = {"model": model}
         if image is not None:
             fields["image"] = encode_array(np.ascontiguousarray(image, dtype=np.float32))
@@ -221,12 +224,14 @@ class RenderClient:
         program: dict[str, Any] | None = None,
         feather: float = 8.0,
         mode: str = "identity",
-        labels: np.ndarray | None = None,
+        labels: Any = None,
         fmt: str = "exr",
     ) -> dict[str, Any]:
         """The fields of a frame render request (shared by :meth:`render_frame` and pipelines)."""
         fields: dict[str, Any] = {"model": model, "frame": int(frame), "program": program, "feather": float(feather), "mode": mode, "format": fmt}
         if labels is not None:
+            import numpy as np
+
             fields["labels"] = encode_array(np.ascontiguousarray(labels, dtype=np.uint8))
         return fields
 
@@ -234,7 +239,9 @@ class RenderClient:
         """Raw reply of a frame render: ``exr`` bytes (or ``rgba`` array), windows, colour space, changed."""
         return self.request("render", **self.render_fields(model, frame, **kw))
 
-    def render_window(self, model: str, window: np.ndarray, fmt: str = "raw") -> dict[str, Any]:
+    def render_window(self, model: str, window: Any, fmt: str = "raw") -> dict[str, Any]:
+        import numpy as np
+
         return self.request("render", model=model, window=encode_array(np.ascontiguousarray(window, dtype=np.uint8)), format=fmt)
 
     def exemplar(self, model: str, frame: int | None = None) -> bytes:

@@ -4,6 +4,11 @@
 :class:`~host_plugin.node.EditNode` a Nuke artist uses, so a farm render and an interactive one cannot
 drift apart. Frames are sent in chunks with the whole chunk in flight (the server overlaps work and
 transfer), every output is written atomically, and a report says what was written and how long it took.
+
+Composites keep the plate's own pixel type (a 32-bit float plate is written as float, a half plate as
+half), so outside the render's alpha the output is the plate bit for bit. This module imports in the
+thin host environment; reading plates and writing EXRs needs the full vqedit environment
+(OpenImageIO), imported inside the functions that do it, with a one-line error when it is missing.
 """
 
 from __future__ import annotations
@@ -15,12 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from host_plugin.client import RenderClient
+from host_plugin.errors import InputError
+from host_plugin.files import atomic_write_bytes
 from host_plugin.node import EditKnobs, EditNode
-from vq_models.errors import InputError
-from vq_models.io.atomic import atomic_write_bytes
-from vq_models.io.images import ImageData, read_image
-from vq_models.io.sequences import normalize_pattern, parse_frame_range
-from vq_models.runtime import save_composite
 
 PASSES = ("comp", "render")
 
@@ -42,11 +44,25 @@ class FarmReport:
         return f"rendered {len(self.frames)} frame(s) in {self.chunks} chunk(s), {self.seconds:.2f}s ({self.ms_per_frame:.1f} ms/frame)"
 
 
-def parse_frames(frames: str | Iterable[int]) -> list[int]:
+def _full_env(what: str) -> Any:
+    """The vqedit modules the comp pass needs (image I/O): a one-line error in a thin environment."""
+    try:
+        from vq_models.io import images
+        from vq_models.runtime import save_composite
+    except ImportError as exc:
+        raise InputError(f"{what} needs the full vqedit environment (OpenImageIO): {exc}") from None
+    return images, save_composite
+
+
+def parse_frames(frames: Any) -> list[int]:
     """``"1001-1100"``, ``"1001-1100x2"``, ``"1001,1005,1010-1012"`` or a list of ints → sorted unique ints
     (text goes through :func:`vq_models.io.sequences.parse_frame_range`, the one range syntax of vqedit)."""
     if not isinstance(frames, str):
         return sorted({int(f) for f in frames})
+    try:
+        from vq_models.io.sequences import parse_frame_range
+    except ImportError:
+        raise InputError("--frames as text needs the full vqedit environment; pass a list of frames") from None
     return parse_frame_range(frames)
 
 
@@ -61,7 +77,13 @@ def output_path(pattern: str, pass_name: str, frame: int, multi: bool) -> Path:
     """Expand ``pattern``: ``{pass}`` → pass name (required with several passes), %04d/####/@@@@ → frame."""
     if multi and "{pass}" not in pattern:
         raise InputError(f"output {pattern!r}: several passes need a {{pass}} placeholder")
+    try:
+        from vq_models.io.sequences import normalize_pattern
+    except ImportError:
+        raise InputError("output patterns need the full vqedit environment") from None
     return Path(normalize_pattern(pattern.replace("{pass}", pass_name)) % frame)
+
+
 
 
 class _PlateReader:
@@ -70,7 +92,7 @@ class _PlateReader:
     def __init__(self, source: Any):
         self.source = source
         self._opened: Any = None
-        if isinstance(source, str | Path):
+        if isinstance(source, (str, Path)):
             try:
                 from vq_models.io.sources import open_source  # type: ignore[import-not-found]
 
@@ -86,7 +108,7 @@ class _PlateReader:
         path = output_path(str(self.source), "", frame, multi=False)
         if not path.is_file():
             raise InputError(f"plate {path}: frame {frame} not found")
-        return read_image(path)
+        return _full_env("reading plates")[0].read_image(path)
 
 
 def render_range(
@@ -110,7 +132,7 @@ def render_range(
 
     - ``program``: an edit program map ``{"version": 1, "edits": [...]}``; numeric values may be
       animated as ``{"keys": [[frame, value], ...]}``.
-    - ``passes``: ``comp`` (render over the plate, plate data window and colour space, half-float EXR;
+    - ``passes``: ``comp`` (render over the plate, plate data window, colour space and pixel type;
       needs ``plate_source``) and/or ``render`` (the premultiplied RGBA EXR exactly as the server sent it).
     - ``out_pattern``: e.g. ``out/shot.%04d.exr``; with both passes it must contain ``{pass}``.
     - ``chunk``: frames per in-flight window (and the natural farm task size, see :func:`split_chunks`).
@@ -131,6 +153,8 @@ def render_range(
     multi = len(set(pattern_of.values())) < len(passes)
     for p in passes:
         output_path(pattern_of[p], p, frame_list[0], multi)  # fail before any work on a bad pattern
+    if "comp" in passes:
+        images, save_composite = _full_env("the comp pass")
 
     client = server if isinstance(server, RenderClient) else RenderClient(server, timeout, retries)
     knobs = EditKnobs(server=client.address, model=model, edits=list((program or {}).get("edits", [])),
@@ -147,15 +171,17 @@ def render_range(
     try:
         for frames_chunk in split_chunks(frame_list, chunk):
             plate_iter = (plates.read(f) for f in frames_chunk) if plates is not None else None
-            for res in node.evaluate_many(frames_chunk, plate_iter, in_flight=len(frames_chunk)):
+            fmt = "exr" if "render" in passes else "half"  # the render pass is written as the server sent it
+            for res in node.evaluate_many(frames_chunk, plate_iter, in_flight=len(frames_chunk), fmt=fmt):
                 if "render" in passes:
                     path = output_path(pattern_of["render"], "render", res.frame, multi)
                     atomic_write_bytes(path, res.render_exr)
                     report.outputs["render"].append(str(path))
                 if "comp" in passes:
                     path = output_path(pattern_of["comp"], "comp", res.frame, multi)
-                    save_composite(path, ImageData(res.image, _channels(res.image.shape[2]), res.data_window,
-                                                   res.display_window, colorspace=res.colorspace or "lin_rec709"))
+                    save_composite(path, images.ImageData(res.image, _channels(res.image.shape[2]), res.data_window,
+                                                          res.display_window, colorspace=res.colorspace or "lin_rec709",
+                                                          bit_depth=res.bit_depth))
                     report.outputs["comp"].append(str(path))
                 report.frames.append(res.frame)
                 if bar is not None:

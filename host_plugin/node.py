@@ -1,28 +1,32 @@
 """EditNode: the host-agnostic core of the compositing node.
 
-Everything a host plugin does lives here so it can be tested without the host: the node's state is
-its knob set (server address, shot model, edit keyframes, feather, mix, mode); :meth:`EditNode.evaluate`
-resolves the animated knobs at a frame, asks the render server for that frame, and composites the
-premultiplied render over the plate. Host adapters (``host_plugin/nuke``, ``host_plugin/ofx``) only
-copy knob values in and pixels out. No host module is imported here.
+Everything a host plugin does lives here so it can be tested without the host: the node's state is its
+knob set (server address, shot model, edit keyframes, segment edits, paint segment, feather, mix, mode);
+:meth:`EditNode.request_fields` resolves the animated knobs at a frame into one render request,
+:meth:`EditNode.fetch_pass` returns a pass exactly as the server sent it (what Nuke writes to disk and
+merges natively), and :meth:`EditNode.evaluate` also composites the premultiplied render over a plate
+(farm and OFX bridge, where pixels pass through Python). Host adapters (``host_plugin/nuke``,
+``host_plugin/ofx``) only copy knob values in and pixels or files out.
+
+Pure Python with pyzmq and msgpack; numpy is imported only where pixels are handled (``evaluate``).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from host_plugin.client import RenderClient
-from render_server.protocol import decode_array
-from vq_models.errors import InputError
-from vq_models.io.images import ImageData, decode_image_bytes
+from host_plugin.errors import InputError
+from host_plugin.keys import INTERPOLATIONS, interpolate
+from host_plugin.modes import PASSES, RENDER_MODES
 
 Window = tuple[int, int, int, int]
-MODES = ("identity", "edit-only")
+MODES = RENDER_MODES  # kept for callers of the old name
 
 # The gizmo's per-edit knobs → edit-program ops (docs/edits.md), with each knob's neutral value (no edit
 # is sent while a knob sits there). One table, so the Nuke gizmo, the OFX bridge and the farm agree.
@@ -39,32 +43,50 @@ FACE_KNOBS: dict[str, tuple[dict[str, Any], float]] = {
 # teeth take (empty = the prior's default). A code is typed as digits. They send nothing on their own.
 FILL_KNOBS: dict[str, str] = {"teeth_fill_upper": "upper", "teeth_fill_lower": "lower"}
 
+# One row of the segment-edit table: the fields and their neutral values (a row at its neutral values, or
+# with no segment, sends nothing). translate is in label-map pixels, scale about the segment's centre,
+# dilate a radius in label-map pixels, replace_with a segment name or a code (digits).
+SEGMENT_EDIT_FIELDS: dict[str, Any] = {
+    "segment": "", "translate_x": 0.0, "translate_y": 0.0, "scale": 1.0, "dilate": 0.0, "replace_with": "",
+}
+SEGMENT_EDIT_ROWS = 4  # rows the Nuke gizmo and the OFX plug-in show
+
 
 # --- animation ------------------------------------------------------------------------------------
 def value_at(value: Any, frame: float) -> Any:
-    """Resolve an animatable value: a plain value, or ``{"keys": [[frame, value], ...]}`` (linear, held
-    outside the keyed range). Nested maps/lists are resolved recursively so whole edits can animate."""
+    """Resolve an animatable value: a plain value, or ``{"keys": [[frame, value], ...]}`` with an optional
+    ``"interp"`` (step, linear (default) or smooth: :func:`host_plugin.keys.interpolate`, the edit
+    programs' own rule). Nested maps/lists are resolved recursively so whole edits can animate."""
     if isinstance(value, Mapping):
-        if set(value) == {"keys"}:
-            keys = sorted((float(f), float(v)) for f, v in value["keys"])
+        if "keys" in value and set(value) <= {"keys", "interp"}:
+            try:
+                keys = sorted((float(f), float(v)) for f, v in value["keys"])
+            except (TypeError, ValueError):
+                raise InputError(f"animated value: expected keys [[frame, number], ...], got {value['keys']!r:.80}") from None
             if not keys:
                 raise InputError("animated value: 'keys' is empty")
-            fs = np.array([k[0] for k in keys])
-            vs = np.array([k[1] for k in keys])
-            return float(np.interp(float(frame), fs, vs))
+            interp = value.get("interp", "linear")
+            if interp not in INTERPOLATIONS:
+                raise InputError(f"animated value: interp {interp!r}, expected one of {', '.join(INTERPOLATIONS)}")
+            return float(interpolate(keys, float(frame), interp))
         return {k: value_at(v, frame) for k, v in value.items()}
     if isinstance(value, list):
         return [value_at(v, frame) for v in value]
     return value
 
 
-def teeth_fill_from_knobs(values: Mapping[str, Any]) -> dict[str, str | int]:
+def _ref(text: Any) -> Any:
+    """A segment name, or a code typed as digits → int."""
+    text = str(text or "").strip()
+    return int(text) if text.isdigit() else text
+
+
+def teeth_fill_from_knobs(values: Mapping[str, Any]) -> dict[str, Any]:
     """The teeth edit's per-row ``fill`` from :data:`FILL_KNOBS` (rows left empty are left out)."""
-    fill: dict[str, str | int] = {}
+    fill: dict[str, Any] = {}
     for knob, row in FILL_KNOBS.items():
-        text = str(values.get(knob, "") or "").strip()
-        if text:
-            fill[row] = int(text) if text.isdigit() else text
+        if str(values.get(knob, "") or "").strip():
+            fill[row] = _ref(values[knob])
     return fill
 
 
@@ -81,7 +103,8 @@ def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
         amount = float(values.get(knob, neutral))
         if amount != neutral:
             edits.append({**template, "value": amount})
-            if template["op"] == "teeth" and (fill := teeth_fill_from_knobs(values)):
+            fill = teeth_fill_from_knobs(values) if template["op"] == "teeth" else {}
+            if fill:
                 edits[-1]["fill"] = fill
     gx, gy = float(values.get("gaze_x", 0.0)), float(values.get("gaze_y", 0.0))
     if gx or gy:
@@ -89,60 +112,116 @@ def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     return edits
 
 
+def edits_from_segment_rows(rows: Sequence[Mapping[str, Any]], frame: float) -> list[dict[str, Any]]:
+    """Segment-edit table rows at ``frame`` → low-level edit entries (docs/edits.md), in this order per
+    row: ``translate`` [x, y], ``scale``, ``dilate``, then ``replace`` (so a row can move a segment and
+    still recolour it). Rows without a segment, and fields at their neutral values, send nothing."""
+    edits: list[dict[str, Any]] = []
+    for i, raw in enumerate(rows):
+        unknown = sorted(set(raw) - set(SEGMENT_EDIT_FIELDS))
+        if unknown:
+            raise InputError(f"segment edit row {i + 1}: unknown field(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(SEGMENT_EDIT_FIELDS)})")
+        row = {k: value_at(raw.get(k, d), frame) for k, d in SEGMENT_EDIT_FIELDS.items()}
+        segment = _ref(row["segment"])
+        if segment == "":
+            continue
+        target = {"code": segment} if isinstance(segment, int) else {"segment": segment}
+        try:
+            tx, ty = float(row["translate_x"]), float(row["translate_y"])
+            sc, dl = float(row["scale"]), float(row["dilate"])
+        except (TypeError, ValueError):
+            raise InputError(f"segment edit row {i + 1}: translate, scale and dilate must be numbers") from None
+        if tx or ty:
+            edits.append({"op": "translate", **target, "value": [tx, ty]})
+        if sc != 1.0:
+            edits.append({"op": "scale", **target, "value": sc})
+        if dl:
+            edits.append({"op": "dilate", **target, "value": dl})
+        to = _ref(row["replace_with"])
+        if to != "":
+            edits.append({"op": "replace", **target, "to": to, "value": 1.0})
+    return edits
+
+
+def load_program_file(path: str) -> list[dict[str, Any]]:
+    """The ``edits`` of an edit-program JSON file (docs/edits.md), e.g. one written by another tool."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"edit program file {path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"edit program file {path}: cannot read it ({str(exc).splitlines()[0]})") from None
+    if not isinstance(obj, dict) or obj.get("version") != 1 or not isinstance(obj.get("edits"), list):
+        raise InputError(f"edit program file {path}: expected {{\"version\": 1, \"edits\": [...]}}")
+    return list(obj["edits"])
+
+
 # --- compositing ----------------------------------------------------------------------------------
-def composite_over(
-    render_rgba: np.ndarray,
-    render_window: Window,
-    plate: np.ndarray,
-    plate_window: Window,
-    mix: float = 1.0,
-) -> np.ndarray:
-    """Premultiplied ``render_rgba`` over ``plate`` (each over its own data window, display coordinates).
+def composite_over(render_rgba: Any, render_window: Window, plate: Any, plate_window: Window, mix: float = 1.0) -> Any:
+    """Premultiplied ``render_rgba`` over ``plate`` (each over its own data window, display coordinates),
+    the rule of Nuke's Merge (over) with its mix: ``A·mix + B·(1 - a·mix)``.
 
-    A thin host-side wrapper around :func:`vq_models.composite.composite_image` (through
-    :func:`vq_models.runtime.composite_in_box`: one compositing rule for the CLI, the server and every
-    host): ``mix`` scales the render's alpha, the render is un-premultiplied and blended in. Returns pixels over the plate's data window; where the mixed alpha is 0 the plate comes
-    back bit for bit, and channels after RGB (the plate's own alpha) are always the plate's.
+    Returns pixels over the plate's data window in the plate's own dtype; where the render's alpha is 0
+    the plate comes back bit for bit (selected, never blended), and channels after RGB (the plate's own
+    alpha) are always the plate's. Only the render's box is touched, so a face on a 4K plate costs its
+    own size.
     """
-    from vq_models.runtime import composite_in_box
+    import numpy as np
 
-    base = np.asarray(plate, dtype=np.float32)
+    base = np.asarray(plate)
+    out = base.copy()
     rgba = np.asarray(render_rgba, dtype=np.float32)
-    ys, xs = np.nonzero(rgba[..., 3] > 0)
-    if mix <= 0.0 or not ys.size:
-        return base.copy()
-    # un-premultiply only the render's bounding box (a face is a small part of a 2K/4K frame)
-    rgba = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    render_window = (render_window[0] + int(xs.min()), render_window[1] + int(ys.min()), rgba.shape[1], rgba.shape[0])
-    alpha = rgba[..., 3] * np.float32(min(float(mix), 1.0))
-    safe = np.where(rgba[..., 3] > 0, rgba[..., 3], 1.0)[..., None]
-    rgb = np.where(rgba[..., 3:4] > 0, rgba[..., :3] / safe, 0.0).astype(np.float32)
-    window = tuple(int(v) for v in plate_window)
-    return composite_in_box(rgb, alpha, render_window, ImageData(base, data_window=window, display_window=window)).pixels
+    mix = min(float(mix), 1.0)
+    if mix <= 0.0 or rgba.size == 0:
+        return out
+    rx, ry = int(render_window[0]), int(render_window[1])
+    px, py, pw, ph = (int(v) for v in plate_window)
+    x0, y0 = max(rx, px), max(ry, py)
+    x1, y1 = min(rx + rgba.shape[1], px + pw), min(ry + rgba.shape[0], py + ph)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    a_rgba = rgba[y0 - ry:y1 - ry, x0 - rx:x1 - rx]
+    alpha = a_rgba[..., 3:4] * np.float32(mix)
+    c = min(3, base.shape[2])
+    b = base[y0 - py:y1 - py, x0 - px:x1 - px, :c]
+    blended = a_rgba[..., :c] * np.float32(mix) + b.astype(np.float32) * (np.float32(1.0) - alpha)
+    out[y0 - py:y1 - py, x0 - px:x1 - px, :c] = np.where(alpha > 0, blended.astype(base.dtype), b)
+    return out
 
 
 @dataclass
 class Plate:
-    """A plate frame as the node sees it: pixels over ``data_window`` inside ``display_window``."""
+    """A plate frame as the node sees it: pixels over ``data_window`` inside ``display_window``.
 
-    pixels: np.ndarray
+    ``pixels`` keep their own dtype (float32 or float16), so a composite is written back in the plate's
+    own pixel type; ``bit_depth`` is the file's sample type when the plate came from a file."""
+
+    pixels: Any
     data_window: Window
     display_window: Window
     colorspace: str = "lin_rec709"
+    bit_depth: str = ""
 
     @classmethod
     def wrap(cls, plate: Any) -> Plate:
         """Accept a Plate, an ImageData-like object, or a bare (H, W, C) array (window at 0, 0)."""
+        import numpy as np
+
         if isinstance(plate, Plate):
             return plate
         if hasattr(plate, "pixels") and hasattr(plate, "data_window"):
             return cls(
-                np.asarray(plate.pixels, dtype=np.float32),
+                np.asarray(plate.pixels),
                 tuple(plate.data_window),  # type: ignore[arg-type]
                 tuple(getattr(plate, "display_window", plate.data_window)),  # type: ignore[arg-type]
                 str(getattr(plate, "colorspace", "lin_rec709")),
+                str(getattr(plate, "bit_depth", "") or ""),
             )
-        arr = np.asarray(plate, dtype=np.float32)
+        arr = np.asarray(plate)
+        if arr.dtype not in (np.float16, np.float32):
+            arr = arr.astype(np.float32)
         if arr.ndim != 3 or arr.shape[2] < 3:
             raise InputError(f"plate: expected (H, W, 3 or 4) pixels, got shape {arr.shape}")
         h, w = arr.shape[:2]
@@ -150,28 +229,76 @@ class Plate:
 
 
 @dataclass
+class PaintMatte:
+    """The paint input at one frame: its alpha marks the label pixels that take ``paint_segment``.
+
+    Either ``exr``, the bytes of an EXR file as a host wrote it (its alpha, or its only channel, is the
+    matte and its data window places it; the Nuke gizmo sends its paint input this way, never touching
+    the pixels), or ``matte``, an (h, w) array over ``window`` (x, y, w, h, plate display coordinates)."""
+
+    exr: bytes | None = None
+    matte: Any = None
+    window: Window | None = None
+
+    def to_field(self) -> dict[str, Any]:
+        """The request's ``paint`` field (docs/protocol.md)."""
+        if self.exr is not None:
+            return {"exr": bytes(self.exr)}
+        if self.matte is None or self.window is None:
+            raise InputError("paint input: give the EXR bytes, or a matte with its window")
+        import numpy as np
+
+        from host_plugin.protocol import encode_array
+
+        matte = np.asarray(self.matte)
+        if matte.ndim == 3:
+            matte = matte[..., -1]
+        if matte.dtype not in (np.uint8, np.float16, np.float32):
+            matte = matte.astype(np.float32)
+        return {"matte": encode_array(matte), "window": [int(v) for v in self.window]}
+
+
+@dataclass
 class FrameResult:
     """What :meth:`EditNode.evaluate` returns: the composite plus the pieces a host may want as passes."""
 
     frame: int
-    image: np.ndarray  # composite over the plate's data window
-    render: ImageData  # premultiplied RGBA in plate space, as the server sent it (decoded)
-    render_exr: bytes  # the exact EXR bytes from the server (write as-is for a "render" pass)
-    changed: np.ndarray  # (L, L) bool: label-map pixels the edit changed
+    image: Any  # composite over the plate's data window, the plate's dtype (or the bare render)
+    render: Any  # premultiplied RGBA float32 over ``render_window``, as the server sent it
+    render_window: Window
+    render_exr: bytes | None  # the exact EXR bytes from the server when the request asked for EXR
+    changed: Any  # (L, L) bool: label-map pixels the edit changed
     data_window: Window
     display_window: Window
     colorspace: str  # the plate's colour space as the server names it
+    bit_depth: str = ""  # the plate's sample type, to write the composite in
+
+
+@dataclass
+class PassResult:
+    """A pass as the server sent it: the EXR file's bytes (write them as they are) and what they cover."""
+
+    frame: int
+    name: str
+    exr: bytes
+    data_window: Window
+    display_window: Window
+    colorspace: str
 
 
 @dataclass
 class EditKnobs:
     """The node's whole state. ``edits`` travel as written (the edit format keyframes them itself);
-    ``face``, ``feather`` and ``mix`` may be animated with :func:`value_at`'s ``{"keys": ...}`` form."""
+    ``face``, ``segment_edits`` fields, ``feather`` and ``mix`` may be animated with :func:`value_at`'s
+    ``{"keys": ...}`` form."""
 
     server: str = "tcp://127.0.0.1:5555"
     model: str = ""
     edits: list[dict[str, Any]] = field(default_factory=list)  # edit-program entries, with their own keys
     face: dict[str, Any] = field(default_factory=dict)  # FACE_KNOBS values (plain or {"keys": ...}), FILL_KNOBS text
+    segment_edits: list[dict[str, Any]] = field(default_factory=list)  # rows of SEGMENT_EDIT_FIELDS
+    paint_segment: str = ""  # segment name (or code) the paint input's pixels take
+    program_file: str = ""  # an edit-program JSON file whose edits come first
     feather: Any = 8.0
     mix: Any = 1.0
     mode: str = "identity"
@@ -180,13 +307,14 @@ class EditKnobs:
 
 
 class EditNode:
-    """Host-agnostic node: knobs in, composited frames out, rendering through a :class:`RenderClient`."""
+    """Host-agnostic node: knobs in, passes or composited frames out, rendering through a :class:`RenderClient`."""
 
     def __init__(self, knobs: EditKnobs | None = None, client: RenderClient | None = None, **client_kw: Any):
         self.knobs = knobs or EditKnobs()
         self._client = client
         self._client_kw = client_kw
         self._client_addr = client.address if client is not None else None
+        self._program_cache: tuple[str, float, list[dict[str, Any]]] = ("", 0.0, [])
 
     @property
     def client(self) -> RenderClient:
@@ -203,63 +331,130 @@ class EditNode:
             self._client.close()
 
     # --- knob resolution -----------------------------------------------------------------------
+    def _file_edits(self) -> list[dict[str, Any]]:
+        path = str(self.knobs.program_file or "").strip()
+        if not path:
+            return []
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            mtime = -1.0
+        if self._program_cache[:2] != (path, mtime):
+            self._program_cache = (path, mtime, load_program_file(path))
+        return copy.deepcopy(self._program_cache[2])
+
     def program_at(self, frame: int) -> dict[str, Any] | None:
-        """The edit program for ``frame``: the keyframed ``edits`` as written plus the face knobs' values at
-        ``frame`` (None when there is nothing to edit). Validated here when the edits module is present,
-        so a typo fails in the host before any request."""
+        """The edit program for ``frame``: the program file's edits, the keyframed ``edits`` as written, the
+        face knobs' and the segment-edit rows' values at ``frame`` (None when there is nothing to edit).
+        Validated here when the edits module is present, so a typo fails in the host before any request;
+        the server validates again against the model's own prior."""
         face = {k: value_at(v, frame) for k, v in self.knobs.face.items()}
         known = [*FACE_KNOBS, *FILL_KNOBS]
         unknown = sorted(set(face) - set(known))
         if unknown:
             raise InputError(f"face knobs: unknown {', '.join(unknown)} (known: {', '.join(known)})")
-        edits = [copy.deepcopy(e) for e in self.knobs.edits] + edits_from_face_knobs(face)
+        edits = (self._file_edits() + [copy.deepcopy(e) for e in self.knobs.edits] + edits_from_face_knobs(face)
+                 + edits_from_segment_rows(self.knobs.segment_edits, frame))
         if not edits:
             return None
-        program = {"version": 1, "edits": edits}
-        try:
-            from vq_models.edits.program import parse_program
-        except ImportError:
-            return program
-        parse_program(program)
-        return program
+        return {"version": 1, "edits": edits}
 
     def _checked(self, frame: int) -> tuple[float, float, str]:
-        if not self.knobs.model:
-            raise InputError("model knob: no shot model chosen (pick one after Connect)")
-        if self.knobs.mode not in MODES:
-            raise InputError(f"mode knob: {self.knobs.mode!r}, expected one of {', '.join(MODES)}")
-        feather = float(value_at(self.knobs.feather, frame))
-        mix = float(value_at(self.knobs.mix, frame))
+        if not str(self.knobs.model or "").strip():
+            raise InputError("model knob: no shot model chosen (press Connect and pick one, or type its name)")
+        if self.knobs.mode not in RENDER_MODES:
+            raise InputError(f"mode knob: {self.knobs.mode!r}, expected one of {', '.join(RENDER_MODES)}")
+        try:
+            feather = float(value_at(self.knobs.feather, frame))
+            mix = float(value_at(self.knobs.mix, frame))
+        except (TypeError, ValueError):
+            raise InputError(f"feather/mix knobs at frame {frame}: expected numbers") from None
         if feather < 0 or not 0.0 <= mix <= 1.0:
             raise InputError(f"feather/mix knobs at frame {frame}: feather must be ≥ 0 and mix in 0-1")
         return feather, mix, self.knobs.mode
 
-    def request_fields(self, frame: int, labels: np.ndarray | None = None) -> dict[str, Any]:
+    def request_fields(self, frame: int, labels: Any = None, paint: PaintMatte | None = None,
+                       pass_name: str = "render", fmt: str = "exr") -> dict[str, Any]:
+        """The fields of the ``render`` request for ``frame`` (docs/protocol.md): what the node sends, and
+        what a host hashes to know whether a frame must be rendered again."""
         feather, _mix, mode = self._checked(frame)
-        return RenderClient.render_fields(self.knobs.model, frame, self.program_at(frame), feather, mode, labels)
+        if pass_name not in PASSES:
+            raise InputError(f"pass {pass_name!r}: expected one of {', '.join(PASSES)}")
+        fields = RenderClient.render_fields(self.knobs.model, frame, self.program_at(frame), feather, mode, labels, fmt)
+        if pass_name != "render":
+            fields["pass"] = pass_name
+        if paint is not None:
+            segment = str(self.knobs.paint_segment or "").strip()
+            if not segment:
+                raise InputError("paint_segment knob: the paint input is connected; name the segment (or code) it paints")
+            fields["paint"] = paint.to_field()
+            fields["paint_segment"] = int(segment) if segment.isdigit() else segment
+        return fields
 
-    # --- evaluation ----------------------------------------------------------------------------
+    # --- passes as files (Nuke) ----------------------------------------------------------------
+    def fetch_pass(self, frame: int, pass_name: str = "render", paint: PaintMatte | None = None,
+                   fields: dict[str, Any] | None = None) -> PassResult:
+        """One pass of ``frame`` as the server's EXR bytes, untouched (a host writes them to disk as they
+        are and reads them natively). ``fields`` may be given when the caller already built them."""
+        fields = fields if fields is not None else self.request_fields(frame, paint=paint, pass_name=pass_name)
+        reply = self.client.request("render", **fields)
+        return _pass_result(frame, pass_name, reply)
+
+    def fetch_passes(self, requests: Sequence[tuple[int, str, dict[str, Any]]], in_flight: int = 4) -> Iterator[PassResult]:
+        """:meth:`fetch_pass` for many (frame, pass, fields) at once, ``in_flight`` on the wire."""
+        replies = self.client.pipeline((("render", f) for _, _, f in requests), in_flight)
+        for (frame, name, _), reply in zip(requests, replies):
+            yield _pass_result(frame, name, reply)
+
+    # --- evaluation (pixels through Python) ---------------------------------------------------
     def _finish(self, frame: int, reply: dict[str, Any], plate: Any) -> FrameResult:
-        render = decode_image_bytes(reply["exr"])
+        import numpy as np
+
+        from host_plugin.protocol import decode_array
+
+        exr = None
+        if reply.get("exr") is not None:
+            exr = bytes(reply["exr"])
+            try:
+                from vq_models.io.images import decode_image_bytes
+            except ImportError:
+                raise InputError("EXR replies need the full vqedit environment (OpenImageIO); "
+                                 "ask for format 'half' on a thin host") from None
+            img = decode_image_bytes(exr)
+            rgba, rwin = img.pixels, tuple(int(v) for v in img.data_window)
+        else:
+            rgba = decode_array(reply["rgba"], "rgba").astype(np.float32)
+            rwin = tuple(int(v) for v in reply["data_window"])
         changed = decode_array(reply["changed"], "changed").astype(bool)
         mix = float(value_at(self.knobs.mix, frame))
+        disp = tuple(int(v) for v in reply.get("display_window", rwin))
         if plate is None:
-            image = render.pixels
-            dw, disp = render.data_window, render.display_window
-        else:
-            p = Plate.wrap(plate)
-            image = composite_over(render.pixels, render.data_window, p.pixels, p.data_window, mix)
-            dw, disp = p.data_window, p.display_window
-        return FrameResult(frame, image, render, bytes(reply["exr"]), changed, dw, disp, str(reply.get("colorspace", "")))
+            return FrameResult(frame, rgba, rgba, rwin, exr, changed, rwin, disp, str(reply.get("colorspace", "")))  # type: ignore[arg-type]
+        p = Plate.wrap(plate)
+        image = composite_over(rgba, rwin, p.pixels, p.data_window, mix)  # type: ignore[arg-type]
+        return FrameResult(frame, image, rgba, rwin, exr, changed, p.data_window, p.display_window,  # type: ignore[arg-type]
+                           str(reply.get("colorspace", "")) or p.colorspace, p.bit_depth)
 
-    def evaluate(self, frame: int, plate: Any, labels: np.ndarray | None = None) -> FrameResult:
-        """Render ``frame`` through the server and composite it over ``plate`` (None: the bare render)."""
-        reply = self.client.request("render", **self.request_fields(frame, labels))
+    def evaluate(self, frame: int, plate: Any, labels: Any = None, paint: PaintMatte | None = None,
+                 fmt: str = "half") -> FrameResult:
+        """Render ``frame`` through the server and composite it over ``plate`` (None: the bare render).
+        ``fmt`` ``half`` (default) needs only numpy; ``exr`` also keeps the server's EXR bytes."""
+        reply = self.client.request("render", **self.request_fields(frame, labels, paint, fmt=fmt))
         return self._finish(frame, reply, plate)
 
-    def evaluate_many(self, frames: Sequence[int], plates: Iterable[Any] | None = None, in_flight: int = 4) -> Iterator[FrameResult]:
+    def evaluate_many(self, frames: Sequence[int], plates: Iterable[Any] | None = None, in_flight: int = 4,
+                      fmt: str = "half", paints: Iterable[PaintMatte | None] | None = None) -> Iterator[FrameResult]:
         """Like :meth:`evaluate` for a frame range, with ``in_flight`` requests on the wire at once."""
-        requests = (("render", self.request_fields(f)) for f in frames)
+        paint_list = list(paints) if paints is not None else [None] * len(frames)
+        requests = [("render", self.request_fields(f, paint=p, fmt=fmt)) for f, p in zip(frames, paint_list)]
         plate_iter = iter(plates) if plates is not None else None
-        for frame, reply in zip(frames, self.client.pipeline(requests, in_flight), strict=True):
+        for frame, reply in zip(frames, self.client.pipeline(requests, in_flight)):
             yield self._finish(frame, reply, next(plate_iter) if plate_iter is not None else None)
+
+
+def _pass_result(frame: int, name: str, reply: dict[str, Any]) -> PassResult:
+    exr = reply.get("exr")
+    if not isinstance(exr, bytes) or not exr:
+        raise InputError(f"frame {frame}: the server sent no EXR for the {name} pass")
+    return PassResult(frame, name, exr, tuple(reply.get("data_window") or (0, 0, 0, 0)),  # type: ignore[arg-type]
+                      tuple(reply.get("display_window") or (0, 0, 0, 0)), str(reply.get("colorspace", "")))  # type: ignore[arg-type]

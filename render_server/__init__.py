@@ -5,6 +5,6 @@ programs and label maps to this server, which keeps the expensive models loaded 
 bytes. See docs/protocol.md for the wire format.
 """
 
-from render_server.protocol import PROTOCOL_VERSION
+from host_plugin.protocol import PROTOCOL_VERSION
 
 __all__ = ["PROTOCOL_VERSION"]

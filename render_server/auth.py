@@ -13,19 +13,17 @@ from pathlib import Path
 
 import zmq
 
+from host_plugin.curve import apply_client, load_keypair, require_curve
 from vq_models.errors import InputError
 
-
-def _require_curve() -> None:
-    if not zmq.has("curve"):
-        raise InputError("CURVE: this libzmq was built without CURVE support")
+__all__ = ["ServerCurve", "apply_client", "generate_keypair", "load_keypair"]
 
 
 def generate_keypair(out_dir: str | Path, name: str) -> tuple[Path, Path]:
     """Write ``NAME.key`` and ``NAME.key_secret`` (ZeroMQ certificate format); return their paths."""
     import zmq.auth
 
-    _require_curve()
+    require_curve()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for existing in (out / f"{name}.key", out / f"{name}.key_secret"):
@@ -34,20 +32,6 @@ def generate_keypair(out_dir: str | Path, name: str) -> tuple[Path, Path]:
     public, secret = zmq.auth.create_certificates(str(out), name)
     Path(secret).chmod(0o600)
     return Path(public), Path(secret)
-
-
-def load_keypair(path: str | Path) -> tuple[bytes, bytes | None]:
-    """(public, secret) from a certificate file; secret is None for a ``.key`` public file."""
-    import zmq.auth
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: CURVE key file not found")
-    try:
-        public, secret = zmq.auth.load_certificate(str(p))
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{p}: not a ZeroMQ CURVE certificate ({exc})") from None
-    return public, secret
 
 
 @dataclass
@@ -61,7 +45,7 @@ class ServerCurve:
         """Start ZeroMQ's authenticator thread for ``ctx``; returns it (call ``.stop()`` on shutdown)."""
         from zmq.auth.thread import ThreadAuthenticator
 
-        _require_curve()
+        require_curve()
         if not self.clients_dir.is_dir():
             raise InputError(f"{self.clients_dir}: allowed client keys folder not found")
         auth = ThreadAuthenticator(ctx)
@@ -77,15 +61,3 @@ class ServerCurve:
         socket.curve_publickey = public
         socket.curve_secretkey = secret
         socket.curve_server = True
-
-
-def apply_client(socket: zmq.Socket, server_key: str | Path | bytes, client_secret: str | Path) -> None:
-    """Make ``socket`` a CURVE client of the server whose public key is ``server_key`` (before connect)."""
-    _require_curve()
-    server_public = server_key if isinstance(server_key, bytes) else load_keypair(server_key)[0]
-    public, secret = load_keypair(client_secret)
-    if secret is None:
-        raise InputError(f"{client_secret}: this is a public key; the client needs its .key_secret file")
-    socket.curve_serverkey = server_public
-    socket.curve_publickey = public
-    socket.curve_secretkey = secret

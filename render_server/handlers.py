@@ -1,7 +1,7 @@
 """What each request does: validate its fields, call the shot model, shape the reply.
 
 These functions run on worker threads and never touch a socket. They raise
-:class:`~render_server.protocol.ProtocolError` for anything the client got wrong; the server turns that
+:class:`~host_plugin.protocol.ProtocolError` for anything the client got wrong; the server turns that
 into an error reply. Model calls happen under the model's lock (one forward pass at a time per model).
 """
 
@@ -14,26 +14,27 @@ from typing import Any
 
 import numpy as np
 
-from render_server.models import Entry, ModelCache
-from render_server.protocol import (
+from host_plugin.modes import PASSES
+from host_plugin.modes import RENDER_MODES as MODES
+from host_plugin.protocol import (
     BAD_FRAME,
     BAD_PRIOR,
     BAD_PROGRAM,
     BAD_REQUEST,
     INTERNAL,
     ProtocolError,
-    check_labels,
     decode_array,
     encode_array,
     get_field,
-    model_name,
 )
+from render_server import paint
+from render_server.models import Entry, ModelCache
+from render_server.protocol import check_labels, model_name
 from vq_models.errors import VQEditError
 from vq_models.io.images import ImageData, encode_exr_bytes
 
 log = logging.getLogger(__name__)
-MODES = ("identity", "edit-only")
-FORMATS = ("exr", "raw")
+FORMATS = ("exr", "raw", "half")
 MAX_FEATHER = 1024.0
 MAX_IMAGE_SIDE = 16384
 
@@ -138,8 +139,8 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
         window = check_labels(window, K, L, "window", stacked=True)
         rgb = np.asarray(_call(entry, lambda: model.render_window(window)), dtype=np.float32)
         out: dict[str, Any] = {"kind": "window", "elapsed_ms": 0.0}
-        if fmt == "raw":
-            out["rgb"] = encode_array(rgb)
+        if fmt in ("raw", "half"):
+            out["rgb"] = encode_array(rgb if fmt == "raw" else rgb.astype(np.float16))
         else:
             out["exr"] = wire_exr(ImageData(rgb, ["R", "G", "B"], colorspace="sRGB"))
         out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3
@@ -153,23 +154,42 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     mode = get_field(fields, "mode", str, "identity")
     if mode not in MODES:
         raise ProtocolError(BAD_REQUEST, f"mode: expected one of {', '.join(MODES)}")
+    pass_name = get_field(fields, "pass", str, "render")
+    if pass_name not in PASSES:
+        raise ProtocolError(BAD_REQUEST, f"pass: expected one of {', '.join(PASSES)}")
     labels = None
     if fields.get("labels") is not None:
         labels = check_labels(decode_array(fields["labels"], "labels", ("uint8",), ndim=(2,)), K, L, "labels", stacked=False)
-    fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels))
-    image = fr.rgba_image()  # premultiplied RGBA over the render's bounding box, the plate's colour space
-    data_window = [int(v) for v in image.data_window]
-    display_window = [int(v) for v in fr.display_window]
+    matte = paint.decode_paint(fields)
+    if matte is not None:
+        base = labels
+        if base is None:
+            base = _call(entry, lambda: model.edited_labels(frame, program)[0])
+        labels = _call(entry, lambda: paint.painted_labels(model, frame, base, matte))
+    if pass_name == "labels":
+        if labels is None:
+            labels = _call(entry, lambda: model.edited_labels(frame, program)[0])
+        original = _call(entry, lambda: model.label_map(frame))
+        image = _call(entry, lambda: paint.labels_pass(model, frame, labels))
+        changed = np.asarray(labels) != np.asarray(original)
+        colorspace, display_window = str(image.colorspace), [int(v) for v in image.display_window]
+    else:
+        fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels))
+        image = fr.rgba_image()  # premultiplied RGBA over the render's bounding box, the plate's colour space
+        changed, colorspace, display_window = fr.changed, str(fr.colorspace), [int(v) for v in fr.display_window]
     out = {
         "kind": "frame",
         "frame": frame,
-        "data_window": data_window,
+        "pass": pass_name,
+        "data_window": [int(v) for v in image.data_window],
         "display_window": display_window,
-        "colorspace": str(fr.colorspace),
-        "changed": encode_array(np.asarray(fr.changed, dtype=np.uint8)),
+        "colorspace": colorspace,
+        "changed": encode_array(np.asarray(changed, dtype=np.uint8)),
     }
     if fmt == "raw":
         out["rgba"] = encode_array(np.ascontiguousarray(image.pixels, dtype=np.float32))
+    elif fmt == "half":
+        out["rgba"] = encode_array(np.ascontiguousarray(image.pixels, dtype=np.float16))
     else:
         out["exr"] = wire_exr(image)
     out["elapsed_ms"] = (time.perf_counter() - t0) * 1e3

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from render_server.protocol import NO_MODEL, ProtocolError
+from host_plugin.protocol import NO_MODEL, ProtocolError
 from vq_models.errors import VQEditError
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,7 @@ from typing import Any
 
 import zmq
 
-from render_server import handlers
-from render_server.auth import ServerCurve
-from render_server.models import ModelCache
-from render_server.protocol import (
+from host_plugin.protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
     FAST_OPS,
     INTERNAL,
@@ -36,6 +33,9 @@ from render_server.protocol import (
     error_reply,
     ok_reply,
 )
+from render_server import handlers
+from render_server.auth import ServerCurve
+from render_server.models import ModelCache
 from vq_models import __version__
 
 log = logging.getLogger(__name__)

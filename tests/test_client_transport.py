@@ -12,8 +12,8 @@ import pytest
 from server_fixtures import SLOW_BACKEND, BrokerProcess, ServerProcess, free_port, shot_models_dir  # noqa: F401
 
 from host_plugin.client import RenderClient, RequestTimeout, ServerError
+from host_plugin.protocol import decode_array, encode_array
 from render_server.auth import generate_keypair
-from render_server.protocol import decode_array, encode_array
 
 
 def test_timeout_then_retry_across_restart(shot_models_dir):  # noqa: F811

@@ -11,7 +11,7 @@ import zmq
 from server_fixtures import backend_factory, server, shot_models_dir  # noqa: F401
 
 from host_plugin.client import RenderClient
-from render_server.protocol import ERROR_CODES, encode_array, encode_request
+from host_plugin.protocol import ERROR_CODES, encode_array, encode_request
 from vq_models.io.images import decode_image_bytes
 
 N_MESSAGES = 10_000

@@ -101,8 +101,11 @@ def test_node_face_knobs_make_a_valid_program():
     ops = {e["op"]: e for e in prog["edits"]}
     assert ops["eye_open"]["value"] == pytest.approx(0.5) and ops["gaze"]["value"] == [0.2, 0.0]
     assert EditNode(EditKnobs(model="beta", face={"eye_open_left": 1.0})).program_at(1) is None
-    with pytest.raises(InputError):
-        EditNode(EditKnobs(model="beta", face={"eye_open_left": 9.0})).program_at(1)  # out of range 0..1
+    # the thin node does not import the models: the server validates (bad_program), with the same parser
+    from vq_models.edits.program import parse_program
+
+    with pytest.raises(InputError, match="out of range"):
+        parse_program(EditNode(EditKnobs(model="beta", face={"eye_open_left": 9.0})).program_at(1))
     with pytest.raises(InputError, match="unknown"):
         EditNode(EditKnobs(model="beta", face={"nostrils": 1.0})).program_at(1)
 
@@ -114,8 +117,10 @@ def test_teeth_fill_knobs_become_the_teeth_edits_per_row_fill():
     (teeth,) = EditNode(EditKnobs(model="beta", face={"teeth": 0.5, "teeth_fill_lower": ""})).program_at(1)["edits"]
     assert "fill" not in teeth  # an empty knob keeps the prior's default
     assert EditNode(EditKnobs(model="beta", face={"teeth_fill_upper": "12"})).program_at(1) is None  # no teeth edit
+    from vq_models.edits.program import parse_program
+
     with pytest.raises(InputError, match=r"fill\.upper.*unknown segment 'gums'"):
-        EditNode(EditKnobs(model="beta", face={"teeth": 0.0, "teeth_fill_upper": "gums"})).program_at(1)
+        parse_program(EditNode(EditKnobs(model="beta", face={"teeth": 0.0, "teeth_fill_upper": "gums"})).program_at(1))
 
 
 def test_farm_render_range_equals_in_process(server, model, program, tmp_path):  # noqa: F811

@@ -11,7 +11,7 @@ import pytest
 from server_fixtures import SLOW_BACKEND, ServerProcess, backend_factory, server, shot_models_dir  # noqa: F401
 
 from host_plugin.client import RenderClient, ServerError
-from render_server.protocol import decode_array, encode_array
+from host_plugin.protocol import decode_array, encode_array
 from vq_models.io.images import decode_image_bytes
 
 HALF = dict(atol=2e-3, rtol=2e-3)  # the EXR payload is half float

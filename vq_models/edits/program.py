@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host_plugin.keys import INTERPOLATIONS, interpolate
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
 from vq_models.errors import InputError
 
 PROGRAM_VERSION = 1
-INTERPOLATIONS = ("step", "linear", "smooth")
 SIDES = ("left", "right", "both")
 
 Value = float | tuple[float, float]
@@ -79,12 +79,6 @@ OPS: dict[str, OpSpec] = {
 _COMMON = ("op", "keys", "value", "interp", "comment")
 
 
-def _interp_value(a: Value, b: Value, t: float) -> Value:
-    if isinstance(a, tuple):
-        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)  # type: ignore[index]
-    return a + (b - a) * t  # type: ignore[operator]
-
-
 @dataclass(frozen=True)
 class Edit:
     """One validated operation with its keyframes; ``params`` holds the op-specific fields."""
@@ -96,23 +90,9 @@ class Edit:
     index: int = 0
 
     def value_at(self, frame: float) -> Value:
-        """Keyframe interpolation: hold before the first and after the last key; between keys ``step``
-        holds the earlier key, ``linear`` blends, ``smooth`` blends with smoothstep (eases in and out,
-        so a blink does not start or stop with a jolt)."""
-        keys = self.keys
-        if frame <= keys[0][0]:
-            return keys[0][1]
-        if frame >= keys[-1][0]:
-            return keys[-1][1]
-        for (f0, v0), (f1, v1) in zip(keys[:-1], keys[1:], strict=True):
-            if f0 <= frame < f1:
-                if self.interp == "step":
-                    return v0
-                t = (frame - f0) / (f1 - f0)
-                if self.interp == "smooth":
-                    t = t * t * (3.0 - 2.0 * t)
-                return _interp_value(v0, v1, t)
-        return keys[-1][1]  # unreachable: keys are sorted
+        """The value at ``frame``: :func:`host_plugin.keys.interpolate` (held outside the keys; ``step``,
+        ``linear`` or ``smooth`` between them), the same function a host's knobs use."""
+        return interpolate(self.keys, frame, self.interp)
 
     def to_json(self) -> dict[str, Any]:
         keys = [[f, list(v) if isinstance(v, tuple) else v] for f, v in self.keys]

@@ -1,0 +1,228 @@
+"""The wire protocol's codec: msgpack maps, a version, request ids, typed fields, structured errors.
+
+The one owner of the wire format: the render server imports it from here, and so does every host
+(Nuke's Python, a farm blade, the OFX bridge), which is why it lives in the thin package and needs only
+msgpack (numpy is imported when an array is actually encoded or decoded). Nothing here touches sockets: it turns
+bytes into validated requests and replies into bytes. Every way a message can be wrong maps to one
+error code with a one-line message naming the field, because the server must answer hostile input
+instead of crashing (docs/protocol.md lists the codes). No pickle: arrays travel as raw bytes plus
+``dtype`` and ``shape`` fields and are checked against their declared size before use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_ID_LEN = 128
+MAX_NAME_LEN = 256
+MAX_ARRAY_DIMS = 4
+ALLOWED_DTYPES = ("uint8", "float16", "float32")
+
+# Error codes (stable strings: clients branch on them).
+BAD_MESSAGE = "bad_message"  # not a msgpack map / truncated / wrong version
+BAD_REQUEST = "bad_request"  # a field is missing or has the wrong type/shape/value
+UNKNOWN_OP = "unknown_op"
+TOO_LARGE = "too_large"  # message over the server's configured size limit
+NO_MODEL = "no_model"  # model name not in --models DIR, or failed to load
+BAD_FRAME = "bad_frame"  # frame not in the shot
+BAD_LABELS = "bad_labels"  # labels out of range [0, K) or wrong shape
+BAD_PROGRAM = "bad_program"  # edit program did not validate
+BAD_PRIOR = "bad_prior"
+SHUTTING_DOWN = "shutting_down"
+INTERNAL = "internal"  # a bug on the server side; the model stays loaded
+ERROR_CODES = (
+    BAD_MESSAGE, BAD_REQUEST, UNKNOWN_OP, TOO_LARGE, NO_MODEL, BAD_FRAME, BAD_LABELS, BAD_PROGRAM,
+    BAD_PRIOR, SHUTTING_DOWN, INTERNAL,
+)
+
+# Ops answered by the I/O thread itself (cheap, never queued behind renders).
+FAST_OPS = ("ping", "info", "list_models")
+# Ops that run on a worker thread.
+WORK_OPS = ("load", "unload", "labels", "render", "exemplar", "prior")
+OPS = FAST_OPS + WORK_OPS
+
+
+class ProtocolError(Exception):
+    """A request that cannot be served; becomes an error reply with ``code`` and ``message``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decoded, minimally checked request: ``op`` is known and ``id`` is echoable."""
+
+    id: Any
+    op: str
+    fields: dict[str, Any]
+
+
+# --- packing --------------------------------------------------------------------------------------
+def pack(obj: Mapping[str, Any]) -> bytes:
+    """msgpack with bin type for bytes and str for text (so both ends never guess)."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
+    """Strict msgpack decode: no ext types, bounded sizes, keys must be str (checked by callers)."""
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=1_000_000,
+            max_map_len=100_000,
+            max_ext_len=0,
+        )
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+        raise ProtocolError(BAD_MESSAGE, f"cannot decode msgpack: {type(exc).__name__}") from None
+    except Exception as exc:  # msgpack raises a few odd types on hostile input; none may escape
+        raise ProtocolError(BAD_MESSAGE, f"cannot decode msgpack: {type(exc).__name__}") from None
+
+
+def _echo_id(value: Any) -> Any:
+    """The id to echo: str or int within limits, otherwise None (a bad id is still answered)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return value
+    if isinstance(value, str) and len(value) <= MAX_ID_LEN:
+        return value
+    return None
+
+
+def peek_id(data: bytes, window: int = 4096) -> Any:
+    """The request id read from the first bytes only (for replies to messages too big to decode).
+
+    Clients put ``v``, ``id`` and ``op`` first in the map (:func:`encode_request` does), so the id is
+    found without touching the large fields; anything unexpected gives None.
+    """
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=window, max_ext_len=0)
+        unpacker.feed(data[:window])
+        count = unpacker.read_map_header()
+        for _ in range(min(count, 8)):
+            key = unpacker.unpack()
+            value = unpacker.unpack()
+            if key == "id":
+                return _echo_id(value)
+    except Exception:  # noqa: BLE001 - best effort only
+        return None
+    return None
+
+
+def decode_request(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Request:
+    """Bytes → :class:`Request`, or :class:`ProtocolError` carrying whatever id could be recovered.
+
+    The recovered id is stored on the exception as ``.id`` so the error reply still echoes it.
+    """
+    if len(data) > max_bytes:
+        exc = ProtocolError(TOO_LARGE, f"message is {len(data)} bytes, the limit is {max_bytes}")
+        exc.id = peek_id(data)  # type: ignore[attr-defined]
+        raise exc
+    obj = unpack(data, max_bytes)
+    if not isinstance(obj, dict):
+        raise ProtocolError(BAD_MESSAGE, f"message must be a msgpack map, got {type(obj).__name__}")
+    rid = _echo_id(obj.get("id"))
+    try:
+        if "id" not in obj or rid is None:
+            raise ProtocolError(BAD_REQUEST, "id: required, a string (≤128 chars) or an integer")
+        version = obj.get("v", PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION or isinstance(version, bool):
+            raise ProtocolError(BAD_MESSAGE, f"v: protocol version {version!r} not supported (server speaks {PROTOCOL_VERSION})")
+        op = obj.get("op")
+        if not isinstance(op, str):
+            raise ProtocolError(BAD_REQUEST, "op: required string")
+        if op not in OPS:
+            raise ProtocolError(UNKNOWN_OP, f"op: unknown request {op[:40]!r} (known: {', '.join(OPS)})")
+        fields = {k: v for k, v in obj.items() if k not in ("id", "v", "op")}
+        return Request(id=rid, op=op, fields=fields)
+    except ProtocolError as exc:
+        exc.id = rid  # type: ignore[attr-defined]
+        raise
+
+
+def encode_request(rid: Any, op: str, **fields: Any) -> bytes:
+    return pack({"v": PROTOCOL_VERSION, "id": rid, "op": op, **fields})
+
+
+def ok_reply(rid: Any, **fields: Any) -> bytes:
+    return pack({"v": PROTOCOL_VERSION, "id": rid, "ok": True, **fields})
+
+
+def error_reply(rid: Any, code: str, message: str) -> bytes:
+    return pack({"v": PROTOCOL_VERSION, "id": rid, "ok": False, "error": {"code": code, "message": message}})
+
+
+# --- arrays ---------------------------------------------------------------------------------------
+def encode_array(array: Any) -> dict[str, Any]:
+    """An ndarray as ``{"dtype", "shape", "data"}`` (C order, little endian)."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(array)
+    if arr.dtype.name not in ALLOWED_DTYPES:
+        raise ValueError(f"dtype {arr.dtype} cannot travel; use one of {ALLOWED_DTYPES}")
+    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr.astype(arr.dtype.newbyteorder("<")).tobytes()}
+
+
+def decode_array(value: Any, field: str, dtypes: tuple[str, ...] = ALLOWED_DTYPES, ndim: tuple[int, ...] | None = None) -> Any:
+    """Validate and decode an array field (a numpy array); every problem is a BAD_REQUEST naming ``field``."""
+    import numpy as np
+
+    if not isinstance(value, dict):
+        raise ProtocolError(BAD_REQUEST, f"{field}: expected an array map {{dtype, shape, data}}")
+    dtype, shape, data = value.get("dtype"), value.get("shape"), value.get("data")
+    if dtype not in dtypes:
+        raise ProtocolError(BAD_REQUEST, f"{field}.dtype: expected one of {', '.join(dtypes)}, got {str(dtype)[:20]!r}")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= MAX_ARRAY_DIMS
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1 << 16 for s in shape)
+    ):
+        raise ProtocolError(BAD_REQUEST, f"{field}.shape: expected 1-{MAX_ARRAY_DIMS} positive integers")
+    if ndim is not None and len(shape) not in ndim:
+        raise ProtocolError(BAD_REQUEST, f"{field}.shape: expected {' or '.join(map(str, ndim))} dimensions, got {len(shape)}")
+    if not isinstance(data, bytes):
+        raise ProtocolError(BAD_REQUEST, f"{field}.data: expected bytes")
+    dt = np.dtype(dtype).newbyteorder("<")
+    expected = math.prod(shape) * dt.itemsize
+    if expected != len(data):
+        raise ProtocolError(BAD_REQUEST, f"{field}.data: {len(data)} bytes, shape {shape} of {dtype} needs {expected}")
+    return np.frombuffer(data, dtype=dt).reshape(shape).astype(np.dtype(dtype), copy=False)
+
+
+# --- typed field access ---------------------------------------------------------------------------
+_MISSING = object()
+
+
+def get_field(fields: Mapping[str, Any], name: str, kind: type[Any] | tuple[type[Any], ...], default: Any = _MISSING) -> Any:
+    """Return ``fields[name]`` checked against ``kind`` (bools are not ints); BAD_REQUEST otherwise."""
+    if name not in fields or fields[name] is None:
+        if default is _MISSING:
+            raise ProtocolError(BAD_REQUEST, f"{name}: required")
+        return default
+    value = fields[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ProtocolError(BAD_REQUEST, f"{name}: expected {'/'.join(k.__name__ for k in kinds)}, got bool")
+    if not isinstance(value, kinds):
+        raise ProtocolError(BAD_REQUEST, f"{name}: expected {'/'.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(BAD_REQUEST, f"{name}: must be finite")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**31:
+        raise ProtocolError(BAD_REQUEST, f"{name}: integer out of range")
+    return value
+
+
