@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
 from vq_models.composite import composite_image, edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
 from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, parse_program
 from vq_models.errors import InputError
 from vq_models.shot import Shot
-
-RENDER_MODES = ("identity", "edit-only")
 
 
 @dataclass
