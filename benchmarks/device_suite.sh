@@ -62,7 +62,7 @@ sweep() {  # sweep NAME KEY=VALUE...
     local sets=()
     for kv in "$@"; do sets+=(--set "$kv"); done
     timeout "$T" python3 benchmarks/stage1_sweep.py --work "$WORK/s1" --name "$name" --device "$DEVICE" --threads 2 \
-        --roi-weights 1,3 --json "$WORK/results.jsonl" --set "iters=$SWEEP_ITERS" "${sets[@]}" \
+        --roi-weights 1,3 --json "$WORK/results.jsonl" --set "iterations=$SWEEP_ITERS" "${sets[@]}" \
         >"$WORK/logs/sweep_$name.log" 2>&1
     echo "rc=$? sweep $name" >>"$OUT/suite.log"
 }
@@ -70,10 +70,10 @@ log "== Stage I sweeps in parallel (limit ${T}s, $(date +%T))"
 R256=(image_size=256 input_size=256 label_size=256 "vq_resolutions=[64,128,256]")
 sweep noise encoder_noise_maps=true &
 sweep noise_fine encoder_noise_maps=true "vq_scale_weights=[0.25,1.0,8.0]" &
-sweep r256_1000 encoder_noise_maps=true "${R256[@]}" iters=1000 &
-sweep r256_1500 encoder_noise_maps=true "${R256[@]}" iters=1500 &
-sweep r256_2000_b2 encoder_noise_maps=true "${R256[@]}" iters=2000 batch_size=2 &
-sweep r256_1000_fine encoder_noise_maps=true "${R256[@]}" iters=1000 "vq_scale_weights=[0.25,1.0,8.0]" &
+sweep r256_1000 encoder_noise_maps=true "${R256[@]}" iterations=1000 &
+sweep r256_1500 encoder_noise_maps=true "${R256[@]}" iterations=1500 &
+sweep r256_2000_b2 encoder_noise_maps=true "${R256[@]}" iterations=2000 batch_size=2 &
+sweep r256_1000_fine encoder_noise_maps=true "${R256[@]}" iterations=1000 "vq_scale_weights=[0.25,1.0,8.0]" &
 wait
 log "   parallel phase done ($(date +%T))"
 cp "$WORK/results.jsonl" "$OUT/" 2>/dev/null

@@ -9,7 +9,7 @@ machine may be shared), and writes two PNGs a person can look at: the exemplar (
 segmentation comparison (crop | ground-truth parts | codes coloured by the part each code was matched to).
 
     .venv/bin/python benchmarks/stage1_acceptance.py --work /tmp/s1acc
-    .venv/bin/python benchmarks/stage1_acceptance.py --work /tmp/s1acc --frames 24 --set iters=200   # quick look
+    .venv/bin/python benchmarks/stage1_acceptance.py --work /tmp/s1acc --frames 24 --set iterations=200   # quick look
 
 Exit status 0 when every required part reaches the bar and the time fits, 1 otherwise.
 """

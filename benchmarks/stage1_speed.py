@@ -66,7 +66,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         shot = make_shot(Path(tmp) / "shot", frames=tuple(range(1, args.frames + 1)), size=args.crop)
-        config = load_config(STAGE1_PRESETS, args.preset, overrides=[f"iters={args.steps}",
+        config = load_config(STAGE1_PRESETS, args.preset, overrides=[f"iterations={args.steps}",
                                                                       f"checkpoint_every={args.steps}",
                                                                       *args.overrides])
         if args.device.startswith("cuda"):

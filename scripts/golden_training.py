@@ -61,12 +61,19 @@ def _labels(folder: Path) -> str:
 
 
 def _renamed(tree: Any) -> Any:
-    """Stage I meta.json before the backbone rename said "prior" for the StyleGAN backbone: the new name."""
+    """Renames that change no behaviour, applied to both sides: Stage I meta.json said "prior" for the StyleGAN
+    backbone, and its config used Stage I's own knob names before both trainers shared one name per knob."""
+    from vq_models.train.stage1_config import Stage1Config
+
+    renames = getattr(Stage1Config, "DEPRECATED_NAMES", {})
     if isinstance(tree, dict):
         if tree.get("stage") == 1:
             for key in ("", "_description", "_sources"):
                 if f"prior{key}" in tree:
                     tree[f"backbone{key}"] = tree.pop(f"prior{key}")
+            config = tree.get("config", {})
+            tree["config"] = {renames[k][0] if k in renames else k: renames[k][1](v) if k in renames else v
+                              for k, v in config.items()}
         for value in tree.values():
             _renamed(value)
     return tree
@@ -106,6 +113,7 @@ def run_all(work: Path) -> dict[str, Any]:
                                      "vq_context_weight=1", "vq_refine_epochs=0"])):
         root = work / name
         make_shot(root)
+        # "iters": the old name, so this also runs on revisions before the rename (it is still read)
         config = load_config(STAGE1_PRESETS, "tiny", None, ["iters=5", f"label_size={CROP}", *extra])
         out = train_stage1(root, config, progress=False)
         result[name] = {"losses": _losses(), "model": _weights(out / "model.safetensors"),

@@ -128,8 +128,8 @@ def test_resume_is_identical_to_a_straight_run(tmp_path: Path):
     make_shot(tmp_path / "a", frames=(1, 2, 3))
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     base = ["checkpoint_every=2", "vq_refine_epochs=0", "dead_code_threshold=150"]
-    straight = load_config(STAGE1_PRESETS, "tiny", overrides=base + ["iters=4"])
-    half = load_config(STAGE1_PRESETS, "tiny", overrides=base + ["iters=2"])
+    straight = load_config(STAGE1_PRESETS, "tiny", overrides=base + ["iterations=4"])
+    half = load_config(STAGE1_PRESETS, "tiny", overrides=base + ["iterations=2"])
     train_stage1(tmp_path / "a", straight)
     train_stage1(tmp_path / "b", half)
     train_stage1(tmp_path / "b", straight, resume=True)

@@ -4,21 +4,51 @@ Every stage declares one dataclass whose fields are the paper's knobs under thei
 ``PRESETS`` mapping (``tiny`` for tests, ``cpu`` for 2-core machines, ``paper`` for the published
 settings). :func:`load_config` resolves preset → file → ``key=value`` overrides, in that order, and
 rejects unknown keys so a typo in a config file never silently falls back to a default.
+
+A knob that was renamed keeps working under its old name: a config dataclass lists its old names in a
+``DEPRECATED_NAMES`` class attribute (old name -> new name and a conversion of the value), and
+:func:`apply_mapping` translates them with a deprecation message. That is what lets a model trained before
+the rename (its saved config.yaml) still load.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from vq_models.errors import InputError
+from vq_models.io.atomic import atomic_write_text
+
+log = logging.getLogger("vqedit.config")
 
 T = TypeVar("T")
+
+#: old option name -> (new name, conversion of an old value to the new option's meaning)
+Renames = Mapping[str, tuple[str, Callable[[Any], Any]]]
+
+
+def _translate_old_names(config: Any, mapping: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``mapping`` with the config's deprecated option names replaced by the current ones (with a message)."""
+    renames: Renames = getattr(type(config), "DEPRECATED_NAMES", {})
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if key in renames:
+            new, convert = renames[key]
+            if new in mapping:
+                raise InputError(f"{where}.{key}: given together with its new name {new!r}; keep only {new!r}")
+            converted = convert(value)
+            note = "" if converted == value else f" (read as {new} = {converted!r})"
+            log.warning("%s.%s is deprecated: use %s%s", where, key, new, note)
+            out[new] = converted
+        else:
+            out[key] = value
+    return out
 
 
 def _coerce(value: Any, current: Any, where: str) -> Any:
@@ -55,6 +85,7 @@ def apply_mapping(config: T, mapping: Mapping[str, Any], where: str = "config") 
     if not isinstance(mapping, Mapping):
         raise InputError(f"{where}: expected a mapping of option names to values")
     fields = {f.name: f for f in dataclasses.fields(config)}  # type: ignore[arg-type]
+    mapping = _translate_old_names(config, mapping, where)
     changes: dict[str, Any] = {}
     for key, value in mapping.items():
         if key not in fields:
@@ -132,6 +163,4 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def save_config(config: Any, path: str | Path) -> None:
     """Write a config as YAML atomically."""
-    from vq_models.io.atomic import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -32,6 +32,11 @@ def _check_file(path: str | None, flag: str) -> None:
         raise InputError(f"{flag} {path}: file not found")
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--set pairs, then --iters (both trainers call the knob ``iterations``)."""
+    return list(args.overrides) + ([f"iterations={args.iters}"] if args.iters is not None else [])
+
+
 def run(args: argparse.Namespace) -> int:
     from vq_models.config import load_config
 
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         _check_file(args.e4e, "--e4e")
         from vq_models.train.stage1 import STAGE1_PRESETS, train_stage1
 
-        overrides = list(args.overrides) + ([f"iters={args.iters}"] if args.iters is not None else [])
+        overrides = _overrides(args)
         config = load_config(STAGE1_PRESETS, args.preset, args.config, overrides)
         out = train_stage1(args.shot, config, device=args.device, resume=args.resume,
                            stylegan=args.stylegan, e4e=args.e4e)
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         _check_file(args.prior, "--prior")
         from vq_models.train.stage2 import STAGE2_PRESETS, train_stage2
 
-        overrides = list(args.overrides) + ([f"iterations={args.iters}"] if args.iters is not None else [])
+        overrides = _overrides(args)
         config = load_config(STAGE2_PRESETS, args.preset, args.config, overrides)
         out = train_stage2(args.shot, config, device=args.device, resume=args.resume, prior_path=args.prior)
     print(f"vqedit train: stage {args.stage} written to {out}")

@@ -1,7 +1,7 @@
 """Stage I trainer: invert the shot into StyleGAN2 and learn the VQ segmentation codebook passively.
 
 Paper Section 3.2. The run: build the StyleGAN backbone (``backbone.py``: pretrained and frozen, or the
-embedded per-shot autoencoder), then ``iters`` steps of ``stage1_step.train_step`` over the deterministic
+embedded per-shot autoencoder), then ``iterations`` steps of ``stage1_step.train_step`` over the deterministic
 batch order (``stage1_data.py``), checkpointing as it goes; then, on rank 0, the quantizer-only phase and
 the labelling of every frame (``codebook.py``, shared with ``vqedit recluster``) and everything written
 to ``SHOT/stage1``, meta.json last. Knobs and presets: ``stage1_config.py``.
@@ -101,7 +101,7 @@ def _train_stage1(
     disc = LatentDiscriminator(gen.style_dim).to(dev)
     vq = VectorQuantizer(num_codes=config.num_codes, dim=code_dim, decay=config.vq_decay,
                          kmeans_iters=config.kmeans_iters, dead_code_threshold=config.dead_code_threshold).to(dev)
-    perceptual = PerceptualLoss(net=config.perceptual_net, backbone_path=config.perceptual_weights or None).to(dev)
+    perceptual = PerceptualLoss(net=config.perceptual, backbone_path=config.perceptual_backbone or None).to(dev)
     perceptual.requires_grad_(False)
     identity = IdentityLoss.from_path(config.identity_weights or None) if config.lambda_sim > 0 else None
     if identity is not None:
@@ -135,17 +135,17 @@ def _train_stage1(
     timings = dict(state.get("timings", {}))
     timings.setdefault("train_seconds", 0.0)
 
-    logger = TrainLogger(out / "tensorboard", config.iters, "stage1", start_step=step, enabled=info.is_main, progress=progress)
+    logger = TrainLogger(out / "tensorboard", config.iterations, "stage1", start_step=step, enabled=info.is_main, progress=progress)
     net.train()
     t0 = time.monotonic()
     try:
-        while step < config.iters:
+        while step < config.iterations:
             batch = data.batch(order.indices(step), dev)
             scalars = train_step(ddp_net, ddp_disc, net, disc, vq, perceptual, identity, batch, config, opt_g, opt_d)
             step += 1
-            if info.is_main and (step % config.log_every == 0 or step == config.iters):
+            if info.is_main and (step % config.log_every == 0 or step == config.iterations):
                 logger.log(step, scalars)
-            if step % config.checkpoint_every == 0 or step == config.iters:
+            if step % config.checkpoint_every == 0 or step == config.iterations:
                 elapsed = timings["train_seconds"] + time.monotonic() - t0
                 if info.is_main:
                     ckpt.save(step, modules, optimizers, {"timings": {**timings, "train_seconds": elapsed}})

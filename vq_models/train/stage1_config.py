@@ -8,10 +8,11 @@ behind each preset's values are in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
+from vq_models.config import Renames
 from vq_models.errors import InputError
 from vq_models.quantizer import CONTEXT_SIGMA
 
@@ -65,20 +66,30 @@ class Stage1Config:
     lambda_sim: float = 0.1
     lambda_dreg: float = 2e-4
     lambda_adv: float = 0.1
-    r1_gamma: float = 10.0  # R1 on real W for the latent discriminator (e4e's default)
-    perceptual_net: str = "alex"
-    perceptual_weights: str = ""  # ImageNet backbone file ("" = the built-in fallback backend)
+    # R1 on real W for the latent discriminator: weight of E‖∇D‖², as Stage II's lambda_gp (e4e's γ = 10 is γ/2 = 5)
+    lambda_gp: float = 5.0
+    perceptual: str = "alex"
+    perceptual_backbone: str = ""  # ImageNet backbone file ("" = the built-in fallback backend)
     identity_weights: str = ""  # ArcFace IR-SE50 file ("" = identity term off, recorded in meta.json)
     # optimisation
     lr_encoder: float = 1e-3  # paper 5e-6 (fine-tuning a pretrained e4e)
     lr_discriminator: float = 1e-4  # paper 1e-6
     lr_generator: float = 1e-3  # default mode only (paper mode keeps G frozen)
     batch_size: int = 4
-    iters: int = 2000
+    iterations: int = 2000
     checkpoint_every: int = 500
     log_every: int = 10
     label_batch_size: int = 8
     seed: int = 0
+
+    # Stage I's names before both trainers used one name per knob: still read (config files, a model's saved
+    # config.yaml, --set) with a deprecation message. r1_gamma was γ of γ/2·E‖∇D‖²
+    DEPRECATED_NAMES: ClassVar[Renames] = {
+        "iters": ("iterations", lambda v: v),
+        "r1_gamma": ("lambda_gp", lambda v: float(v) / 2),
+        "perceptual_net": ("perceptual", lambda v: v),
+        "perceptual_weights": ("perceptual_backbone", lambda v: v),
+    }
 
 
 STAGE1_PRESETS: dict[str, Stage1Config] = {
@@ -86,7 +97,7 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
         image_size=32, input_size=32, generator_max_channels=16, encoder_kind="spatial", encoder_channels=8, num_codes=8,
         vq_decay=0.9, kmeans_iters=20, dead_code_threshold=1.0, vq_resolutions=(16, 32), label_size=32,
         vq_scale_weights=(1.0, 1.0), vq_refine_epochs=1, vq_refine_lloyd=3, lambda_l2_roi=5.0, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
-        iters=6, checkpoint_every=3, log_every=1, label_batch_size=4,
+        iterations=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
     # measured on a synthetic 120-frame shot (benchmarks/stage1_acceptance.py): a 128² generator tapped at
     # 32/64/128 with the finest tap given most say (pupil vs iris lives there), K=128, the layout-keeping encoder
@@ -108,13 +119,13 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
         vq_refine_reinit=True, vq_refine_roi_weight=4.0,
         num_codes=255, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
         vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
-        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iters=2500,
+        lambda_l2_roi=5.0, lambda_lpips_nonroi=0.0, lr_encoder=1e-3, lr_generator=5e-3, iterations=2500,
         checkpoint_every=500, log_every=50,
     ),
     "paper": Stage1Config(
         image_size=1024, input_size=256, num_codes=128, vq_decay=1e-3, kmeans_iters=100,
         dead_code_threshold=2.0, vq_resolutions=(64, 128, 256), label_size=256, vq_refine_epochs=0,
-        lr_encoder=5e-6, lr_discriminator=1e-6, lr_generator=0.0, batch_size=8, iters=20000,
+        lr_encoder=5e-6, lr_discriminator=1e-6, lr_generator=0.0, batch_size=8, iterations=20000,
         checkpoint_every=1000, log_every=50,
     ),
 }

@@ -75,13 +75,13 @@ def train_step(ddp_net: nn.Module, ddp_disc: nn.Module, net: InversionNet, disc:
     # latent discriminator: mapping-network W are real, encoder W+ rows are fake (+ R1 on the real ones)
     with torch.no_grad():
         real = gen.get_latent(torch.randn(flat_w.shape[0], gen.style_dim, device=flat_w.device))
-    real.requires_grad_(config.r1_gamma > 0)
+    real.requires_grad_(config.lambda_gp > 0)
     pred = ddp_disc(torch.cat([real, flat_w.detach()]))  # one forward: DDP wants one per backward
     real_pred, fake_pred = pred[: real.shape[0]], pred[real.shape[0]:]
     loss_d = F.softplus(-real_pred).mean() + F.softplus(fake_pred).mean()
-    if config.r1_gamma > 0:
+    if config.lambda_gp > 0:
         (grad,) = torch.autograd.grad(real_pred.sum(), real, create_graph=True)
-        loss_d = loss_d + config.r1_gamma / 2 * grad.pow(2).sum(dim=1).mean()
+        loss_d = loss_d + config.lambda_gp * grad.pow(2).sum(dim=1).mean()
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
