@@ -51,7 +51,7 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
     # --quick and the test: seconds per stage on a loaded 2-core machine
     "tiny": DemoConfig(
         frames=12, size=96, crop_size=64, supersample=1, prep_preset="tiny", stage1_preset="tiny",
-        stage1_overrides=("iters=4", "checkpoint_every=4"), stage2_preset="tiny",
+        stage1_overrides=("iterations=4", "checkpoint_every=4"), stage2_preset="tiny",
         stage2_overrides=("iterations=40", "checkpoint_every=40", "image_every=40", "val_every=6"),
         feather=2.0, chunk=6, fps=8.0, measure_frames=6, contact_frames=3, min_ssim=0.3, min_psnr=14.0,
     ),
@@ -59,7 +59,7 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
     "cpu": DemoConfig(),
     # closer to the paper's sizes; for a machine with a GPU (`--device cuda`), not a 2-core laptop
     "paper": DemoConfig(
-        frames=120, size=512, crop_size=256, stage1_overrides=("iters=2000",),
+        frames=120, size=512, crop_size=256, stage1_overrides=("iterations=2000",),
         stage2_overrides=("render_size=256", "iterations=20000"), min_ssim=0.8, min_psnr=25.0,
     ),
 }
