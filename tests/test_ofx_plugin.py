@@ -1,0 +1,379 @@
+"""The compiled VQFaceEdit OpenFX plug-in, built here with CMake and driven by a headless ctypes OFX host
+(tests/ofx_host/host.py) against a real render server serving the session's tiny trained shot.
+
+What is checked: the bundle's layout and exports; describe and describe-in-context for both contexts
+(clips, parameters named and ranged like the gizmo's knobs, pages); renders at 8-bit and float from two
+instances equal ``vqedit render --server`` for the same frame and knobs (1/255 at 8-bit, half precision at
+float), with Source pixels outside the render's alpha returned bit for bit, in both row orders and with
+bounds that do not start at 0; errors (stopped server, unknown model, frame outside the shot) come back as
+a failed status plus a one-line persistent message within the timeout; a killed bridge is restarted; no
+process is left after unload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from server_fixtures import ServerProcess, copy_shot
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "ofx_host"))
+
+from host import OfxHost  # noqa: E402
+
+from host_plugin.node import FACE_KNOBS, FILL_KNOBS, edits_from_face_knobs  # noqa: E402
+from host_plugin.ofx.params import FACE_UI, PARAMS  # noqa: E402
+from host_plugin.ofx.pixels import linear_to_srgb  # noqa: E402
+
+FILTER, GENERAL = "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"
+HALF = dict(atol=2e-3, rtol=2e-3)
+FEATHER = 3.0
+
+
+# --- fixtures -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ofx_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle, built once per session with CMake into a temporary build tree (what `make ofx` runs)."""
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        pytest.fail("cmake and a C++ compiler are needed to build the OpenFX plug-in")
+    build = tmp_path_factory.mktemp("ofx_build")
+    for cmd in (["cmake", "-S", str(REPO / "host_plugin" / "ofx"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                 f"-DVQEDIT_PYTHON={sys.executable}"],
+                ["cmake", "--build", str(build), "-j", "2"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return build / "VQFaceEdit.ofx.bundle"
+
+
+@pytest.fixture(scope="session")
+def ofx_binary(ofx_bundle: Path) -> Path:
+    return ofx_bundle / "Contents" / "Linux-x86-64" / "VQFaceEdit.ofx"
+
+
+# The tiny shot's automatic prior names only skin and background; the face knobs need eyes and a mouth.
+# This prior names some of its 8 codes so that every knob used here validates and edits real pixels.
+FACE_PRIOR = {"version": 1, "num_codes": 8, "segments": {
+    "skin": [1, 2], "eye_whites": [3], "irises": [4], "pupils": [5], "upper_teeth": [6], "mouth_interior": [7],
+    "background": [0]}}
+
+
+@pytest.fixture(scope="module")
+def ofx_shot(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Path) -> Path:
+    """A private copy of the tiny shot, served as ``alpha``, with :data:`FACE_PRIOR`."""
+    shot_dir = copy_shot(tiny_shot, tmp_path_factory.mktemp("ofx_models") / "alpha")
+    (shot_dir / "prior.json").write_text(json.dumps(FACE_PRIOR))
+    return shot_dir
+
+
+@pytest.fixture(scope="module")
+def ofx_server(ofx_shot: Path):
+    proc = ServerProcess(ofx_shot.parent, "--workers", "1")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def shot(ofx_shot: Path) -> dict:
+    return json.loads((ofx_shot / "shot.json").read_text())
+
+
+def bridge_children(include_zombies: bool = True) -> list[int]:
+    """Bridge processes whose parent is this test process (zombies count: they were never reaped)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        state, ppid = fields[0], int(fields[1])
+        if ppid != os.getpid():
+            continue
+        if "host_plugin.ofx.bridge" in cmdline or (include_zombies and state == "Z" and "python" in stat):
+            pids.append(int(entry.name))
+    return pids
+
+
+def plate_frame(shot: dict, frame: int) -> np.ndarray:
+    from vq_models.io.images import read_image
+
+    return np.asarray(read_image(shot["plate"]["source"] % frame).pixels, np.float32)
+
+
+def cli_render(tiny_shot: Path, server: ServerProcess, frame: int, knobs: dict, out: Path, mode: str) -> Path:
+    """`vqedit render --server` of one frame with the program the knobs make (the reference)."""
+    from vq_models.cli import main
+
+    edits = out.parent / f"{out.stem}.edits.json"
+    edits.parent.mkdir(parents=True, exist_ok=True)
+    edits.write_text(json.dumps({"version": 1, "edits": edits_from_face_knobs(knobs)}))
+    rc = main(["render", str(tiny_shot), "--server", server.address, "--model", "alpha", "--frames", str(frame),
+               "--edits", str(edits), "--feather", str(FEATHER), "--mode", mode, "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    return Path(str(out) % frame)
+
+
+def reference_alpha(tiny_shot: Path, frame: int, knobs: dict, mode: str) -> np.ndarray:
+    from vq_models.runtime import ShotModel
+
+    model = ShotModel.load(tiny_shot)
+    program = {"version": 1, "edits": edits_from_face_knobs(knobs)}
+    return model.render_frame(frame, program, feather=FEATHER, mode=mode).alpha
+
+
+def new_host(binary: Path) -> OfxHost:
+    host = OfxHost(str(binary), project=(96, 96))
+    assert host.load() == 0
+    host.describe()
+    host.describe_in_context(FILTER)
+    host.describe_in_context(GENERAL)
+    return host
+
+
+def configure(host: OfxHost, inst: int, server: str, knobs: dict, **extra) -> None:
+    for name, value in {"server": server, "model": "alpha", "feather": FEATHER, **knobs, **extra}.items():
+        host.set_param(inst, name, value)
+
+
+# --- the bundle and its description -----------------------------------------------------------------------
+def test_bundle_layout_and_exports(ofx_bundle, ofx_binary):
+    assert ofx_binary.is_file()
+    plist = (ofx_bundle / "Contents" / "Info.plist").read_text()
+    assert "<string>org.vqedit.VQFaceEdit</string>" in plist and "<string>VQFaceEdit.ofx</string>" in plist
+    assert (ofx_bundle / "Contents" / "Resources").is_dir()
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(ofx_binary)], capture_output=True, text=True, check=True)
+    exported = sorted(line.split()[-1] for line in nm.stdout.splitlines() if line.strip())
+    assert exported == ["OfxGetNumberOfPlugins", "OfxGetPlugin"]  # nothing else for a host to bind to
+    ldd = subprocess.run(["ldd", str(ofx_binary)], capture_output=True, text=True, check=True).stdout
+    assert "python" not in ldd.lower() and "zmq" not in ldd and "stdc++" not in ldd
+
+
+def test_describe_and_describe_in_context(ofx_binary):
+    host = OfxHost(str(ofx_binary))
+    assert host.plugin.pluginApi == b"OfxImageEffectPluginAPI" and host.plugin.apiVersion == 1
+    assert host.plugin.pluginIdentifier == b"org.vqedit.VQFaceEdit"
+    assert host.load() == 0
+    props = host.describe().props.values
+    assert props["OfxPropLabel"] == ["VQFaceEdit"] and props["OfxImageEffectPluginPropGrouping"] == ["vqedit"]
+    assert props["OfxImageEffectPropSupportedContexts"] == [FILTER, GENERAL]
+    assert props["OfxImageEffectPropSupportedPixelDepths"] == ["OfxBitDepthByte", "OfxBitDepthShort", "OfxBitDepthFloat"]
+    assert props["OfxImageEffectPropSupportsTiles"] == [0] and props["OfxImageEffectPropSupportsMultiResolution"] == [1]
+    assert props["OfxImageEffectPluginRenderThreadSafety"] == ["OfxImageEffectRenderInstanceSafe"]
+
+    filt, gen = host.describe_in_context(FILTER), host.describe_in_context(GENERAL)
+    assert sorted(filt.clips) == ["Output", "Source"]
+    assert sorted(gen.clips) == ["Output", "Paint", "Source"]
+    paint = gen.clips["Paint"].props.values
+    assert paint["OfxImageClipPropOptional"] == [1] and paint["OfxImageClipPropIsMask"] == [1]
+    for clip in ("Source", "Output"):
+        assert gen.clips[clip].props.values["OfxImageEffectPropSupportedComponents"] == [
+            "OfxImageComponentRGBA", "OfxImageComponentRGB"]
+
+    names = [n for n in gen.param_order if gen.params[n].kind != "OfxParamTypePage"]
+    assert names == [p.name for p in PARAMS]  # one table: the generated C++ follows params.py
+    for must in ("server", "model", "frame_offset", *FACE_KNOBS, *FILL_KNOBS, "feather", "mix", "mode", "colorspace",
+                 "paint_segment"):
+        assert must in names
+    for knob, (_, neutral) in FACE_KNOBS.items():
+        p = gen.params[knob]
+        assert p.kind == "OfxParamTypeDouble" and p.props.get("OfxParamPropAnimates") == 1
+        assert p.props.get("OfxParamPropDefault") == neutral
+        assert (p.props.get("OfxParamPropMin"), p.props.get("OfxParamPropMax")) == FACE_UI[knob][:2]
+        assert p.props.get("OfxParamPropHint")
+    assert gen.params["mode"].props.values["OfxParamPropChoiceOption"] == ["identity", "edit-only"]
+    assert gen.params["frame_offset"].kind == "OfxParamTypeInteger"
+    assert gen.params["server"].kind == "OfxParamTypeString"
+    assert gen.params["server"].props.get("OfxParamPropCacheInvalidation") == "OfxParamInvalidateAll"
+    pages = {n: gen.params[n].props.values.get("OfxParamPropPageChild", []) for n in gen.param_order
+             if gen.params[n].kind == "OfxParamTypePage"}
+    assert set(pages) == {"Face", "Render", "Paint"} and sorted(sum(pages.values(), [])) == sorted(names)
+    assert host.unload() == 0
+
+
+def test_face_ranges_match_the_gizmo():
+    """The OFX sliders and the Nuke gizmo's knobs share names and ranges (gizmo ``R lo hi``)."""
+    gizmo = (REPO / "gizmos" / "VQFaceEdit.gizmo").read_text()
+    for knob, (lo, hi, _label, _hint) in FACE_UI.items():
+        m = re.search(r"addUserKnob \{7 " + knob + r" .*? R (-?[\d.]+) (-?[\d.]+)\}", gizmo)
+        assert m, f"{knob} not in the gizmo"
+        assert (float(m.group(1)), float(m.group(2))) == (lo, hi)
+    assert set(FACE_UI) == set(FACE_KNOBS)
+
+
+# --- renders ----------------------------------------------------------------------------------------------
+def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, ofx_shot, shot, tmp_path):
+    tiny_shot = ofx_shot
+    frames = shot["frames"]
+    f_float, f_byte = frames[2], frames[5]
+    knobs_float = {"eye_open_left": 0.5, "gaze_x": 0.2}  # eye_open_left animated: 0.5 half-way between keys
+    knobs_byte = {"teeth": 0.0, "mouth_open": 1.3}
+    ref_float = cli_render(tiny_shot, ofx_server, f_float, knobs_float, tmp_path / "float" / "c.%04d.exr", "identity")
+    ref_byte = cli_render(tiny_shot, ofx_server, f_byte, knobs_byte, tmp_path / "byte" / "c.%04d.png", "identity")
+    from vq_models.io.images import read_image
+
+    host = new_host(ofx_binary)
+    a = host.create_instance(FILTER)
+    b = host.create_instance(GENERAL)  # the second instance, Paint left unconnected
+    try:
+        # A: float RGB, y-up rows, host time 1 = shot frame f_float through frame_offset, animated knob
+        plate = plate_frame(shot, f_float)[..., :3]
+        configure(host, a, ofx_server.address, {"gaze_x": 0.2}, frame_offset=f_float - 1)
+        host.set_param(a, "eye_open_left", keys={0.0: 1.0, 2.0: 0.0})
+        host.connect(a, "Source", plate)
+        st, out = host.render(a, 1.0)
+        assert st == 0, host.persistent_message(a)
+        assert host.persistent_message(a) is None
+        ref = read_image(ref_float)
+        assert ref.data_window == (0, 0, 96, 96)
+        np.testing.assert_allclose(out, ref.pixels[..., :3], **HALF)
+        alpha = reference_alpha(tiny_shot, f_float, knobs_float, "identity")
+        assert (alpha > 0).sum() > 100 and not np.array_equal(out, plate)
+        assert np.array_equal(out[alpha == 0], plate[alpha == 0])  # bit for bit outside the alpha
+
+        # B: 8-bit sRGB RGBA, top-down memory (negative rowBytes), bounds not at 0 (a crop of the frame)
+        lin = plate_frame(shot, f_byte)[..., :3]
+        src8 = np.clip(np.rint(linear_to_srgb(lin) * 255), 0, 255).astype(np.uint8)
+        src8 = np.concatenate([src8, np.full(src8.shape[:2] + (1,), 200, np.uint8)], -1)
+        rows, cols = slice(6, 94), slice(4, 84)  # y-down rows 6..93 = OFX rows 2..89
+        configure(host, b, ofx_server.address, knobs_byte, frame_offset=f_byte - 10)
+        host.connect(b, "Source", src8[rows, cols], origin=(4, 2), negative_rows=True)
+        st, out8 = host.render(b, 10.0, out_negative_rows=True)
+        assert st == 0, host.persistent_message(b)
+        ref8 = read_image(ref_byte)
+        ref8 = np.clip(np.rint(ref8.pixels[..., :3] * 255), 0, 255).astype(np.int32)[rows, cols]
+        assert np.abs(out8[..., :3].astype(np.int32) - ref8).max() <= 1  # within 1/255
+        alpha8 = reference_alpha(tiny_shot, f_byte, knobs_byte, "identity")[rows, cols]
+        assert np.array_equal(out8[alpha8 == 0], src8[rows, cols][alpha8 == 0])
+        assert np.array_equal(out8[..., 3], src8[rows, cols, 3])  # the Source's own alpha
+        assert not np.array_equal(out8, src8[rows, cols])
+
+        # A again at another time: the animated knob is read at that time (1.0 → eye open → other pixels)
+        st, out_open = host.render(a, 0.0)
+        assert st == 0 and not np.array_equal(out_open, out)
+    finally:
+        assert host.destroy_instance(a) == 0 and host.destroy_instance(b) == 0
+        assert host.unload() == 0
+    assert bridge_children() == []
+
+
+def test_16bit_proxy_scale_and_mix(ofx_binary, ofx_server, shot):
+    """16-bit at render scale 0.5 (a proxy render: half-size images) with mix 0.5: the server's full-size
+    pass is brought onto the half-size grid; outside it the Source comes back bit for bit."""
+    f = shot["frames"][3]
+    lin = plate_frame(shot, f)[..., :3]
+    half = lin.reshape(48, 2, 48, 2, 3).mean(axis=(1, 3))
+    src16 = np.clip(np.rint(linear_to_srgb(half) * 65535), 0, 65535).astype(np.uint16)
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    try:
+        configure(host, inst, ofx_server.address, {}, frame_offset=0, mix=0.5)
+        host.connect(inst, "Source", src16)
+        st, out = host.render(inst, float(f), scale=0.5)
+        assert st == 0, host.persistent_message(inst)
+        changed = (out != src16).any(-1)
+        assert 20 < changed.sum() < 48 * 48 * 0.8  # the face region, at half size
+        full = host.render(inst, float(f), scale=0.5)[1]
+        assert np.array_equal(full, out)  # deterministic
+        host.set_param(inst, "mix", 0.0)
+        st, none = host.render(inst, float(f), scale=0.5)
+        assert st == 0 and np.array_equal(none, src16)  # mix 0: the Source, bit for bit
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
+
+
+def test_paint_clip_is_sent_with_the_render(ofx_binary, ofx_server, shot):
+    """General context with the Paint clip connected: an empty matte renders like no Paint at all; a matte
+    with paint but no paint_segment is refused in one line naming the parameter."""
+    f = shot["frames"][4]
+    plate = plate_frame(shot, f)[..., :3]
+    host = new_host(ofx_binary)
+    inst = host.create_instance(GENERAL)
+    try:
+        configure(host, inst, ofx_server.address, {}, frame_offset=0)
+        host.connect(inst, "Source", plate)
+        st, plain = host.render(inst, float(f))
+        assert st == 0, host.persistent_message(inst)
+        host.connect(inst, "Paint", np.zeros((96, 96, 4), np.float32))
+        st, empty = host.render(inst, float(f))
+        assert st == 0 and np.array_equal(empty, plain)
+        matte = np.zeros((96, 96, 1), np.uint8)
+        matte[60:70, 40:56] = 255
+        host.connect(inst, "Paint", matte)
+        st, _ = host.render(inst, float(f))
+        assert st == 1 and "paint" in (host.persistent_message(inst) or "").lower()
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
+
+
+# --- errors and the bridge's life ---------------------------------------------------------------------------
+def test_errors_reach_the_artist_in_one_line(ofx_binary, ofx_server, tiny_shot, shot, tmp_path):
+    plate = plate_frame(shot, shot["frames"][0])
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    try:
+        host.connect(inst, "Source", plate)
+        configure(host, inst, ofx_server.address, {}, timeout=2.0)
+        host.set_param(inst, "model", "nosuch")
+        st, out = host.render(inst, float(shot["frames"][0]), fill=0.25)
+        msg = host.persistent_message(inst) or ""
+        assert st == 1 and "nosuch" in msg and "\n" not in msg
+        host.set_param(inst, "model", "alpha")
+        st, _ = host.render(inst, 5.0)  # frame 5 is not in the shot (1001-1016)
+        msg = host.persistent_message(inst) or ""
+        assert st == 1 and "5" in msg and "bad_frame" in msg
+        st, _ = host.render(inst, float(shot["frames"][0]))
+        assert st == 0 and host.persistent_message(inst) is None  # a good render clears the message
+
+        # a stopped server: a failed status and a message naming it, within the timeout (2 tries of 2 s)
+        models = tmp_path / "models"
+        copy_shot(tiny_shot, models / "alpha")
+        doomed = ServerProcess(models, "--workers", "1")
+        host.set_param(inst, "server", doomed.address)
+        assert host.render(inst, float(shot["frames"][0]))[0] == 0
+        doomed.stop()
+        t0 = time.monotonic()
+        st, _ = host.render(inst, float(shot["frames"][1]))
+        elapsed = time.monotonic() - t0
+        msg = host.persistent_message(inst) or ""
+        assert st == 1 and doomed.address in msg and "no reply" in msg
+        assert elapsed < 2 * 2.0 + 5.0
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
+
+
+def test_killed_bridge_is_restarted_and_nothing_outlives_unload(ofx_binary, ofx_server, shot):
+    f = shot["frames"][6]
+    plate = plate_frame(shot, f)
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    configure(host, inst, ofx_server.address, {"eye_open_right": 0.0}, frame_offset=0)
+    host.connect(inst, "Source", plate)
+    st, first = host.render(inst, float(f))
+    assert st == 0, host.persistent_message(inst)
+    (pid,) = bridge_children(include_zombies=False)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    st, again = host.render(inst, float(f))
+    assert st == 0, host.persistent_message(inst)
+    np.testing.assert_array_equal(again, first)
+    (new_pid,) = bridge_children()  # the dead one was reaped, one live bridge
+    assert new_pid != pid
+    assert host.destroy_instance(inst) == 0 and host.unload() == 0
+    assert bridge_children() == []  # the bridge exited and was reaped at unload
