@@ -4,10 +4,11 @@ Layout (see docs/architecture.md)::
 
     SHOT/shot.json, tracking.json, transforms.json,
     aligned/, overlay/, masks/fg/, masks/roi/  (frame.%04d.png, crop space)
-    stage1/, stage2/, prior.json
+    stage1/ (meta.json, labels/frame.%04d.png, ...), stage2/ (meta.json, ...), prior.json
 
-:class:`Shot` reads it; :class:`ShotWriter` writes it, frame by frame, atomically. Keeping both in one
-module means the layout is defined once.
+:class:`ShotLayout` names every path in it (usable before the shot exists, e.g. to ask whether a stage is
+trained); :class:`Shot` reads a prepared shot; :class:`ShotWriter` writes one, frame by frame,
+atomically. Keeping them in one module means the layout is defined once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from vq_models.io.jsonfile import read_json
 SHOT_VERSION = 1
 FRAME_NAME = "frame.{:04d}.png"
 IMAGE_DIRS = {"aligned": "aligned", "overlay": "overlay", "fg": "masks/fg", "roi": "masks/roi"}
+STAGE1_DIR = "stage1"
+STAGE2_DIR = "stage2"
+META_FILE = "meta.json"  # in stage1/ and stage2/: written last, so its presence marks a complete model
+LABEL_DIR = "labels"  # in stage1/: one uint8 code map per frame, FRAME_NAME
+PRIOR_FILE = "prior.json"
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,61 @@ def _read_png(path: Path, channels: int) -> np.ndarray:
 
 
 @dataclass
-class Shot:
-    """Read access to a prepared shot."""
+class ShotLayout:
+    """Where everything of a shot lives, relative to its root: one definition for every reader and writer."""
 
     root: Path
-    meta: dict[str, Any]
+
+    @property
+    def stage1_dir(self) -> Path:
+        return self.root / STAGE1_DIR
+
+    @property
+    def stage2_dir(self) -> Path:
+        return self.root / STAGE2_DIR
+
+    @property
+    def stage1_meta_path(self) -> Path:
+        return self.stage1_dir / META_FILE
+
+    @property
+    def stage2_meta_path(self) -> Path:
+        return self.stage2_dir / META_FILE
+
+    @property
+    def label_dir(self) -> Path:
+        return self.stage1_dir / LABEL_DIR
+
+    def label_path(self, frame: int) -> Path:
+        """Stage I's label map of ``frame`` (uint8 codes, crop space)."""
+        return self.label_dir / FRAME_NAME.format(int(frame))
+
+    @property
+    def prior_path(self) -> Path:
+        return self.root / PRIOR_FILE
+
+    @property
+    def tracking_path(self) -> Path:
+        return self.root / "tracking.json"
+
+    def image_path(self, kind: str, frame: int) -> Path:
+        return self.root / IMAGE_DIRS[kind] / FRAME_NAME.format(frame)
+
+    def stage1_num_codes(self) -> int:
+        """K from stage1/meta.json (an InputError when Stage I is not trained or K is unreadable)."""
+        path = self.stage1_meta_path
+        meta = read_json(path, "missing (run `vqedit train SHOT --stage 1` first)")
+        k = meta.get("num_codes")
+        if not isinstance(k, int) or not 1 <= k <= 256:
+            raise InputError(f"{path}: num_codes: expected an integer in 1..256, got {k!r}")
+        return k
+
+
+@dataclass
+class Shot(ShotLayout):
+    """Read access to a prepared shot."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
     _transforms: dict[int, CropTransform] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -103,25 +159,6 @@ class Shot:
     @property
     def plate(self) -> dict[str, Any]:
         return dict(self.meta.get("plate", {}))
-
-    @property
-    def stage1_dir(self) -> Path:
-        return self.root / "stage1"
-
-    @property
-    def stage2_dir(self) -> Path:
-        return self.root / "stage2"
-
-    @property
-    def prior_path(self) -> Path:
-        return self.root / "prior.json"
-
-    @property
-    def tracking_path(self) -> Path:
-        return self.root / "tracking.json"
-
-    def image_path(self, kind: str, frame: int) -> Path:
-        return self.root / IMAGE_DIRS[kind] / FRAME_NAME.format(frame)
 
     def _check_frame(self, frame: int) -> None:
         if frame not in set(self.frames):

@@ -19,14 +19,13 @@ from torch import Tensor, nn
 from vq_models.errors import InputError
 from vq_models.io.jsonfile import read_json
 from vq_models.quantizer import CONTEXT_SIGMA, VectorQuantizer, build_vq_input
+from vq_models.shot import FRAME_NAME, LABEL_DIR, META_FILE
 
 __all__ = ["InversionNet", "Stage1Model", "build_encoder", "build_generator", "to_network_tensor"]
 
 MODEL_FILE = "model.safetensors"
 CODEBOOK_FILE = "codebook.safetensors"
-META_FILE = "meta.json"
-LABEL_DIR = "labels"
-LABEL_NAME = "frame.{:04d}.png"
+LABEL_NAME = FRAME_NAME  # the shot layout's (shot.py), named for Stage I's label maps
 
 
 class InversionNet(nn.Module):
@@ -309,7 +308,7 @@ class Stage1Model:
 
     # --- labels --------------------------------------------------------------------------------------
     def label_path(self, frame: int) -> Path:
-        return self.stage1_dir / LABEL_DIR / LABEL_NAME.format(int(frame))
+        return self.stage1_dir / LABEL_DIR / FRAME_NAME.format(int(frame))
 
     def label_map(self, frame: int) -> np.ndarray:
         """The label map Stage I wrote for a training frame: uint8 (label_size, label_size), cached."""

@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 from vq_models.errors import InputError
+from vq_models.shot import ShotLayout
 
 NAME = "prior"
 HELP = "propose (--auto), validate (--check) or print (--show) the shot's artist prior of named code segments"
-
-LABEL_PATTERN = "stage1/labels/frame.{:04d}.png"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shot", metavar="SHOT", help="prepared shot directory (Stage I trained)")
@@ -26,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _num_codes(shot_dir: Path) -> int | None:
-    meta = shot_dir / "stage1" / "meta.json"
+    """K of the shot's Stage I model, or None when Stage I is not trained."""
+    meta = ShotLayout(shot_dir).stage1_meta_path
     if not meta.is_file():
         return None
     try:
@@ -50,11 +49,11 @@ def _auto(shot_dir: Path, out: Path, step: int, force: bool) -> int:
     shot = Shot.open(shot_dir)
     num_codes = _num_codes(shot_dir)
     if num_codes is None:
-        raise InputError(f"{shot_dir}/stage1/meta.json: missing (train Stage I before proposing a prior)")
+        raise InputError(f"{shot.stage1_meta_path}: missing (train Stage I before proposing a prior)")
     tracking = load_tracking(shot.tracking_path)
     labels, images, regions, used = [], [], [], []
     for frame in shot.frames[::step]:
-        path = shot_dir / LABEL_PATTERN.format(frame)
+        path = shot.label_path(frame)
         track = tracking.frames.get(frame)
         if not path.is_file() or track is None or not track.contours:
             continue
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from vq_models.edits.prior import STANDARD_SEGMENTS, load_prior
 
     shot_dir = Path(args.shot)
-    path = Path(args.prior) if args.prior else shot_dir / "prior.json"
+    path = Path(args.prior) if args.prior else ShotLayout(shot_dir).prior_path
     if args.auto:
         return _auto(shot_dir, path, args.step, args.force)
     prior = load_prior(path)

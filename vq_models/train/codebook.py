@@ -18,7 +18,8 @@ from torch import Tensor
 
 from vq_models.io.images import write_label_map
 from vq_models.quantizer import VectorQuantizer
-from vq_models.stage1_model import LABEL_NAME, InversionNet
+from vq_models.shot import FRAME_NAME
+from vq_models.stage1_model import InversionNet
 from vq_models.train.stage1_config import Stage1Config
 from vq_models.train.stage1_data import ShotFrames
 
@@ -138,7 +139,7 @@ def write_labels(net: InversionNet, vq: VectorQuantizer, data: ShotFrames, confi
         fg = (F.interpolate(batch["fg"], size=codes.shape[-2:], mode="bilinear", align_corners=False)[:, 0] >= 0.5).cpu()
         usage += torch.bincount(codes[fg].flatten(), minlength=config.num_codes)
         for k, i in enumerate(idx):
-            write_label_map(folder / LABEL_NAME.format(data.frames[i]), codes[k].numpy().astype(np.uint8))
+            write_label_map(folder / FRAME_NAME.format(data.frames[i]), codes[k].numpy().astype(np.uint8))
         if on_batch is not None:
             on_batch(idx, codes, batch, img)
     return usage

@@ -20,19 +20,9 @@ from torch import Tensor
 from vq_models.errors import InputError
 from vq_models.io.images import read_label_map
 from vq_models.io.jsonfile import read_json
-from vq_models.shot import FRAME_NAME, Shot
+from vq_models.shot import Shot
 
 UNASSIGNED = "unassigned"
-
-
-def stage1_num_codes(shot: Shot) -> int:
-    """K from SHOT/stage1/meta.json."""
-    path = shot.stage1_dir / "meta.json"
-    meta = read_json(path, "missing (run `vqedit train SHOT --stage 1` first)")
-    k = meta.get("num_codes")
-    if not isinstance(k, int) or not 1 <= k <= 256:
-        raise InputError(f"{path}: num_codes: expected an integer in 1..256, got {k!r}")
-    return k
 
 
 def load_label_maps(shot: Shot, num_codes: int) -> dict[int, np.ndarray]:
@@ -40,7 +30,7 @@ def load_label_maps(shot: Shot, num_codes: int) -> dict[int, np.ndarray]:
     maps: dict[int, np.ndarray] = {}
     size = None
     for frame in shot.frames:
-        path = shot.stage1_dir / "labels" / FRAME_NAME.format(frame)
+        path = shot.label_path(frame)
         if not path.is_file():
             raise InputError(f"{path}: label map missing (run `vqedit train SHOT --stage 1` first)")
         lab = read_label_map(path)

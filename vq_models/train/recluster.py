@@ -27,8 +27,8 @@ from vq_models.config import apply_mapping, config_to_dict, read_config_file, sa
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
 from vq_models.quantizer import rgb_multiplier
-from vq_models.shot import Shot
-from vq_models.stage1_model import CODEBOOK_FILE, LABEL_DIR, META_FILE, Stage1Model, read_meta
+from vq_models.shot import LABEL_DIR, META_FILE, Shot, ShotLayout
+from vq_models.stage1_model import CODEBOOK_FILE, Stage1Model, read_meta
 from vq_models.train.checkpoint import save_weights
 from vq_models.train.codebook import (
     colour_tap_meta,
@@ -43,7 +43,8 @@ from vq_models.train.stage1_data import ShotFrames
 
 def stale_dependents(shot_root: Path) -> list[Path]:
     """Files and folders made for the current codes: the artist prior and the Stage II model."""
-    return [p for p in (shot_root / "prior.json", shot_root / "stage2") if p.exists()]
+    layout = ShotLayout(shot_root)
+    return [p for p in (layout.prior_path, layout.stage2_dir) if p.exists()]
 
 
 def recluster(

@@ -29,7 +29,7 @@ from vq_models.nets.identity import IdentityLoss
 from vq_models.nets.lpips import PerceptualLoss
 from vq_models.quantizer import VectorQuantizer, rgb_multiplier, scale_multipliers
 from vq_models.shot import Shot
-from vq_models.stage1_model import CODEBOOK_FILE, LABEL_DIR, META_FILE, MODEL_FILE, InversionNet
+from vq_models.stage1_model import CODEBOOK_FILE, MODEL_FILE, InversionNet
 from vq_models.train.backbone import StyleGANBackbone, build_backbone
 from vq_models.train.checkpoint import CheckpointManager, save_weights
 from vq_models.train.codebook import colour_tap_meta, settle_codebook, usage_meta, write_labels
@@ -180,7 +180,7 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, backbone: StyleGANBackb
             if len(preview_rows) < 4:
                 preview_rows.append(_preview_row(batch, img, codes, k, config))
 
-    usage = write_labels(net, vq, data, config, dev, out / LABEL_DIR, on_batch=keep_preview)
+    usage = write_labels(net, vq, data, config, dev, shot.label_dir, on_batch=keep_preview)
     timings["label_seconds"] = time.monotonic() - t
 
     save_weights(out / MODEL_FILE, {"generator": net.generator, "encoder": net.encoder, "latent_avg": net.latent_avg})
@@ -217,7 +217,7 @@ def _finish(shot: Shot, out: Path, config: Stage1Config, backbone: StyleGANBackb
     }
     if preview_rows:
         _write_preview(out / "preview.png", preview_rows)
-    atomic_write_json(out / META_FILE, meta)  # last: its presence marks a complete Stage I model
+    atomic_write_json(shot.stage1_meta_path, meta)  # last: its presence marks a complete Stage I model
 
 
 def _preview_row(batch: dict[str, Tensor], img: Tensor, codes: Tensor, k: int, config: Stage1Config) -> np.ndarray:

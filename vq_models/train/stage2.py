@@ -88,7 +88,7 @@ def _train_stage2(
     torch.set_flush_denormal(True)
     shot = Shot.open(shot_dir)
     out_dir = shot.stage2_dir
-    num_codes = D.stage1_num_codes(shot)
+    num_codes = shot.stage1_num_codes()
     labels = D.load_label_maps(shot, num_codes)
     label_size = next(iter(labels.values())).shape[0]
     mapping = D.read_prior(prior_path, num_codes) if prior_path else D.ChannelMapping.raw(num_codes)
