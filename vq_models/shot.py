@@ -77,6 +77,9 @@ class ShotLayout:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)  # callers may hold the shot folder as a string
+
     @property
     def stage1_dir(self) -> Path:
         return self.root / STAGE1_DIR
