@@ -126,9 +126,9 @@ class ShotModel:
         from vq_models.stage2_model import Stage2Renderer
 
         shot = Shot.open(shot_dir)
-        if not (shot.stage1_dir / "meta.json").is_file():
+        if not shot.stage1_meta_path.is_file():
             raise InputError(f"{shot.root}: no Stage I model (run `vqedit train {shot.root} --stage 1`)")
-        if not (shot.stage2_dir / "meta.json").is_file():
+        if not shot.stage2_meta_path.is_file():
             raise InputError(f"{shot.root}: no Stage II model (run `vqedit train {shot.root} --stage 2`)")
         stage1 = Stage1Model.load(shot.stage1_dir, device=device)
         stage2 = Stage2Renderer.load(shot.stage2_dir, device=device)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vq_models.errors import InputError
+from vq_models.shot import ShotLayout
 
 NAME = "render"
 HELP = "render a shot (optionally with an edit program) back into its plate: composite frames and RGBA passes"
@@ -72,7 +73,7 @@ def _load_program(path: str | None, shot_dir: Path) -> tuple[dict[str, Any] | No
     file = Path(path)
     if not file.is_file():
         raise InputError(f"--edits {path}: file not found")
-    prior_path = shot_dir / "prior.json"
+    prior_path = ShotLayout(shot_dir).prior_path
     prior = load_prior(prior_path) if prior_path.is_file() else None
     parsed = parse_program(file, prior)  # reads the file; errors name it and the JSON path
     data = json.loads(file.read_text())

@@ -20,6 +20,7 @@ from vq_models.config import load_config
 from vq_models.demo.config import DEMO_PRESETS, DemoConfig, describe, fingerprint
 from vq_models.demo.steps import StepRunner
 from vq_models.io.atomic import atomic_write_json
+from vq_models.shot import ShotLayout
 
 MODEL_NAME = "demo"
 STEPS = 8
@@ -91,9 +92,9 @@ def _can_reuse(layout: DemoLayout, config: DemoConfig) -> bool:
     except json.JSONDecodeError:
         return False
     return (state.get("fingerprint") == fingerprint(config)
-            and (layout.shot / "stage2" / "meta.json").is_file()
-            and (layout.shot / "stage1" / "meta.json").is_file()
-            and (layout.shot / "prior.json").is_file()
+            and ShotLayout(layout.shot).stage2_meta_path.is_file()
+            and ShotLayout(layout.shot).stage1_meta_path.is_file()
+            and ShotLayout(layout.shot).prior_path.is_file()
             and (layout.synth / "tracking.json").is_file())
 
 
@@ -244,7 +245,7 @@ def _measure(layout: DemoLayout, config: DemoConfig, facts: Any, address: str, f
     from host_plugin.node import EditKnobs, EditNode
     from vq_models.demo.measure import locality, measure_whatifs, reconstruction
 
-    meta = json.loads((layout.shot / "stage2" / "meta.json").read_text())
+    meta = json.loads(ShotLayout(layout.shot).stage2_meta_path.read_text())
 
     def node_factory(program: dict[str, Any]) -> EditNode:
         return EditNode(EditKnobs(server=address, model=MODEL_NAME, edits=program["edits"], feather=config.feather,

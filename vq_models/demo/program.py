@@ -66,7 +66,7 @@ def usable_ops(shot_dir: Any, prior: Any, frames: int | Sequence[int]) -> dict[s
             continue
         out[op] = f"{op}: changes no pixel on frame(s) {', '.join(map(str, probe))}"
         for frame in probe:
-            labels = read_label_map(shot.stage1_dir / "labels" / f"frame.{frame:04d}.png")
+            labels = read_label_map(shot.label_path(frame))
             track = tracking.get(frame)
             regions = rasterize_regions(track.contours, shot.transform(frame), shot.crop_size, labels.shape[0]) if track else {}
             ctx = FrameContext(regions=regions, transform=shot.transform(frame), crop_size=shot.crop_size)
