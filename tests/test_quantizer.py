@@ -6,11 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vq_models.quantizer import (
-    VectorQuantizer,
+from vq_models.quantizer import VectorQuantizer, cosine_kmeans
+from vq_models.vq_input import (
     build_vq_input,
     context_colour,
-    cosine_kmeans,
     masked_instance_norm,
     rgb_multiplier,
     scale_multipliers,

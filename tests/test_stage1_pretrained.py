@@ -15,8 +15,9 @@ from stage1_shot import make_shot  # noqa: E402
 
 from vq_models.cli import main  # noqa: E402
 from vq_models.nets.stylegan2 import Generator, small_generator_config  # noqa: E402
-from vq_models.quantizer import VectorQuantizer, build_vq_input  # noqa: E402
+from vq_models.quantizer import VectorQuantizer  # noqa: E402
 from vq_models.train.checkpoint import load_weights  # noqa: E402
+from vq_models.vq_input import build_vq_input  # noqa: E402
 
 torch.set_num_threads(1)
 

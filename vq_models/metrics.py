@@ -12,6 +12,7 @@ soft mask), because an edit only claims to be good inside the face.
   otherwise reported as ``"unavailable: ..."`` (never silently replaced by another number).
 * Temporal flicker: mean absolute change between consecutive frames of the prediction and of the ground
   truth, and their ratio (> 1: the render flickers more than the footage).
+* Perplexity of a code histogram (Stage I's quantizer and its label maps): how many codes are in use.
 * FID / FVD need Inception / I3D weights that are not shipped; :func:`frechet_distance` is the shared
   statistic, the feature extractors are reported unavailable with the reason.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -125,6 +127,16 @@ def temporal_flicker(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.n
     p = float(np.mean([mean_abs_change(a, b) for a, b in zip(pred_frames[:-1], pred_frames[1:], strict=True)]))
     g = float(np.mean([mean_abs_change(a, b) for a, b in zip(gt_frames[:-1], gt_frames[1:], strict=True)]))
     return {"pred": p, "gt": g, "ratio": p / g if g > 0 else float("inf")}
+
+
+def perplexity(counts: torch.Tensor) -> float:
+    """exp(entropy) of a code histogram ``counts`` (K,): the number of codes in effective use, 1..K; 0 for an
+    empty histogram. Integer counts are summed exactly before dividing."""
+    total = counts.sum()
+    if not total > 0:
+        return 0.0
+    p = counts.float() / total
+    return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:

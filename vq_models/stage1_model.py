@@ -18,8 +18,9 @@ from torch import Tensor, nn
 
 from vq_models.errors import InputError
 from vq_models.io.jsonfile import read_json
-from vq_models.quantizer import CONTEXT_SIGMA, VectorQuantizer, build_vq_input
+from vq_models.quantizer import VectorQuantizer
 from vq_models.shot import FRAME_NAME, LABEL_DIR, META_FILE
+from vq_models.vq_input import CONTEXT_SIGMA, build_vq_input
 
 __all__ = ["InversionNet", "Stage1Model", "build_encoder", "build_generator", "to_network_tensor"]
 
@@ -51,13 +52,13 @@ class InversionNet(nn.Module):
             raise InputError(f"latent_avg has {avg.shape[0]} rows, generator has {generator.n_latent} W+ layers")
         self.register_buffer("latent_avg", avg.clone().contiguous())
         self.feature_resolutions = tuple(int(r) for r in feature_resolutions)
-        # per-tap scale of X_VQ (quantizer.scale_multipliers); plain floats, not weights: meta.json keeps them
+        # per-tap scale of X_VQ (vq_input.scale_multipliers); plain floats, not weights: meta.json keeps them
         self.vq_multipliers = [float(m) for m in vq_multipliers] if vq_multipliers else None
         if self.vq_multipliers is not None and len(self.vq_multipliers) != len(self.feature_resolutions):
             raise InputError(f"{len(self.vq_multipliers)} VQ scale multipliers for {len(self.feature_resolutions)} taps")
-        # the generator's RGB output as one more X_VQ tap (quantizer.rgb_multiplier; 0 = features only, the paper)
+        # the generator's RGB output as one more X_VQ tap (vq_input.rgb_multiplier; 0 = features only, the paper)
         self.vq_rgb_multiplier = float(vq_rgb_multiplier)
-        # the colour around each pixel as one more tap (quantizer.context_colour; 0 = off, the paper);
+        # the colour around each pixel as one more tap (vq_input.context_colour; 0 = off, the paper);
         # sigma is a fraction of the label width, so it covers the same part of the face at any label size
         self.vq_context_multiplier = float(vq_context_multiplier)
         self.vq_context_sigma = float(vq_context_sigma)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vq_models.io.images import write_label_map
+from vq_models.metrics import perplexity
 from vq_models.quantizer import VectorQuantizer
 from vq_models.shot import FRAME_NAME
 from vq_models.stage1_model import InversionNet
@@ -147,6 +148,5 @@ def write_labels(net: InversionNet, vq: VectorQuantizer, data: ShotFrames, confi
 
 def usage_meta(usage: Tensor) -> dict[str, object]:
     """meta.json's code-usage entries for the labels' foreground code counts ``usage`` (K,)."""
-    p = usage.float() / usage.sum().clamp_min(1)
-    perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())) if usage.sum() > 0 else 0.0
-    return {"codes_used": int((usage > 0).sum()), "label_perplexity": perplexity, "code_usage": usage.tolist()}
+    return {"codes_used": int((usage > 0).sum()), "label_perplexity": perplexity(usage),
+            "code_usage": usage.tolist()}

@@ -26,7 +26,6 @@ import torch
 from vq_models.config import apply_mapping, config_to_dict, read_config_file, save_config
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
-from vq_models.quantizer import rgb_multiplier
 from vq_models.shot import LABEL_DIR, META_FILE, Shot, ShotLayout
 from vq_models.stage1_model import CODEBOOK_FILE, Stage1Model, read_meta
 from vq_models.train.checkpoint import save_weights
@@ -39,6 +38,7 @@ from vq_models.train.codebook import (
 )
 from vq_models.train.stage1_config import Stage1Config, check_colour_tap
 from vq_models.train.stage1_data import ShotFrames
+from vq_models.vq_input import rgb_multiplier
 
 
 def stale_dependents(shot_root: Path) -> list[Path]:

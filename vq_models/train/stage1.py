@@ -27,7 +27,7 @@ from vq_models.io.images import write_image
 from vq_models.nets.checkpoints import LatentDiscriminator
 from vq_models.nets.identity import IdentityLoss
 from vq_models.nets.lpips import PerceptualLoss
-from vq_models.quantizer import VectorQuantizer, rgb_multiplier, scale_multipliers
+from vq_models.quantizer import VectorQuantizer
 from vq_models.shot import Shot
 from vq_models.stage1_model import CODEBOOK_FILE, MODEL_FILE, InversionNet
 from vq_models.train.backbone import StyleGANBackbone, build_backbone
@@ -38,6 +38,7 @@ from vq_models.train.logging import TrainLogger
 from vq_models.train.stage1_config import STAGE1_PRESETS, Stage1Config, check_generator_fit
 from vq_models.train.stage1_data import BatchOrder, ShotFrames
 from vq_models.train.stage1_step import to_loss_size, train_step
+from vq_models.vq_input import rgb_multiplier, scale_multipliers
 
 log = logging.getLogger("vqedit.stage1")
 

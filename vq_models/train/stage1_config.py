@@ -14,7 +14,7 @@ from torch import nn
 
 from vq_models.config import Renames
 from vq_models.errors import InputError
-from vq_models.quantizer import CONTEXT_SIGMA
+from vq_models.vq_input import CONTEXT_SIGMA
 
 __all__ = ["Stage1Config", "STAGE1_PRESETS", "COLOUR_TAP_RULES", "check_colour_tap", "check_encoder_kind",
            "check_generator_fit"]
@@ -38,14 +38,14 @@ class Stage1Config:
     dead_code_threshold: float = 2.0
     vq_resolutions: tuple[int, ...] = (16, 32, 64)  # tapped layers (paper 64, 128, 256)
     # per-tap share of the cosine distance after instance norm (() = the paper's plain concatenation,
-    # where a scale's say grows with its channel count); see quantizer.scale_multipliers
+    # where a scale's say grows with its channel count); see vq_input.scale_multipliers
     vq_scale_weights: tuple[float, ...] = ()
     # the generator's RGB output as one more tap, with this share of the cosine distance in the units of
-    # vq_scale_weights (0 = features only, the paper); see quantizer.build_vq_input for why
+    # vq_scale_weights (0 = features only, the paper); see vq_input.build_vq_input for why
     vq_rgb_weight: float = 0.0
     # the colour *around* each pixel (the RGB output blurred over the foreground, Gaussian sigma
     # vq_context_sigma × label width) as one more tap with this share (0 = off, the paper); see
-    # quantizer.build_vq_input. Tells a catchlight on a pupil from a highlight on skin.
+    # vq_input.build_vq_input. Tells a catchlight on a pupil from a highlight on skin.
     vq_context_weight: float = 0.0
     vq_context_sigma: float = CONTEXT_SIGMA
     label_size: int = 64  # label map resolution (paper 256)
