@@ -31,8 +31,19 @@ sys.path.insert(0, str(REPO / "tests" / "ofx_host"))
 
 from host import OfxHost  # noqa: E402
 
-from host_plugin.node import FACE_KNOBS, FILL_KNOBS, edits_from_face_knobs  # noqa: E402
-from host_plugin.ofx.params import FACE_UI, PARAMS  # noqa: E402
+from host_plugin.node import (  # noqa: E402
+    FACE_KNOBS,
+    FILL_KNOBS,
+    SEGMENT_EDIT_FIELDS,
+    SEGMENT_EDIT_ROWS,
+    EditKnobs,
+    EditNode,
+    PaintMatte,
+    Plate,
+    edits_from_face_knobs,
+    edits_from_segment_rows,
+)
+from host_plugin.ofx.params import FACE_UI, PARAMS, SEGMENT_UI  # noqa: E402
 from host_plugin.ofx.pixels import linear_to_srgb  # noqa: E402
 
 FILTER, GENERAL = "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"
@@ -113,13 +124,14 @@ def plate_frame(shot: dict, frame: int) -> np.ndarray:
     return np.asarray(read_image(shot["plate"]["source"] % frame).pixels, np.float32)
 
 
-def cli_render(tiny_shot: Path, server: ServerProcess, frame: int, knobs: dict, out: Path, mode: str) -> Path:
+def cli_render(tiny_shot: Path, server: ServerProcess, frame: int, knobs: dict, out: Path, mode: str,
+               program: list | None = None) -> Path:
     """`vqedit render --server` of one frame with the program the knobs make (the reference)."""
     from vq_models.cli import main
 
     edits = out.parent / f"{out.stem}.edits.json"
     edits.parent.mkdir(parents=True, exist_ok=True)
-    edits.write_text(json.dumps({"version": 1, "edits": edits_from_face_knobs(knobs)}))
+    edits.write_text(json.dumps({"version": 1, "edits": program or edits_from_face_knobs(knobs)}))
     rc = main(["render", str(tiny_shot), "--server", server.address, "--model", "alpha", "--frames", str(frame),
                "--edits", str(edits), "--feather", str(FEATHER), "--mode", mode, "--out", str(out),
                "--no-progress"])
@@ -200,7 +212,9 @@ def test_describe_and_describe_in_context(ofx_binary):
     assert gen.params["server"].props.get("OfxParamPropCacheInvalidation") == "OfxParamInvalidateAll"
     pages = {n: gen.params[n].props.values.get("OfxParamPropPageChild", []) for n in gen.param_order
              if gen.params[n].kind == "OfxParamTypePage"}
-    assert set(pages) == {"Face", "Render", "Paint"} and sorted(sum(pages.values(), [])) == sorted(names)
+    assert set(pages) == {"Face", "Render", "Segments", "Paint"} and sorted(sum(pages.values(), [])) == sorted(names)
+    rows = [n for n in names if n.startswith("seg")]
+    assert rows == [f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS]
     assert host.unload() == 0
 
 
@@ -212,6 +226,12 @@ def test_face_ranges_match_the_gizmo():
         assert m, f"{knob} not in the gizmo"
         assert (float(m.group(1)), float(m.group(2))) == (lo, hi)
     assert set(FACE_UI) == set(FACE_KNOBS)
+    for name, (lo, hi, _label, _hint) in SEGMENT_UI.items():
+        if isinstance(SEGMENT_EDIT_FIELDS[name], str):
+            assert re.search(r"addUserKnob \{1 seg1_" + name + " ", gizmo), name
+            continue
+        m = re.search(r"addUserKnob \{7 seg1_" + name + r" .*? R (-?[\d.]+) (-?[\d.]+)\}", gizmo)
+        assert m and (float(m.group(1)), float(m.group(2))) == (lo, hi), name
 
 
 # --- renders ----------------------------------------------------------------------------------------------
@@ -296,11 +316,43 @@ def test_16bit_proxy_scale_and_mix(ofx_binary, ofx_server, shot):
         host.unload()
 
 
-def test_paint_clip_is_sent_with_the_render(ofx_binary, ofx_server, shot):
-    """General context with the Paint clip connected: an empty matte renders like no Paint at all; a matte
-    with paint but no paint_segment is refused in one line naming the parameter."""
+def test_segment_edit_rows_equal_vqedit_render(ofx_binary, ofx_server, ofx_shot, shot, tmp_path):
+    """The segment-edit parameters (seg<row>_<field>, animated) make the program the gizmo's rows make."""
+    f = shot["frames"][7]
+    rows = [{"segment": "pupils", "translate_x": 2.0, "replace_with": ""},
+            {"segment": "eye_whites", "replace_with": "skin"}]
+    ref = cli_render(ofx_shot, ofx_server, f, {}, tmp_path / "seg" / "c.%04d.exr", "edit-only",
+                     program=edits_from_segment_rows(rows, f))
+    from vq_models.io.images import read_image
+
+    plate = plate_frame(shot, f)[..., :3]
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    try:
+        configure(host, inst, ofx_server.address, {}, mode="edit-only", seg1_segment="pupils",
+                  seg2_segment="eye_whites", seg2_replace_with="skin")
+        host.set_param(inst, "seg1_translate_x", keys={float(f - 1): 0.0, float(f + 1): 4.0})  # 2.0 at f
+        host.connect(inst, "Source", plate)
+        st, out = host.render(inst, float(f))
+        assert st == 0, host.persistent_message(inst)
+        np.testing.assert_allclose(out, read_image(ref).pixels[..., :3], **HALF)
+        assert not np.array_equal(out, plate)
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
+
+
+def test_paint_clip_paints_labels_like_the_node(ofx_binary, ofx_server, ofx_shot, shot):
+    """General context with the Paint clip: an empty matte renders as without Paint; a matte without
+    paint_segment fails in one line naming it; with paint_segment the render equals EditNode.evaluate
+    given the same matte (issue 16's paint support) and differs from the unpainted one."""
     f = shot["frames"][4]
     plate = plate_frame(shot, f)[..., :3]
+    alpha = reference_alpha(ofx_shot, f, {}, "identity")
+    ys, xs = np.nonzero(alpha > 0.5)
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    matte = np.zeros((96, 96, 1), np.uint8)  # y-down, an Alpha-only clip
+    matte[cy - 6:cy + 6, cx - 8:cx + 8] = 255
     host = new_host(ofx_binary)
     inst = host.create_instance(GENERAL)
     try:
@@ -311,11 +363,21 @@ def test_paint_clip_is_sent_with_the_render(ofx_binary, ofx_server, shot):
         host.connect(inst, "Paint", np.zeros((96, 96, 4), np.float32))
         st, empty = host.render(inst, float(f))
         assert st == 0 and np.array_equal(empty, plain)
-        matte = np.zeros((96, 96, 1), np.uint8)
-        matte[60:70, 40:56] = 255
         host.connect(inst, "Paint", matte)
         st, _ = host.render(inst, float(f))
-        assert st == 1 and "paint" in (host.persistent_message(inst) or "").lower()
+        assert st == 1 and "paint_segment" in (host.persistent_message(inst) or "")
+        host.set_param(inst, "paint_segment", "upper_teeth")
+        st, painted = host.render(inst, float(f))
+        assert st == 0, host.persistent_message(inst)
+        assert not np.array_equal(painted, plain)
+        node = EditNode(EditKnobs(server=ofx_server.address, model="alpha", feather=FEATHER,
+                                  paint_segment="upper_teeth"))
+        try:
+            ref = node.evaluate(f, Plate(plate, (0, 0, 96, 96), (0, 0, 96, 96)),
+                                paint=PaintMatte(matte=matte[..., 0].astype(np.float32) / 255, window=(0, 0, 96, 96)))
+        finally:
+            node.close()
+        np.testing.assert_allclose(painted, ref.image, **HALF)
     finally:
         host.destroy_instance(inst)
         host.unload()

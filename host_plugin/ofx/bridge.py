@@ -21,11 +21,22 @@ import select
 import socket
 import struct
 import sys
+import time
 from typing import Any
 
 import numpy as np
 
-from host_plugin.node import FACE_KNOBS, FILL_KNOBS, EditKnobs, EditNode, Plate, composite_over
+from host_plugin.node import (
+    FACE_KNOBS,
+    FILL_KNOBS,
+    SEGMENT_EDIT_FIELDS,
+    SEGMENT_EDIT_ROWS,
+    EditKnobs,
+    EditNode,
+    PaintMatte,
+    Plate,
+    composite_over,
+)
 from host_plugin.ofx import pixels
 from host_plugin.ofx.params import PARAMS as _PARAM_TABLE
 
@@ -45,6 +56,10 @@ def knobs_from_params(params: dict[str, Any]) -> EditKnobs:
         mode=str(params.get("mode", "identity")),
         face={**{k: float(params[k]) for k in FACE_KNOBS if k in params},
               **{k: str(params[k]) for k in FILL_KNOBS if k in params}},
+        segment_edits=[{f: params.get(f"seg{row}_{f}", neutral) for f, neutral in SEGMENT_EDIT_FIELDS.items()}
+                       for row in range(1, SEGMENT_EDIT_ROWS + 1)],
+        paint_segment=str(params.get("paint_segment", "")).strip(),
+        program_file=str(params.get("program_file", "")).strip(),
         feather=float(params.get("feather", 8.0)), mix=float(params.get("mix", 1.0)),
         timeout=timeout, retries=1,
     )
@@ -128,31 +143,31 @@ class Bridge:
         top = int(round(float(req["flip"]))) - y2  # the window's top row in the shot's y-down pixel rows
         window = (x1, top, w, h)
         mode = pixels.transfer(str(params.get("colorspace", "auto")), depth, self._shot_space(node))
-        plate = pixels.to_plate(src, depth, mode)
         frame, (sx, sy) = int(req["frame"]), (float(v) for v in req["scale"])
         matte = None
         if int(req.get("paint", -1)) >= 0:
             matte = self._view(int(req["paint"]), (h, w), np.float32)[::-1]
         mix = float(params.get("mix", 1.0))
-        if matte is not None and matte.any():
-            raise ValueError("Paint clip: painting labels needs EditNode's paint support (issue 16), which this "
-                             "host_plugin does not have yet; disconnect Paint or clear its alpha")
-        if abs(sx - 1.0) < 1e-9 and abs(sy - 1.0) < 1e-9:
-            result = node.evaluate(frame, Plate(plate, window, window))
-            image = result.image
-            rgba, rwin = render_pass(result)
-        else:  # proxy render: the server renders at full size; bring its pass onto the host's grid
-            rgba, rwin = pixels.downscale_premultiplied(*render_pass(node.evaluate(frame, None)), sx, sy)
-            image = composite_over(rgba, rwin, plate, window, mix)
+        paint = None
+        if matte is not None and matte.any():  # an empty matte paints nothing: render as without Paint
+            full, full_window = pixels.upscale_matte(matte, window, sx, sy)
+            paint = PaintMatte(matte=full, window=full_window)
+        # the bare render, composited here over the Source only inside its box: the same EditNode request
+        # and composite_over rule as EditNode.evaluate(frame, plate), without copying the whole frame
+        rgba, rwin = render_pass(node.evaluate(frame, None, paint=paint))
+        if abs(sx - 1.0) > 1e-9 or abs(sy - 1.0) > 1e-9:  # proxy render: onto the host's smaller grid
+            rgba, rwin = pixels.downscale_premultiplied(rgba, rwin, sx, sy)
         # where the (mixed) render alpha is 0 the output is the Source's own bytes
         bx0, by0 = max(rwin[0], window[0]), max(rwin[1], window[1])
         bx1, by1 = min(rwin[0] + rwin[2], window[0] + w), min(rwin[1] + rwin[3], window[1] + h)
         if mix <= 0.0 or bx1 <= bx0 or by1 <= by0:
             return "ok 0 0 0 0"
-        alpha = np.asarray(rgba)[by0 - rwin[1]:by1 - rwin[1], bx0 - rwin[0]:bx1 - rwin[0], 3] > 0
+        box = (bx0, by0, bx1 - bx0, by1 - by0)
         rows, cols = slice(by0 - window[1], by1 - window[1]), slice(bx0 - window[0], bx1 - window[0])
+        image = composite_over(rgba, rwin, pixels.to_plate(src[rows, cols], depth, mode), box, mix)
+        alpha = np.asarray(rgba)[by0 - rwin[1]:by1 - rwin[1], bx0 - rwin[0]:bx1 - rwin[0], 3] > 0
         out = np.array(src[rows, cols], copy=True)
-        out[..., :3] = np.where(alpha[..., None], pixels.from_plate(image[rows, cols, :3], depth, mode), out[..., :3])
+        out[..., :3] = np.where(alpha[..., None], pixels.from_plate(image[..., :3], depth, mode), out[..., :3])
         # packed rows run bottom-up (OFX); y-down rows r0..r1 are packed rows h-r1..h-r0
         r0, r1 = rows.start, rows.stop
         dst[h - r1:h - r0, cols] = out[::-1]
@@ -184,6 +199,7 @@ def one_line(exc: BaseException) -> str:
 def serve(fd: int, idle: float) -> int:
     sock = socket.socket(fileno=fd)
     bridge = Bridge()
+    trace = bool(os.environ.get("VQEDIT_OFX_TRACE"))  # one line per request on stderr, with its time
     try:
         while True:
             ready, _, _ = select.select([sock], [], [], idle)
@@ -195,10 +211,13 @@ def serve(fd: int, idle: float) -> int:
             body = _recv_exact(sock, struct.unpack("<I", head)[0], bridge)
             if body is None:
                 return 0
+            t0 = time.perf_counter()
             try:
                 reply = bridge.handle(json.loads(body))
             except Exception as exc:  # every failure goes back to the host as one line
                 reply = "error " + one_line(exc)
+            if trace:
+                print(f"vqedit OFX bridge: {reply[:60]} in {1e3 * (time.perf_counter() - t0):.1f} ms", file=sys.stderr)
             data = reply.encode()
             sock.sendall(struct.pack("<I", len(data)) + data)
     finally:

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_plugin.node import FACE_KNOBS, FILL_KNOBS, MODES
+from host_plugin.node import FACE_KNOBS, FILL_KNOBS, MODES, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
 
 # The gizmo's slider ranges (gizmos/VQFaceEdit.gizmo ``R lo hi``), label and hint per face knob. A test
 # checks these against the gizmo, so the two hosts cannot drift apart.
@@ -35,6 +35,16 @@ FILL_UI: dict[str, tuple[str, str]] = {
                          "take (empty = the prior's darkest mouth-interior code)"),
     "teeth_fill_lower": ("teeth fill lower", "segment name or code for the pixels freed by removing the lower "
                          "teeth (empty = the prior's cavity code), e.g. tongue"),
+}
+# The segment-edit table's fields (host_plugin.node.SEGMENT_EDIT_FIELDS) as the gizmo shows them: range, label,
+# hint; parameters are named seg<row>_<field> like the gizmo's knobs.
+SEGMENT_UI: dict[str, tuple[float, float, str, str]] = {
+    "segment": (0.0, 0.0, "segment", "segment name of the prior (or a code): this row edits it; empty = row off"),
+    "translate_x": (-16.0, 16.0, "translate x", "label-map pixels"),
+    "translate_y": (-16.0, 16.0, "translate y", "label-map pixels"),
+    "scale": (0.0, 3.0, "scale", "about the segment's centre, 1 = as shot"),
+    "dilate": (0.0, 8.0, "dilate", "grow by this many label-map pixels"),
+    "replace_with": (0.0, 0.0, "replace with", "segment name or code its pixels take; empty = keep"),
 }
 # colour space of the Source clip: auto = float images are in the shot plate's space, 8/16-bit are sRGB
 COLORSPACES = ("auto", "sRGB", "lin_rec709", "shot")
@@ -77,15 +87,26 @@ def _build() -> list[Param]:
         Param("timeout", "double", "timeout", "seconds to wait for the render server per try (2 tries)", "Render",
               30.0, 1.0, 600.0),
     ]
+    segments = []
+    for row in range(1, SEGMENT_EDIT_ROWS + 1):
+        for name, neutral in SEGMENT_EDIT_FIELDS.items():
+            lo, hi, label, hint = SEGMENT_UI[name]
+            if isinstance(neutral, str):
+                segments.append(Param(f"seg{row}_{name}", "string", f"{label} {row}", hint, "Segments", neutral))
+            else:
+                segments.append(Param(f"seg{row}_{name}", "double", f"{label} {row}", hint, "Segments", float(neutral),
+                                      lo, hi, animates=True))
+    segments.append(Param("program_file", "string", "edit program file", "an edit-program JSON file (docs/edits.md) "
+                          "whose edits are applied first; empty = none", "Segments", ""))
     paint = [
         Param("paint_segment", "string", "paint segment", "segment of the model's prior that the Paint clip's "
               "alpha paints into the label map (General context, Paint connected)", "Paint", ""),
     ]
-    return [*face, *fill, *render, *paint]
+    return [*face, *fill, *render, *segments, *paint]
 
 
 PARAMS: list[Param] = _build()
-PAGES: tuple[str, ...] = ("Face", "Render", "Paint")
+PAGES: tuple[str, ...] = ("Face", "Render", "Segments", "Paint")
 
 
 def _c_str(text: str) -> str:

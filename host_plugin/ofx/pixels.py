@@ -109,3 +109,19 @@ def downscale_premultiplied(rgba: np.ndarray, window: tuple[int, int, int, int],
     out = np.stack([np.bincount(idx, weights=flat[:, c], minlength=ow * oh) for c in range(flat.shape[1])], -1)
     out /= np.maximum(count, 1.0)[:, None]
     return out.reshape(oh, ow, -1).astype(np.float32), (x0, y0, ow, oh)
+
+
+def upscale_matte(matte: np.ndarray, window: tuple[int, int, int, int], sx: float, sy: float
+                  ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A matte over ``window`` on a render-scale grid → the same matte on the full-resolution plate grid
+    (each full-resolution pixel takes the scaled pixel its centre falls in). Scale 1 returns it as is."""
+    m = np.ascontiguousarray(matte, dtype=np.float32)
+    if abs(sx - 1.0) < 1e-9 and abs(sy - 1.0) < 1e-9:
+        return m, window
+    x, y, w, h = window
+    fx0, fy0 = int(np.floor(x / sx)), int(np.floor(y / sy))
+    fx1, fy1 = int(np.ceil((x + w) / sx)), int(np.ceil((y + h) / sy))
+    cols = np.floor((np.arange(fx0, fx1) + 0.5) * sx).astype(np.int64) - x
+    rows = np.floor((np.arange(fy0, fy1) + 0.5) * sy).astype(np.int64) - y
+    cols, rows = np.clip(cols, 0, w - 1), np.clip(rows, 0, h - 1)
+    return m[rows[:, None], cols[None, :]], (fx0, fy0, fx1 - fx0, fy1 - fy0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes as C
 import itertools
+import time as _time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,7 @@ class OfxHost:
 
     def __init__(self, path: str, project: tuple[int, int] = (96, 96)):
         self._objects: dict[int, Any] = {}
+        self._handles: dict[int, int] = {}  # id(object) → its handle (objects that live as long as the host)
         self._ids = itertools.count(0x1000)
         self.messages: list[tuple[str, str]] = []
         self.project = project
@@ -112,6 +114,7 @@ class OfxHost:
     def _new(self, obj: Any) -> int:
         handle = next(self._ids)
         self._objects[handle] = obj
+        self._handles[id(obj)] = handle
         return handle
 
     def obj(self, handle: int | None) -> Any:
@@ -121,7 +124,12 @@ class OfxHost:
                out_args: PropSet | None = None) -> int:
         ih = self._new(in_args) if in_args is not None else None
         oh = self._new(out_args) if out_args is not None else None
-        return int(self.plugin.mainEntry(name.encode(), handle, ih, oh))
+        try:
+            return int(self.plugin.mainEntry(name.encode(), handle, ih, oh))
+        finally:  # the action's argument sets live for the action only
+            for h in (ih, oh):
+                if h is not None:
+                    self._objects.pop(h, None)
 
     # --- suites --------------------------------------------------------------------------------
     def _build_suites(self) -> dict[tuple[str, int], Any]:
@@ -287,9 +295,9 @@ class OfxHost:
         return OK
 
     def _handle_of(self, obj: Any) -> int:
-        for k, v in self._objects.items():
-            if v is obj:
-                return k
+        handle = self._handles.get(id(obj))
+        if handle is not None and self._objects.get(handle) is obj:
+            return handle
         return self._new(obj)
 
     def _get_param_set(self, h, out):
@@ -493,11 +501,14 @@ class OfxHost:
         e.clips["Output"].negative_rows = out_negative_rows
         x1, y1 = src.origin
         window = window or (x1, y1, x1 + out.shape[1], y1 + out.shape[0])
-        st = self.action("OfxImageEffectActionRender", inst, PropSet({
+        args = PropSet({
             "OfxPropTime": [float(time)], "OfxImageEffectPropRenderWindow": list(window),
             "OfxImageEffectPropRenderScale": [scale, scale],
             "OfxImageEffectPropFieldToRender": ["OfxImageFieldNone"],
-        }))
+        })
+        t0 = _time.perf_counter()
+        st = self.action("OfxImageEffectActionRender", inst, args)
+        self.last_render_s = _time.perf_counter() - t0  # what the host waited for in the render action
         mem = e.clips["Output"].memory  # the plug-in wrote into the memory this host handed out
         result = np.array(mem if out_negative_rows else mem[::-1])
         return st, result

@@ -331,15 +331,17 @@ std::string params_json(const Instance &inst, OfxTime time, int &frame_offset, d
 // Source rows of the window → shared memory (packed, zeros where the window leaves the source).
 void pack(const Image &src, const OfxRectI &win, int pixelBytes, unsigned char *dst) {
   size_t stride = static_cast<size_t>(win.x2 - win.x1) * pixelBytes;
+  int x1 = std::max(win.x1, src.bounds.x1), x2 = std::min(win.x2, src.bounds.x2);
   for (int y = win.y1; y < win.y2; ++y) {
     unsigned char *d = dst + static_cast<size_t>(y - win.y1) * stride;
-    std::memset(d, 0, stride);
-    if (y < src.bounds.y1 || y >= src.bounds.y2) continue;
-    int x1 = std::max(win.x1, src.bounds.x1), x2 = std::min(win.x2, src.bounds.x2);
-    if (x2 <= x1) continue;
-    std::memcpy(d + static_cast<size_t>(x1 - win.x1) * pixelBytes,
-                src.row(y) + static_cast<size_t>(x1 - src.bounds.x1) * pixelBytes,
-                static_cast<size_t>(x2 - x1) * pixelBytes);
+    if (y < src.bounds.y1 || y >= src.bounds.y2 || x2 <= x1) {
+      std::memset(d, 0, stride);
+      continue;
+    }
+    size_t left = static_cast<size_t>(x1 - win.x1) * pixelBytes, span = static_cast<size_t>(x2 - x1) * pixelBytes;
+    if (left) std::memset(d, 0, left);
+    std::memcpy(d + left, src.row(y) + static_cast<size_t>(x1 - src.bounds.x1) * pixelBytes, span);
+    if (left + span < stride) std::memset(d + left + span, 0, stride - left - span);
   }
 }
 
