@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vq_models.errors import InputError
+from vq_models.metrics import ssim
 from vq_models.nets.spade import (
     SPADE,
     MultiscaleDiscriminator,
@@ -24,7 +25,7 @@ from vq_models.train.data import (
     split_frames,
     window_indices,
 )
-from vq_models.train.losses import RoiPerceptualLoss, d_bce_loss, r1_penalty, smooth_l1, ssim
+from vq_models.train.losses import RoiPerceptualLoss, d_bce_loss, r1_penalty, smooth_l1
 
 torch.set_num_threads(1)
 

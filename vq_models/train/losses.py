@@ -1,5 +1,5 @@
 """Stage II losses (paper Sec. 3.3): smooth L1, BCE adversarial with a gradient penalty, and the
-ROI / non-ROI factorised perceptual loss; plus a small masked SSIM/PSNR for validation.
+ROI / non-ROI factorised perceptual loss (held-out SSIM/PSNR are vq_models.metrics).
 
 Gradient penalty choice: the paper writes λ_gp‖∇ D_s(c_s)‖² on the discriminator. We use the standard
 R1 form — the squared gradient of D's real logits with respect to the *real* image — which is the
@@ -109,53 +109,3 @@ class RoiPerceptualLoss(nn.Module):
             inv = 1.0 - roi
             total = total + self.lambda_nonroi * self.perceptual(pred * inv, target * inv).mean()
         return total
-
-
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = (g / g.sum()).float()
-    return (g[:, None] @ g[None, :])[None, None]
-
-
-def ssim(a, b, mask=None) -> float:
-    """SSIM (Wang et al. 2004, 11x11 Gaussian, data range 1) of two (H, W, 3) images in [0, 1], averaged
-    over the pixels where ``mask`` (H, W) > 0.5 (all pixels when None).
-
-    Kept here as a small helper so Stage II can report held-out quality on its own; the product's
-    metrics module is the reference for reported numbers."""
-    ta = torch.as_tensor(a, dtype=torch.float32).permute(2, 0, 1)[None]
-    tb = torch.as_tensor(b, dtype=torch.float32).permute(2, 0, 1)[None]
-    c = ta.shape[1]
-    win = _gaussian_window().to(ta).expand(c, 1, 11, 11)
-
-    def blur(x: Tensor) -> Tensor:
-        return F.conv2d(F.pad(x, (5, 5, 5, 5), mode="reflect"), win, groups=c)
-
-    mu_a, mu_b = blur(ta), blur(tb)
-    var_a = blur(ta * ta) - mu_a**2
-    var_b = blur(tb * tb) - mu_b**2
-    cov = blur(ta * tb) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    smap = smap.mean(1)[0]
-    if mask is None:
-        return float(smap.mean())
-    m = torch.as_tensor(mask, dtype=torch.float32) > 0.5
-    if not bool(m.any()):
-        return float("nan")
-    return float(smap[m].mean())
-
-
-def psnr(a, b, mask=None) -> float:
-    """PSNR in dB (data range 1) over the pixels where ``mask`` > 0.5 (all pixels when None)."""
-    ta = torch.as_tensor(a, dtype=torch.float32)
-    tb = torch.as_tensor(b, dtype=torch.float32)
-    se = (ta - tb).pow(2).mean(-1)
-    if mask is not None:
-        m = torch.as_tensor(mask, dtype=torch.float32) > 0.5
-        if not bool(m.any()):
-            return float("nan")
-        se = se[m]
-    mse = float(se.mean())
-    return float("inf") if mse <= 0 else float(10.0 * torch.log10(torch.tensor(1.0 / mse)))

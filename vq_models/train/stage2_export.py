@@ -20,12 +20,11 @@ from torch import Tensor, nn
 from vq_models.config import config_to_dict
 from vq_models.io.atomic import atomic_write_json
 from vq_models.io.images import write_image
-from vq_models.metrics import ssim
+from vq_models.metrics import psnr, ssim
 from vq_models.stage2_model import generator_input
 from vq_models.train.checkpoint import save_weights
 from vq_models.train.data import ChannelMapping, FrameSet
 from vq_models.train.logging import TrainLogger
-from vq_models.train.losses import psnr
 from vq_models.train.paint_augment import CodePalette
 from vq_models.train.stage2_config import Stage2Config
 from vq_models.train.stage2_step import Stage2Nets
@@ -61,7 +60,7 @@ def render_set(G: nn.Module, windows: Tensor, lut: Tensor, nch: int, temporal: b
 def evaluate(renders: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> dict:
     """SSIM / PSNR per held-out frame inside the face mask, and their means."""
     ssims = [float(ssim(r, t, mask=m)) for r, t, m in zip(renders, targets, masks, strict=True)]
-    psnrs = [psnr(r, t, m) for r, t, m in zip(renders, targets, masks, strict=True)]
+    psnrs = [psnr(r, t, m > 0.5) for r, t, m in zip(renders, targets, masks, strict=True)]
     finite = [p for p in psnrs if math.isfinite(p)]
     return {
         "ssim": float(np.nanmean(ssims)) if ssims else None,
