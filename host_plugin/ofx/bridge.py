@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fd", type=int, required=True, help="the inherited Unix socket to serve")
     ap.add_argument("--idle", type=float, default=900.0, help="exit after this many seconds without a request")
     args = ap.parse_args(argv)
+    # descriptors the host left inheritable are not ours: holding them could keep the host's pipes open
+    os.closerange(3, args.fd)
+    os.closerange(args.fd + 1, 1 << 16)
     try:
         return serve(args.fd, args.idle)
     except (BrokenPipeError, ConnectionResetError):

@@ -38,7 +38,7 @@ class BridgeChannel {
   bool request(const std::string &body, int shm_fd, double timeout_s, std::string &reply, std::string &err);
   // Close the channel and reap the process (SIGKILL after a grace period); safe to call twice.
   void stop();
-  pid_t pid() const { return pid_; }
+  bool running() { return alive(); }
 
  private:
   bool start(std::string &err);

@@ -235,7 +235,7 @@ OfxStatus destroy_instance(OfxImageEffectHandle effect) {
   if (!inst) return ofx::kStatOK;
   {
     std::lock_guard<std::mutex> lock(gBridgeMutex);
-    if (gBridge.pid() > 0) {  // let the bridge drop the instance's EditNode (and its server socket)
+    if (gBridge.running()) {  // let the bridge drop the instance's EditNode (and its server socket)
       std::string reply, err;
       gBridge.request("{\"op\":\"forget\",\"instance\":" + json_string(inst->id) + "}", -1, 10.0, reply, err);
     }
