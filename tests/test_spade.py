@@ -136,7 +136,7 @@ def test_prior_groups_codes_and_adds_unassigned(tmp_path):
     assert m.lut[:5].tolist() == [0, 2, 1, 0, 2]
     assert ChannelMapping.raw(4).lut[:4].tolist() == [0, 1, 2, 3]
     path.write_text(json.dumps({"version": 1, "segments": {"skin": [0, 9]}}))
-    with pytest.raises(InputError, match=r"segments\['skin'\]: code 9"):
+    with pytest.raises(InputError, match=r'segments\["skin"\]\[1\]: unknown code 9'):
         read_prior(path, num_codes=5)
     path.write_text(json.dumps({"version": 1, "segments": {"a": [1], "b": [1]}}))
     with pytest.raises(InputError, match="already in segment 'a'"):

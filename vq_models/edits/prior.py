@@ -95,8 +95,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def validate_prior(obj: Any, where: str = "prior") -> Prior:
-    """Check a parsed prior.json and build a :class:`Prior`; errors name the JSON path of the problem."""
+def validate_prior(obj: Any, where: str = "prior", num_codes: int | None = None) -> Prior:
+    """Check a parsed prior.json and build a :class:`Prior`; errors name the JSON path of the problem.
+
+    The one parser of prior.json, for edits, the render server and Stage II training. ``num_codes``: the
+    shot's K when the caller knows it; a file without its own ``num_codes`` is then read against it."""
+    if isinstance(obj, Mapping) and num_codes is not None and "num_codes" not in obj:
+        obj = {**obj, "num_codes": int(num_codes)}
     if not isinstance(obj, Mapping):
         raise InputError(f"{where}: top level must be an object with version, num_codes, segments")
     for key in obj:
@@ -134,11 +139,11 @@ def validate_prior(obj: Any, where: str = "prior") -> Prior:
     return Prior(num_codes=int(num_codes), segments=out)
 
 
-def load_prior(path: str | Path) -> Prior:
-    """Read and validate a prior.json file."""
+def load_prior(path: str | Path, num_codes: int | None = None) -> Prior:
+    """Read and validate a prior.json file (``num_codes`` as in :func:`validate_prior`)."""
     path = Path(path)
     obj = read_json(path, "prior not found (create one with `vqedit prior SHOT --auto`)")
-    return validate_prior(obj, where=str(path))
+    return validate_prior(obj, where=str(path), num_codes=num_codes)
 
 
 def save_prior(prior: Prior, path: str | Path) -> None:

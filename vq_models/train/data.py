@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vq_models.edits.prior import load_prior
 from vq_models.errors import InputError
 from vq_models.io.images import read_label_map
-from vq_models.io.jsonfile import read_json
 from vq_models.shot import Shot
 
 UNASSIGNED = "unassigned"
@@ -84,18 +84,10 @@ class ChannelMapping:
 
 
 def read_prior(path: str | Path, num_codes: int) -> ChannelMapping:
-    """Read ``{"version": 1, "segments": {"skin": [0, 4, 7], ...}}`` into a channel mapping."""
-    path = Path(path)
-    data = read_json(path, "prior file not found")
-    if not isinstance(data, dict) or data.get("version") != 1:
-        raise InputError(f"{path}: version: expected 1")
-    segments = data.get("segments")
-    if not isinstance(segments, dict) or not segments:
-        raise InputError(f"{path}: segments: expected a non-empty mapping of names to code lists")
-    for name, codes in segments.items():
-        if not isinstance(codes, list):
-            raise InputError(f"{path}: segments[{name!r}]: expected a list of codes")
-    return ChannelMapping.from_prior(segments, num_codes, str(path))
+    """The artist prior at ``path`` (parsed and checked by edits.prior, its one parser) as Stage II's
+    channel mapping for a shot with ``num_codes`` codes."""
+    prior = load_prior(path, num_codes)
+    return ChannelMapping.from_prior(prior.segments, num_codes, str(path))
 
 
 def window_indices(position: int, count: int) -> tuple[int, int, int]:
