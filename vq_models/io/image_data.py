@@ -35,8 +35,22 @@ def as_float_pixels(pixels: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+class DisplaySize:
+    """Width and height of the display window (the frame a viewer shows), for images and image headers."""
+
+    display_window: Window
+
+    @property
+    def width(self) -> int:
+        return self.display_window[2]
+
+    @property
+    def height(self) -> int:
+        return self.display_window[3]
+
+
 @dataclass
-class ImageData:
+class ImageData(DisplaySize):
     """An image plus everything needed to write it back faithfully.
 
     ``pixels`` covers the data window only (EXR plates often store just the region that holds pixels);
@@ -72,16 +86,6 @@ class ImageData:
         self.display_window = tuple(int(v) for v in self.display_window)  # type: ignore[assignment]
         if self.data_window[2:] != (w, h):
             raise ValueError(f"data window {self.data_window} does not match pixels of size {w}x{h}")
-
-    @property
-    def width(self) -> int:
-        """Width of the display window (the frame a viewer shows)."""
-        return self.display_window[2]
-
-    @property
-    def height(self) -> int:
-        """Height of the display window."""
-        return self.display_window[3]
 
     @property
     def nchannels(self) -> int:

@@ -27,7 +27,7 @@ import OpenImageIO as oiio
 from vq_models.errors import ImageIOError, InputError
 from vq_models.io.atomic import atomic_path
 from vq_models.io.colour import default_colorspace, resolve_colorspace
-from vq_models.io.image_data import ImageData, Window, as_float_pixels, default_channel_names
+from vq_models.io.image_data import DisplaySize, ImageData, Window, as_float_pixels, default_channel_names
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _file_colorspace(spec: oiio.ImageSpec, path: Path) -> str:
 
 
 @dataclass
-class ImageHeader:
+class ImageHeader(DisplaySize):
     """What a file's header says, without reading pixels (for frame sources and quick checks)."""
 
     path: Path
@@ -127,13 +127,6 @@ class ImageHeader:
     metadata: dict[str, Any]
     bit_depth: str
 
-    @property
-    def width(self) -> int:
-        return self.display_window[2]
-
-    @property
-    def height(self) -> int:
-        return self.display_window[3]
 
 
 def _header_from_spec(spec: oiio.ImageSpec, path: Path) -> ImageHeader:

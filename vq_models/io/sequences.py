@@ -87,8 +87,25 @@ def format_frame_list(frames: Iterable[int], limit: int = 12) -> str:
     return ", ".join(runs)
 
 
+class FrameRange:
+    """First, last and count of anything holding a sorted ``frames`` list (sequences and frame sources)."""
+
+    frames: list[int]
+
+    @property
+    def first(self) -> int:
+        return self.frames[0]
+
+    @property
+    def last(self) -> int:
+        return self.frames[-1]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
 @dataclass
-class FrameSequence:
+class FrameSequence(FrameRange):
     """A numbered image sequence: a printf pattern and the frames that exist on disk."""
 
     pattern: str
@@ -104,17 +121,6 @@ class FrameSequence:
 
     def paths(self) -> list[Path]:
         return [self.path(f) for f in self.frames]
-
-    @property
-    def first(self) -> int:
-        return self.frames[0]
-
-    @property
-    def last(self) -> int:
-        return self.frames[-1]
-
-    def __len__(self) -> int:
-        return len(self.frames)
 
     def __str__(self) -> str:
         return f"{self.pattern} [{format_frame_list(self.frames)}]"

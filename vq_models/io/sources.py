@@ -15,7 +15,13 @@ import numpy as np
 from vq_models.errors import ImageIOError, InputError
 from vq_models.io.colour import resolve_colorspace, to_network
 from vq_models.io.images import ImageData, ImageHeader, Window, read_header, read_image
-from vq_models.io.sequences import find_sequence, format_frame_list, has_frame_token, parse_frame_range
+from vq_models.io.sequences import (
+    FrameRange,
+    find_sequence,
+    format_frame_list,
+    has_frame_token,
+    parse_frame_range,
+)
 from vq_models.io.video import VideoReader, is_video_path
 
 
@@ -25,7 +31,7 @@ def _requested(frames: str | Sequence[int] | None) -> list[int] | None:
     return parse_frame_range(frames) if isinstance(frames, str) else sorted(set(int(f) for f in frames))
 
 
-class FrameSource:
+class FrameSource(FrameRange):
     """Base: numbered frames with a fixed format. Subclasses implement :meth:`_read`."""
 
     kind = "source"
@@ -61,17 +67,6 @@ class FrameSource:
     @property
     def height(self) -> int:
         return self._header.height
-
-    @property
-    def first(self) -> int:
-        return self.frames[0]
-
-    @property
-    def last(self) -> int:
-        return self.frames[-1]
-
-    def __len__(self) -> int:
-        return len(self.frames)
 
     def describe(self) -> dict:
         """What shot.json records about the plate."""
