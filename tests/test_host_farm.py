@@ -142,6 +142,30 @@ def test_farm_render_range_equals_in_process(server, model, program, tmp_path): 
         np.testing.assert_allclose(render.full_frame(), model.render_frame(f, program, feather=3.0).rgba, **HALF)
 
 
+@pytest.mark.parametrize("depth", ["float", "half"])
+def test_farm_writes_the_plates_pixel_type_bit_exact_outside_alpha(server, model, program, tmp_path, depth):  # noqa: F811
+    """A 32-bit float plate comes back float, a half plate half; outside the alpha, bit for bit."""
+    frames = model.frames[1:3]
+    for f in frames:
+        p = _plate(30 + f, model)
+        write_image(tmp_path / f"plate.{f:04d}.exr", p.pixels, data_window=p.data_window,
+                    display_window=p.display_window, dtype=depth, colorspace="lin_rec709")
+    render_range(server.address, "beta", frames, str(tmp_path / "out" / "comp.%04d.exr"), program=program,
+                 feather=3.0, mode="edit-only", passes=("comp",), plate_source=str(tmp_path / "plate.%04d.exr"),
+                 progress=False)
+    for f in frames:
+        plate = read_image(tmp_path / f"plate.{f:04d}.exr")
+        comp = read_image(tmp_path / "out" / f"comp.{f:04d}.exr")
+        assert plate.bit_depth == comp.bit_depth == depth
+        fr = model.render_frame(f, program, feather=3.0, mode="edit-only")
+        dx, dy, dw, dh = PLATE_WINDOW
+        outside = fr.alpha[dy:dy + dh, dx:dx + dw] == 0
+        assert outside.any() and (~outside).any()
+        assert np.array_equal(comp.pixels[outside].view(np.uint32), plate.pixels[outside].view(np.uint32))
+        np.testing.assert_allclose(comp.pixels, _in_process(model, f, Plate(plate.pixels, PLATE_WINDOW,
+                                   plate.display_window), program, mode="edit-only"), **HALF)
+
+
 def test_frame_ranges_and_bad_arguments(tmp_path):
     assert parse_frames("1001-1005,1010") == [1001, 1002, 1003, 1004, 1005, 1010]
     assert parse_frames("1-9x4") == [1, 5, 9]
