@@ -33,6 +33,7 @@ from vq_models.stage1_model import CODEBOOK_FILE, MODEL_FILE, InversionNet
 from vq_models.train.backbone import StyleGANBackbone, build_backbone
 from vq_models.train.checkpoint import CheckpointManager, save_weights
 from vq_models.train.codebook import colour_tap_meta, settle_codebook, usage_meta, write_labels
+from vq_models.train.denormals import turns_flush_to_zero_off_after
 from vq_models.train.distributed import barrier, cleanup, init_distributed, unwrap, wrap_ddp
 from vq_models.train.logging import TrainLogger
 from vq_models.train.stage1_config import STAGE1_PRESETS, Stage1Config, check_generator_fit
@@ -46,6 +47,7 @@ log = logging.getLogger("vqedit.stage1")
 __all__ = ["Stage1Config", "STAGE1_PRESETS", "train_stage1"]
 
 
+@turns_flush_to_zero_off_after
 def train_stage1(
     shot_dir: str | Path,
     config: Stage1Config,
@@ -56,28 +58,8 @@ def train_stage1(
     stylegan: str | Path | None = None,
     e4e: str | Path | None = None,
 ) -> Path:
-    """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder.
-
-    Flush-to-zero is on while training (CPU speed) and always turned off again afterwards: MediaPipe's
-    XNNPack graphs, built later in the same process (prep in the demo), fail to prepare under it.
-    """
-    try:
-        return _train_stage1(shot_dir, config, device=device, resume=resume, progress=progress, stylegan=stylegan, e4e=e4e)
-    finally:
-        torch.set_flush_denormal(False)
-
-
-def _train_stage1(
-    shot_dir: str | Path,
-    config: Stage1Config,
-    *,
-    device: str = "cpu",
-    resume: bool = False,
-    progress: bool = True,
-    stylegan: str | Path | None = None,
-    e4e: str | Path | None = None,
-) -> Path:
-    """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder."""
+    """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder. Flush-to-zero is on
+    while training on the CPU and off again afterwards (``denormals.py``)."""
     shot = Shot.open(shot_dir)
     out = shot.stage1_dir
     info = init_distributed(device)

@@ -31,6 +31,7 @@ from vq_models.shot import Shot
 from vq_models.stage2_model import build_generator
 from vq_models.train import data as D
 from vq_models.train.checkpoint import CheckpointManager
+from vq_models.train.denormals import turns_flush_to_zero_off_after
 from vq_models.train.distributed import broadcast_module, cleanup, init_distributed
 from vq_models.train.logging import TrainLogger
 from vq_models.train.losses import RoiPerceptualLoss, make_perceptual, perceptual_backend
@@ -52,6 +53,7 @@ log = logging.getLogger("vqedit.train.stage2")
 __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "train_stage2"]
 
 
+@turns_flush_to_zero_off_after
 def train_stage2(
     shot_dir: str | Path,
     config: Stage2Config,
@@ -63,24 +65,7 @@ def train_stage2(
 ) -> Path:
     """Train the shot's Stage II renderer; returns SHOT/stage2. Works under ``torchrun`` too (gradients
     averaged over ranks, rank 0 writes). ``resume`` continues from the newest checkpoint at its step.
-
-    Flush-to-zero is on while training (CPU speed) and turned off again afterwards: MediaPipe's XNNPack
-    graphs, built later in the same process, fail to prepare under it."""
-    try:
-        return _train_stage2(shot_dir, config, device=device, resume=resume, progress=progress, prior_path=prior_path)
-    finally:
-        torch.set_flush_denormal(False)
-
-
-def _train_stage2(
-    shot_dir: str | Path,
-    config: Stage2Config,
-    *,
-    device: str = "cpu",
-    resume: bool = False,
-    progress: bool = True,
-    prior_path: str | Path | None = None,
-) -> Path:
+    Flush-to-zero is on while training and off again afterwards (``denormals.py``)."""
     check_stage2_config(config)
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)

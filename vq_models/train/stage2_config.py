@@ -6,7 +6,7 @@ demo's fingerprint all read it. The experiments behind each preset's values are 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,39 +145,43 @@ def load_stage2_config(preset: str = "cpu", path: str | Path | None = None, over
     return config
 
 
+def _at_least(low: float) -> tuple[Callable[[float], bool], str]:
+    return (lambda v: v >= low), f"must be >= {low:g}"
+
+
+def _fraction() -> tuple[Callable[[float], bool], str]:
+    return (lambda v: 0.0 <= v <= 1.0), "must be in [0, 1]"
+
+
+# Valid ranges of the plain numeric knobs, checked in this order (the spike guard's come from its own table)
+RANGE_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "grad_clip": _at_least(0),
+    "lr_decay_from": _fraction(),
+    "eval_every": _at_least(0),
+    **{name: _at_least(1) for name in ("batch_size", "iterations", "checkpoint_every", "log_every", "gp_every")},
+    "bg_weight": _fraction(),
+    "shift_augment": _at_least(0),
+    "paint_prob": _fraction(),
+    "paint_radius": ((lambda v: v >= 2), "must be >= 2 label pixels"),
+    "paint_margin": _at_least(0),
+    "lambda_paint": _at_least(0),
+    "roi_l1_weight": _at_least(0),
+}
+PERCEPTUAL_NETS = ("alex", "vgg", "squeeze", "none")
+
+
 def check_stage2_config(c: Stage2Config) -> None:
     """Raise an InputError naming the first field whose value cannot train (sizes, ranges, spike guard)."""
     try:
         generator_channels(c.render_size, c.const_size, c.ch_max, c.ch_min)
     except ValueError as exc:
         raise InputError(f"stage2 config: {exc}") from None
-    if c.grad_clip < 0:
-        raise InputError(f"stage2 config: grad_clip must be >= 0, got {c.grad_clip}")
-    if not 0.0 <= c.lr_decay_from <= 1.0:
-        raise InputError(f"stage2 config: lr_decay_from must be in [0, 1], got {c.lr_decay_from}")
-    if c.eval_every < 0:
-        raise InputError(f"stage2 config: eval_every must be >= 0, got {c.eval_every}")
-    for name in ("batch_size", "iterations", "checkpoint_every", "log_every", "gp_every"):
-        if getattr(c, name) < 1:
-            raise InputError(f"stage2 config: {name} must be >= 1, got {getattr(c, name)}")
-    if c.perceptual not in ("alex", "vgg", "squeeze", "none"):
+    if c.perceptual not in PERCEPTUAL_NETS:
         raise InputError(f"stage2 config: perceptual: expected alex, vgg, squeeze or none, got {c.perceptual!r}")
-    if not 0.0 <= c.bg_weight <= 1.0:
-        raise InputError(f"stage2 config: bg_weight must be in [0, 1], got {c.bg_weight}")
-    if c.shift_augment < 0:
-        raise InputError(f"stage2 config: shift_augment must be >= 0, got {c.shift_augment}")
-    if not 0.0 <= c.paint_prob <= 1.0:
-        raise InputError(f"stage2 config: paint_prob must be in [0, 1], got {c.paint_prob}")
-    if c.paint_radius < 2:
-        raise InputError(f"stage2 config: paint_radius must be >= 2 label pixels, got {c.paint_radius}")
-    if c.paint_margin < 0 or c.lambda_paint < 0:
-        raise InputError(f"stage2 config: paint_margin and lambda_paint must be >= 0, got {c.paint_margin}, {c.lambda_paint}")
-    if c.roi_l1_weight < 0:
-        raise InputError(f"stage2 config: roi_l1_weight must be >= 0, got {c.roi_l1_weight}")
-    for setting, field_name in SPIKE_FIELDS.items():
-        valid, rule = SETTING_RULES[setting]
-        if not valid(getattr(c, field_name)):
-            raise InputError(f"stage2 config: {field_name} {rule}, got {getattr(c, field_name)}")
+    rules = {**RANGE_RULES, **{name: SETTING_RULES[setting] for setting, name in SPIKE_FIELDS.items()}}
+    for name, (valid, rule) in rules.items():
+        if not valid(getattr(c, name)):
+            raise InputError(f"stage2 config: {name} {rule}, got {getattr(c, name)}")
 
 
 # Stage II config field of each spike-guard setting
