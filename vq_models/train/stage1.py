@@ -48,16 +48,8 @@ __all__ = ["Stage1Config", "STAGE1_PRESETS", "train_stage1"]
 
 
 @turns_flush_to_zero_off_after
-def train_stage1(
-    shot_dir: str | Path,
-    config: Stage1Config,
-    *,
-    device: str = "cpu",
-    resume: bool = False,
-    progress: bool = True,
-    stylegan: str | Path | None = None,
-    e4e: str | Path | None = None,
-) -> Path:
+def train_stage1(shot_dir: str | Path, config: Stage1Config, *, device: str = "cpu", resume: bool = False,
+                 progress: bool = True, stylegan: str | Path | None = None, e4e: str | Path | None = None) -> Path:
     """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder. Flush-to-zero is on
     while training on the CPU and off again afterwards (``denormals.py``)."""
     shot = Shot.open(shot_dir)

@@ -54,15 +54,8 @@ __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "train_stage2
 
 
 @turns_flush_to_zero_off_after
-def train_stage2(
-    shot_dir: str | Path,
-    config: Stage2Config,
-    *,
-    device: str = "cpu",
-    resume: bool = False,
-    progress: bool = True,
-    prior_path: str | Path | None = None,
-) -> Path:
+def train_stage2(shot_dir: str | Path, config: Stage2Config, *, device: str = "cpu", resume: bool = False,
+                 progress: bool = True, prior_path: str | Path | None = None) -> Path:
     """Train the shot's Stage II renderer; returns SHOT/stage2. Works under ``torchrun`` too (gradients
     averaged over ranks, rank 0 writes). ``resume`` continues from the newest checkpoint at its step.
     Flush-to-zero is on while training and off again afterwards (``denormals.py``)."""

@@ -20,7 +20,8 @@ __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "check_stage2
 
 @dataclass(frozen=True)
 class Stage2Config:
-    """Stage II knobs under the paper's names (λ's, lr's) plus the CPU-scale architecture sizes."""
+    """Stage II knobs under the paper's names (λ's, lr's) plus the CPU-scale architecture sizes; a knob both
+    trainers have (iterations, lambda_gp, perceptual, perceptual_backbone, ...) has one name in both."""
 
     render_size: int = 1024
     const_size: int = 4
