@@ -83,8 +83,7 @@ def fit_codebook(points: Tensor, config: Stage1Config, dim: int, dev: torch.devi
     then ``vq_refine_lloyd`` Lloyd passes (Eq. 2 over the whole shot). Seeded by ``config.seed``.
 
     Why a fresh start instead of refining the online EMA codes: those codes followed a network that kept
-    changing for thousands of steps, and some end parked where early features were. On the synthetic shot
-    (same trained network, 3 seeds) a fresh start scored a mean IoU of the required parts 0.65 against 0.63.
+    changing for thousands of steps, and some end parked where early features were (benchmarks/RESULTS.md).
     Also what ``vqedit recluster`` runs."""
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)

@@ -107,8 +107,8 @@ def painted_targets(
     colour there), weighted ``paint_weight``: every painted pixel is pulled by the same amount toward the
     code's colour, so texture stays free and only the mean is held. Why a target and not a separate loss on
     the mean: a mean over a few dozen pixels puts its whole gradient on them, about 50x the L1's per pixel,
-    and Adam's normalisation then starved the reconstruction (held-out SSIM 0.947 -> 0.897 after 600 steps);
-    as L1 targets they weigh what ROI pixels weigh."""
+    and Adam's normalisation then starved the reconstruction (benchmarks/RESULTS.md); as L1 targets they
+    weigh what ROI pixels weigh."""
     size = fake.shape[-1]
     blob = painted.blob if painted.blob.shape[-1] == size else F.interpolate(painted.blob, size=(size, size), mode="nearest")
     band = 1.0 - keep_weight(painted.blob, margin, size)

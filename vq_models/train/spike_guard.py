@@ -2,8 +2,7 @@
 
 Why: late in a Stage II run the generator's loss is tiny and Adam's second-moment estimate small; one
 unlucky batch can then throw the weights far enough that the loss jumps 50x, and with the learning rate
-already decaying the run never climbs back (synthetic shot, cpu preset: L1 0.004 -> 0.22 at step 1230,
-held-out SSIM 0.952 at step 1000, 0.944 at the end). Clipping the gradient norm does not stop it: Adam
+already decaying the run never climbs back (measured: benchmarks/RESULTS.md, spike_factor). Clipping the gradient norm does not stop it: Adam
 rescales the clipped gradient. Large-model practice is to go back to a checkpoint from before the spike
 and continue more carefully; this does that in memory, every few hundred steps, at the cost of a copy of
 the weights and optimiser state.

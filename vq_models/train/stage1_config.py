@@ -99,20 +99,9 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
         vq_scale_weights=(1.0, 1.0), vq_refine_epochs=1, vq_refine_lloyd=3, lambda_l2_roi=5.0, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
         iterations=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
-    # measured on a synthetic 120-frame shot (benchmarks/stage1_acceptance.py): a 128² generator tapped at
-    # 32/64/128 with the finest tap given most say (pupil vs iris lives there), K=128, the layout-keeping encoder
-    # that also predicts the generator's noise maps (ROI L2 after 400 steps 0.045 -> 0.013; mean IoU of the
-    # required parts 0.41 -> 0.50-0.54, benchmarks/stage1_sweep.py), ROI L2 instead of the (fallback, slow)
-    # non-ROI perceptual term, and a whole-shot Lloyd refinement of the codebook at the end. The generator's RGB
-    # output joins X_VQ with weight 12 (vq_rgb_weight): on the same trained network, re-clustered with 3 seeds,
-    # mean IoU of the required parts 0.53 -> 0.64-0.67, upper teeth 0.34 -> 0.78, mouth interior 0.47 -> 0.57;
-    # a full 2500-step run: 0.54 -> 0.63 (upper teeth 0.44 -> 0.72); weights 2-60 tried, 12 is the best mean.
-    # K=255 with a fresh final k-means weighting eye/mouth pixels 4x (vqedit recluster on that run, 3 seeds):
-    # mouth interior 0.50 -> 0.61-0.63 and every required part but the pupils >= 0.67; K=200 gave 0.57-0.62.
-    # The context colour tap (weight 3, sigma 1.5 label px): a fifth of the pupil's pixels sit under the
-    # catchlight and had joined skin/hair highlight codes. On the 2500-step network, re-clustered with 3 seeds,
-    # pupils 0.47-0.56 -> 0.75-0.76 and every required part >= 0.61; weights 2-6 and sigma 1-2.5 px tried
-    # (benchmarks/stage1_sweep.py; 4000-step network: pupils 0.34-0.37 -> 0.74-0.75)
+    # CPU scale with the parts artists edit separated: a 128² generator tapped finest-first, noise maps predicted
+    # by the encoder, the RGB and context-colour taps, and a fresh ROI-weighted k-means at K=255 at the end.
+    # Each value's measurement: benchmarks/RESULTS.md
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
         encoder_noise_maps=True, vq_rgb_weight=12.0, vq_context_weight=3.0, vq_context_sigma=CONTEXT_SIGMA,

@@ -62,7 +62,7 @@ def train_stage2(shot_dir: str | Path, config: Stage2Config, *, device: str = "c
     check_stage2_config(config)
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
-    # trained SPADE weights push activations into denormals; flushing them halved CPU render time (measured)
+    # trained SPADE weights push activations into denormals, which slow CPU convolutions (benchmarks/RESULTS.md)
     torch.set_flush_denormal(True)
     shot = Shot.open(shot_dir)
     out_dir = shot.stage2_dir

@@ -96,35 +96,10 @@ STAGE2_PRESETS: dict[str, Stage2Config] = {
         lambda_lpips_nonroi=0.0, perceptual="none", checkpoint_every=50, log_every=5, image_every=50,
         gp_every=4, bg_weight=0.5,
     ),
-    # 128^2 on 2 CPU cores within ~20 minutes. Narrow generator (one person, one light), constant at 8^2,
-    # one shared label embedding per block and γ/β predicted at the 64^2 label resolution then upsampled
-    # (G step 2.2 s -> 1.4 s per batch of 4 on a loaded core, benchmarks/stage2_speed.py). The perceptual
-    # term is off: on CPU it cost ~10x the generator step. The L1 weight is lowered on the background (not
-    # pasted back) and raised in the ROI (eyes/mouth: what edits re-render). The adversarial term is off:
-    # on the 120-frame synthetic shot D's BCE stayed at 2 ln 2 = 1.386 (chance) for all 300 steps of a run
-    # with λ_adv 0.01, so it cost ~35% of every step for no signal at this budget. lr_g 3e-3: held-out SSIM
-    # 0.889 at step 400 vs 0.871 with 1e-3 (same Stage I shot, benchmarks/stage2_acceptance.py). 1800 steps
-    # measured 0.4-0.6 s each single-threaded on a shared 2-core box (≤ 18 min). Learned crop-space maps
-    # from 32² up (spatial_bias_from): SSIM 0.815 / 0.857 at steps 100 / 200 vs 0.758 / 0.834 without.
-    # lr decay over the last 40%: held-out SSIM 0.943 at the end (0.9375 at step 1600 at constant lr, and that
-    # run's tanh output saturated after step 1770). lr_g 3e-3 is at the edge: a run with maps only at 128²
-    # saturated by step 1080, so lr_g is 2e-3 and G's gradient norm is clipped at 0.5 (late steps: 0.04-0.09).
-    # That preset measured: held-out SSIM 0.9425 / PSNR 32.9 dB, 11.8 min single-threaded (load 1-2.5).
-    # On Stage I's K=128 codes at 128² labels the SPADE label convolutions read 3K = 384 channels and took most
-    # of the step (G fwd+bwd 0.59 s on 2 threads); a learned 32-wide code embedding in front (label_embed)
-    # brings that to 0.27 s. On Stage I's noise-map labels held-out SSIM passed 0.95 by step 200 (0.970 at 800,
-    # 0.9725 after 2600 steps that took 22.8 min on 2 threads), so the preset stopped at 1000 steps. Labels and
-    # target shifted together by up to 4 label px (shift_augment) stop the renderer memorising where the teeth
-    # are: teeth 0 vs the no-teeth what-if 23.9 -> 25.8 dB, eye_open 0 32.8 -> 34.3 dB; the shifted run needs
-    # more steps for the same SSIM (1000: 0.953, 2000: 0.961), and with the one-hot built in float32 a step
-    # costs 0.30 s, so 2000 steps take 10 min on 2 threads. On Stage I's context-tap labels the run's L1 jumped
-    # 0.004 -> 0.22 at step 1230 and held-out SSIM ended at 0.944 (0.952 at step 1000); with the spike guard
-    # (spike_factor 8) the same run rolled back from step 1213 to 1100 at half the lr and ended at 0.959.
-    # That renderer drew a cavity code painted over the upper teeth at (0.38, 0.15, 0.135) display RGB, brighter
-    # than the code's own mean (0.32, 0.105, 0.112): teeth 0 vs the what-if 26.0 dB. Half of each batch with
-    # a nearby code painted into the ROI (paint_prob, train/paint_augment.py) brought the render to the code's
-    # mean: 27.7 dB with the same fill, 29.3 with the darkest cavity code above (the teeth op's default now),
-    # held-out SSIM 0.958, 10.1 min. A separate mean-colour loss instead of L1 targets had cost SSIM 0.05.
+    # 128² on 2 CPU cores in about 10 minutes: a narrow, label-embedded SPADE without the perceptual and
+    # adversarial terms (too slow for their signal at this budget), L1 weighted toward the ROI, lr decay, the
+    # spike guard, and shifted and painted batches so the renderer draws what the labels say, where they say it.
+    # Each value's measurement: benchmarks/RESULTS.md
     "cpu": Stage2Config(
         render_size=128, const_size=8, ch_max=128, ch_min=32, spade_hidden=32, spade_shared=True,
         spade_upsample_params=True, spatial_bias_from=32, d_channels=32, d_layers=3, num_d=1, batch_size=4,
