@@ -22,6 +22,7 @@ import numpy as np
 
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
+from vq_models.io.images import read_image, write_image
 from vq_models.io.jsonfile import read_json
 
 SHOT_VERSION = 1
@@ -61,8 +62,6 @@ class CropTransform:
 
 
 def _read_png(path: Path, channels: int) -> np.ndarray:
-    from vq_models.io.images import read_image
-
     if not path.is_file():
         raise InputError(f"{path}: missing from the shot directory (run `vqedit prep` again?)")
     px = read_image(path, allow_mono=channels == 1).pixels
@@ -226,8 +225,6 @@ class ShotWriter:
         roi_mask: np.ndarray,
         transform: CropTransform,
     ) -> None:
-        from vq_models.io.images import write_image
-
         s = self.crop_size
         for what, img, chans in (("aligned", aligned, 3), ("overlay", overlay, 3), ("fg", fg_mask, 1), ("roi", roi_mask, 1)):
             arr = np.asarray(img, dtype=np.float32)

@@ -11,15 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vq_models.errors import InputError
+from vq_models.io.images import read_label_map
 from vq_models.io.jsonfile import read_json
+from vq_models.nets.e4e import Encoder4Editing
+from vq_models.nets.light_encoder import LightEncoder
+from vq_models.nets.stylegan2 import Generator
 from vq_models.quantizer import VectorQuantizer
 from vq_models.shot import FRAME_NAME, LABEL_DIR, META_FILE
+from vq_models.train.checkpoint import load_weights, split_weights
 from vq_models.vq_input import CONTEXT_SIGMA, build_vq_input
 
 __all__ = ["InversionNet", "Stage1Model", "build_encoder", "build_generator", "to_network_tensor"]
@@ -101,8 +107,6 @@ class InversionNet(nn.Module):
 
 
 def build_generator(gen_config: dict[str, Any]) -> nn.Module:
-    from vq_models.nets.stylegan2 import Generator
-
     cfg = dict(gen_config)
     if "channels" in cfg and cfg["channels"] is not None:
         cfg["channels"] = {int(k): int(v) for k, v in cfg["channels"].items()}
@@ -187,13 +191,9 @@ def build_encoder(enc_config: dict[str, Any]) -> nn.Module:
         return SpatialEncoder(int(enc_config["size"]), int(enc_config["n_latent"]), int(enc_config["style_dim"]),
                               channels=int(enc_config["channels"]), noise_maps=bool(enc_config.get("noise_maps", False)))
     if kind == "light":
-        from vq_models.nets.light_encoder import LightEncoder
-
         return LightEncoder(int(enc_config["size"]), int(enc_config["n_latent"]), int(enc_config["style_dim"]),
                             channels=int(enc_config["channels"]))
     if kind == "e4e":
-        from vq_models.nets.e4e import Encoder4Editing
-
         return Encoder4Editing(int(enc_config["size"]), int(enc_config["input_size"]))
     raise InputError(f"stage1 meta.json: encoder.kind {kind!r} unknown (expected 'light', 'spatial' or 'e4e')")
 
@@ -201,8 +201,6 @@ def build_encoder(enc_config: dict[str, Any]) -> nn.Module:
 def to_network_tensor(rgb: np.ndarray, fg_mask: np.ndarray | None, size: int) -> tuple[Tensor, Tensor]:
     """sRGB float (S, S, 3) [0, 1] + mask (S, S) → foreground-masked (1, 3, size, size) in [-1, 1] and the
     (1, 1, size, size) mask. Background is black before the [-1, 1] shift, as the paper masks c and ĉ."""
-    import cv2
-
     rgb = np.asarray(rgb, dtype=np.float32)
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise InputError(f"image must be (H, W, 3), got shape {rgb.shape}")
@@ -241,8 +239,6 @@ class Stage1Model:
     @classmethod
     def load(cls, stage1_dir: str | Path, device: str | torch.device = "cpu", load_networks: bool = True) -> Stage1Model:
         """Read meta.json, the codebook and (unless ``load_networks=False``) the encoder + generator."""
-        from vq_models.train.checkpoint import load_weights, split_weights
-
         stage1_dir = Path(stage1_dir)
         meta = read_meta(stage1_dir)
         dev = torch.device(device)
@@ -315,8 +311,6 @@ class Stage1Model:
         """The label map Stage I wrote for a training frame: uint8 (label_size, label_size), cached."""
         frame = int(frame)
         if frame not in self._cache:
-            from vq_models.io.images import read_label_map
-
             path = self.label_path(frame)
             if not path.is_file():
                 raise InputError(f"{path}: no Stage I labels for frame {frame}")
@@ -367,8 +361,6 @@ def labels_to_plate(labels: np.ndarray, plate_to_crop: np.ndarray, crop_size: in
                     plate_size: tuple[int, int], outside: int = 255) -> np.ndarray:
     """Crop-space codes → plate-space uint8 (H, W): nearest-neighbour inverse warp, ``outside`` where a
     plate pixel falls outside the face crop. ``plate_size`` is (width, height)."""
-    import cv2
-
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     m = plate_to_label_matrix(plate_to_crop, crop_size, labels.shape[0])
     return cv2.warpAffine(labels, m, (int(plate_size[0]), int(plate_size[1])),
@@ -379,8 +371,6 @@ def labels_to_plate(labels: np.ndarray, plate_to_crop: np.ndarray, crop_size: in
 def plate_labels_to_crop(plate_labels: np.ndarray, plate_to_crop: np.ndarray, crop_size: int,
                          label_size: int, outside: int = 255) -> np.ndarray:
     """Plate-space labels (e.g. ground truth) → crop space at label_size², nearest-neighbour."""
-    import cv2
-
     src = np.ascontiguousarray(plate_labels, dtype=np.uint8)
     m = plate_to_label_matrix(plate_to_crop, crop_size, label_size)
     return cv2.warpAffine(src, m, (label_size, label_size), flags=cv2.INTER_NEAREST,

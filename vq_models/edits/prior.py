@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from vq_models.edits.geometry import rasterize_polygon
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
 from vq_models.io.jsonfile import read_json
@@ -339,8 +340,6 @@ def rasterize_regions(
     Points go plate → crop through ``transform.to_crop`` (a :class:`vq_models.shot.CropTransform`), then
     crop → label with the pixel-centre convention ``u_label = (u_crop + 0.5) * L / S - 0.5``.
     """
-    from vq_models.edits.geometry import rasterize_polygon
-
     scale = float(label_size) / float(crop_size)
     out: dict[str, np.ndarray] = {}
     for name in REGION_NAMES:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from vq_models.errors import InputError
@@ -44,8 +46,6 @@ def _flatten(tensors_or_modules: dict[str, Any]) -> dict[str, Tensor]:
 
 def save_weights(path: str | Path, tensors_or_modules: dict[str, Any]) -> None:
     """Write modules/tensors to one safetensors file atomically (module keys prefixed ``name.``)."""
-    from safetensors.torch import save_file
-
     flat = _flatten(tensors_or_modules)
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp))
@@ -53,9 +53,6 @@ def save_weights(path: str | Path, tensors_or_modules: dict[str, Any]) -> None:
 
 def load_weights(path: str | Path) -> dict[str, Tensor]:
     """Read a safetensors file into a flat ``{key: tensor}`` dict (CPU)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: weights file not found")

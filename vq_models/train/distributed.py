@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from vq_models.errors import InputError
 
@@ -61,8 +62,6 @@ def wrap_ddp(module: nn.Module, info: DistInfo) -> nn.Module:
     """Wrap in DistributedDataParallel when running distributed; otherwise return the module."""
     if not info.distributed:
         return module
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [info.device.index] if info.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 log = logging.getLogger("vqedit.train")
 
@@ -31,8 +32,9 @@ class TrainLogger:
         self._bar = None
         if not self.enabled:
             return
+        # deferred on purpose: TensorBoard's import is heavy (protobuf, its plugins) and only an enabled logger,
+        # rank 0, writes events
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
 
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(log_dir=str(log_dir))
