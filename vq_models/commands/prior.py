@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from vq_models.errors import InputError
-from vq_models.shot import ShotLayout
 
 NAME = "prior"
 HELP = "propose (--auto), validate (--check) or print (--show) the shot's artist prior of named code segments"
@@ -25,6 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _num_codes(shot_dir: Path) -> int | None:
     """K of the shot's Stage I model, or None when Stage I is not trained."""
+    from vq_models.shot import ShotLayout
+
     meta = ShotLayout(shot_dir).stage1_meta_path
     if not meta.is_file():
         return None
@@ -94,6 +95,7 @@ def _write_preview(path: Path, labels, image, prior) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vq_models.edits.prior import STANDARD_SEGMENTS, load_prior
+    from vq_models.shot import ShotLayout
 
     shot_dir = Path(args.shot)
     path = Path(args.prior) if args.prior else ShotLayout(shot_dir).prior_path
