@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from vq_models.errors import InputError
-from vq_models.shot import ShotLayout
 
 NAME = "render"
 HELP = "render a shot (optionally with an edit program) back into its plate: composite frames and RGBA passes"
@@ -69,6 +68,7 @@ def _load_program(path: str | None, shot_dir: Path) -> tuple[dict[str, Any] | No
 
     from vq_models.edits.prior import load_prior
     from vq_models.edits.program import parse_program
+    from vq_models.shot import ShotLayout
 
     file = Path(path)
     if not file.is_file():
