@@ -67,6 +67,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--shot", help="a trained shot (default: build the tiny test shot)")
+    ap.add_argument("--binary", help="an already built VQFaceEdit.ofx (default: build one)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -76,7 +77,7 @@ def main() -> int:
             from conftest import build_tiny_shot
 
             shot = build_tiny_shot(root / "shot")
-        binary = build(root)
+        binary = build(root) if not args.binary else Path(args.binary)
         models = root / "models"
         for size in SIZES:
             stage(shot, models / f"bench{size}", size)
@@ -108,16 +109,18 @@ def main() -> int:
                         direct.append(dt * 1e3)
                         plugin.append(host.last_render_s * 1e3)
                 d, p = statistics.median(direct), statistics.median(plugin)
-                results[size] = (p, d)
+                pair = statistics.median(a / b for a, b in zip(plugin, direct, strict=True))  # neighbours share the load
+                results[size] = (p, d, pair)
                 print(f"{size}²: plug-in render action {p:.1f} ms (spread {min(plugin):.1f}-{max(plugin):.1f}), "
-                      f"EditNode.evaluate {d:.1f} ms (spread {min(direct):.1f}-{max(direct):.1f})", flush=True)
+                      f"EditNode.evaluate {d:.1f} ms (spread {min(direct):.1f}-{max(direct):.1f}), "
+                      f"median ratio of neighbouring runs {pair:.2f}x", flush=True)
                 host.destroy_instance(inst)
                 host.unload()
                 node.close()
         finally:
             server.stop()
-    p1, d1 = results[1024]
-    p2, d2 = results[256]
+    p1, d1, _ = results[1024]
+    p2, d2, _ = results[256]
     print(f"ofx_roundtrip 1024: {p1 / d1:.2f}x EditNode.evaluate (plug-in {p1:.1f} ms, evaluate {d1:.1f} ms); "
           f"256: {p2 - d2:+.1f} ms")
     return 0

@@ -22,6 +22,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,8 @@ class Bridge:
         self.nodes: dict[str, EditNode] = {}
         self.plates: dict[tuple[str, str], dict[str, Any]] = {}  # (server, model) → plate info from `load`
         self.shm: mmap.mmap | None = None
+        self.last_evaluate_ms = 0.0  # the EditNode part of the last render (VQEDIT_OFX_TRACE)
+        self._need: Callable[[tuple[int, int, int, int]], None] | None = None
         self._shm_key: tuple[int, int, int] | None = None
 
     # --- shared memory -------------------------------------------------------------------------
@@ -100,7 +103,11 @@ class Bridge:
         return np.ndarray(shape, dtype=dtype, buffer=self.shm, offset=offset)
 
     # --- requests ------------------------------------------------------------------------------
-    def handle(self, req: dict[str, Any]) -> str:
+    def handle(self, req: dict[str, Any], need: Callable[[tuple[int, int, int, int]], None] | None = None) -> str:
+        """One request → its reply line. ``need((c0, r0, c1, r1))`` asks the plug-in for the Source pixels
+        of that part of the window (packed columns and bottom-up rows) and returns once they are in shared
+        memory; without it (or when the request says no ``need``) the whole window is there already."""
+        self._need = need if req.get("need") else None
         op = req.get("op")
         if op == "ping":
             return f"ok pid {os.getpid()}"
@@ -154,7 +161,9 @@ class Bridge:
             paint = PaintMatte(matte=full, window=full_window)
         # the bare render, composited here over the Source only inside its box: the same EditNode request
         # and composite_over rule as EditNode.evaluate(frame, plate), without copying the whole frame
+        t0 = time.perf_counter()
         rgba, rwin = render_pass(node.evaluate(frame, None, paint=paint))
+        self.last_evaluate_ms = 1e3 * (time.perf_counter() - t0)
         if abs(sx - 1.0) > 1e-9 or abs(sy - 1.0) > 1e-9:  # proxy render: onto the host's smaller grid
             rgba, rwin = pixels.downscale_premultiplied(rgba, rwin, sx, sy)
         # where the (mixed) render alpha is 0 the output is the Source's own bytes
@@ -164,10 +173,15 @@ class Bridge:
             return "ok 0 0 0 0"
         box = (bx0, by0, bx1 - bx0, by1 - by0)
         rows, cols = slice(by0 - window[1], by1 - window[1]), slice(bx0 - window[0], bx1 - window[0])
+        if self._need is not None:  # only the box's Source pixels cross (y-down rows r → packed h-1-r)
+            self._need((cols.start, h - rows.stop, cols.stop, h - rows.start))
         image = composite_over(rgba, rwin, pixels.to_plate(src[rows, cols], depth, mode), box, mix)
-        alpha = np.asarray(rgba)[by0 - rwin[1]:by1 - rwin[1], bx0 - rwin[0]:bx1 - rwin[0], 3] > 0
-        out = np.array(src[rows, cols], copy=True)
-        out[..., :3] = np.where(alpha[..., None], pixels.from_plate(image[..., :3], depth, mode), out[..., :3])
+        if depth == "OfxBitDepthFloat" and mode == "none":
+            out = image  # composite_over already selects the Source's own values where the alpha is 0
+        else:
+            alpha = np.asarray(rgba)[by0 - rwin[1]:by1 - rwin[1], bx0 - rwin[0]:bx1 - rwin[0], 3] > 0
+            out = np.array(src[rows, cols], copy=True)
+            out[..., :3] = np.where(alpha[..., None], pixels.from_plate(image[..., :3], depth, mode), out[..., :3])
         # packed rows run bottom-up (OFX); y-down rows r0..r1 are packed rows h-r1..h-r0
         r0, r1 = rows.start, rows.stop
         dst[h - r1:h - r0, cols] = out[::-1]
@@ -191,6 +205,11 @@ def _recv_exact(sock: socket.socket, n: int, bridge: Bridge) -> bytes | None:
     return b"".join(chunks)
 
 
+def _send(sock: socket.socket, text: str) -> None:
+    data = text.encode()
+    sock.sendall(struct.pack("<I", len(data)) + data)
+
+
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if not isinstance(exc, (KeyError, TypeError, AttributeError)) else f"{type(exc).__name__}: {text}"
@@ -212,14 +231,22 @@ def serve(fd: int, idle: float) -> int:
             if body is None:
                 return 0
             t0 = time.perf_counter()
+
+            def need(box: tuple[int, int, int, int]) -> None:
+                _send(sock, "need {} {} {} {}".format(*box))
+                if _recv_exact(sock, 1, bridge) != b"R":
+                    raise ConnectionError("the plug-in closed the channel while sending pixels")
+
             try:
-                reply = bridge.handle(json.loads(body))
+                reply = bridge.handle(json.loads(body), need)
+            except ConnectionError:
+                return 0
             except Exception as exc:  # every failure goes back to the host as one line
                 reply = "error " + one_line(exc)
             if trace:
-                print(f"vqedit OFX bridge: {reply[:60]} in {1e3 * (time.perf_counter() - t0):.1f} ms", file=sys.stderr)
-            data = reply.encode()
-            sock.sendall(struct.pack("<I", len(data)) + data)
+                print(f"vqedit OFX bridge: {reply[:60]} in {1e3 * (time.perf_counter() - t0):.1f} ms "
+                      f"(EditNode {bridge.last_evaluate_ms:.1f} ms)", file=sys.stderr)
+            _send(sock, reply)
     finally:
         for node in bridge.nodes.values():
             node.close()

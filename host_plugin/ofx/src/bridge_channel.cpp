@@ -228,39 +228,50 @@ void BridgeChannel::stop() {
 }
 
 bool BridgeChannel::exchange(const std::string &body, int shm_fd, double timeout_s, std::string &reply,
-                             std::string &err, bool &broken) {
+                             std::string &err, bool &broken, const Overlap *overlap) {
   auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_s * 1000.0));
-  uint32_t n = static_cast<uint32_t>(body.size());
-  unsigned char head[4] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
-                           static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 24)};
-  std::string frame(reinterpret_cast<char *>(head), 4);
-  frame += body;
+  auto frame_of = [](const std::string &text) {
+    uint32_t n = static_cast<uint32_t>(text.size());
+    char head[4] = {static_cast<char>(n), static_cast<char>(n >> 8), static_cast<char>(n >> 16),
+                    static_cast<char>(n >> 24)};
+    return std::string(head, 4) + text;
+  };
+  std::string frame = frame_of(body);
   broken = false;
-  if (!send_all(fd_, frame.data(), frame.size(), shm_fd, deadline, err) ||
-      !recv_all(fd_, reinterpret_cast<char *>(head), 4, deadline, err)) {
+  auto fail = [&] {
     broken = err != "timed out";
     return false;
+  };
+  if (!send_all(fd_, frame.data(), frame.size(), shm_fd, deadline, err)) return fail();
+  if (overlap && overlap->during) overlap->during();
+  for (;;) {
+    unsigned char head[4];
+    if (!recv_all(fd_, reinterpret_cast<char *>(head), 4, deadline, err)) return fail();
+    uint32_t len = head[0] | (head[1] << 8) | (head[2] << 16) | (uint32_t(head[3]) << 24);
+    if (len > (1u << 24)) {
+      err = "bad reply frame";
+      broken = true;
+      return false;
+    }
+    reply.assign(len, '\0');
+    if (!recv_all(fd_, reply.data(), len, deadline, err)) return fail();
+    if (reply.rfind("need ", 0) != 0) return true;
+    if (!overlap || !overlap->on_need || !overlap->on_need(reply)) {
+      err = "the bridge asked for pixels it cannot have: " + reply;
+      broken = true;
+      return false;
+    }
+    const char ready = 'R';
+    if (!send_all(fd_, &ready, 1, -1, deadline, err)) return fail();
   }
-  uint32_t len = head[0] | (head[1] << 8) | (head[2] << 16) | (uint32_t(head[3]) << 24);
-  if (len > (1u << 24)) {
-    err = "bad reply frame";
-    broken = true;
-    return false;
-  }
-  reply.assign(len, '\0');
-  if (!recv_all(fd_, reply.data(), len, deadline, err)) {
-    broken = err != "timed out";
-    return false;
-  }
-  return true;
 }
 
 bool BridgeChannel::request(const std::string &body, int shm_fd, double timeout_s, std::string &reply,
-                            std::string &err) {
+                            std::string &err, const Overlap *overlap) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!alive() && !start(err)) return false;
     bool broken = false;
-    if (exchange(body, shm_fd, timeout_s, reply, err, broken)) return true;
+    if (exchange(body, shm_fd, timeout_s, reply, err, broken, overlap)) return true;
     // a timed-out bridge may still answer later and desynchronise the stream: never reuse it
     ::kill(pid_, SIGKILL);
     stop();

@@ -3,12 +3,15 @@
 // window into shared memory, sends the knob values to the bridge process (host_plugin/ofx/bridge.py),
 // and copies the composite back in the host's bit depth and row layout. Outside the render's alpha
 // the output rows are copied from the Source bytes themselves, so they are the Source bit for bit.
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bridge_channel.h"
@@ -35,6 +38,7 @@ std::mutex gBridgeMutex;  // one bridge and one shared buffer for every instance
 vqedit::BridgeChannel gBridge;
 vqedit::SharedBuffer gShm;
 unsigned gNextInstance = 1;
+const bool gTrace = std::getenv("VQEDIT_OFX_TRACE") != nullptr;  // timings on stderr (benchmarks)
 
 struct Instance {
   OfxImageEffectHandle effect = nullptr;
@@ -328,19 +332,22 @@ std::string params_json(const Instance &inst, OfxTime time, int &frame_offset, d
   return out + "}";
 }
 
-// Source rows of the window → shared memory (packed, zeros where the window leaves the source).
-void pack(const Image &src, const OfxRectI &win, int pixelBytes, unsigned char *dst) {
-  size_t stride = static_cast<size_t>(win.x2 - win.x1) * pixelBytes;
-  int x1 = std::max(win.x1, src.bounds.x1), x2 = std::min(win.x2, src.bounds.x2);
-  for (int y = win.y1; y < win.y2; ++y) {
-    unsigned char *d = dst + static_cast<size_t>(y - win.y1) * stride;
+// Source pixels of window rows r0..r1 and columns c0..c1 (window-relative, rows bottom-up) → the rows
+// `row_of(y)` points at (column 0 of the window), zeros where the window leaves the source. Used for the
+// Output's untouched rows and for the render's box in shared memory.
+template <class RowOf>
+void copy_region(const Image &src, const OfxRectI &win, int pb, int r0, int r1, int c0, int c1, RowOf row_of) {
+  int x1 = std::max(win.x1 + c0, src.bounds.x1), x2 = std::min(win.x1 + c1, src.bounds.x2);
+  for (int y = win.y1 + r0; y < win.y1 + r1; ++y) {
+    unsigned char *d = row_of(y) + static_cast<size_t>(c0) * pb;
+    size_t stride = static_cast<size_t>(c1 - c0) * pb;
     if (y < src.bounds.y1 || y >= src.bounds.y2 || x2 <= x1) {
       std::memset(d, 0, stride);
       continue;
     }
-    size_t left = static_cast<size_t>(x1 - win.x1) * pixelBytes, span = static_cast<size_t>(x2 - x1) * pixelBytes;
+    size_t left = static_cast<size_t>(x1 - win.x1 - c0) * pb, span = static_cast<size_t>(x2 - x1) * pb;
     if (left) std::memset(d, 0, left);
-    std::memcpy(d + left, src.row(y) + static_cast<size_t>(x1 - src.bounds.x1) * pixelBytes, span);
+    std::memcpy(d + left, src.row(y) + static_cast<size_t>(x1 - src.bounds.x1) * pb, span);
     if (left + span < stride) std::memset(d + left + span, 0, stride - left - span);
   }
 }
@@ -433,8 +440,8 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in) {
       post_error(effect, err);
       return ofx::kStatErrMemory;
     }
-    pack(src, win, pb, gShm.data());
-    if (has_paint) pack_matte(paint, win, reinterpret_cast<float *>(gShm.data() + 2 * block));
+    unsigned char *shm = gShm.data();
+    if (has_paint) pack_matte(paint, win, reinterpret_cast<float *>(shm + 2 * block));  // needed up front
     long frame = std::lround(time) + frame_offset;
     std::string body = "{\"op\":\"render\",\"instance\":" + json_string(inst->id) +
                        ",\"time\":" + json_number(time) + ",\"frame\":" + std::to_string(frame) +
@@ -444,12 +451,35 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in) {
                        std::to_string(win.x2) + "," + std::to_string(win.y2) + "]" +
                        ",\"flip\":" + json_number(extent[1] * scale[1]) + ",\"depth\":" + json_string(out.depth) +
                        ",\"comps\":" + std::to_string(out.comps) + ",\"src\":0,\"dst\":" + std::to_string(block) +
-                       ",\"paint\":" + (has_paint ? std::to_string(2 * block) : std::string("-1")) + "}";
+                       ",\"paint\":" + (has_paint ? std::to_string(2 * block) : std::string("-1")) +
+                       ",\"need\":true}";
+    // while the bridge asks the server, the Output gets the Source's rows; when the render's box is known
+    // the bridge asks for the Source pixels of that box only ("need c0 r0 c1 r1"), then writes the
+    // composite there, and the plug-in copies it over the Output
+    auto t0 = std::chrono::steady_clock::now(), t1 = t0;
+    auto out_row = [&](int y) { return out.row(y) + static_cast<size_t>(win.x1 - out.bounds.x1) * pb; };
+    auto shm_row = [&](int y) { return shm + static_cast<size_t>(y - win.y1) * w * pb; };
+    int W = static_cast<int>(w), H = static_cast<int>(h);
+    vqedit::Overlap overlap{
+        [&] {
+          copy_region(src, win, pb, 0, H, 0, W, out_row);
+          t1 = std::chrono::steady_clock::now();
+        },
+        [&](const std::string &need) {
+          int c0 = 0, r0 = 0, c1 = 0, r1 = 0;
+          if (std::sscanf(need.c_str(), "need %d %d %d %d", &c0, &r0, &c1, &r1) != 4 || c0 < 0 || r0 < 0 ||
+              c1 > W || r1 > H || c1 < c0 || r1 < r0)
+            return false;
+          copy_region(src, win, pb, r0, r1, c0, c1, shm_row);
+          return true;
+        }};
     // the bridge itself tries the server twice with `timeout` each; leave room for its own work
-    if (!gBridge.request(body, gShm.fd(), 2.0 * timeout + 30.0, reply, err)) {
+    bool answered = gBridge.request(body, gShm.fd(), 2.0 * timeout + 30.0, reply, err, &overlap);
+    if (!answered) {
       post_error(effect, err);
       return ofx::kStatFailed;
     }
+    auto tb = std::chrono::steady_clock::now();
     if (reply.rfind("ok", 0) != 0) {
       post_error(effect, reply.rfind("error ", 0) == 0 ? reply.substr(6) : reply);
       return ofx::kStatFailed;
@@ -460,13 +490,15 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in) {
       post_error(effect, "bad reply from the bridge process: " + reply);
       return ofx::kStatFailed;
     }
-    const unsigned char *packed = gShm.data(), *result = gShm.data() + block;
-    for (size_t y = 0; y < h; ++y) {
-      unsigned char *row = out.row(win.y1 + static_cast<int>(y)) + static_cast<size_t>(win.x1 - out.bounds.x1) * pb;
-      std::memcpy(row, packed + y * w * pb, w * pb);
-      if (static_cast<int>(y) >= by1 && static_cast<int>(y) < by2 && bx2 > bx1)
-        std::memcpy(row + static_cast<size_t>(bx1) * pb, result + (y * w + bx1) * pb,
-                    static_cast<size_t>(bx2 - bx1) * pb);
+    const unsigned char *result = gShm.data() + block;
+    for (int y = by1; y < by2 && bx2 > bx1; ++y)
+      std::memcpy(out_row(win.y1 + y) + static_cast<size_t>(bx1) * pb, result + (static_cast<size_t>(y) * w + bx1) * pb,
+                  static_cast<size_t>(bx2 - bx1) * pb);
+    if (gTrace) {
+      auto t3 = std::chrono::steady_clock::now();
+      auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+      std::fprintf(stderr, "VQFaceEdit: Output rows copied while the bridge works %.1f ms, then waited %.1f ms, box %.1f ms\n", ms(t0, t1),
+                   ms(t1, tb), ms(tb, t3));
     }
   }
   clear_error(effect);
