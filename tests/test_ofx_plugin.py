@@ -439,3 +439,83 @@ def test_killed_bridge_is_restarted_and_nothing_outlives_unload(ofx_binary, ofx_
     assert new_pid != pid
     assert host.destroy_instance(inst) == 0 and host.unload() == 0
     assert bridge_children() == []  # the bridge exited and was reaped at unload
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has exited: only its parent has not collected it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+HOST_SCRIPT = """
+import sys, numpy as np
+sys.path[:0] = [{repo!r}, {tests!r}]
+from host import OfxHost
+host = OfxHost({binary!r})
+host.load(); host.describe(); host.describe_in_context("OfxImageEffectContextFilter")
+inst = host.create_instance("OfxImageEffectContextFilter")
+for k, v in (("server", {server!r}), ("model", "alpha"), ("frame_offset", {frame})):
+    host.set_param(inst, k, v)
+host.connect(inst, "Source", np.zeros((96, 96, 3), np.float32))
+print(host.render(inst, 0.0)[0], flush=True)
+sys.stdin.read()  # stay until killed
+"""
+
+
+def test_bridge_exits_with_the_host_and_when_idle(ofx_binary, ofx_server, shot, tmp_path, monkeypatch):
+    """A host killed without unloading leaves no bridge behind (it reads EOF); an idle bridge exits on its
+    own and the next render starts a new one."""
+    script = tmp_path / "host_proc.py"
+    script.write_text(HOST_SCRIPT.format(repo=str(REPO), tests=str(REPO / "tests" / "ofx_host"),
+                                         binary=str(ofx_binary), server=ofx_server.address, frame=shot["frames"][0]))
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "0"
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == proc.pid]
+        (bridge,) = [pid for pid in children if "host_plugin.ofx.bridge" in _cmdline(pid)]
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(bridge) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(bridge)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    monkeypatch.setenv("VQEDIT_OFX_IDLE", "1")
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    try:
+        configure(host, inst, ofx_server.address, {}, frame_offset=0)
+        host.connect(inst, "Source", plate_frame(shot, shot["frames"][0]))
+        assert host.render(inst, float(shot["frames"][0]))[0] == 0
+        (first,) = bridge_children(include_zombies=False)
+        time.sleep(2.5)
+        assert not _alive(first)  # idled out
+        st, _ = host.render(inst, float(shot["frames"][0]))
+        assert st == 0, host.persistent_message(inst)
+        (second,) = bridge_children(include_zombies=False)
+        assert second != first
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
+    assert bridge_children() == []
+
+
+def _parent(entry: Path) -> int:
+    try:
+        stat = (entry / "stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
