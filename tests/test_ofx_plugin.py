@@ -519,3 +519,63 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_instances_render_from_two_threads(ofx_binary, ofx_server, shot):
+    """Instance-safe as declared: two instances rendered at once from two host threads give what they
+    give one after the other (they queue on the one bridge)."""
+    import threading
+
+    frames = shot["frames"][8], shot["frames"][9]
+    host = new_host(ofx_binary)
+    insts = [host.create_instance(FILTER), host.create_instance(GENERAL)]
+    try:
+        for inst, frame, knobs in zip(insts, frames, ({"eye_open_left": 0.0}, {"mouth_open": 1.5}), strict=True):
+            configure(host, inst, ofx_server.address, knobs, frame_offset=frame)
+            host.connect(inst, "Source", plate_frame(shot, frame))
+        alone = [host.render(inst, 0.0) for inst in insts]
+        assert [st for st, _ in alone] == [0, 0]
+        results: dict[int, list] = {0: [], 1: []}
+
+        def work(i: int) -> None:
+            for _ in range(3):
+                results[i].append(host.render(insts[i], 0.0))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for i in (0, 1):
+            assert len(results[i]) == 3
+            for st, out in results[i]:
+                assert st == 0 and np.array_equal(out, alone[i][1])
+    finally:
+        for inst in insts:
+            host.destroy_instance(inst)
+        host.unload()
+
+
+def test_vqedit_python_names_the_bridge_interpreter(ofx_binary, ofx_server, shot, monkeypatch, tmp_path):
+    """$VQEDIT_PYTHON picks the bridge's interpreter; one that cannot start is a one-line error naming it."""
+    missing = tmp_path / "no-such-python"
+    monkeypatch.setenv("VQEDIT_PYTHON", str(missing))
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    try:
+        configure(host, inst, ofx_server.address, {}, frame_offset=0)
+        host.connect(inst, "Source", plate_frame(shot, shot["frames"][0]))
+        t0 = time.monotonic()
+        st, _ = host.render(inst, float(shot["frames"][0]))
+        msg = host.persistent_message(inst) or ""
+        assert st == 1 and str(missing) in msg and "VQEDIT_PYTHON" in msg and time.monotonic() - t0 < 10
+        wrapper = tmp_path / "python-wrapper"
+        marker = tmp_path / "used"
+        wrapper.write_text(f"#!/bin/sh\ntouch {marker}\nexec {sys.executable} \"$@\"\n")
+        wrapper.chmod(0o755)
+        monkeypatch.setenv("VQEDIT_PYTHON", str(wrapper))
+        st, _ = host.render(inst, float(shot["frames"][0]))
+        assert st == 0 and marker.exists()
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
