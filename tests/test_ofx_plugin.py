@@ -271,6 +271,8 @@ def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, o
         rows, cols = slice(6, 94), slice(4, 84)  # y-down rows 6..93 = OFX rows 2..89
         configure(host, b, ofx_server.address, knobs_byte, frame_offset=f_byte - 10)
         host.connect(b, "Source", src8[rows, cols], origin=(4, 2), negative_rows=True)
+        host.connect(b, "Paint", np.zeros((120, 120, 1), np.uint8), origin=(-10, -10))  # larger, empty
+        assert host.region_of_definition(b, 10.0) == (0, [4.0, 2.0, 84.0, 90.0])  # the Source's, not the Paint's
         st, out8 = host.render(b, 10.0, out_negative_rows=True)
         assert st == 0, host.persistent_message(b)
         ref8 = read_image(ref_byte)

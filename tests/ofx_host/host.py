@@ -513,6 +513,12 @@ class OfxHost:
         result = np.array(mem if out_negative_rows else mem[::-1])
         return st, result
 
+    def region_of_definition(self, inst: int, time: float) -> tuple[int, list[float] | None]:
+        out = PropSet()
+        st = self.action("OfxImageEffectActionGetRegionOfDefinition", inst,
+                         PropSet({"OfxPropTime": [float(time)], "OfxImageEffectPropRenderScale": [1.0, 1.0]}), out)
+        return st, out.values.get("OfxImageEffectPropRegionOfDefinition")
+
     def persistent_message(self, inst: int) -> str | None:
         return self.obj(inst).persistent
 

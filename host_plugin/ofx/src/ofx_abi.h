@@ -117,7 +117,8 @@ constexpr const char *kActionLoad = "OfxActionLoad", *kActionUnload = "OfxAction
                      *kActionPurgeCaches = "OfxActionPurgeCaches",
                      *kDescribeInContext = "OfxImageEffectActionDescribeInContext",
                      *kRender = "OfxImageEffectActionRender",
-                     *kGetClipPreferences = "OfxImageEffectActionGetClipPreferences";
+                     *kGetClipPreferences = "OfxImageEffectActionGetClipPreferences",
+                     *kGetRegionOfDefinition = "OfxImageEffectActionGetRegionOfDefinition";
 
 // contexts, clips
 constexpr const char *kContextFilter = "OfxImageEffectContextFilter",
@@ -148,7 +149,8 @@ constexpr const char *kPropLabel = "OfxPropLabel", *kPropName = "OfxPropName",
                      *kPropComponents = "OfxImageEffectPropComponents", *kImagePropData = "OfxImagePropData",
                      *kImagePropBounds = "OfxImagePropBounds", *kImagePropRowBytes = "OfxImagePropRowBytes",
                      *kPropRenderScale = "OfxImageEffectPropRenderScale",
-                     *kPropRenderWindow = "OfxImageEffectPropRenderWindow";
+                     *kPropRenderWindow = "OfxImageEffectPropRenderWindow",
+                     *kPropRegionOfDefinition = "OfxImageEffectPropRegionOfDefinition";
 
 // property values
 constexpr const char *kBitDepthByte = "OfxBitDepthByte", *kBitDepthShort = "OfxBitDepthShort",

@@ -505,6 +505,18 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in) {
   return ofx::kStatOK;
 }
 
+// The output covers what the Source covers (in the General context a larger Paint matte adds nothing).
+OfxStatus region_of_definition(OfxImageEffectHandle effect, OfxPropertySetHandle in, OfxPropertySetHandle out) {
+  Instance *inst = instance_of(effect);
+  if (!inst || !inst->source || !out) return ofx::kStatReplyDefault;
+  OfxTime time = 0;
+  gProp->propGetDouble(in, ofx::kPropTime, 0, &time);
+  OfxRectD rod{};
+  if (gEffect->clipGetRegionOfDefinition(inst->source, time, &rod) != ofx::kStatOK) return ofx::kStatReplyDefault;
+  gProp->propSetDoubleN(out, ofx::kPropRegionOfDefinition, 4, &rod.x1);
+  return ofx::kStatOK;
+}
+
 // --- entry points ----------------------------------------------------------------------------------
 OfxStatus load() {
   if (!gHost) return ofx::kStatErrMissingHostFeature;
@@ -527,7 +539,7 @@ OfxStatus unload() {
   return ofx::kStatOK;
 }
 
-OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandle in, OfxPropertySetHandle) {
+OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandle in, OfxPropertySetHandle out) {
   auto effect = static_cast<OfxImageEffectHandle>(const_cast<void *>(handle));
   try {
     std::string a = action ? action : "";
@@ -538,6 +550,7 @@ OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandl
     if (a == ofx::kActionCreateInstance) return create_instance(effect);
     if (a == ofx::kActionDestroyInstance) return destroy_instance(effect);
     if (a == ofx::kRender) return render(effect, in);
+    if (a == ofx::kGetRegionOfDefinition) return region_of_definition(effect, in, out);
   } catch (const std::exception &e) {  // never let an exception unwind into the host
     if (effect) post_error(effect, e.what());
     return ofx::kStatFailed;
