@@ -1,19 +1,22 @@
 """Round-trip cost of the render server versus rendering in process, on a real trained shot.
 
-Measures, for 256² and 1024² plates, the median time of
+Measures, for 256² and 1024² plates, the median over ``--repeats`` runs of
   (a) in-process: ``ShotModel.render_frame`` + composite over the plate (what ``vqedit render`` does), and
   (b) through the server: RenderClient → ``vqedit serve`` subprocess on loopback → payload → decode →
-      composite (the same host-side composite an EditNode does),
-and prints the ratio at 1024² and the added milliseconds at 256². The last line reads exactly
+      composite (what ``EditNode.evaluate`` does on a host that composites in Python),
+with a breakdown of (b): server render, payload encode (server side), transfer (wall time of the request
+minus the server's own time), decode and composite (host side), each a median. The payload is
+``--format half`` by default (raw half floats of the render's box, what the host asks for), or ``exr``
+(what the Nuke gizmo writes to disk) or ``raw`` (float32). The last line reads exactly
 ``roundtrip 1024: R.RRx in-process; 256: +M.M ms``.
 
 The model is the test suite's tiny trained shot (built here once: synth → prep → Stage I/II tiny →
 prior), served by the default loader. The plate size sets the payload, so the shot is staged twice with
 its plate description and crop transforms rescaled to 256² and 1024² (the same trained weights render
-the same crop; paste-back, alpha and the EXR payload run at the staged plate size). ``--format raw``
-measures the raw float32 array reply instead of EXR; ``--breakdown`` times the EXR encode/decode alone.
+the same crop; paste-back, alpha and the payload run at the staged plate size). The two measurements
+alternate run by run, so a busy machine slows both alike.
 
-    .venv/bin/python benchmarks/roundtrip.py [--repeats 10] [--shot DIR] [--format exr|raw] [--breakdown]
+    .venv/bin/python benchmarks/roundtrip.py [--repeats 15] [--shot DIR] [--format half|exr|raw]
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Both sides get what `vqedit serve` sets for itself: OpenMP threads that sleep instead of spinning between
+# parallel regions (on a shared 2-core machine the spinning of one process starves the other).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
@@ -41,16 +47,6 @@ from vq_models.io.images import ImageData, decode_image_bytes  # noqa: E402
 from vq_models.runtime import ShotModel  # noqa: E402
 
 SIZES = (256, 1024)
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up (imports, model load, first allocation)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def _rescaled(matrix: list[list[float]], k: float) -> list[list[float]]:
@@ -76,24 +72,19 @@ def stage_shot(shot: Path, dst: Path, size: int) -> Path:
     return dst
 
 
-def _breakdown(model: ShotModel, frame: int) -> str:
-    from render_server.handlers import wire_exr
-
-    fr = model.render_frame(frame, None, feather=8.0)
-    image = fr.rgba_image()  # what the server sends: the render's bounding box
-    data = wire_exr(image)
-    enc = _median_ms(lambda: wire_exr(image), 5)
-    dec = _median_ms(lambda: decode_image_bytes(data), 5)
-    render = _median_ms(lambda: model.render_frame(frame, None, feather=8.0), 5)
-    return f"render_frame {render:.1f} ms, EXR encode {enc:.1f} ms, decode {dec:.1f} ms, {len(data) / 2**20:.1f} MiB"
+def _decode(reply: dict, fmt: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The reply's premultiplied RGBA (float32) and its window, as the host decodes it."""
+    if fmt == "exr":
+        img = decode_image_bytes(reply["exr"])
+        return img.pixels, tuple(img.data_window)
+    return decode_array(reply["rgba"], "rgba"), tuple(reply["data_window"])  # float16 → float32 in the composite
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--shot", help="a trained shot to use (default: build the tiny test shot)")
-    ap.add_argument("--format", choices=("exr", "raw"), default="exr")
-    ap.add_argument("--breakdown", action="store_true", help="also time EXR encode/decode on their own")
+    ap.add_argument("--format", choices=("half", "exr", "raw"), default="half")
     args = ap.parse_args()
     import torch
 
@@ -125,34 +116,49 @@ def main() -> int:
                 frame = model.frames[len(model.frames) // 2]
                 plate = np.random.default_rng(size).uniform(0, 1, (size, size, 3)).astype(np.float32)
                 win = (0, 0, size, size)
-
                 plate_img = ImageData(plate, ["R", "G", "B"], win, win, colorspace="lin_rec709")
+                parts: dict[str, list[float]] = {k: [] for k in ("in", "via", "server", "encode", "transfer", "decode", "comp")}
 
                 def in_process(model=model, plate_img=plate_img, frame=frame):
                     return model.render_frame(frame, None, feather=8.0).composite(plate_img)  # as `vqedit render`
 
-                def via_server(name=name, plate=plate, win=win, frame=frame):
+                def via_server(name=name, plate=plate, win=win, frame=frame, parts=parts):
+                    t0 = time.perf_counter()
                     reply = client.render_frame(name, frame, feather=8.0, fmt=args.format)
-                    if args.format == "raw":
-                        return composite_over(decode_array(reply["rgba"], "rgba"), tuple(reply["data_window"]), plate, win)
-                    img = decode_image_bytes(reply["exr"])
-                    return composite_over(img.pixels, img.data_window, plate, win)
+                    t1 = time.perf_counter()
+                    rgba, rwin = _decode(reply, args.format)
+                    t2 = time.perf_counter()
+                    composite_over(rgba, rwin, plate, win)
+                    t3 = time.perf_counter()
+                    parts["server"].append(reply["elapsed_ms"] - reply["encode_ms"])
+                    parts["encode"].append(reply["encode_ms"])
+                    parts["transfer"].append((t1 - t0) * 1e3 - reply["elapsed_ms"])
+                    parts["decode"].append((t2 - t1) * 1e3)
+                    parts["comp"].append((t3 - t2) * 1e3)
 
-                a = _median_ms(in_process, args.repeats)
-                b = _median_ms(via_server, args.repeats)
-                server_ms = client.render_frame(name, frame, fmt=args.format)["elapsed_ms"]
-                results[size] = (a, b)
-                print(f"{size}²: in-process {a:.1f} ms, via server {b:.1f} ms ({args.format}; server-side render"
-                      f"{' + EXR encode' if args.format == 'exr' else ''} {server_ms:.1f} ms)")
-                if args.breakdown:
-                    print(f"  {size}²: {_breakdown(model, frame)}")
+                in_process()
+                via_server()  # warm-up: model load on the server, first allocations
+                for v in parts.values():
+                    v.clear()
+                for _ in range(args.repeats):  # alternate, so load on the machine hits both alike
+                    t0 = time.perf_counter()
+                    in_process()
+                    parts["in"].append((time.perf_counter() - t0) * 1e3)
+                    t0 = time.perf_counter()
+                    via_server()
+                    parts["via"].append((time.perf_counter() - t0) * 1e3)
+                med = {k: statistics.median(v) for k, v in parts.items()}
+                results[size] = (med["in"], med["via"])
+                print(f"{size}²: in-process {med['in']:.1f} ms, via server {med['via']:.1f} ms ({args.format}) = server "
+                      f"render {med['server']:.1f} + encode {med['encode']:.2f} + transfer {med['transfer']:.2f} + decode "
+                      f"{med['decode']:.2f} + composite {med['comp']:.2f} ms (medians of {args.repeats})")
             client.close()
         finally:
             proc.terminate()
             proc.wait(10)
     a1, b1 = results[1024]
     a2, b2 = results[256]
-    print(f"roundtrip 1024: {b1 / a1:.2f}x in-process; 256: +{b2 - a2:.1f} ms")
+    print(f"roundtrip 1024: {b1 / a1:.2f}x in-process; 256: {b2 - a2:+.1f} ms")
     return 0
 
 

@@ -159,11 +159,11 @@ class RenderClient:
     def _receive_all(self, sock: zmq.Socket) -> None:
         while True:
             try:
-                data = sock.recv(zmq.NOBLOCK)
+                frame = sock.recv(zmq.NOBLOCK, copy=False)  # unpacked straight from zmq's buffer
             except zmq.Again:
                 return
             try:
-                reply = unpack(data)
+                reply = unpack(frame.buffer)
             except ProtocolError:
                 continue
             if not isinstance(reply, dict):

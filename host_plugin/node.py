@@ -172,7 +172,7 @@ def composite_over(render_rgba: Any, render_window: Window, plate: Any, plate_wi
 
     base = np.asarray(plate)
     out = base.copy()
-    rgba = np.asarray(render_rgba, dtype=np.float32)
+    rgba = np.asarray(render_rgba)  # float16 (the "half" payload) or float32; blended in float32
     mix = min(float(mix), 1.0)
     if mix <= 0.0 or rgba.size == 0:
         return out
@@ -183,11 +183,14 @@ def composite_over(render_rgba: Any, render_window: Window, plate: Any, plate_wi
     if x1 <= x0 or y1 <= y0:
         return out
     a_rgba = rgba[y0 - ry:y1 - ry, x0 - rx:x1 - rx]
-    alpha = a_rgba[..., 3:4] * np.float32(mix)
     c = min(3, base.shape[2])
-    b = base[y0 - py:y1 - py, x0 - px:x1 - px, :c]
-    blended = a_rgba[..., :c] * np.float32(mix) + b.astype(np.float32) * (np.float32(1.0) - alpha)
-    out[y0 - py:y1 - py, x0 - px:x1 - px, :c] = np.where(alpha > 0, blended.astype(base.dtype), b)
+    alpha = a_rgba[..., 3:4].astype(np.float32)
+    if mix != 1.0:
+        alpha *= np.float32(mix)
+    region = out[y0 - py:y1 - py, x0 - px:x1 - px, :c]  # a view of the copy: written only where alpha > 0
+    blended = region.astype(np.float32) * (np.float32(1.0) - alpha)
+    blended += a_rgba[..., :c] if mix == 1.0 else a_rgba[..., :c] * np.float32(mix)
+    np.copyto(region, blended, casting="unsafe", where=alpha > 0)
     return out
 
 
@@ -264,7 +267,7 @@ class FrameResult:
 
     frame: int
     image: Any  # composite over the plate's data window, the plate's dtype (or the bare render)
-    render: Any  # premultiplied RGBA float32 over ``render_window``, as the server sent it
+    render: Any  # premultiplied RGBA over ``render_window`` as the server sent it (float16 for format "half")
     render_window: Window
     render_exr: bytes | None  # the exact EXR bytes from the server when the request asked for EXR
     changed: Any  # (L, L) bool: label-map pixels the edit changed
@@ -408,8 +411,6 @@ class EditNode:
 
     # --- evaluation (pixels through Python) ---------------------------------------------------
     def _finish(self, frame: int, reply: dict[str, Any], plate: Any) -> FrameResult:
-        import numpy as np
-
         from host_plugin.protocol import decode_array
 
         exr = None
@@ -423,7 +424,7 @@ class EditNode:
             img = decode_image_bytes(exr)
             rgba, rwin = img.pixels, tuple(int(v) for v in img.data_window)
         else:
-            rgba = decode_array(reply["rgba"], "rgba").astype(np.float32)
+            rgba = decode_array(reply["rgba"], "rgba")  # float16 stays float16 until the composite
             rwin = tuple(int(v) for v in reply["data_window"])
         changed = decode_array(reply["changed"], "changed").astype(bool)
         mix = float(value_at(self.knobs.mix, frame))

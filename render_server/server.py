@@ -147,13 +147,13 @@ class RenderServer:
     def _drain_replies(self, pull: zmq.Socket, sock: zmq.Socket) -> None:
         while True:
             try:
-                frames = pull.recv_multipart(zmq.NOBLOCK)
+                frames = pull.recv_multipart(zmq.NOBLOCK, copy=False)  # a render reply is megabytes: no copies
             except zmq.Again:
                 return
-            key, rest = frames[0], frames[1:]
+            key, rest = frames[0].bytes, frames[1:]
             if self._inflight.pop(key, None) is not None:
                 self._inflight_rid.pop(key, None)
-                sock.send_multipart(rest)
+                sock.send_multipart(rest, copy=False)
                 self.requests_served += 1
 
     def _drain_requests(self, sock: zmq.Socket, pool: ThreadPoolExecutor, draining: bool) -> None:
@@ -218,4 +218,4 @@ class RenderServer:
             reply = error_reply(req.id, INTERNAL, f"{type(exc).__name__}: {exc}")
         with self._push_lock:
             if self._push is not None:
-                self._push.send_multipart([key, *envelope, reply])
+                self._push.send_multipart([key, *envelope, reply], copy=False)

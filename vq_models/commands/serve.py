@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -28,6 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # OpenMP threads busy-wait after each parallel region by default. A server shares its CPU with the host that
+    # asked (Nuke, a farm blade, other servers): spinning between requests stole most of a 2-core machine and
+    # tripled the round trip (benchmarks/roundtrip.py). Set before torch loads OpenMP; an explicit value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from render_server.auth import ServerCurve
     from render_server.models import ModelCache, resolve_loader
     from render_server.server import DEFAULT_BIND, RenderServer
