@@ -256,7 +256,7 @@ def render_range(node: Any | None = None, first: int | None = None, last: int | 
                     written.append(str(path))
             except ServerUnavailable:
                 raise
-            except VQEditError as exc:
+            except (VQEditError, OSError) as exc:  # this frame only: a bad request, a file that cannot be written
                 for pass_name in passes:
                     cache.forget(pass_name, frame, pass_path(node, pass_name, frame))
                 failed.append(f"frame {frame}: {exc}")
