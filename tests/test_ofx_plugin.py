@@ -308,8 +308,17 @@ def test_16bit_proxy_scale_and_mix(ofx_binary, ofx_server, shot):
         assert st == 0, host.persistent_message(inst)
         changed = (out != src16).any(-1)
         assert 20 < changed.sum() < 48 * 48 * 0.8  # the face region, at half size
-        full = host.render(inst, float(f), scale=0.5)[1]
-        assert np.array_equal(full, out)  # deterministic
+        assert np.array_equal(host.render(inst, float(f), scale=0.5)[1], out)  # deterministic
+        # against the full-size render of the full-size plate, averaged 2×2: the proxy is in the right place
+        host.connect(inst, "Source", lin)
+        st, big = host.render(inst, float(f))
+        assert st == 0, host.persistent_message(inst)
+        small = linear_to_srgb(big.reshape(48, 2, 48, 2, 3).mean(axis=(1, 3)))
+        diff = np.abs(out / 65535.0 - small)
+        assert diff.mean() < 0.002 and np.percentile(diff, 99) < 0.01
+        moved = np.abs(out / 65535.0 - np.roll(small, 3, axis=0))
+        assert moved[changed].mean() > 10 * diff[changed].mean()  # (a flipped or shifted proxy would fail)
+        host.connect(inst, "Source", src16)
         host.set_param(inst, "mix", 0.0)
         st, none = host.render(inst, float(f), scale=0.5)
         assert st == 0 and np.array_equal(none, src16)  # mix 0: the Source, bit for bit
