@@ -77,7 +77,7 @@ def _decode(reply: dict, fmt: str) -> tuple[np.ndarray, tuple[int, int, int, int
     if fmt == "exr":
         img = decode_image_bytes(reply["exr"])
         return img.pixels, tuple(img.data_window)
-    return decode_array(reply["rgba"], "rgba"), tuple(reply["data_window"])  # float16 → float32 in the composite
+    return decode_array(reply["rgba"], "rgba", shm=True), tuple(reply["data_window"])  # float16 → float32 in the composite
 
 
 def main() -> int:
@@ -124,7 +124,7 @@ def main() -> int:
 
                 def via_server(name=name, plate=plate, win=win, frame=frame, parts=parts):
                     t0 = time.perf_counter()
-                    reply = client.render_frame(name, frame, feather=8.0, fmt=args.format)
+                    reply = client.render_frame(name, frame, feather=8.0, fmt=args.format, shm=client.same_host)
                     t1 = time.perf_counter()
                     rgba, rwin = _decode(reply, args.format)
                     t2 = time.perf_counter()

@@ -28,6 +28,7 @@ from host_plugin.protocol import (
     decode_array,
     encode_array,
     encode_request,
+    shm_available,
     unpack,
 )
 
@@ -81,6 +82,13 @@ class RenderClient:
         self._pending: dict[str, tuple[bytes, str]] = {}  # id → (payload, op)
         self._done: dict[str, dict[str, Any]] = {}
         self.reconnects = 0
+
+    @property
+    def same_host(self) -> bool:
+        """True when the server is on this machine (loopback or ipc) and /dev/shm can carry payloads."""
+        host = self.address.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+        local = self.address.startswith(("ipc://", "inproc://")) or host in ("127.0.0.1", "localhost", "::1")
+        return local and self.server_key is None and shm_available()
 
     # --- socket lifecycle ----------------------------------------------------------------------
     def _socket(self) -> zmq.Socket:
@@ -226,9 +234,13 @@ class RenderClient:
         mode: str = "identity",
         labels: Any = None,
         fmt: str = "exr",
+        shm: bool = False,
     ) -> dict[str, Any]:
-        """The fields of a frame render request (shared by :meth:`render_frame` and pipelines)."""
+        """The fields of a frame render request (shared by :meth:`render_frame` and pipelines). ``shm``: the
+        client shares the server's host, so a raw/half payload may come back as a /dev/shm file."""
         fields: dict[str, Any] = {"model": model, "frame": int(frame), "program": program, "feather": float(feather), "mode": mode, "format": fmt}
+        if shm and fmt in ("raw", "half"):
+            fields["shm"] = True
         if labels is not None:
             import numpy as np
 

@@ -383,7 +383,8 @@ class EditNode:
         feather, _mix, mode = self._checked(frame)
         if pass_name not in PASSES:
             raise InputError(f"pass {pass_name!r}: expected one of {', '.join(PASSES)}")
-        fields = RenderClient.render_fields(self.knobs.model, frame, self.program_at(frame), feather, mode, labels, fmt)
+        shm = fmt != "exr" and self.client.same_host
+        fields = RenderClient.render_fields(self.knobs.model, frame, self.program_at(frame), feather, mode, labels, fmt, shm)
         if pass_name != "render":
             fields["pass"] = pass_name
         if paint is not None:
@@ -424,7 +425,7 @@ class EditNode:
             img = decode_image_bytes(exr)
             rgba, rwin = img.pixels, tuple(int(v) for v in img.data_window)
         else:
-            rgba = decode_array(reply["rgba"], "rgba")  # float16 stays float16 until the composite
+            rgba = decode_array(reply["rgba"], "rgba", shm=True)  # float16 stays float16 until the composite
             rwin = tuple(int(v) for v in reply["data_window"])
         changed = decode_array(reply["changed"], "changed").astype(bool)
         mix = float(value_at(self.knobs.mix, frame))

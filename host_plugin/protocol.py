@@ -12,6 +12,9 @@ instead of crashing (docs/protocol.md lists the codes). No pickle: arrays travel
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -177,13 +180,78 @@ def encode_array(array: Any) -> dict[str, Any]:
     return {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr.astype(arr.dtype.newbyteorder("<")).tobytes()}
 
 
-def decode_array(value: Any, field: str, dtypes: tuple[str, ...] = ALLOWED_DTYPES, ndim: tuple[int, ...] | None = None) -> Any:
-    """Validate and decode an array field (a numpy array); every problem is a BAD_REQUEST naming ``field``."""
+SHM_DIR = "/dev/shm"
+SHM_PREFIX = "vqedit-payload-"
+
+
+def shm_available() -> bool:
+    """Whether this machine has RAM-backed files a same-host peer can hand over (Linux /dev/shm)."""
+    return os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+def encode_array_shm(array: Any) -> dict[str, Any]:
+    """Like :func:`encode_array`, but the bytes go to a private file in /dev/shm and the map carries its
+    path (``"shm"``) instead of ``"data"``: a reply to a client on the same host skips the socket copies.
+    The reader deletes the file; :func:`sweep_shm` removes any a client never collected."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(array)
+    if arr.dtype.name not in ALLOWED_DTYPES:
+        raise ValueError(f"dtype {arr.dtype} cannot travel; use one of {ALLOWED_DTYPES}")
+    fd, path = tempfile.mkstemp(prefix=SHM_PREFIX, suffix=".bin", dir=SHM_DIR)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(memoryview(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).cast("B"))
+    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "shm": path}
+
+
+def sweep_shm(max_age_s: float = 120.0) -> None:
+    """Delete payload files older than ``max_age_s`` (their client died or timed out before reading)."""
+    now = time.time()
+    try:
+        names = [n for n in os.listdir(SHM_DIR) if n.startswith(SHM_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(SHM_DIR, name)
+        try:
+            if now - os.stat(path).st_mtime > max_age_s:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _read_shm(path: Any, field: str) -> bytes:
+    """The bytes of a payload file named in a reply, then the file is deleted. Only files this protocol
+    writes are read (/dev/shm/vqedit-payload-*), so a reply cannot make a client read anything else."""
+    if not isinstance(path, str):
+        raise ProtocolError(BAD_REQUEST, f"{field}.shm: expected a path")
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != os.path.realpath(SHM_DIR) or not os.path.basename(real).startswith(SHM_PREFIX):
+        raise ProtocolError(BAD_REQUEST, f"{field}.shm: not a vqedit payload file")
+    try:
+        with open(real, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ProtocolError(BAD_REQUEST, f"{field}.shm: cannot read the payload ({exc.strerror}); is the server on another host?") from None
+    finally:
+        try:
+            os.unlink(real)
+        except OSError:
+            pass
+    return data
+
+
+def decode_array(value: Any, field: str, dtypes: tuple[str, ...] = ALLOWED_DTYPES, ndim: tuple[int, ...] | None = None,
+                 shm: bool = False) -> Any:
+    """Validate and decode an array field (a numpy array); every problem is a BAD_REQUEST naming ``field``.
+    ``shm``: accept a payload file in place of ``data`` (replies only; the server never reads client paths)."""
     import numpy as np
 
     if not isinstance(value, dict):
         raise ProtocolError(BAD_REQUEST, f"{field}: expected an array map {{dtype, shape, data}}")
     dtype, shape, data = value.get("dtype"), value.get("shape"), value.get("data")
+    if shm and data is None and "shm" in value:
+        data = _read_shm(value["shm"], field)
     if dtype not in dtypes:
         raise ProtocolError(BAD_REQUEST, f"{field}.dtype: expected one of {', '.join(dtypes)}, got {str(dtype)[:20]!r}")
     if (

@@ -25,7 +25,10 @@ from host_plugin.protocol import (
     ProtocolError,
     decode_array,
     encode_array,
+    encode_array_shm,
     get_field,
+    shm_available,
+    sweep_shm,
 )
 from render_server import paint
 from render_server.models import Entry, ModelCache
@@ -190,7 +193,12 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     }
     t1 = time.perf_counter()
     if fmt in ("raw", "half"):
-        out["rgba"] = encode_array(np.ascontiguousarray(image.pixels, dtype=np.float16 if fmt == "half" else np.float32))
+        payload = np.ascontiguousarray(image.pixels, dtype=np.float16 if fmt == "half" else np.float32)
+        if get_field(fields, "shm", bool, False) and shm_available():  # a client on this host: hand over a file
+            sweep_shm()
+            out["rgba"] = encode_array_shm(payload)
+        else:
+            out["rgba"] = encode_array(payload)
     else:
         out["exr"] = wire_exr(image)
     t2 = time.perf_counter()

@@ -64,7 +64,7 @@ def test_paint_matte_over_the_mouth_paints_teeth_only_inside_and_renders(node, r
     node.knobs.paint_segment = teeth
 
     labels_reply = node.client.request("render", **node.request_fields(frame, paint=PaintMatte(matte=matte, window=window),
-                                                                       pass_name="labels", fmt="raw"))
+                                                                       pass_name="labels", fmt="exr"))
     changed = decode_array(labels_reply["changed"], "changed").astype(bool)
     assert changed.any(), "painting teeth over the mouth must change some label pixels"
     assert not (changed & ~region).any(), "label pixels outside the matte changed"
@@ -82,7 +82,7 @@ def test_paint_matte_over_the_mouth_paints_teeth_only_inside_and_renders(node, r
     painted = apply_matte(original, mask, teeth, prior, ref.num_codes)
     assert set(np.unique(painted[changed]).tolist()) <= set(prior.codes(teeth)), "painted with a teeth code"
     fr = ref.render_frame(frame, None, feather=0.0, mode="edit-only", labels=painted)
-    np.testing.assert_allclose(decode_array(reply["rgba"], "rgba"), fr.rgba_image().pixels, atol=1e-5)
+    np.testing.assert_allclose(decode_array(reply["rgba"], "rgba", shm=True), fr.rgba_image().pixels, atol=1e-5)
 
 
 def test_paint_as_exr_bytes_equals_paint_as_array(node, ref, tmp_path):
@@ -98,8 +98,8 @@ def test_paint_as_exr_bytes_equals_paint_as_array(node, ref, tmp_path):
 
     crop = rgba[box[1]:box[1] + box[3], box[0]:box[0] + box[2]]
     exr = encode_exr_bytes(ImageData(crop, list("RGBA"), box, window), dtype="half")
-    a = node.client.request("render", **node.request_fields(frame, paint=PaintMatte(matte=matte, window=window), fmt="raw"))
-    b = node.client.request("render", **node.request_fields(frame, paint=PaintMatte(exr=exr), fmt="raw"))
+    a = node.client.request("render", **node.request_fields(frame, paint=PaintMatte(matte=matte, window=window), fmt="exr"))
+    b = node.client.request("render", **node.request_fields(frame, paint=PaintMatte(exr=exr), fmt="exr"))
     np.testing.assert_array_equal(decode_array(a["changed"], "c"), decode_array(b["changed"], "c"))
     assert decode_array(a["changed"], "c").any()
 
@@ -155,7 +155,7 @@ def test_segment_edits_and_program_file_reach_the_server(node, ref, tmp_path):
     fr = ref.render_frame(frame, program, feather=0.0, mode="edit-only")
     assert fr.changed.any()
     np.testing.assert_array_equal(decode_array(reply["changed"], "c").astype(bool), fr.changed)
-    np.testing.assert_allclose(decode_array(reply["rgba"], "rgba"), fr.rgba_image().pixels, atol=1e-5)
+    np.testing.assert_allclose(decode_array(reply["rgba"], "rgba", shm=True), fr.rgba_image().pixels, atol=1e-5)
 
     path = tmp_path / "edits.json"
     path.write_text('{"version": 1, "edits": [{"op": "mouth_open", "keys": [[1000, 1.0], [2000, 1.3]]}]}')
@@ -164,3 +164,24 @@ def test_segment_edits_and_program_file_reach_the_server(node, ref, tmp_path):
     path.write_text("{oops")
     with pytest.raises(Exception, match="edit program file .*cannot read it"):
         node.program_at(frame)
+
+
+def test_same_host_payloads_travel_as_shm_files_read_once(node, ref):
+    """A client on the server's host gets raw/half payloads as a /dev/shm file, deleted when read; a reply
+    naming any other file is refused."""
+    import os
+
+    from host_plugin.protocol import SHM_PREFIX, ProtocolError
+
+    assert node.client.same_host
+    fields = node.request_fields(ref.frames[1], fmt="half")
+    assert fields["shm"] is True
+    reply = node.client.request("render", **fields)
+    path = reply["rgba"]["shm"]
+    assert os.path.basename(path).startswith(SHM_PREFIX) and os.path.isfile(path)
+    rgba = decode_array(reply["rgba"], "rgba", shm=True)
+    assert rgba.dtype == np.float16 and rgba.shape[2] == 4 and not os.path.exists(path)
+    with pytest.raises(ProtocolError, match="not a vqedit payload file"):
+        decode_array({**reply["rgba"], "shm": "/etc/passwd"}, "rgba", shm=True)
+    with pytest.raises(ProtocolError, match="expected bytes"):  # a request can never name a file
+        decode_array({**reply["rgba"], "shm": path}, "rgba")
