@@ -48,3 +48,28 @@ def test_a_config_yaml_saved_under_the_old_names_loads(tmp_path):
 def test_old_and_new_name_together_is_an_error():
     with pytest.raises(InputError, match="iters: given together with its new name 'iterations'"):
         load_config(STAGE1_PRESETS, "tiny", overrides=["iters=3", "iterations=4"])
+
+
+def test_old_names_train_bit_for_bit_like_the_new_ones(tmp_path):
+    """The rename changed no behaviour: r1_gamma=γ trains exactly like lambda_gp=γ/2 (same weights, bit for bit)."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from stage1_shot import make_shot
+
+    from vq_models.train.checkpoint import load_weights
+    from vq_models.train.stage1 import train_stage1
+
+    torch.set_num_threads(1)
+    weights = []
+    for name, overrides in (("old", ["iters=2", "r1_gamma=10", "perceptual_net=alex"]),
+                            ("new", ["iterations=2", "lambda_gp=5", "perceptual=alex"])):
+        root = tmp_path / name
+        make_shot(root, frames=(1, 2, 3))
+        out = train_stage1(root, load_config(STAGE1_PRESETS, "tiny", overrides=overrides), progress=False)
+        weights.append(load_weights(out / "model.safetensors"))
+    old, new = weights
+    assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
