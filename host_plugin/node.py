@@ -188,7 +188,7 @@ def composite_over(render_rgba: Any, render_window: Window, plate: Any, plate_wi
     if mix != 1.0:
         alpha *= np.float32(mix)
     region = out[y0 - py:y1 - py, x0 - px:x1 - px, :c]  # a view of the copy: written only where alpha > 0
-    blended = region.astype(np.float32) * (np.float32(1.0) - alpha)
+    blended = region * (np.float32(1.0) - alpha)  # float32 (a half plate is promoted), a new array
     blended += a_rgba[..., :c] if mix == 1.0 else a_rgba[..., :c] * np.float32(mix)
     np.copyto(region, blended, casting="unsafe", where=alpha > 0)
     return out
