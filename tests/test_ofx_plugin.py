@@ -273,6 +273,9 @@ def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, o
         host.connect(b, "Source", src8[rows, cols], origin=(4, 2), negative_rows=True)
         host.connect(b, "Paint", np.zeros((120, 120, 1), np.uint8), origin=(-10, -10))  # larger, empty
         assert host.region_of_definition(b, 10.0) == (0, [4.0, 2.0, 84.0, 90.0])  # the Source's, not the Paint's
+        assert host.clip_preferences(b)[1]["OfxImageClipPropComponents_Output"] == ["OfxImageComponentRGBA"]
+        assert host.clip_preferences(a)[1]["OfxImageClipPropComponents_Output"] == ["OfxImageComponentRGB"]
+        assert host.is_identity(b, 10.0)[0] == 14  # mix 1: a render is needed (kOfxStatReplyDefault)
         st, out8 = host.render(b, 10.0, out_negative_rows=True)
         assert st == 0, host.persistent_message(b)
         ref8 = read_image(ref_byte)
@@ -320,6 +323,8 @@ def test_16bit_proxy_scale_and_mix(ofx_binary, ofx_server, shot):
         assert moved[changed].mean() > 10 * diff[changed].mean()  # (a flipped or shifted proxy would fail)
         host.connect(inst, "Source", src16)
         host.set_param(inst, "mix", 0.0)
+        st, args = host.is_identity(inst, float(f))
+        assert st == 0 and args["OfxPropName"] == ["Source"]  # mix 0: the host may skip the render
         st, none = host.render(inst, float(f), scale=0.5)
         assert st == 0 and np.array_equal(none, src16)  # mix 0: the Source, bit for bit
     finally:

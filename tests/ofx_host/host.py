@@ -488,6 +488,9 @@ class OfxHost:
         c = self.obj(inst).clips[clip]
         c.image, c.origin, c.negative_rows = image, origin, negative_rows
         c.props.values["OfxImageClipPropConnected"] = [int(image is not None)]
+        if image is not None:  # what the clip delivers (kOfxImageEffectPropComponents / PixelDepth)
+            c.props.values["OfxImageEffectPropComponents"] = [COMPONENTS[image.shape[2] if image.ndim == 3 else 1]]
+            c.props.values["OfxImageEffectPropPixelDepth"] = [DEPTHS[image.dtype]]
 
     def render(self, inst: int, time: float, window: tuple[int, int, int, int] | None = None,
                scale: float = 1.0, out_negative_rows: bool = False, fill: float = 0.5) -> tuple[int, np.ndarray]:
@@ -518,6 +521,18 @@ class OfxHost:
         st = self.action("OfxImageEffectActionGetRegionOfDefinition", inst,
                          PropSet({"OfxPropTime": [float(time)], "OfxImageEffectPropRenderScale": [1.0, 1.0]}), out)
         return st, out.values.get("OfxImageEffectPropRegionOfDefinition")
+
+    def clip_preferences(self, inst: int) -> tuple[int, dict[str, list[Any]]]:
+        out = PropSet()
+        st = self.action("OfxImageEffectActionGetClipPreferences", inst, None, out)
+        return st, out.values
+
+    def is_identity(self, inst: int, time: float) -> tuple[int, dict[str, list[Any]]]:
+        out = PropSet({"OfxPropName": [""], "OfxPropTime": [float(time)]})
+        st = self.action("OfxImageEffectActionIsIdentity", inst, PropSet({
+            "OfxPropTime": [float(time)], "OfxImageEffectPropFieldToRender": ["OfxImageFieldNone"],
+            "OfxImageEffectPropRenderWindow": [0, 0, *self.project], "OfxImageEffectPropRenderScale": [1.0, 1.0]}), out)
+        return st, out.values
 
     def persistent_message(self, inst: int) -> str | None:
         return self.obj(inst).persistent

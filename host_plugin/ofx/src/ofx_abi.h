@@ -118,7 +118,8 @@ constexpr const char *kActionLoad = "OfxActionLoad", *kActionUnload = "OfxAction
                      *kDescribeInContext = "OfxImageEffectActionDescribeInContext",
                      *kRender = "OfxImageEffectActionRender",
                      *kGetClipPreferences = "OfxImageEffectActionGetClipPreferences",
-                     *kGetRegionOfDefinition = "OfxImageEffectActionGetRegionOfDefinition";
+                     *kGetRegionOfDefinition = "OfxImageEffectActionGetRegionOfDefinition",
+                     *kIsIdentity = "OfxImageEffectActionIsIdentity";
 
 // contexts, clips
 constexpr const char *kContextFilter = "OfxImageEffectContextFilter",
@@ -150,7 +151,8 @@ constexpr const char *kPropLabel = "OfxPropLabel", *kPropName = "OfxPropName",
                      *kImagePropBounds = "OfxImagePropBounds", *kImagePropRowBytes = "OfxImagePropRowBytes",
                      *kPropRenderScale = "OfxImageEffectPropRenderScale",
                      *kPropRenderWindow = "OfxImageEffectPropRenderWindow",
-                     *kPropRegionOfDefinition = "OfxImageEffectPropRegionOfDefinition";
+                     *kPropRegionOfDefinition = "OfxImageEffectPropRegionOfDefinition",
+                     *kClipPropComponentsPrefix = "OfxImageClipPropComponents_";
 
 // property values
 constexpr const char *kBitDepthByte = "OfxBitDepthByte", *kBitDepthShort = "OfxBitDepthShort",

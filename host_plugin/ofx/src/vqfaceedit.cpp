@@ -517,6 +517,39 @@ OfxStatus region_of_definition(OfxImageEffectHandle effect, OfxPropertySetHandle
   return ofx::kStatOK;
 }
 
+// The Output has the Source's components (a host would otherwise pick the "most chromatic" input, and
+// an RGBA Paint matte over an RGB Source would make the Output RGBA).
+OfxStatus clip_preferences(OfxImageEffectHandle effect, OfxPropertySetHandle out) {
+  Instance *inst = instance_of(effect);
+  OfxPropertySetHandle sp = nullptr;
+  if (!inst || !inst->source || !out || gEffect->clipGetPropertySet(inst->source, &sp) != ofx::kStatOK) {
+    return ofx::kStatReplyDefault;
+  }
+  char *comps = nullptr;
+  if (gProp->propGetString(sp, ofx::kPropComponents, 0, &comps) != ofx::kStatOK || !comps || !*comps)
+    return ofx::kStatReplyDefault;
+  gProp->propSetString(out, (std::string(ofx::kClipPropComponentsPrefix) + ofx::kOutputClip).c_str(), 0, comps);
+  return ofx::kStatOK;
+}
+
+// mix 0 at this time: the host can pass the Source through without a render (or the server).
+OfxStatus is_identity(OfxImageEffectHandle effect, OfxPropertySetHandle in, OfxPropertySetHandle out) {
+  Instance *inst = instance_of(effect);
+  if (!inst || !out) return ofx::kStatReplyDefault;
+  OfxTime time = 0;
+  gProp->propGetDouble(in, ofx::kPropTime, 0, &time);
+  for (size_t i = 0; i < inst->params.size(); ++i) {
+    if (std::strcmp(kParams[i].name, "mix") != 0 || !inst->params[i]) continue;
+    double mix = 1.0;
+    gParam->paramGetValueAtTime(inst->params[i], time, &mix);
+    if (mix > 0.0) return ofx::kStatReplyDefault;
+    gProp->propSetString(out, ofx::kPropName, 0, ofx::kSourceClip);
+    gProp->propSetDouble(out, ofx::kPropTime, 0, time);
+    return ofx::kStatOK;
+  }
+  return ofx::kStatReplyDefault;
+}
+
 // --- entry points ----------------------------------------------------------------------------------
 OfxStatus load() {
   if (!gHost) return ofx::kStatErrMissingHostFeature;
@@ -551,6 +584,8 @@ OfxStatus main_entry(const char *action, const void *handle, OfxPropertySetHandl
     if (a == ofx::kActionDestroyInstance) return destroy_instance(effect);
     if (a == ofx::kRender) return render(effect, in);
     if (a == ofx::kGetRegionOfDefinition) return region_of_definition(effect, in, out);
+    if (a == ofx::kGetClipPreferences) return clip_preferences(effect, out);
+    if (a == ofx::kIsIdentity) return is_identity(effect, in, out);
   } catch (const std::exception &e) {  // never let an exception unwind into the host
     if (effect) post_error(effect, e.what());
     return ofx::kStatFailed;
