@@ -585,6 +585,14 @@ def test_vqedit_python_names_the_bridge_interpreter(ofx_binary, ofx_server, shot
         st, _ = host.render(inst, float(shot["frames"][0]))
         msg = host.persistent_message(inst) or ""
         assert st == 1 and str(missing) in msg and "VQEDIT_PYTHON" in msg and time.monotonic() - t0 < 10
+        broken = tmp_path / "python-broken"  # starts, but cannot run the bridge (as a Python without numpy)
+        broken.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named numpy' >&2\nexit 1\n")
+        broken.chmod(0o755)
+        monkeypatch.setenv("VQEDIT_PYTHON", str(broken))
+        t0 = time.monotonic()
+        st, _ = host.render(inst, float(shot["frames"][0]))
+        msg = host.persistent_message(inst) or ""
+        assert st == 1 and "exited at start" in msg and str(broken) in msg and time.monotonic() - t0 < 10
         wrapper = tmp_path / "python-wrapper"
         marker = tmp_path / "used"
         wrapper.write_text(f"#!/bin/sh\ntouch {marker}\nexec {sys.executable} \"$@\"\n")

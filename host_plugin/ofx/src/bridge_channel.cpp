@@ -266,10 +266,26 @@ bool BridgeChannel::exchange(const std::string &body, int shm_fd, double timeout
   }
 }
 
+bool BridgeChannel::handshake(std::string &err) {
+  // a fresh bridge answers a ping once Python and host_plugin are imported; a broken environment (no
+  // numpy, no host_plugin on the path) fails here in seconds, not after a render's long timeout
+  const char *env = std::getenv("VQEDIT_OFX_START_TIMEOUT");
+  double limit = (env && *env) ? std::atof(env) : 30.0;
+  std::string reply;
+  bool broken = false;
+  if (exchange("{\"op\":\"ping\"}", -1, limit, reply, err, broken, nullptr) && reply.rfind("ok", 0) == 0) return true;
+  ::kill(pid_, SIGKILL);
+  stop();
+  err = "the bridge process (" + bridge_python() + " -m host_plugin.ofx.bridge) " +
+        (broken ? std::string("exited at start") : "did not start within " + std::to_string(static_cast<int>(limit)) + " s") +
+        "; its error is on the host's stderr (check VQEDIT_PYTHON and that it can import host_plugin and numpy)";
+  return false;
+}
+
 bool BridgeChannel::request(const std::string &body, int shm_fd, double timeout_s, std::string &reply,
                             std::string &err, const Overlap *overlap) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!alive() && !start(err)) return false;
+    if (!alive() && !(start(err) && handshake(err))) return false;
     bool broken = false;
     if (exchange(body, shm_fd, timeout_s, reply, err, broken, overlap)) return true;
     // a timed-out bridge may still answer later and desynchronise the stream: never reuse it

@@ -55,6 +55,7 @@ class BridgeChannel {
 
  private:
   bool start(std::string &err);
+  bool handshake(std::string &err);
   bool exchange(const std::string &body, int shm_fd, double timeout_s, std::string &reply, std::string &err,
                 bool &broken, const Overlap *overlap);
   bool alive();
