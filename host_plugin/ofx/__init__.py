@@ -1,1 +1,3 @@
-"""OpenFX bridge: how an OFX plug-in shell calls the host-agnostic EditNode (see README.md)."""
+"""The OpenFX plug-in's Python side: the bridge process (``bridge``), its parameter table (``params``,
+also compiled into the ``.ofx``) and pixel conversions (``pixels``). The C++ plug-in is in ``src/``;
+docs/ofx.md says how the pieces fit."""
