@@ -335,7 +335,7 @@ def test_16bit_proxy_scale_and_mix(ofx_binary, ofx_server, shot):
 def test_segment_edit_rows_equal_vqedit_render(ofx_binary, ofx_server, ofx_shot, shot, tmp_path):
     """The segment-edit parameters (seg<row>_<field>, animated) make the program the gizmo's rows make."""
     f = shot["frames"][7]
-    rows = [{"segment": "pupils", "translate_x": 2.0, "replace_with": ""},
+    rows = [{"segment": "skin", "translate_x": 2.0, "replace_with": ""},  # skin: always on screen
             {"segment": "eye_whites", "replace_with": "skin"}]
     ref = cli_render(ofx_shot, ofx_server, f, {}, tmp_path / "seg" / "c.%04d.exr", "edit-only",
                      program=edits_from_segment_rows(rows, f))
@@ -345,7 +345,7 @@ def test_segment_edit_rows_equal_vqedit_render(ofx_binary, ofx_server, ofx_shot,
     host = new_host(ofx_binary)
     inst = host.create_instance(FILTER)
     try:
-        configure(host, inst, ofx_server.address, {}, mode="edit-only", seg1_segment="pupils",
+        configure(host, inst, ofx_server.address, {}, mode="edit-only", seg1_segment="skin",
                   seg2_segment="eye_whites", seg2_replace_with="skin")
         host.set_param(inst, "seg1_translate_x", keys={float(f - 1): 0.0, float(f + 1): 4.0})  # 2.0 at f
         host.connect(inst, "Source", plate)
