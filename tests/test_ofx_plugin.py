@@ -213,6 +213,7 @@ def test_describe_and_describe_in_context(ofx_binary):
     pages = {n: gen.params[n].props.values.get("OfxParamPropPageChild", []) for n in gen.param_order
              if gen.params[n].kind == "OfxParamTypePage"}
     assert set(pages) == {"Face", "Render", "Segments", "Paint"} and sorted(sum(pages.values(), [])) == sorted(names)
+    assert gen.props.values["OfxPluginPropParamPageOrder"] == ["Face", "Render", "Segments", "Paint"]
     rows = [n for n in names if n.startswith("seg")]
     assert rows == [f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS]
     assert host.unload() == 0

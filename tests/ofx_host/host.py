@@ -166,7 +166,7 @@ class OfxHost:
         param = [
             ("paramDefine", C.CFUNCTYPE(S, H, C.c_char_p, C.c_char_p, C.c_void_p), self._param_define),
             ("paramGetHandle", C.CFUNCTYPE(S, H, C.c_char_p, C.c_void_p, C.c_void_p), self._param_get_handle),
-            ("paramSetGetPropertySet", C.CFUNCTYPE(S, H, C.c_void_p), lambda *a: FAILED),
+            ("paramSetGetPropertySet", C.CFUNCTYPE(S, H, C.c_void_p), self._get_property_set),  # = the effect's
             ("paramGetPropertySet", C.CFUNCTYPE(S, H, C.c_void_p), self._param_props),
             ("paramGetValue", C.CFUNCTYPE(S, H, C.c_void_p), lambda h, out: self._param_value(h, None, out)),
             ("paramGetValueAtTime", C.CFUNCTYPE(S, H, C.c_double, C.c_void_p), self._param_value),

@@ -173,7 +173,8 @@ constexpr const char *kParamTypeDouble = "OfxParamTypeDouble", *kParamTypeIntege
                      *kParamPropStringMode = "OfxParamPropStringMode",
                      *kParamStringIsSingleLine = "OfxParamStringIsSingleLine",
                      *kParamPropCacheInvalidation = "OfxParamPropCacheInvalidation",
-                     *kParamInvalidateAll = "OfxParamInvalidateAll";
+                     *kParamInvalidateAll = "OfxParamInvalidateAll",
+                     *kPluginPropParamPageOrder = "OfxPluginPropParamPageOrder";
 
 // messages
 constexpr const char *kMessageError = "OfxMessageError";

@@ -185,6 +185,11 @@ OfxStatus define_params(OfxImageEffectHandle effect) {
       gProp->propSetString(p, ofx::kParamPropStringMode, 0, ofx::kParamStringIsSingleLine);
     }
   }
+  OfxPropertySetHandle setProps = nullptr;  // the order hosts show the pages in
+  if (gParam->paramSetGetPropertySet && gParam->paramSetGetPropertySet(set, &setProps) == ofx::kStatOK && setProps) {
+    int i = 0;
+    for (const char *page : kPages) gProp->propSetString(setProps, ofx::kPluginPropParamPageOrder, i++, page);
+  }
   for (const char *page : kPages) {  // pages the way hosts show them, children in table order
     OfxPropertySetHandle p = nullptr;
     if (gParam->paramDefine(set, ofx::kParamTypePage, page, &p) != ofx::kStatOK || !p) continue;
