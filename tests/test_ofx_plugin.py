@@ -98,24 +98,18 @@ def shot(ofx_shot: Path) -> dict:
     return json.loads((ofx_shot / "shot.json").read_text())
 
 
-def bridge_children(include_zombies: bool = True) -> list[int]:
-    """Bridge processes whose parent is this test process (zombies count: they were never reaped)."""
+def bridge_children() -> list[int]:
+    """Live bridge processes whose parent is this test process."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        state, ppid = fields[0], int(fields[1])
-        if ppid != os.getpid():
-            continue
-        if "host_plugin.ofx.bridge" in cmdline or (include_zombies and state == "Z" and "python" in stat):
+        if entry.name.isdigit() and _parent(entry) == os.getpid() and "host_plugin.ofx.bridge" in _cmdline(int(entry.name)):
             pids.append(int(entry.name))
     return pids
+
+
+def gone(pids: list[int]) -> bool:
+    """Every one of ``pids`` has exited and was reaped (a zombie still has its /proc entry)."""
+    return all(not Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 def plate_frame(shot: dict, frame: int) -> np.ndarray:
@@ -290,10 +284,12 @@ def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, o
         # A again at another time: the animated knob is read at that time (1.0 → eye open → other pixels)
         st, out_open = host.render(a, 0.0)
         assert st == 0 and not np.array_equal(out_open, out)
+        bridges = bridge_children()
+        assert len(bridges) == 1  # one bridge serves both instances
     finally:
         assert host.destroy_instance(a) == 0 and host.destroy_instance(b) == 0
         assert host.unload() == 0
-    assert bridge_children() == []
+    assert bridge_children() == [] and gone(bridges)
 
 
 def test_16bit_proxy_scale_and_mix(ofx_binary, ofx_server, shot):
@@ -446,16 +442,16 @@ def test_killed_bridge_is_restarted_and_nothing_outlives_unload(ofx_binary, ofx_
     host.connect(inst, "Source", plate)
     st, first = host.render(inst, float(f))
     assert st == 0, host.persistent_message(inst)
-    (pid,) = bridge_children(include_zombies=False)
+    (pid,) = bridge_children()
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     st, again = host.render(inst, float(f))
     assert st == 0, host.persistent_message(inst)
     np.testing.assert_array_equal(again, first)
-    (new_pid,) = bridge_children()  # the dead one was reaped, one live bridge
-    assert new_pid != pid
+    (new_pid,) = bridge_children()  # one live bridge, a new one; the dead one was reaped
+    assert new_pid != pid and gone([pid])
     assert host.destroy_instance(inst) == 0 and host.unload() == 0
-    assert bridge_children() == []  # the bridge exited and was reaped at unload
+    assert bridge_children() == [] and gone([new_pid])  # the bridge exited and was reaped at unload
 
 
 def _alive(pid: int) -> bool:
@@ -510,17 +506,17 @@ def test_bridge_exits_with_the_host_and_when_idle(ofx_binary, ofx_server, shot, 
         configure(host, inst, ofx_server.address, {}, frame_offset=0)
         host.connect(inst, "Source", plate_frame(shot, shot["frames"][0]))
         assert host.render(inst, float(shot["frames"][0]))[0] == 0
-        (first,) = bridge_children(include_zombies=False)
+        (first,) = bridge_children()
         time.sleep(2.5)
         assert not _alive(first)  # idled out
         st, _ = host.render(inst, float(shot["frames"][0]))
         assert st == 0, host.persistent_message(inst)
-        (second,) = bridge_children(include_zombies=False)
-        assert second != first
+        (second,) = bridge_children()
+        assert second != first and gone([first])
     finally:
         host.destroy_instance(inst)
         host.unload()
-    assert bridge_children() == []
+    assert bridge_children() == [] and gone([second])
 
 
 def _parent(entry: Path) -> int:
