@@ -54,7 +54,10 @@ FEATHER = 3.0
 # --- fixtures -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ofx_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundle, built once per session with CMake into a temporary build tree (what `make ofx` runs)."""
+    """The bundle, built once per session with CMake into a temporary build tree (what `make ofx` runs).
+    ``VQEDIT_TEST_OFX_BUNDLE=DIR`` tests an already built bundle instead (e.g. a sanitizer build)."""
+    if os.environ.get("VQEDIT_TEST_OFX_BUNDLE"):
+        return Path(os.environ["VQEDIT_TEST_OFX_BUNDLE"])
     if shutil.which("cmake") is None or shutil.which("c++") is None:
         pytest.fail("cmake and a C++ compiler are needed to build the OpenFX plug-in")
     build = tmp_path_factory.mktemp("ofx_build")
