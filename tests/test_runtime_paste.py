@@ -28,7 +28,7 @@ def _edited(model: ShotModel, frame: int) -> np.ndarray:
 def test_footprint_render_equals_full_frame_paste(model, mode):
     frame = model.frames[4]
     labels = _edited(model, frame)
-    fr = model.render_frame(frame, None, feather=5.0, mode=mode, labels=labels)
+    fr = model.render_frame(frame, None, feather=5.0, mode=mode, labels=labels, detail="none")
     # the same paste-back done over the whole plate with composite.py directly
     tf, size, S = model.shot.transform(frame), tuple(model.plate_info["display_window"][2:]), model.shot.crop_size
     rgb, cover = paste_to_plate(fr.crop, tf, size, crop_size=S)

@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vq_models.io.images import ImageData
 from vq_models.shot import CropTransform
 
 
@@ -177,4 +178,26 @@ def composite_image(render_full: np.ndarray, alpha_full: np.ndarray, plate: Any)
         idx = list(range(min(3, pixels.shape[2])))
     out = pixels.copy()
     out[..., idx] = composite_over(render_dw, alpha_dw, pixels[..., idx])
+    return dataclasses.replace(plate, pixels=out)
+
+
+def composite_in_box(rgb: np.ndarray, alpha: np.ndarray, window: tuple[int, int, int, int], plate: Any) -> Any:
+    """:func:`vq_models.composite.composite_image` of ``rgb``/``alpha`` (covering ``window``, display
+    coordinates) over ``plate`` (ImageData), done only inside the bounding box of ``alpha > 0``.
+
+    The result is the same as compositing the whole frame (outside the box the plate is returned as is),
+    but a face on a 2K/4K plate costs its own size, not the plate's: the host and the CLI both use this.
+    """
+    out = np.array(plate.pixels, copy=True)
+    ys, xs = np.nonzero(np.asarray(alpha) > 0)
+    if ys.size:
+        wx, wy = int(window[0]), int(window[1])
+        dx, dy, dw, dh = plate.data_window
+        x0, y0 = max(wx + int(xs.min()), dx), max(wy + int(ys.min()), dy)
+        x1, y1 = min(wx + int(xs.max()) + 1, dx + dw), min(wy + int(ys.max()) + 1, dy + dh)
+        if x1 > x0 and y1 > y0:
+            box = (x0, y0, x1 - x0, y1 - y0)
+            sub = ImageData(out[y0 - dy:y1 - dy, x0 - dx:x1 - dx], list(plate.channels), box, box)
+            rows, cols = slice(y0 - wy, y1 - wy), slice(x0 - wx, x1 - wx)
+            out[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = composite_image(rgb[rows, cols], alpha[rows, cols], sub).pixels
     return dataclasses.replace(plate, pixels=out)

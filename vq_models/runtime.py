@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 
 from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
-from vq_models.composite import composite_image, edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
+from vq_models.composite import composite_in_box, edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
+from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, parse_program
 from vq_models.errors import InputError
 from vq_models.shot import Shot
+from vq_models.tracking.schema import load_tracking
 
 
 @dataclass
@@ -45,6 +47,7 @@ class FrameRender:
     colorspace: str
     display_window: tuple[int, int, int, int]
     data_window: tuple[int, int, int, int]
+    detail: DetailResult | None = None  # what the plate-density detail pass did (None: not run)
 
     @property
     def rgba(self) -> np.ndarray:
@@ -112,6 +115,9 @@ class ShotModel:
         self._tracking: Any = None
         self._lock = threading.RLock()
         self._regions: dict[int, dict[str, np.ndarray]] = {}
+        self.exemplars = EyeExemplars(shot.frames, self.eye_tracks, self.label_map)
+        self.detail = PlateDetail(shot, self.label_map, self.num_codes, lambda: self.prior(required=False),
+                                  self.render_size)
         code_luma = getattr(stage2, "code_luma", None)
         self._code_luma = code_luma() if callable(code_luma) else None
         if stage1.label_size != stage2.label_size or stage1.num_codes != stage2.num_codes:
@@ -227,24 +233,43 @@ class ShotModel:
             img = crop(img, self.shot.transform(self._frame(frame)), self.shot.crop_size)
         return self.stage1.labels_from_image(np.clip(img, 0.0, 1.0))
 
+    def _contours(self, frame: int) -> dict[str, Any]:
+        """The frame's tracked contours in plate pixels ({} when the shot has no tracking for it)."""
+        with self._lock:
+            if self._tracking is None:
+                self._tracking = load_tracking(self.shot.tracking_path) if self.shot.tracking_path.is_file() else False
+        if self._tracking and frame in self._tracking.frames:
+            return dict(self._tracking.frames[frame].contours or {})
+        return {}
+
     def regions(self, frame: int) -> dict[str, np.ndarray]:
         """Tracked regions (eyes, brows, lips ...) at label size, used by edits to tell left from right."""
-        with self._lock:
-            if frame not in self._regions:
-                if self._tracking is None:
-                    from vq_models.tracking.schema import load_tracking
-
-                    self._tracking = load_tracking(self.shot.tracking_path) if self.shot.tracking_path.is_file() else False
-                regions: dict[str, np.ndarray] = {}
-                if self._tracking and frame in self._tracking.frames:
-                    contours = self._tracking.frames[frame].contours or {}
-                    regions = rasterize_regions(contours, self.shot.transform(frame), self.shot.crop_size, self.label_size)
+        if frame not in self._regions:
+            contours = self._contours(frame)
+            regions = rasterize_regions(contours, self.shot.transform(frame), self.shot.crop_size, self.label_size) \
+                if contours else {}
+            with self._lock:
                 self._regions[frame] = regions
-            return self._regions[frame]
+        return self._regions[frame]
 
-    def _context(self, frame: int) -> FrameContext:
+    def _context(self, frame: int, exclude: set[int] | None = None) -> FrameContext:
         return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
-                            code_luma=self._code_luma)
+                            code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
+                            exclude=frozenset(exclude or ()))
+
+    def eye_tracks(self, frame: int) -> dict[str, EyeTrack]:
+        """Each tracked eye at ``frame`` in label pixels (for the closed-eye exemplars)."""
+        contours = self._contours(frame)
+        scale = self.label_size / float(self.shot.crop_size)
+        tracks = {}
+        for side in ("left", "right"):
+            pts = contours.get(f"{side}_eye")
+            if pts is not None and len(pts) >= 3:
+                crop = self.shot.transform(frame).to_crop(np.asarray(pts, np.float64)[:, :2])
+                track = eye_track((crop + 0.5) * scale - 0.5)
+                if track is not None:
+                    tracks[side] = track
+        return tracks
 
     def parse_program(self, program: Any) -> EditProgram | None:
         if program is None or isinstance(program, EditProgram):
@@ -253,22 +278,23 @@ class ShotModel:
             return None
         return parse_program(program, prior=self.prior())
 
-    def edited_labels(self, frame: int, program: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The frame's labels with the program applied at that frame: (labels uint8 (L, L), changed bool)."""
+    def edited_labels(self, frame: int, program: Any = None, exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The frame's labels with the program applied at that frame: (labels uint8 (L, L), changed bool).
+        ``exclude``: frames edits never borrow labels from (see :mod:`vq_models.edits.exemplars`)."""
         labels = self.label_map(frame)
         prog = self.parse_program(program)
         if prog is None:
             return labels, np.zeros(labels.shape, bool)
-        return apply_program(prog, labels, frame, self.prior(), self._context(frame))
+        return apply_program(prog, labels, frame, self.prior(), self._context(frame, exclude))
 
-    def window(self, frame: int, program: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def window(self, frame: int, program: Any = None, exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Edited label window (3, L, L) for t-1, t, t+1 (edge frames repeat) and the changed mask at t."""
         frames = self.frames
         i = frames.index(self._frame(frame))
         prog = self.parse_program(program)
         out, changed = [], None
         for j in (max(0, i - 1), i, min(len(frames) - 1, i + 1)):
-            labels, ch = self.edited_labels(frames[j], prog)
+            labels, ch = self.edited_labels(frames[j], prog, exclude)
             out.append(labels)
             if j == i:
                 changed = ch
@@ -292,6 +318,8 @@ class ShotModel:
         feather: float = 8.0,
         mode: str = "identity",
         labels: np.ndarray | None = None,
+        detail: str | None = None,
+        exclude_frames: set[int] | None = None,
     ) -> FrameRender:
         """Render one frame into plate space.
 
@@ -300,11 +328,21 @@ class ShotModel:
         dilated and feathered by ``feather`` plate pixels, within the face. ``labels`` overrides the
         shot's own (edited) labels, as the server's ``render`` request allows: a (3, L, L) window, or the
         (L, L) map at ``frame`` (its neighbours then come from the shot and ``program``).
+
+        ``detail``: ``"plate"`` keeps the plate's pixel density (vq_models.detail: the render's band below its
+        own pixel size, the plate's above, a donor frame's where the labels changed); ``"none"`` pastes the
+        render as Stage II drew it (the paper's full-face renderer). Default: ``"plate"`` when the shot's
+        plate source is readable, else ``"none"``; :attr:`FrameRender.detail` says which ran.
+        ``exclude_frames``: frames never borrowed from, for labels or detail (what-ifs leave the answer out).
         """
         from vq_models.io.colour import from_network
 
         if mode not in RENDER_MODES:
             raise InputError(f"mode {mode!r}: choose from {', '.join(RENDER_MODES)}")
+        if detail is None:
+            detail = "plate" if self.detail.available() else "none"
+        if detail not in DETAIL_MODES:
+            raise InputError(f"detail {detail!r}: choose from {', '.join(DETAIL_MODES)}")
         frame = self._frame(frame)
         if labels is not None:
             window = np.asarray(labels)
@@ -312,13 +350,13 @@ class ShotModel:
             L = self.label_size
             if window.shape == (L, L):  # the edited map at t; t-1 and t+1 as the program makes them
                 centre = window
-                window, _ = self.window(frame, program)
+                window, _ = self.window(frame, program, exclude_frames)
                 window[1] = centre
             if window.shape != (3, L, L):
                 raise InputError(f"labels: expected ({L}, {L}) or (3, {L}, {L}), got {window.shape}")
             changed = window[1] != original
         else:
-            window, changed = self.window(frame, program)
+            window, changed = self.window(frame, program, exclude_frames)
         crop = self.render_window(window.astype(np.uint8))
         transform = self.shot.transform(frame)
         info = self.plate_info
@@ -329,6 +367,10 @@ class ShotModel:
         (x0, y0, x1, y1), sub = _footprint(transform, self.shot.crop_size, size)
         sub_size = (x1 - x0, y1 - y0)
         rgb_sub, coverage = paste_to_plate(crop, sub, sub_size, crop_size=self.shot.crop_size)
+        detail_result = DetailResult("none")
+        if detail == "plate":
+            rgb_sub, detail_result = self.detail.apply(frame, rgb_sub, (x0, y0, x1, y1), sub, np.asarray(changed, bool),
+                                                       window[1], exclude=exclude_frames)
         face = self.shot.fg_mask(frame)
         if mode == "identity":
             alpha_sub = face_alpha(face, sub, sub_size, feather, crop_size=self.shot.crop_size)
@@ -359,6 +401,7 @@ class ShotModel:
             colorspace=info["colorspace"],
             display_window=tuple(info["display_window"]),
             data_window=tuple(info["data_window"]),
+            detail=detail_result,
         )
 
     def exemplar_png(self, frame: int | None = None) -> bytes:
@@ -376,32 +419,6 @@ class ShotModel:
             path = Path(tmp) / "exemplar.png"
             write_image(path, np.asarray(rgb), dtype="uint8")
             return path.read_bytes()
-
-
-def composite_in_box(rgb: np.ndarray, alpha: np.ndarray, window: tuple[int, int, int, int], plate: Any) -> Any:
-    """:func:`vq_models.composite.composite_image` of ``rgb``/``alpha`` (covering ``window``, display
-    coordinates) over ``plate`` (ImageData), done only inside the bounding box of ``alpha > 0``.
-
-    The result is the same as compositing the whole frame (outside the box the plate is returned as is),
-    but a face on a 2K/4K plate costs its own size, not the plate's: the host and the CLI both use this.
-    """
-    import dataclasses
-
-    from vq_models.io.images import ImageData
-
-    out = np.array(plate.pixels, copy=True)
-    ys, xs = np.nonzero(np.asarray(alpha) > 0)
-    if ys.size:
-        wx, wy = int(window[0]), int(window[1])
-        dx, dy, dw, dh = plate.data_window
-        x0, y0 = max(wx + int(xs.min()), dx), max(wy + int(ys.min()), dy)
-        x1, y1 = min(wx + int(xs.max()) + 1, dx + dw), min(wy + int(ys.max()) + 1, dy + dh)
-        if x1 > x0 and y1 > y0:
-            box = (x0, y0, x1 - x0, y1 - y0)
-            sub = ImageData(out[y0 - dy:y1 - dy, x0 - dx:x1 - dx], list(plate.channels), box, box)
-            rows, cols = slice(y0 - wy, y1 - wy), slice(x0 - wx, x1 - wx)
-            out[y0 - dy:y1 - dy, x0 - dx:x1 - dx] = composite_image(rgb[rows, cols], alpha[rows, cols], sub).pixels
-    return dataclasses.replace(plate, pixels=out)
 
 
 def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: int = 3) -> tuple[tuple[int, int, int, int], Any]:

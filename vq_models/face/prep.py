@@ -145,7 +145,8 @@ def run_prep(
     size = int(config.crop_size)
     if size < 16:
         raise InputError(f"--size {size}: crop size must be at least 16 pixels")
-    source = open_source(str(plate), frames, colorspace=colorspace)
+    # recorded absolute in shot.json: the render server reads the plate for its detail pass from anywhere
+    source = open_source(str(Path(plate).absolute()), frames, colorspace=colorspace)
     frame_list = list(source.frames)
     plate_w, plate_h = source.display_window[2], source.display_window[3]
     name = str(plate)

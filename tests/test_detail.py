@@ -1,0 +1,145 @@
+"""Plate-density detail: the frequency split, donor choice and warp on hand-made data, and the detail pass
+on the real tiny trained shot (sharper than the bare paste, plate untouched outside the alpha)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from vq_models.detail import (
+    DetailSettings,
+    DonorIndex,
+    code_groups,
+    gaussian,
+    label_mask_to_sub,
+    split_bands,
+    warp_donor,
+)
+from vq_models.errors import InputError
+from vq_models.io.images import read_image
+from vq_models.plate_measure import laplacian_energy
+from vq_models.runtime import ShotModel
+from vq_models.shot import CropTransform
+
+
+def _texture(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0.2, 0.8, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    return np.clip(base + 0.1 * rng.standard_normal((h, w, 3)).astype(np.float32), 0, 1)
+
+
+def test_split_keeps_plate_detail_where_labels_did_not_change():
+    plate = _texture()
+    soft = gaussian(plate, 3.0)  # a render that only resolves the low band
+    out = split_bands(soft, plate, sigma=3.0)
+    mask = np.ones(plate.shape[:2], bool)
+    assert laplacian_energy(soft, mask) < 0.3 * laplacian_energy(plate, mask)
+    assert laplacian_energy(out, mask) == pytest.approx(laplacian_energy(plate, mask), rel=0.05)
+    # the low band is the render's: a brighter render moves the output by its brightness
+    brighter = split_bands(soft + 0.1, plate, sigma=3.0)
+    np.testing.assert_allclose(brighter - out, 0.1, atol=1e-5)
+
+
+def test_split_takes_donor_band_or_render_band_where_labels_changed():
+    plate, donor, render = _texture(seed=0), _texture(seed=1), gaussian(_texture(seed=2), 2.0)
+    ones = np.ones(plate.shape[:2], np.float32)
+    with_donor = split_bands(render, plate, 2.0, [(ones, donor)])
+    np.testing.assert_allclose(with_donor, gaussian(render, 2.0) + donor - gaussian(donor, 2.0), atol=1e-5)
+    without = split_bands(render, plate, 2.0, [(ones, None)])
+    np.testing.assert_allclose(without, render, atol=1e-5)  # no ghost of the plate: the render as drawn
+    # overlapping weights never add more than one band
+    half = split_bands(render, plate, 2.0, [(ones, donor), (ones, donor)])
+    np.testing.assert_allclose(half, with_donor, atol=1e-5)
+
+
+def test_donor_index_prefers_agreeing_segments():
+    L = 16
+    frames = [1, 2, 3]
+    maps = {f: np.zeros((L, L), np.uint8) for f in frames}
+    maps[2][4:8, 4:8] = 5  # frame 2 has code 5 where the edit asks for code 6; 5 and 6 are one segment
+    maps[3][4:8, 4:8] = 7
+    prior = type("P", (), {"segments": {"lid": [5, 6], "other": [7]}})()
+    index = DonorIndex(frames, lambda f: maps[f], code_groups(8, prior))
+    edited = np.zeros((L, L), np.uint8)
+    edited[4:8, 4:8] = 6
+    region = np.zeros((L, L), bool)
+    region[4:8, 4:8] = True
+    assert index.best(edited, region) == (2, 1.0)
+    frame, score = index.best(edited, region, exclude={2})
+    assert frame in (1, 3) and score == 0.0
+
+
+def test_warp_donor_follows_both_transforms():
+    donor = _texture(80, 80, seed=3)
+    # current frame's crop sits 5 px right of the donor's: the same crop pixel is 5 px apart on the plates
+    cur = CropTransform.from_plate_to_crop(np.array([[1.0, 0, -15.0], [0, 1.0, -10.0]]))
+    don = CropTransform.from_plate_to_crop(np.array([[1.0, 0, -10.0], [0, 1.0, -10.0]]))
+    # the sub-window starts at plate (15, 10) of the current frame: its pixel (0, 0) is crop (0, 0)
+    sub = CropTransform.from_plate_to_crop(np.array([[1.0, 0, 0.0], [0, 1.0, 0.0]]))
+    out = warp_donor(donor, don, sub, (40, 30))
+    np.testing.assert_allclose(out, donor[10:40, 10:50], atol=1e-5)
+    assert cur.plate_to_crop is not None
+
+
+def test_label_mask_reaches_the_sub_window_at_plate_density():
+    mask = np.zeros((32, 32), np.float32)
+    mask[8:16, 8:16] = 1.0
+    sub = CropTransform.from_plate_to_crop(np.array([[0.5, 0, 0.0], [0, 0.5, 0.0]]))  # 2 plate px per crop px
+    out = label_mask_to_sub(mask, sub, crop_size=32, size=(64, 64))
+    assert out[24, 24] == pytest.approx(1.0) and out[4, 4] == 0.0 and out[40, 40] == 0.0
+
+
+def test_settings_refuse_nonsense():
+    with pytest.raises(InputError, match="sigma"):
+        DetailSettings(sigma=0)
+    with pytest.raises(InputError, match="min_donor_match"):
+        DetailSettings(min_donor_match=2)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_shot) -> ShotModel:
+    return ShotModel.load(tiny_shot)
+
+
+def test_identity_render_keeps_the_plate_density(model):
+    frame = model.frames[5]
+    plain = model.render_frame(frame, None, mode="identity", detail="none")
+    detailed = model.render_frame(frame, None, mode="identity")
+    assert detailed.detail.mode == "plate" and plain.detail.mode == "none"
+    plate = model.detail.plates.image(frame)
+    face = detailed.alpha > 0.5
+    sharp_plain = laplacian_energy(plain.composite(plate).pixels, face)
+    sharp_detail = laplacian_energy(detailed.composite(plate).pixels, face)
+    sharp_plate = laplacian_energy(plate.pixels, face)
+    assert sharp_plain < sharp_detail
+    assert abs(sharp_detail / sharp_plate - 1.0) < abs(sharp_plain / sharp_plate - 1.0)
+
+
+def test_edit_with_detail_leaves_the_plate_outside_the_alpha(model, tmp_path):
+    frame = model.frames[6]
+    labels = model.label_map(frame).copy()
+    labels[20:30, 20:34] = labels[2, 2]
+    fr = model.render_frame(frame, None, mode="edit-only", labels=labels, feather=2.0)
+    assert fr.detail.mode == "plate" and fr.detail.donors  # one changed region, a donor looked for
+    plate = read_image(model.shot.plate["source"] % frame)
+    comp = fr.composite(plate)
+    outside = fr.alpha == 0
+    assert outside.any() and (~outside).any()
+    np.testing.assert_array_equal(comp.pixels[outside], plate.pixels[outside])
+
+
+def test_unreadable_plate_falls_back_to_none_and_refuses_plate(tiny_shot, tmp_path):
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    meta = json.loads((shot / "shot.json").read_text())
+    meta["plate"]["source"] = str(tmp_path / "moved" / "frame.%04d.exr")
+    (shot / "shot.json").write_text(json.dumps(meta))
+    m = ShotModel.load(shot)
+    assert m.render_frame(m.frames[0]).detail.mode == "none"
+    with pytest.raises(InputError, match="plate source"):
+        m.render_frame(m.frames[0], detail="plate")
+    with pytest.raises(InputError, match="detail 'sharp'"):
+        m.render_frame(m.frames[0], detail="sharp")

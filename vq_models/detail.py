@@ -1,0 +1,308 @@
+"""Plate-density detail: renders as sharp as the plate where the compositor looks.
+
+Stage II renders a crop of R² pixels (128 on the CPU preset, 1024 in the paper). Pasted over a face that
+spans 200 to 1,500 plate pixels, that render is softer than the plate around it, and a 4K face would be soft
+even at the paper's 1024². So the render and the plate are split by frequency at the render's own pixel
+size: the render supplies the band it can resolve, the plate the band above it,
+
+    out = G(render) + (1 - w) * H(plate) + w * H(donor),    H(x) = x - G(x),
+
+with G a Gaussian of ``sigma`` render pixels measured in plate pixels. Where the edit left the labels alone
+(w = 0) this is ``plate + G(render - plate)``: the plate's own detail and grain continue across the render
+unchanged. Where an edit changed the labels (w = 1, feathered), the plate's band would ghost what was there
+(an iris through a closed lid), so the band comes from a *donor*: the frame of the same shot whose labels
+there look most like the edited ones (a real blink for a closed eye), warped through both frames' crop
+transforms so head motion is taken out. Without a donor good enough, the changed region keeps the render's
+band alone (soft, never a ghost).
+
+Everything happens in the plate's pixel grid inside the crop's footprint, so the current plate is never
+resampled; only the render and the donor are.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vq_models.errors import InputError
+from vq_models.face.align import transform_scale
+from vq_models.shot import CropTransform, Shot
+
+DETAIL_MODES = ("plate", "none")
+
+
+@dataclass(frozen=True)
+class DetailSettings:
+    """Knobs of the frequency split.
+
+    ``sigma``: the Gaussian's sigma in render pixels (1: the render keeps what it resolves at its own
+    pixel size, the plate supplies everything finer). ``feather``: how far (render pixels) the changed
+    region's donor band fades into the plate's own. ``min_donor_match``: the least share of changed label
+    pixels a donor must agree on (by the prior's segments) to lend its band; below it the changed region
+    keeps the render's own band. ``donor_margin``: label pixels around each changed region that count in
+    the match (the surroundings must agree too, or the donor's detail sits in another context).
+    """
+
+    sigma: float = 1.0
+    feather: float = 1.0
+    min_donor_match: float = 0.6
+    donor_margin: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.sigma > 0:
+            raise InputError(f"detail sigma {self.sigma}: must be > 0 render pixels")
+        if self.feather < 0:
+            raise InputError(f"detail feather {self.feather}: must be >= 0 render pixels")
+        if not 0.0 <= self.min_donor_match <= 1.0:
+            raise InputError(f"detail min_donor_match {self.min_donor_match}: must be in [0, 1]")
+
+
+def plate_px_per_render_px(transform: CropTransform, crop_size: int, render_size: int) -> float:
+    """How many plate pixels one render pixel covers (the crop's scale times crop/render size)."""
+    return float(crop_size) / float(render_size) / transform_scale(transform)
+
+
+def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (reflecting borders) of an (H, W[, C]) float32 image."""
+    if sigma <= 0:
+        return image
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma), sigmaY=float(sigma), borderType=cv2.BORDER_REFLECT)
+
+
+def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
+                replacements: list[tuple[np.ndarray, np.ndarray | None]] = ()) -> np.ndarray:
+    """``G(render) + (1 - sum w) H(plate) + sum w H(donor)`` (see the module docstring).
+
+    Images are (H, W, 3) float32 in one colour encoding. ``replacements`` lists, per changed region, its
+    weight (H, W) in [0, 1] and the donor image lending its band there, or None where no donor is good
+    enough: that region keeps the render's own band (soft, never a ghost of the plate)."""
+    low = gaussian(render, sigma)
+    out = low + (plate - gaussian(plate, sigma))
+    if not replacements:
+        return out
+    total = np.zeros(plate.shape[:2], np.float32)
+    for weight, _ in replacements:
+        total += weight
+    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0).astype(np.float32)
+    plate_band = plate - gaussian(plate, sigma)
+    out = low + ((1.0 - total * scale)[..., None]) * plate_band
+    for weight, donor in replacements:
+        band = (donor - gaussian(donor, sigma)) if donor is not None else (render - low)
+        out += (weight * scale)[..., None] * band
+    return out
+
+
+class PlateFrames:
+    """Display-sRGB plate pixels of a shot's frames, read from the plate source recorded in shot.json,
+    with a small cache (a render needs its own frame and at most a few donors)."""
+
+    def __init__(self, shot: Shot, cache_frames: int = 8):
+        self.shot = shot
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_frames = int(cache_frames)
+        self._source: Any = None
+        self._lock = threading.Lock()
+
+    def source_path(self) -> Path | None:
+        """The plate source as prep recorded it: absolute, or relative to the shot, its parent or the working
+        directory (older shots recorded the path as typed); None when shot.json names none that exists."""
+        text = str(self.shot.plate.get("source") or "")
+        if not text:
+            return None
+        path = Path(text)
+        roots = [Path("/")] if path.is_absolute() else [self.shot.root, self.shot.root.parent, Path.cwd()]
+        for root in roots:
+            cand = root / path
+            if cand.is_file() or ("%" in cand.name and cand.parent.is_dir()):
+                return cand
+        return None
+
+    def available(self) -> bool:
+        try:
+            return self._open() is not None
+        except Exception:  # an unreadable source is reported by read(), not here
+            return False
+
+    def _open(self) -> Any:
+        if self._source is None:
+            from vq_models.io.sources import open_source
+
+            path = self.source_path()
+            if path is None:
+                return None
+            plate = self.shot.plate
+            self._source = open_source(str(path), colorspace=plate.get("colorspace") or None)
+        return self._source
+
+    def image(self, frame: int) -> Any:
+        """The plate frame as the source gives it (an ImageData in the plate's colour space)."""
+        with self._lock:
+            source = self._open()
+            if source is None:
+                raise InputError(f"{self.shot.root}: the plate source {self.shot.plate.get('source')!r} is not "
+                                 "readable (plate detail needs it; render with detail 'none')")
+            return source.read(int(frame))
+
+    def read(self, frame: int) -> np.ndarray:
+        """(H, W, 3) display sRGB over the plate's display window (cached)."""
+        from vq_models.io.colour import to_network
+
+        with self._lock:
+            if frame in self._cache:
+                self._cache.move_to_end(frame)
+                return self._cache[frame]
+        rgb = to_network(self.image(frame))
+        with self._lock:
+            self._cache[frame] = rgb
+            while len(self._cache) > self._cache_frames:
+                self._cache.popitem(last=False)
+            return rgb
+
+
+class DonorIndex:
+    """Finds, for each changed region of an edited label map, the shot frame whose labels there agree most
+    with the edit, compared by the artist prior's segments (codes of one segment count as equal)."""
+
+    def __init__(self, frames: list[int], label_map: Callable[[int], np.ndarray], code_groups: np.ndarray):
+        self.frames = list(frames)
+        self._label_map = label_map
+        self._groups = np.asarray(code_groups)
+        self._stack: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def stack(self) -> np.ndarray:
+        """(N, L, L) segment ids of every frame (built once)."""
+        with self._lock:
+            if self._stack is None:
+                self._stack = np.stack([self._groups[self._label_map(f)] for f in self.frames])
+            return self._stack
+
+    def best(self, edited: np.ndarray, region: np.ndarray, exclude: set[int] | None = None) -> tuple[int | None, float]:
+        """(donor frame, share of ``region`` pixels whose segment agrees with ``edited``); (None, 0) if none."""
+        ys, xs = np.nonzero(region)
+        if not ys.size:
+            return None, 0.0
+        stack = self.stack()
+        want = self._groups[edited[ys, xs]]
+        scores = (stack[:, ys, xs] == want[None]).mean(axis=1)
+        if exclude:
+            for i, f in enumerate(self.frames):
+                if f in exclude:
+                    scores[i] = -1.0
+        i = int(np.argmax(scores))
+        return (self.frames[i], float(scores[i])) if scores[i] >= 0 else (None, 0.0)
+
+
+def code_groups(num_codes: int, prior: Any | None) -> np.ndarray:
+    """(K,) segment id per code: codes of one prior segment share an id; codes in no segment keep their own."""
+    groups = np.arange(num_codes, dtype=np.int32) + 1_000
+    if prior is not None:
+        for i, codes in enumerate(prior.segments.values()):
+            for c in codes:
+                if 0 <= int(c) < num_codes:
+                    groups[int(c)] = i
+    return groups
+
+
+def changed_regions(changed: np.ndarray, margin: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Connected changed regions of a label-space mask: (the region's changed pixels, the region grown by
+    ``margin`` for matching)."""
+    mask = np.asarray(changed, np.uint8)
+    count, comp = cv2.connectedComponents(cv2.dilate(mask, np.ones((5, 5), np.uint8)))
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    out = []
+    for i in range(1, count):
+        own = (comp == i) & changed.astype(bool)
+        if own.any():
+            out.append((own, cv2.dilate(own.astype(np.uint8), kernel).astype(bool)))
+    return out
+
+
+def warp_donor(donor_plate: np.ndarray, donor_transform: CropTransform, sub_transform: CropTransform,
+               size: tuple[int, int]) -> np.ndarray:
+    """The donor frame's plate resampled onto the current frame's sub-window: each sub-window pixel goes to
+    crop space with the current frame's transform and back to the donor's plate with the donor's."""
+    a = np.vstack([np.asarray(donor_transform.crop_to_plate, np.float64), [0.0, 0.0, 1.0]])
+    b = np.vstack([np.asarray(sub_transform.plate_to_crop, np.float64), [0.0, 0.0, 1.0]])
+    m = (a @ b)[:2]
+    return cv2.warpAffine(donor_plate, m, (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size: int, size: tuple[int, int]) -> np.ndarray:
+    """A label-space mask (L, L) in [0, 1] resampled onto the sub-window's plate pixels (bilinear)."""
+    from vq_models.composite import paste_to_plate
+
+    warped, cover = paste_to_plate(np.asarray(mask, np.float32), sub_transform, size, crop_size=crop_size)
+    return np.clip(warped * cover, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass
+class DetailResult:
+    """What the detail pass did on one frame (recorded with the render, so nothing happens silently)."""
+
+    mode: str  # "plate" or "none"
+    sigma_plate_px: float = 0.0
+    donors: list[tuple[int | None, float]] | None = None  # per changed region: (frame, match share)
+
+
+class PlateDetail:
+    """The detail pass of one shot: plate frames, the donor index, the settings."""
+
+    def __init__(self, shot: Shot, label_map: Callable[[int], np.ndarray], num_codes: int, prior: Callable[[], Any],
+                 render_size: int, settings: DetailSettings | None = None):
+        self.shot = shot
+        self.plates = PlateFrames(shot)
+        self.render_size = int(render_size)
+        self.settings = settings or DetailSettings()
+        self._label_map = label_map
+        self._num_codes = int(num_codes)
+        self._prior = prior
+        self._donors: DonorIndex | None = None
+
+    def available(self) -> bool:
+        return self.plates.available()
+
+    def donors(self) -> DonorIndex:
+        if self._donors is None:
+            self._donors = DonorIndex(self.shot.frames, self._label_map, code_groups(self._num_codes, self._prior()))
+        return self._donors
+
+    def apply(self, frame: int, render_sub: np.ndarray, box: tuple[int, int, int, int], sub_transform: CropTransform,
+              changed: np.ndarray, edited: np.ndarray, exclude: set[int] | None = None) -> tuple[np.ndarray, DetailResult]:
+        """Detail the render pasted onto the sub-window ``box`` = (x0, y0, x1, y1) of the display window.
+
+        ``render_sub`` is display sRGB on that window; ``changed``/``edited`` are the label-space changed mask
+        and edited labels at this frame. Donors are never ``frame`` itself nor any frame in ``exclude``."""
+        x0, y0, x1, y1 = box
+        size = (x1 - x0, y1 - y0)
+        plate = self.plates.read(frame)[y0:y1, x0:x1]
+        render_px = plate_px_per_render_px(self.shot.transform(frame), self.shot.crop_size, self.render_size)
+        sigma = self.settings.sigma * render_px
+        replacements: list[tuple[np.ndarray, np.ndarray | None]] = []
+        donors: list[tuple[int | None, float]] = []
+        changed = np.asarray(changed, bool)
+        if changed.any():
+            label_px = render_px * self.render_size / changed.shape[0]
+            skip = {int(frame)} | set(exclude or ())
+            for own, grown in changed_regions(changed, self.settings.donor_margin):
+                donor, score = self.donors().best(edited, grown, exclude=skip)
+                weight = label_mask_to_sub(cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)), sub_transform,
+                                           self.shot.crop_size, size)
+                weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
+                image = None
+                if donor is not None and score >= self.settings.min_donor_match:
+                    image = warp_donor(self.plates.read(donor), self.shot.transform(donor), sub_transform, size)
+                else:
+                    donor = None
+                replacements.append((weight, image))
+                donors.append((donor, round(score, 4)))
+        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements)
+        return out, DetailResult("plate", sigma, donors)
