@@ -36,12 +36,17 @@ class FrameContext:
     ``crop_size`` (the shot's crop transform and its crop size) let ``paint`` take plate-space polygons.
     ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
     so an op can choose a code by appearance; None when the model predates it.
+    ``exemplars`` (:class:`vq_models.edits.exemplars.EyeExemplars`) lets ``eye_open`` borrow a real closed
+    eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from (what-if measurements).
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
     transform: Any = None
     crop_size: int | None = None
     code_luma: np.ndarray | None = None
+    frame: int | None = None
+    exemplars: Any = None
+    exclude: frozenset[int] = frozenset()
 
 
 def pick_code(labels: np.ndarray, prior: Prior, segment: str, within: np.ndarray | None = None) -> int:
@@ -81,13 +86,27 @@ def _fill_code(labels: np.ndarray, prior: Prior, names: Sequence[str]) -> int:
 
 
 def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
-    """Close eyes toward the lower lid: per column, the top ``1 - value`` of the opening becomes the lid
-    code found just above the eye in that column (eyelid, else skin). At 0 no opening pixel remains."""
+    """Close eyes. Strongly closed values take the eye region from the shot's own most closed frame when it
+    blinks (:mod:`vq_models.edits.exemplars`: the labels of a real closed eye in this shot's codes).
+    Otherwise, toward the lower lid: per column, the top ``1 - value`` of the opening becomes the lid code
+    found just above the eye in that column (eyelid, else skin). At 0 no opening pixel remains."""
     out = labels.copy()
     if value >= 1.0:
         return out
+    side = params.get("eye", "both")
+    geometric = []
+    for one in (("left", "right") if side == "both" else (side,)):
+        borrowed = None
+        if ctx.exemplars is not None and ctx.frame is not None:
+            borrowed = ctx.exemplars.close_eye(out, ctx.frame, one, float(value), set(ctx.exclude))
+        if borrowed is None:
+            geometric.append(one)
+        else:
+            out = borrowed
+    if not geometric:
+        return out
     opening = np.isin(labels, _require_any(prior, EYE_OPENING))
-    for eye in _sides(opening, params.get("eye", "both"), ctx, "eye"):
+    for eye in _sides(opening, "both" if len(geometric) == 2 else geometric[0], ctx, "eye"):
         top, bottom, _ = geo.column_extents(eye)
         for x in np.nonzero(top >= 0)[0]:
             t, b = int(top[x]), int(bottom[x])

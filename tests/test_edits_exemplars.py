@@ -1,0 +1,79 @@
+"""Closed-eye exemplars: a strongly closing eye_open takes the eye region from the shot's most closed frame,
+moved onto this frame's eye; near-open values, shots that never blink and excluded frames keep the column rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vq_models.edits.exemplars import CLOSED_SHARE, EyeExemplars, eye_track, similarity
+from vq_models.edits.ops import FrameContext, eye_open
+from vq_models.edits.prior import validate_prior
+
+L = 48
+SKIN, LID, WHITE, IRIS = 1, 2, 3, 4
+
+
+def _eye_contour(cx: float, cy: float, w: float, h: float) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    return np.stack([cx + w / 2 * np.cos(t), cy + h / 2 * np.sin(t)], axis=1)
+
+
+def _frame(cx: float, opening: float) -> tuple[np.ndarray, np.ndarray]:
+    """A label map with one eye at (cx, 20): eye white + iris when open, a lid line when closed."""
+    labels = np.full((L, L), SKIN, np.uint8)
+    contour = _eye_contour(cx, 20, 16, 16 * opening)
+    if opening > 0.2:
+        yy, xx = np.mgrid[0:L, 0:L]
+        inside = ((xx - cx) / 8) ** 2 + ((yy - 20) / (8 * opening)) ** 2 <= 1
+        labels[inside] = WHITE
+        labels[inside & ((xx - cx) ** 2 + (yy - 20) ** 2 <= 9)] = IRIS
+    else:
+        labels[19:22, int(cx) - 8:int(cx) + 9] = LID
+    return labels, contour
+
+
+@pytest.fixture()
+def shot():
+    frames = {1: _frame(24, 0.5), 2: _frame(24, 0.5), 3: _frame(20, 0.05), 4: _frame(24, 0.5), 5: _frame(24, 0.45)}
+    tracks = {f: {"left": eye_track(c)} for f, (_, c) in frames.items()}
+    return frames, EyeExemplars(list(frames), lambda f: tracks[f], lambda f: frames[f][0])
+
+
+def test_similarity_maps_the_corners():
+    m = similarity(np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([[5.0, 5.0], [5.0, 25.0]]))
+    pts = np.array([[0.0, 0.0], [10.0, 0.0], [5.0, 0.0]]) @ m[:, :2].T + m[:, 2]
+    np.testing.assert_allclose(pts, [[5, 5], [5, 25], [5, 15]], atol=1e-9)
+
+
+def test_closing_borrows_the_closed_frame_moved_onto_this_eye(shot):
+    frames, ex = shot
+    assert ex.closed_donor("left") == 3
+    labels = frames[1][0]
+    out = ex.close_eye(labels, 1, "left", 0.0)
+    assert out is not None
+    assert not np.isin(out, [WHITE, IRIS]).any()  # no eye opening left
+    lid_x = np.nonzero((out == LID).any(axis=0))[0]
+    assert abs(lid_x.mean() - 24) < 1.0  # the lid sits on this frame's eye, not where frame 3's was (20)
+    assert np.array_equal(out[40:], labels[40:])  # far from the eye nothing changes
+
+
+def test_near_open_values_excluded_frames_and_unblinking_shots_keep_the_column_rule(shot):
+    frames, ex = shot
+    labels = frames[1][0]
+    assert ex.close_eye(labels, 1, "left", 0.95) is None
+    assert ex.close_eye(labels, 1, "left", 0.0, exclude={3}) is None  # frame 5 is not closed enough
+    assert ex.close_eye(labels, 1, "right", 0.0) is None  # no such eye tracked
+    assert CLOSED_SHARE < 0.9
+
+
+def test_eye_open_op_uses_exemplars_through_the_context(shot):
+    frames, ex = shot
+    prior = validate_prior({"version": 1, "num_codes": 8, "segments": {
+        "skin": [SKIN], "eyelids": [LID], "eye_whites": [WHITE], "irises": [IRIS]}}, "prior")
+    labels = frames[2][0]
+    borrowed = eye_open(labels, 0.0, {"eye": "left"}, prior, FrameContext(frame=2, exemplars=ex))
+    geometric = eye_open(labels, 0.0, {"eye": "left"}, prior, FrameContext(frame=2, exemplars=ex,
+                                                                               exclude=frozenset({3})))
+    assert (borrowed == LID).sum() > 0 and not np.isin(borrowed, [WHITE, IRIS]).any()
+    assert not np.array_equal(borrowed, geometric)  # without a closed frame to borrow, the column rule ran
