@@ -3,7 +3,9 @@
 Held-out SSIM in the 128² crop says little about a render pasted over a 300 to 1,500 pixel face. This module
 measures the composite in the plate's own pixel grid, in display sRGB:
 
-- ``ssim`` and ``lpips`` of the composite against the plate inside the face (foreground mask on the plate);
+- ``ssim`` and ``perceptual`` of the composite against the plate inside the face (foreground mask on the
+  plate); ``perceptual`` is LPIPS when its ImageNet backbone is installed, else the documented fallback
+  distance (MS-SSIM + gradients, ``perceptual_backend`` says which);
 - ``sharpness``: mean |Laplacian| of the composite over that of the plate inside the ROI (eyes, mouth):
   1 keeps the plate's fine detail, 0.35 is a 128² render stretched over a 300-pixel face;
 - ``flicker``: the mean frame-to-frame change of what the render adds to the plate, inside the region it
@@ -96,7 +98,7 @@ def plate_metrics(model: Any, frames: Sequence[int], program: Any = None, mode: 
         row: dict[str, Any] = {"frame": pf.frame, "ssim": M.ssim(comp, plate, m.astype(np.float32)),
                                "sharpness": laplacian_energy(pf.comp, roi) / laplacian_energy(pf.plate, roi)}
         if lpips:
-            row["lpips"] = M.lpips_value(comp, plate)
+            row["perceptual"] = perceptual(np.where(m[..., None], comp, plate), plate)
         rows.append(row)
         if prev is not None:
             region = (pf.alpha > 0) | (prev.alpha > 0)
@@ -106,13 +108,35 @@ def plate_metrics(model: Any, frames: Sequence[int], program: Any = None, mode: 
         prev = pf
     out: dict[str, Any] = {"frames": [int(f) for f in frames], "per_frame": rows,
                            "detail": detail or ("plate" if model.detail.available() else "none")}
-    for key in ("ssim", "sharpness", "lpips"):
+    for key in ("ssim", "sharpness", "perceptual"):
         vals = [r[key] for r in rows if isinstance(r.get(key), float) and math.isfinite(r[key])]
         out[key] = float(np.mean(vals)) if vals else None
-    if rows and isinstance(rows[0].get("lpips"), str):
-        out["lpips"] = rows[0]["lpips"]
+    if lpips:
+        out["perceptual_backend"] = _perceptual_net().backend
     out["flicker"] = float(np.mean(flicker)) if flicker else None
     return out
+
+
+_PERCEPTUAL: list[Any] = []
+
+
+def _perceptual_net() -> Any:
+    if not _PERCEPTUAL:
+        from vq_models.nets.lpips import PerceptualLoss
+
+        _PERCEPTUAL.append(PerceptualLoss("alex").eval())
+    return _PERCEPTUAL[0]
+
+
+def perceptual(pred: np.ndarray, gt: np.ndarray) -> float:
+    """LPIPS (alex) between two display-sRGB images, or the fallback distance without its backbone."""
+    import torch
+
+    def tensor(x: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None] * 2.0 - 1.0
+
+    with torch.no_grad():
+        return float(_perceptual_net().per_image(tensor(pred), tensor(gt)).mean())
 
 
 # --- real-footage what-ifs --------------------------------------------------------------------------------
@@ -206,7 +230,10 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
         ref, event = frames[ref_i], frames[event_i]
         # the answer (the real event frame and its neighbours) is never a detail donor
         exclude = {f for f in frames if abs(f - event) <= leave_out}
-        pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude)
+        try:
+            pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude)
+        except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
+            return {"events": [], "count": 0, "mean_gain_db": None, "unavailable": str(exc)}
         real = to_network(model.detail.plates.image(event))
         edit_crop = crop_plate(pf.comp, model.shot.transform(ref), s)
         plate_crop = crop_plate(pf.plate, model.shot.transform(ref), s)
@@ -222,7 +249,7 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
             "mean_plate_db": float(np.mean([r["psnr_plate_db"] for r in rows])) if rows else None}
 
 
-def blink_whatif(model: Any, gap: int = 4, closed: float = 0.45, open_: float = 0.8, feather: float = 4.0,
+def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0.8, feather: float = 4.0,
                  detail: str | None = None, leave_out: int = 3) -> dict[str, Any]:
     """Eye closing against the shot's own blinks (see the module docstring).
 

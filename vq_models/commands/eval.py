@@ -9,12 +9,26 @@ from pathlib import Path
 from vq_models.errors import InputError
 
 NAME = "eval"
-HELP = "score renders against ground truth: MSE, PSNR, SSIM, LPIPS, temporal flicker (masked variants, JSON)"
+HELP = ("score renders against ground truth (MSE, PSNR, SSIM, LPIPS, flicker), or a trained shot at plate resolution "
+        "(--plate) and against its own blinks and closed mouths (--blinks, --mouth)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shot", metavar="SHOT", help="shot directory (its aligned crops are the default --gt)")
-    parser.add_argument("--pred", required=True, metavar="PATTERN", help="rendered frames, e.g. out/frame.%%04d.png")
+    parser.add_argument("--pred", metavar="PATTERN", help="rendered frames, e.g. out/frame.%%04d.png")
+    what = parser.add_argument_group("a trained shot, rendered in process (no --pred)")
+    what.add_argument("--plate", action="store_true",
+                      help="composites at plate resolution: SSIM and LPIPS in the face, sharpness (render vs plate "
+                           "high-frequency energy) in the ROI, flicker of the render region")
+    what.add_argument("--blinks", action="store_true",
+                      help="eye_open 0 on the open frame before each blink vs the real closed frame (dB gain)")
+    what.add_argument("--mouth", action="store_true",
+                      help="mouth_open 0 on the open frame before each closed mouth vs the real one (dB gain)")
+    what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
+    what.add_argument("--mode", default=None, help="with --plate: identity (default without --edits) | edit-only")
+    what.add_argument("--detail", default=None, help="plate | none (default: plate when the plate is readable)")
+    what.add_argument("--gap", type=int, default=4, help="--blinks/--mouth: frames between the open and the event frame")
+    what.add_argument("--every", type=int, default=1, help="--plate: score every Nth frame (default 1)")
     parser.add_argument("--gt", metavar="PATTERN", help="ground truth (default SHOT/aligned/frame.%%04d.png)")
     parser.add_argument("--mask", metavar="PATTERN", help="soft masks; adds *_masked metrics (e.g. SHOT/masks/fg/...)")
     parser.add_argument("--frames", metavar="RANGE", help="frames to score, e.g. 1001-1100 (default: all in --pred)")
@@ -32,6 +46,48 @@ def _as_mask(rgb):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plate or args.blinks or args.mouth:
+        if args.pred:
+            raise InputError("--pred scores files against ground truth; --plate/--blinks/--mouth render the shot")
+        return _run_shot(args)
+    if not args.pred:
+        raise InputError("--pred PATTERN is required (or --plate, --blinks, --mouth to score the trained shot)")
+    return _run_files(args)
+
+
+def _run_shot(args: argparse.Namespace) -> int:
+    from vq_models import metrics as M
+    from vq_models.io.atomic import atomic_write_json
+    from vq_models.io.sequences import parse_frame_range
+    from vq_models.plate_measure import blink_whatif, mouth_whatif, plate_metrics
+    from vq_models.runtime import ShotModel
+
+    model = ShotModel.load(args.shot)
+    report: dict = {"shot": str(args.shot)}
+    if args.plate:
+        frames = parse_frame_range(args.frames) if args.frames else model.frames
+        frames = [f for f in frames if f in set(model.frames)][:: max(1, args.every)]
+        if not frames:
+            raise InputError(f"--frames {args.frames}: none of them is in the shot")
+        program = model.parse_program(Path(args.edits)) if args.edits else None
+        mode = args.mode or ("edit-only" if program else "identity")
+        report["plate"] = plate_metrics(model, frames, program, mode=mode, detail=args.detail, lpips=not args.no_lpips)
+        report["plate"]["mode"] = mode
+    if args.blinks:
+        report["blinks"] = blink_whatif(model, gap=args.gap, detail=args.detail)
+    if args.mouth:
+        report["mouth"] = mouth_whatif(model, gap=args.gap, detail=args.detail)
+    for key in ("plate", "blinks", "mouth"):
+        if key in report:
+            shown = {k: v for k, v in report[key].items() if k not in ("per_frame", "events", "program")}
+            print(f"{key}:\n" + M.format_table(M.json_safe(shown)))
+    if args.json:
+        atomic_write_json(args.json, M.json_safe(report))
+        print(f"vqedit eval: wrote {args.json}")
+    return 0
+
+
+def _run_files(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vq_models import metrics as M

@@ -32,6 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="identity: replace the whole face; edit-only: only where edits changed labels "
                         "(default: edit-only with --edits, identity without)")
     parser.add_argument("--plate", metavar="PATTERN_OR_VIDEO", help="plate to composite over (default: shot.json's)")
+    parser.add_argument("--detail", choices=("plate", "none"), default=None,
+                        help="plate: keep the plate's pixel density (the plate's detail above the render's pixel "
+                        "size, a donor frame's where labels changed); none: the render as Stage II drew it "
+                        "(default: plate when the shot's plate source is readable; in-process only)")
     parser.add_argument("--server", metavar="ADDRESS", help="render through a render server, e.g. tcp://host:5555")
     parser.add_argument("--model", metavar="NAME", help="with --server: the model's name there (default: SHOT's folder name)")
     parser.add_argument("--chunk", type=int, default=8, metavar="N", help="with --server: frames in flight at once (8)")
@@ -120,7 +124,7 @@ def _render_in_process(args: argparse.Namespace, shot_dir: Path, frames: list[in
     written = []
     try:
         for frame in tqdm(frames, desc=f"render {model.name}", unit="frame", disable=args.no_progress):
-            fr = model.render_frame(frame, program, feather=args.feather, mode=mode)
+            fr = model.render_frame(frame, program, feather=args.feather, mode=mode, detail=args.detail)
             save_composite(out_pattern % frame, fr.composite(source.read(frame)))
             if args.passes:
                 from vq_models.io.images import write_image

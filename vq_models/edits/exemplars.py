@@ -22,7 +22,7 @@ import numpy as np
 # An eye counts as closed (and may lend its labels) below this share of the shot's median opening, and the
 # exemplar path is taken when the asked-for opening is below it too: near-open values keep the column rule,
 # which moves the lid without replacing the iris's codes.
-CLOSED_SHARE = 0.45
+CLOSED_SHARE = 0.5
 # The replaced region: the eye's contour (this frame's and the exemplar's, moved) grown by this share of the
 # eye's width, so the lid and the crease above it come from the exemplar too.
 REGION_GROW = 0.3
