@@ -66,6 +66,9 @@ def test_metrics_present_finite_and_within_bounds(demo_run):
     assert eyes["psnr_edit_db"] > eyes["psnr_plate_db"]  # closing the eyes moves the frame toward the what-if
     for name in ("no_teeth", "mouth_closed"):
         assert name in m["edits"] and m["edits"][name]["status"]
+    plate = m["plate_resolution"]  # what the compositor sees: the composite in the plate's own pixels
+    assert plate["detail"] == "plate" and 0.9 < plate["ssim"] <= 1.0 and 0.5 < plate["sharpness"] < 1.5
+    assert plate["flicker"] >= 0
     loc = m["locality"]
     assert loc["differing_pixels_outside_alpha"] == 0
     assert loc["pixels_inside_alpha"] > 0 and loc["frames_with_edits"]

@@ -191,7 +191,8 @@ def run_demo(out: str | Path, config: DemoConfig, *, retrain: bool = False, prog
                                   passes=("comp", "render"), plate_source=layout.plate_pattern, progress=progress,
                                   timeout=300.0)
             runner.say(f"      {report.summary()}")
-        with runner.step("measure", "metrics: held-out reconstruction, edits vs what-if frames, locality"):
+        with runner.step("measure", "metrics: held-out reconstruction, plate-resolution identity, edits vs what-if "
+                         "frames, locality"):
             metrics = _measure(layout, config, facts, address, report.frames)
             code = server.stop()
             if code != 0:
@@ -251,8 +252,15 @@ def _measure(layout: DemoLayout, config: DemoConfig, facts: Any, address: str, f
         return EditNode(EditKnobs(server=address, model=MODEL_NAME, edits=program["edits"], feather=config.feather,
                                   mode="edit-only", timeout=300.0))
 
+    from vq_models.plate_measure import plate_metrics
+    from vq_models.runtime import ShotModel
+
+    spread = sorted({frames[int(i)] for i in np.linspace(0, len(frames) - 1, min(8, len(frames))).round()})
+    plate = plate_metrics(ShotModel.load(layout.shot), spread)
+    plate.pop("per_frame", None)
     return {
         "reconstruction": reconstruction(meta, config.min_ssim, config.min_psnr),
+        "plate_resolution": plate,
         "edits": measure_whatifs(node_factory, layout.synth, facts, config.measure_frames),
         "locality": locality([layout.comp(f) for f in frames], [layout.render(f) for f in frames],
                              layout.plate_pattern, frames),
@@ -290,6 +298,10 @@ def summary_table(result: DemoResult) -> str:
     psnr = f"{rec['psnr_db']:.2f} dB" if rec.get("psnr_db") is not None else "n/a"
     lines.append(f"{'reconstruction (held-out, face crop)':40s} SSIM {ssim}  PSNR {psnr}  "
                  f"{'within bounds' if rec['within_bounds'] else 'BELOW bounds'}")
+    pr = m.get("plate_resolution")
+    if pr:
+        lines.append(f"{'identity at plate resolution (face)':40s} SSIM {pr['ssim']:.3f}  sharpness {pr['sharpness']:.2f}  "
+                     f"flicker {pr['flicker']:.4f}  ({pr['detail']} detail)")
     for name, e in m["edits"].items():
         if e.get("status") == "ok":
             lines.append(f"{'edit vs what-if ' + name:40s} {e['psnr_edit_db']:.2f} dB (plate {e['psnr_plate_db']:.2f} dB, "
