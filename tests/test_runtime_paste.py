@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vq_models.composite import composite_image, edit_alpha, face_alpha, paste_to_plate
+from vq_models.composite import composite_image, composite_in_box, edit_alpha, face_alpha, paste_to_plate
+from vq_models.frame_render import save_composite
 from vq_models.io.colour import convert
 from vq_models.io.images import ImageData, read_image
-from vq_models.runtime import ShotModel, composite_in_box, save_composite
+from vq_models.runtime import ShotModel
 
 
 @pytest.fixture(scope="module")

@@ -11,96 +11,24 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
-from vq_models.composite import composite_in_box, edit_alpha, face_alpha, paste_to_plate, premultiplied_rgba
+from vq_models.composite import edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
+from vq_models.edits.exemplars import EyeExemplars, EyeTrack, eye_track
 from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, parse_program
 from vq_models.errors import InputError
+from vq_models.frame_render import FrameRender, save_composite
 from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
-
-@dataclass
-class FrameRender:
-    """One frame rendered into plate space.
-
-    ``rgba`` is premultiplied, in the plate's colour space, over the plate's display window; ``rgb`` is
-    the un-premultiplied render there (what :func:`vq_models.composite.composite_image` blends; 0 where
-    the alpha is 0, within the bounding box of the alpha the render itself);
-    ``changed`` is the label-space mask of pixels the edits changed at this frame.
-    """
-
-    frame: int
-    rgb: np.ndarray  # (H, W, 3) float32, plate colour space
-    alpha: np.ndarray  # (H, W) float32
-    changed: np.ndarray  # (L, L) bool
-    labels: np.ndarray  # (L, L) uint8, edited labels at t
-    crop: np.ndarray  # (R, R, 3) float32 sRGB, the render in crop space
-    colorspace: str
-    display_window: tuple[int, int, int, int]
-    data_window: tuple[int, int, int, int]
-    detail: DetailResult | None = None  # what the plate-density detail pass did (None: not run)
-
-    @property
-    def rgba(self) -> np.ndarray:
-        """(H, W, 4) premultiplied RGBA over :attr:`rgba_window`, in :attr:`colorspace`."""
-        return premultiplied_rgba(self.rgb, self.alpha)
-
-    @property
-    def rgba_window(self) -> tuple[int, int, int, int]:
-        """The window :attr:`rgba` covers: the plate's display window (what the crop transforms refer to),
-        so a render pass lines up with the plate in any compositor whatever the plate's data window."""
-        return self.display_window
-
-    def rgb_in(self, colorspace: str) -> np.ndarray:
-        """The un-premultiplied render converted to ``colorspace`` (no copy of work when it is ours)."""
-        from vq_models.io.colour import convert, resolve_colorspace
-
-        if resolve_colorspace(colorspace) == resolve_colorspace(self.colorspace):
-            return self.rgb
-        return convert(self.rgb, self.colorspace, colorspace)
-
-    def composite(self, plate: Any) -> Any:
-        """Render over ``plate`` (an :class:`~vq_models.io.images.ImageData`) in the plate's own colour space,
-        keeping its data/display windows, channels and metadata; plate pixels outside the alpha bit for bit."""
-        return composite_in_box(self.rgb_in(plate.colorspace), self.alpha, self.rgba_window, plate)
-
-    def alpha_box(self) -> tuple[int, int, int, int]:
-        """The bounding box (x, y, w, h, display coordinates) of ``alpha > 0``: what a render pass needs to
-        carry as its EXR data window (1x1 at the window's origin when nothing is rendered)."""
-        ys, xs = np.nonzero(self.alpha > 0)
-        wx, wy = self.rgba_window[:2]
-        if not ys.size:
-            return (wx, wy, 1, 1)
-        return (wx + int(xs.min()), wy + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)
-
-    def rgba_image(self, colorspace: str | None = None) -> Any:
-        """The premultiplied RGBA render as an ImageData whose data window is :meth:`alpha_box` (the
-        display window is the plate's). This is the server's reply and the ``--passes`` EXR: on a 2K/4K
-        plate the face box is a fraction of the frame, so the payload and the premultiply shrink with it.
-        ``colorspace`` defaults to the render's own (the plate's)."""
-        from vq_models.io.images import ImageData
-
-        x, y, w, h = self.alpha_box()
-        wx, wy = self.rgba_window[:2]
-        rows, cols = slice(y - wy, y + h - wy), slice(x - wx, x + w - wx)
-        cs = colorspace or self.colorspace
-        rgb = self.rgb[rows, cols]
-        if colorspace is not None:
-            from vq_models.io.colour import convert, resolve_colorspace
-
-            if resolve_colorspace(colorspace) != resolve_colorspace(self.colorspace):
-                rgb = convert(rgb, self.colorspace, colorspace)
-        rgba = premultiplied_rgba(rgb, self.alpha[rows, cols])
-        return ImageData(rgba, ["R", "G", "B", "A"], (x, y, w, h), self.display_window, colorspace=cs)
+__all__ = ["RENDER_MODES", "FrameRender", "ShotModel", "plate_size", "save_composite", "shot_summary"]
 
 
 class ShotModel:
@@ -461,24 +389,3 @@ def shot_summary(model: ShotModel) -> dict[str, Any]:
         "plate": model.plate_info,
         "prior": bool(model.prior(required=False)),
     }))
-
-
-def save_composite(path: str | Path, image: Any) -> None:
-    """Write a composite (ImageData) atomically; the extension picks the format and the colour encoding.
-
-    EXR (and other float formats) hold scene-linear values: an sRGB-encoded plate is converted to
-    ``lin_rec709``. 8/16-bit formats hold the display encoding: a scene-linear plate is converted to sRGB. When the plate is already in the target encoding no conversion happens, so pixels outside the
-    alpha stay the plate's bit for bit.
-    """
-    import dataclasses
-
-    from vq_models.io.colour import LINEAR, SRGB, convert, default_colorspace, resolve_colorspace
-    from vq_models.io.images import write_image
-
-    target = default_colorspace(path)
-    source = resolve_colorspace(image.colorspace)
-    if target == LINEAR and source == SRGB:
-        image = dataclasses.replace(image, pixels=convert(image.pixels, source, LINEAR), colorspace=LINEAR)
-    elif target == SRGB and source != SRGB:
-        image = dataclasses.replace(image, pixels=convert(image.pixels, source, SRGB), colorspace=SRGB, bit_depth="")
-    write_image(path, image)

@@ -116,8 +116,9 @@ def _render_in_process(args: argparse.Namespace, shot_dir: Path, frames: list[in
                        program: Any, mode: str, plate: str, colorspace: str) -> list[int]:
     from tqdm import tqdm
 
+    from vq_models.frame_render import save_composite
     from vq_models.io.sources import open_source
-    from vq_models.runtime import ShotModel, save_composite
+    from vq_models.runtime import ShotModel
 
     model = ShotModel.load(shot_dir, device=args.device)
     source = open_source(plate, frames, colorspace=colorspace)
