@@ -19,8 +19,8 @@ from vq_models.detail import (
     warp_donor,
 )
 from vq_models.errors import InputError
+from vq_models.evaluation.plate import laplacian_energy
 from vq_models.io.images import read_image
-from vq_models.plate_measure import laplacian_energy
 from vq_models.runtime import ShotModel
 from vq_models.shot import CropTransform
 

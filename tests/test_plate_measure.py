@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vq_models.cli import main
-from vq_models.plate_measure import blink_whatif, find_events, laplacian_energy, plate_metrics
+from vq_models.evaluation.plate import blink_whatif, find_events, laplacian_energy, plate_metrics
 from vq_models.runtime import ShotModel
 
 

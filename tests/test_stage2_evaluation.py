@@ -84,8 +84,8 @@ def test_measure_edits_against_whatif_frames(model, tiny_shot):
 def test_reconstruction_reads_stage2_meta():
     ok = reconstruction({"val": {"ssim": 0.96, "psnr": 31.0, "frames": [1010]}}, 0.95)
     low = reconstruction({"val": {"ssim": 0.90, "psnr": 25.0}}, 0.95)
-    assert ok["pass"] and not low["pass"] and ok["frames"] == [1010]
-    assert reconstruction({}, 0.95)["pass"] is False
+    assert ok["within_bounds"] and not low["within_bounds"] and ok["frames"] == [1010]
+    assert reconstruction({}, 0.95)["within_bounds"] is False
 
 
 def test_zoom_box_and_sheet_png(tmp_path):

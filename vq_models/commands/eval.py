@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
+    from vq_models.evaluation.plate import blink_whatif, mouth_whatif, plate_metrics
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.sequences import parse_frame_range
-    from vq_models.plate_measure import blink_whatif, mouth_whatif, plate_metrics
     from vq_models.runtime import ShotModel
 
     model = ShotModel.load(args.shot)

@@ -7,9 +7,9 @@ sheet and a metrics JSON. Each step logs to ``OUT/logs/STEP.log``; a failing ste
 where its log is.
 
 Modules: :mod:`.config` (demo presets), :mod:`.steps` (step runner: timing, logs, failures),
-:mod:`.program` (the demo's edit program and the measurement programs), :mod:`.server` (the render server
-subprocess), :mod:`.measure` (metrics), :mod:`.outputs` (movie and contact sheet), :mod:`.pipeline`
-(:func:`run_demo`).
+:mod:`.program` (the demo's edit program), :mod:`.server` (the render server subprocess), :mod:`.outputs`
+(movie and contact sheet), :mod:`.real_clip` (``--clip``: the same on real footage), :mod:`.pipeline`
+(:func:`run_demo`); the metrics come from :mod:`vq_models.evaluation`.
 """
 
 from __future__ import annotations

@@ -223,8 +223,9 @@ def run_demo(out: str | Path, config: DemoConfig, *, retrain: bool = False, prog
 
 def _plan(layout: DemoLayout):  # noqa: ANN202 - (ShotFacts, notes, program)
     """Probe the prior's usable ops on the middle frame and build the demo's program."""
-    from vq_models.demo.program import ShotFacts, demo_program, probe_frames, usable_ops
+    from vq_models.demo.program import demo_program
     from vq_models.edits.prior import load_prior
+    from vq_models.evaluation import ShotFacts, probe_frames, usable_ops
     from vq_models.shot import Shot
     from vq_models.tracking.schema import load_tracking
 
@@ -244,7 +245,7 @@ def _plan(layout: DemoLayout):  # noqa: ANN202 - (ShotFacts, notes, program)
 
 def _measure(layout: DemoLayout, config: DemoConfig, facts: Any, address: str, frames: list[int]) -> dict[str, Any]:
     from host_plugin.node import EditKnobs, EditNode
-    from vq_models.demo.measure import locality, measure_whatifs, reconstruction
+    from vq_models.evaluation import locality_of_files, measure_whatifs, reconstruction
 
     meta = json.loads(ShotLayout(layout.shot).stage2_meta_path.read_text())
 
@@ -252,7 +253,7 @@ def _measure(layout: DemoLayout, config: DemoConfig, facts: Any, address: str, f
         return EditNode(EditKnobs(server=address, model=MODEL_NAME, edits=program["edits"], feather=config.feather,
                                   mode="edit-only", timeout=300.0))
 
-    from vq_models.plate_measure import plate_metrics
+    from vq_models.evaluation.plate import plate_metrics
     from vq_models.runtime import ShotModel
 
     spread = sorted({frames[int(i)] for i in np.linspace(0, len(frames) - 1, min(8, len(frames))).round()})
@@ -262,7 +263,7 @@ def _measure(layout: DemoLayout, config: DemoConfig, facts: Any, address: str, f
         "reconstruction": reconstruction(meta, config.min_ssim, config.min_psnr),
         "plate_resolution": plate,
         "edits": measure_whatifs(node_factory, layout.synth, facts, config.measure_frames),
-        "locality": locality([layout.comp(f) for f in frames], [layout.render(f) for f in frames],
+        "locality": locality_of_files([layout.comp(f) for f in frames], [layout.render(f) for f in frames],
                              layout.plate_pattern, frames),
     }
 

@@ -33,7 +33,7 @@ def _vqedit(argv: list[str]) -> None:
 
 def pick_frames(model: Any) -> dict[str, int]:
     """Frames the contact sheet shows: eyes wide open for the eye edits, the widest mouth for teeth."""
-    from vq_models.plate_measure import openness
+    from vq_models.evaluation.plate import openness
 
     o = openness(model)
     eyes = np.nanmean(np.stack([o["left_eye"], o["right_eye"]]), axis=0)
@@ -52,7 +52,7 @@ SHEET_EDITS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = None, retrain: bool = False,
                   device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4) -> dict[str, Any]:
     """Run the real-footage demo; returns (and writes) the metrics."""
-    from vq_models.plate_measure import blink_whatif, mouth_whatif, plate_metrics
+    from vq_models.evaluation.plate import blink_whatif, mouth_whatif, plate_metrics
     from vq_models.runtime import ShotModel
 
     out = Path(out)
@@ -118,7 +118,7 @@ def write_plate_sheet(model: Any, rows: list[tuple[str, int, dict[str, Any]]], p
     shot's prior cannot do are left out and returned with the reason."""
     from vq_models.errors import InputError
     from vq_models.evaluation import sheet_row, write_sheet
-    from vq_models.plate_measure import render_on_plate
+    from vq_models.evaluation.plate import render_on_plate
 
     sheet_rows = []
     skipped: dict[str, str] = {}
