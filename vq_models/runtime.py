@@ -105,7 +105,7 @@ class ShotModel:
 
     def memory_bytes(self) -> int:
         total = 0
-        for part in (getattr(self.stage1, "_net", None), getattr(self.stage2, "generator", None)):
+        for part in (getattr(self.stage1, "net", None), getattr(self.stage2, "generator", None)):
             if part is not None:
                 total += sum(p.numel() * p.element_size() for p in part.parameters())
                 total += sum(b.numel() * b.element_size() for b in part.buffers())
