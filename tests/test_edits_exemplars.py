@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vq_models.edits.exemplars import CLOSED_SHARE, EyeExemplars, eye_track, similarity
+from vq_models.edits.exemplars import CLOSED_SHARE, PartExemplars, PartTrack, part_track, similarity
 from vq_models.edits.ops import FrameContext, eye_open
 from vq_models.edits.prior import validate_prior
 
@@ -36,8 +36,8 @@ def _frame(cx: float, opening: float) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture()
 def shot():
     frames = {1: _frame(24, 0.5), 2: _frame(24, 0.5), 3: _frame(20, 0.05), 4: _frame(24, 0.5), 5: _frame(24, 0.45)}
-    tracks = {f: {"left": eye_track(c)} for f, (_, c) in frames.items()}
-    return frames, EyeExemplars(list(frames), lambda f: tracks[f], lambda f: frames[f][0])
+    tracks = {f: {"left": part_track(c)} for f, (_, c) in frames.items()}
+    return frames, PartExemplars(list(frames), lambda f: tracks[f], lambda f: frames[f][0])
 
 
 def test_similarity_maps_the_corners():
@@ -50,7 +50,7 @@ def test_closing_borrows_the_closed_frame_moved_onto_this_eye(shot):
     frames, ex = shot
     assert ex.closed_donor("left") == 3
     labels = frames[1][0]
-    out = ex.close_eye(labels, 1, "left", 0.0)
+    out = ex.close(labels, 1, "left", 0.0)
     assert out is not None
     assert not np.isin(out, [WHITE, IRIS]).any()  # no eye opening left
     lid_x = np.nonzero((out == LID).any(axis=0))[0]
@@ -61,9 +61,9 @@ def test_closing_borrows_the_closed_frame_moved_onto_this_eye(shot):
 def test_near_open_values_excluded_frames_and_unblinking_shots_keep_the_column_rule(shot):
     frames, ex = shot
     labels = frames[1][0]
-    assert ex.close_eye(labels, 1, "left", 0.95) is None
-    assert ex.close_eye(labels, 1, "left", 0.0, exclude={3}) is None  # frame 5 is not closed enough
-    assert ex.close_eye(labels, 1, "right", 0.0) is None  # no such eye tracked
+    assert ex.close(labels, 1, "left", 0.95) is None
+    assert ex.close(labels, 1, "left", 0.0, exclude={3}) is None  # frame 5 is not closed enough
+    assert ex.close(labels, 1, "right", 0.0) is None  # no such eye tracked
     assert CLOSED_SHARE < 0.9
 
 
@@ -77,3 +77,28 @@ def test_eye_open_op_uses_exemplars_through_the_context(shot):
                                                                                exclude=frozenset({3})))
     assert (borrowed == LID).sum() > 0 and not np.isin(borrowed, [WHITE, IRIS]).any()
     assert not np.array_equal(borrowed, geometric)  # without a closed frame to borrow, the column rule ran
+
+
+def test_mouth_open_borrows_the_most_closed_mouth():
+    """The mouth's opening is the inner lips' height over the outer lips' width; a strong closing takes the lips
+    region from the most closed mouth, moved by the mouth corners."""
+    LIP, INNER = 5, 6
+
+    def mouth(cy: float, opening: float) -> tuple[np.ndarray, PartTrack]:
+        labels = np.full((L, L), SKIN, np.uint8)
+        yy, xx = np.mgrid[0:L, 0:L]
+        outer = ((xx - 24) / 10) ** 2 + ((yy - cy) / 5) ** 2 <= 1
+        labels[outer] = LIP
+        h = max(0.2, 4 * opening)
+        labels[outer & (((xx - 24) / 7) ** 2 + ((yy - cy) / h) ** 2 <= 1)] = INNER if opening > 0.05 else LIP
+        t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+        outline = np.stack([24 + 10 * np.cos(t), cy + 5 * np.sin(t)], axis=1)
+        inner = np.stack([24 + 7 * np.cos(t), cy + h * np.sin(t)], axis=1)
+        return labels, part_track(outline, inner)
+
+    frames = {1: mouth(30, 0.9), 2: mouth(28, 0.02), 3: mouth(30, 0.8)}
+    ex = PartExemplars(list(frames), lambda f: {"mouth": frames[f][1]}, lambda f: frames[f][0])
+    assert ex.closed_donor("mouth") == 2
+    out = ex.close(frames[1][0], 1, "mouth", 0.0)
+    assert out is not None and not (out == INNER).any()
+    assert ex.close(frames[1][0], 1, "mouth", 0.0, exclude={2}) is None

@@ -19,7 +19,7 @@ import numpy as np
 from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
 from vq_models.composite import edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
-from vq_models.edits.exemplars import EyeExemplars, EyeTrack, eye_track
+from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, parse_program
@@ -43,7 +43,7 @@ class ShotModel:
         self._tracking: Any = None
         self._lock = threading.RLock()
         self._regions: dict[int, dict[str, np.ndarray]] = {}
-        self.exemplars = EyeExemplars(shot.frames, self.eye_tracks, self.label_map)
+        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map)
         self.detail = PlateDetail(shot, self.label_map, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma = getattr(stage2, "code_luma", None)
@@ -185,18 +185,25 @@ class ShotModel:
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()))
 
-    def eye_tracks(self, frame: int) -> dict[str, EyeTrack]:
-        """Each tracked eye at ``frame`` in label pixels (for the closed-eye exemplars)."""
+    def part_tracks(self, frame: int) -> dict[str, PartTrack]:
+        """Each tracked eye and the mouth at ``frame`` in label pixels (for the closed-part exemplars)."""
         contours = self._contours(frame)
-        scale = self.label_size / float(self.shot.crop_size)
+        tf, scale = self.shot.transform(frame), self.label_size / float(self.shot.crop_size)
+
+        def label_px(name: str | None) -> np.ndarray | None:
+            pts = contours.get(name) if name else None
+            if pts is None or len(pts) < 3:
+                return None
+            return (tf.to_crop(np.asarray(pts, np.float64)[:, :2]) + 0.5) * scale - 0.5
+
         tracks = {}
-        for side in ("left", "right"):
-            pts = contours.get(f"{side}_eye")
-            if pts is not None and len(pts) >= 3:
-                crop = self.shot.transform(frame).to_crop(np.asarray(pts, np.float64)[:, :2])
-                track = eye_track((crop + 0.5) * scale - 0.5)
-                if track is not None:
-                    tracks[side] = track
+        for part, (outline, opening) in PART_CONTOURS.items():
+            line, inner = label_px(outline), label_px(opening)
+            if line is None or (opening is not None and inner is None):
+                continue
+            track = part_track(line, inner)
+            if track is not None:
+                tracks[part] = track
         return tracks
 
     def parse_program(self, program: Any) -> EditProgram | None:

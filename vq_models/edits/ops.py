@@ -36,8 +36,9 @@ class FrameContext:
     ``crop_size`` (the shot's crop transform and its crop size) let ``paint`` take plate-space polygons.
     ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
     so an op can choose a code by appearance; None when the model predates it.
-    ``exemplars`` (:class:`vq_models.edits.exemplars.EyeExemplars`) lets ``eye_open`` borrow a real closed
-    eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from (what-if measurements).
+    ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` and ``mouth_open``
+    borrow a real closed eye or mouth from the shot at ``frame``; ``exclude`` lists frames never borrowed from
+    (what-if measurements).
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -98,7 +99,7 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     for one in (("left", "right") if side == "both" else (side,)):
         borrowed = None
         if ctx.exemplars is not None and ctx.frame is not None:
-            borrowed = ctx.exemplars.close_eye(out, ctx.frame, one, float(value), set(ctx.exclude))
+            borrowed = ctx.exemplars.close(out, ctx.frame, one, float(value), set(ctx.exclude))
         if borrowed is None:
             geometric.append(one)
         else:
@@ -232,10 +233,15 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
                ctx: FrameContext) -> np.ndarray:
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
     the upper lip stays, the interior stretches (nearest neighbour) and the lower lip moves with its
-    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin)."""
+    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin). A strong closing
+    in a shot that holds closed mouths takes the lips from its most closed one instead (as ``eye_open``)."""
     out = labels.copy()
     if value == 1.0:
         return out
+    if value < 1.0 and ctx.exemplars is not None and ctx.frame is not None:
+        borrowed = ctx.exemplars.close(out, ctx.frame, "mouth", float(value), set(ctx.exclude))
+        if borrowed is not None:
+            return borrowed
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)
