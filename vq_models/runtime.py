@@ -20,9 +20,9 @@ from host_plugin.modes import RENDER_MODES  # one owner of the render modes, sha
 from vq_models.composite import edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
-from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
-from vq_models.edits.program import EditProgram, parse_program
+from vq_models.edits.program import EditProgram, apply_program, parse_program
+from vq_models.edits.spec import FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
 from vq_models.shot import Shot

@@ -4,7 +4,7 @@ Everything here is a pure function on uint8 label maps (crop space), shared by `
 render server and the host plugin, so an edit looks the same wherever it is evaluated.
 """
 
-from vq_models.edits.ops import FrameContext, apply_edit, apply_program, pick_code
+from vq_models.edits.ops import pick_code
 from vq_models.edits.prior import (
     STANDARD_SEGMENTS,
     Prior,
@@ -14,7 +14,15 @@ from vq_models.edits.prior import (
     save_prior,
     validate_prior,
 )
-from vq_models.edits.program import Edit, EditProgram, parse_program, validate_program
+from vq_models.edits.program import (
+    Edit,
+    EditProgram,
+    apply_edit,
+    apply_program,
+    parse_program,
+    validate_program,
+)
+from vq_models.edits.spec import FrameContext
 
 __all__ = [
     "STANDARD_SEGMENTS",

@@ -1,9 +1,10 @@
-"""Edit operations: pure functions on uint8 label maps (crop space, one code per pixel).
+"""Face edit operations (eyes, gaze, teeth, mouth, brows, nose): pure functions on uint8 label maps (crop
+space, one code per pixel), each listed in :data:`FACE_OPERATIONS` beside the spec of what it accepts.
 
 Each operation takes the label map, its keyframed value, its validated fields, the artist prior and an
-optional :class:`FrameContext`, and returns a new label map. :func:`apply_edit` / :func:`apply_program`
-also return the exact mask of changed pixels (``before != after``), which drives the compositing alpha:
-pixels no edit touched are never re-rendered into the plate.
+optional :class:`~vq_models.edits.spec.FrameContext`, and returns a new label map.
+:func:`vq_models.edits.program.apply_program` also returns the exact mask of changed pixels
+(``before != after``), which drives the compositing alpha: pixels no edit touched are never re-rendered.
 
 Operations only ever copy codes that exist (in the frame or the prior), so Stage II always sees labels it
 was trained on. An operation at its neutral value (eye_open 1, gaze [0, 0], mouth_open 1 ...) changes
@@ -12,42 +13,18 @@ nothing, bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.edits.program import Edit, EditProgram, Value
+from vq_models.edits.spec import FrameContext, Operation, OpSpec
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
 MOUTH_INNER = ("mouth_interior", "upper_teeth", "lower_teeth", "tongue")
-
-
-@dataclass
-class FrameContext:
-    """Per-frame facts beyond the label map.
-
-    ``regions``: tracked regions (``left_eye``, ``right_eye``, ``left_brow`` ...) as boolean masks at the
-    label map's size; they tell the left eye from the right even when one is closed. ``transform`` and
-    ``crop_size`` (the shot's crop transform and its crop size) let ``paint`` take plate-space polygons.
-    ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
-    so an op can choose a code by appearance; None when the model predates it.
-    ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` and ``mouth_open``
-    borrow a real closed eye or mouth from the shot at ``frame``; ``exclude`` lists frames never borrowed from
-    (what-if measurements).
-    """
-
-    regions: Mapping[str, np.ndarray] = field(default_factory=dict)
-    transform: Any = None
-    crop_size: int | None = None
-    code_luma: np.ndarray | None = None
-    frame: int | None = None
-    exemplars: Any = None
-    exclude: frozenset[int] = frozenset()
 
 
 def pick_code(labels: np.ndarray, prior: Prior, segment: str, within: np.ndarray | None = None) -> int:
@@ -60,6 +37,11 @@ def pick_code(labels: np.ndarray, prior: Prior, segment: str, within: np.ndarray
         if max(counts) > 0:
             return codes[int(np.argmax(counts))]
     return codes[0]
+
+
+def code_for(labels: np.ndarray, spec: str | int, prior: Prior) -> int:
+    """A segment's code in this frame (:func:`pick_code`), or a code given as a number."""
+    return pick_code(labels, prior, spec) if isinstance(spec, str) else int(spec)
 
 
 def _require_any(prior: Prior, names: Sequence[str]) -> list[int]:
@@ -83,7 +65,6 @@ def _fill_code(labels: np.ndarray, prior: Prior, names: Sequence[str]) -> int:
     raise AssertionError
 
 
-# --- high-level operations -------------------------------------------------------------------------------
 
 
 def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -217,7 +198,7 @@ def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None, row: s
     most frequent code is then an edge code half lip or half tooth (23.1 dB against 26.7 dB on the K=255
     shot). prior --auto lists the cavity first; an artist reorders the JSON, or names a ``fill``, to choose."""
     if fill is not None:
-        return _code_for(labels, fill, prior)
+        return code_for(labels, fill, prior)
     if row == "upper_teeth" and ctx.code_luma is not None and prior.has("mouth_interior"):
         luma = np.asarray(ctx.code_luma, np.float64)
         seen = [c for c in prior.codes("mouth_interior") if c < len(luma) and np.isfinite(luma[c])]
@@ -328,139 +309,14 @@ def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     return out
 
 
-# --- low-level operations --------------------------------------------------------------------------------
-
-
-def _target(labels: np.ndarray, params: Mapping[str, Any], prior: Prior) -> np.ndarray:
-    if "segment" in params:
-        return prior.mask(labels, params["segment"])
-    return labels == params["code"]
-
-
-def _code_for(labels: np.ndarray, spec: str | int, prior: Prior) -> int:
-    return pick_code(labels, prior, spec) if isinstance(spec, str) else int(spec)
-
-
-def replace(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
-    """Switch (value ≥ 0.5): every pixel of the source segment/code takes the destination's code."""
-    out = labels.copy()
-    if value >= 0.5:
-        out[_target(labels, params, prior)] = _code_for(labels, params["to"], prior)
-    return out
-
-
-def _move(labels: np.ndarray, target: np.ndarray, moved: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    out = geo.nearest_fill(labels, target & ~moved, ~target, int(labels[0, 0]))
-    out[moved] = codes[moved]
-    return out
-
-
-def translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
-              ctx: FrameContext) -> np.ndarray:
-    """Move a segment/code by [dx, dy] label pixels; the uncovered area takes the nearest other code."""
-    target = _target(labels, params, prior)
-    dx, dy = int(round(value[0])), int(round(value[1]))
-    if (dx == 0 and dy == 0) or not target.any():
-        return labels.copy()
-    moved = geo.shift(target, dx, dy, False)
-    codes = geo.shift(np.where(target, labels, 0).astype(labels.dtype), dx, dy, 0)
-    return _move(labels, target, moved, codes)
-
-
-def scale(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
-          ctx: FrameContext) -> np.ndarray:
-    """Scale a segment/code by [sx, sy] about its bounding-box centre (nearest neighbour)."""
-    target = _target(labels, params, prior)
-    if tuple(value) == (1.0, 1.0) or not target.any():
-        return labels.copy()
-    x0, y0, x1, y1 = geo.bbox(target)  # type: ignore[misc]
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    moved = geo.scale_about(target, value[0], value[1], cx, cy, 0)
-    codes = geo.scale_about(np.where(target, labels, 0).astype(np.uint8), value[0], value[1], cx, cy, 0)
-    return _move(labels, target, moved, codes)
-
-
-def dilate(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
-    """Grow a segment/code by ``value`` pixels; the new band takes the segment's paint code."""
-    out = labels.copy()
-    target = _target(labels, params, prior)
-    r = int(round(value))
-    if r <= 0 or not target.any():
-        return out
-    band = geo.dilate(target, r) & ~target
-    out[band] = _code_for(labels, params.get("segment", params.get("code")), prior)
-    return out
-
-
-def erode(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
-    """Shrink a segment/code by ``value`` pixels; the removed rim takes the nearest other code."""
-    target = _target(labels, params, prior)
-    r = int(round(value))
-    if r <= 0 or not target.any():
-        return labels.copy()
-    rim = target & ~geo.erode(target, r)
-    return geo.nearest_fill(labels, rim, ~target, int(labels[0, 0]))
-
-
-def paint(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
-    """Switch (value ≥ 0.5): fill a polygon with a segment/code. ``space: crop`` means label-map pixel
-    coordinates; ``space: plate`` means plate pixels, mapped through the frame's crop transform."""
-    out = labels.copy()
-    if value < 0.5:
-        return out
-    pts = np.asarray(params["polygon"], dtype=np.float64)
-    if params.get("space", "crop") == "plate":
-        if ctx.transform is None or not ctx.crop_size:
-            raise InputError("paint: space 'plate' needs the frame's crop transform (render through a shot)")
-        s = labels.shape[0] / float(ctx.crop_size)
-        pts = (ctx.transform.to_crop(pts) + 0.5) * s - 0.5
-    region = geo.rasterize_polygon(pts, labels.shape)
-    out[region] = _code_for(labels, params.get("segment", params.get("code")), prior)
-    return out
-
-
-OPERATIONS: dict[str, Callable[..., np.ndarray]] = {
-    "eye_open": eye_open,
-    "gaze": gaze,
-    "teeth": teeth,
-    "mouth_open": mouth_open,
-    "brows": brows,
-    "nose_width": nose_width,
-    "replace": replace,
-    "translate": translate,
-    "scale": scale,
-    "dilate": dilate,
-    "erode": erode,
-    "paint": paint,
+FACE_OPERATIONS: dict[str, Operation] = {
+    "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"), eye_open),
+    "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze),
+    "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
+                    doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
+                        "{\"upper\": ..., \"lower\": ...} per row"), teeth),
+    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open),
+    "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
+                    doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows),
+    "nose_width": Operation(OpSpec("scalar", 0.05, 5.0, doc="horizontal scale of the nose about its centre"), nose_width),
 }
-
-
-def _check_labels(labels: np.ndarray, prior: Prior) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.dtype != np.uint8:
-        raise ValueError(f"label map must be uint8 (L, L), got {labels.dtype} {labels.shape}")
-    if labels.size and int(labels.max()) >= prior.num_codes:
-        raise InputError(f"prior: num_codes is {prior.num_codes} but the label map uses code {int(labels.max())} "
-                         "(prior made for another Stage I model?)")
-    return labels
-
-
-def apply_edit(edit: Edit, value: Value, labels: np.ndarray, prior: Prior, context: FrameContext | None = None,
-               where: str = "program") -> tuple[np.ndarray, np.ndarray]:
-    """Apply one edit at ``value``; returns (edited labels, changed mask == (before != after))."""
-    labels = _check_labels(labels, prior)
-    try:
-        out = OPERATIONS[edit.op](labels, value, edit.params, prior, context or FrameContext())
-    except InputError as exc:
-        raise InputError(f"{where}: edits[{edit.index}] ({edit.op}): {exc}") from None
-    return out, out != labels
-
-
-def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
-                  context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Apply every edit of ``program`` at ``frame`` in order; returns (edited labels, changed mask)."""
-    original = _check_labels(labels, prior)
-    out = original
-    for edit, value in program.values_at(frame):
-        out, _ = apply_edit(edit, value, out, prior, context, program.source)
-    return out.copy(), out != original

@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from host_plugin.keys import INTERPOLATIONS, interpolate
+from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
+from vq_models.edits.segment_ops import SEGMENT_OPERATIONS
+from vq_models.edits.spec import FrameContext, Operation, OpSpec, Value
 from vq_models.errors import InputError
 
 PROGRAM_VERSION = 1
 SIDES = ("left", "right", "both")
 
-Value = float | tuple[float, float]
 
 
 def _show(v: Any) -> str:
@@ -44,38 +48,8 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
-@dataclass(frozen=True)
-class OpSpec:
-    """What an operation accepts: its value kind and range, required and optional fields."""
-
-    value: str  # "scalar", "vec2" or "scale" (scalar or [sx, sy], normalised to a pair)
-    low: float
-    high: float
-    required: tuple[str, ...] = ()
-    optional: dict[str, Any] = field(default_factory=dict)  # field -> default
-    target: str = "none"  # "none", "one" (exactly one of segment/code), "to" (also a destination)
-    doc: str = ""
-
-
-_BIG = 1e6
-OPS: dict[str, OpSpec] = {
-    "eye_open": OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"),
-    "gaze": OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"),
-    "teeth": OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
-                    doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
-                        "{\"upper\": ..., \"lower\": ...} per row"),
-    "mouth_open": OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"),
-    "brows": OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
-                    doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"),
-    "nose_width": OpSpec("scalar", 0.05, 5.0, doc="horizontal scale of the nose about its centre"),
-    "replace": OpSpec("scalar", 0.0, 1.0, target="to", doc="switch: applied where value >= 0.5"),
-    "translate": OpSpec("vec2", -_BIG, _BIG, target="one", doc="[dx, dy] in label-map pixels"),
-    "scale": OpSpec("scale", 0.0, 100.0, target="one", doc="factor or [sx, sy] about the segment's centre"),
-    "dilate": OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"),
-    "erode": OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"),
-    "paint": OpSpec("scalar", 0.0, 1.0, required=("polygon",), optional={"space": "crop"}, target="one",
-                    doc="switch: paints the polygon with the segment/code where value >= 0.5"),
-}
+# every operation, spec beside function, from the op modules
+OPS: dict[str, Operation] = {**FACE_OPERATIONS, **SEGMENT_OPERATIONS}
 _COMMON = ("op", "keys", "value", "interp", "comment")
 
 
@@ -224,7 +198,7 @@ class _Checker:
         op = raw.get("op")
         if not isinstance(op, str) or op not in OPS:
             raise self.fail(f"{path}.op", f"unknown op {_show(op)} (known: {', '.join(OPS)})")
-        spec = OPS[op]
+        spec = OPS[op].spec
         allowed = set(_COMMON) | set(spec.required) | set(spec.optional)
         if spec.target != "none":
             allowed |= {"segment", "code"}
@@ -312,3 +286,33 @@ def parse_program(obj_or_path: Any, prior: Prior | None = None) -> EditProgram:
         raise InputError(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     return validate_program(obj, where, prior)
 
+
+def _check_labels(labels: np.ndarray, prior: Prior) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"label map must be uint8 (L, L), got {labels.dtype} {labels.shape}")
+    if labels.size and int(labels.max()) >= prior.num_codes:
+        raise InputError(f"prior: num_codes is {prior.num_codes} but the label map uses code {int(labels.max())} "
+                         "(prior made for another Stage I model?)")
+    return labels
+
+
+def apply_edit(edit: Edit, value: Value, labels: np.ndarray, prior: Prior, context: FrameContext | None = None,
+               where: str = "program") -> tuple[np.ndarray, np.ndarray]:
+    """Apply one edit at ``value``; returns (edited labels, changed mask == (before != after))."""
+    labels = _check_labels(labels, prior)
+    try:
+        out = OPS[edit.op].fn(labels, value, edit.params, prior, context or FrameContext())
+    except InputError as exc:
+        raise InputError(f"{where}: edits[{edit.index}] ({edit.op}): {exc}") from None
+    return out, out != labels
+
+
+def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
+                  context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Apply every edit of ``program`` at ``frame`` in order; returns (edited labels, changed mask)."""
+    original = _check_labels(labels, prior)
+    out = original
+    for edit, value in program.values_at(frame):
+        out, _ = apply_edit(edit, value, out, prior, context, program.source)
+    return out.copy(), out != original

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from vq_models.edits.ops import FrameContext, apply_program
 from vq_models.edits.prior import rasterize_regions
-from vq_models.edits.program import parse_program
+from vq_models.edits.program import apply_program, parse_program
+from vq_models.edits.spec import FrameContext
 from vq_models.errors import VQEditError
 from vq_models.io.images import read_label_map
 from vq_models.shot import Shot

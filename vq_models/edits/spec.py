@@ -1,0 +1,60 @@
+"""What an edit operation is: its value kinds and fields (:class:`OpSpec`), the function that runs it
+(:class:`Operation`), and the per-frame facts it may use (:class:`FrameContext`). Each op module lists its
+operations, spec beside function (``ops.FACE_OPERATIONS``, ``segment_ops.SEGMENT_OPERATIONS``); the program
+parser validates against those specs and applies those functions, so an op is defined in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Value = float | tuple[float, float]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What an operation accepts: its value kind and range, required and optional fields."""
+
+    value: str  # "scalar", "vec2" or "scale" (scalar or [sx, sy], normalised to a pair)
+    low: float
+    high: float
+    required: tuple[str, ...] = ()
+    optional: dict[str, Any] = field(default_factory=dict)  # field -> default
+    target: str = "none"  # "none", "one" (exactly one of segment/code), "to" (also a destination)
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One edit operation: what it accepts and the pure function ``fn(labels, value, params, prior, ctx)``
+    that returns the edited label map."""
+
+    spec: OpSpec
+    fn: Callable[..., np.ndarray]
+
+
+@dataclass
+class FrameContext:
+    """Per-frame facts beyond the label map.
+
+    ``regions``: tracked regions (``left_eye``, ``right_eye``, ``left_brow`` ...) as boolean masks at the
+    label map's size; they tell the left eye from the right even when one is closed. ``transform`` and
+    ``crop_size`` (the shot's crop transform and its crop size) let ``paint`` take plate-space polygons.
+    ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
+    so an op can choose a code by appearance; None when the model predates it.
+    ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` and ``mouth_open``
+    borrow a real closed eye or mouth from the shot at ``frame``; ``exclude`` lists frames never borrowed from
+    (what-if measurements).
+    """
+
+    regions: Mapping[str, np.ndarray] = field(default_factory=dict)
+    transform: Any = None
+    crop_size: int | None = None
+    code_luma: np.ndarray | None = None
+    frame: int | None = None
+    exemplars: Any = None
+    exclude: frozenset[int] = frozenset()
