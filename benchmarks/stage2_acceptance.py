@@ -94,17 +94,8 @@ def _program(op: str) -> dict[str, Any]:
 def contact_sheet(model: Any, out: Path, edits: dict[str, Any], figure: Path, feather: float) -> dict[str, Any]:
     """Rows of plate | edited | what-if | |edited − what-if|×4 (zoomed on the measured box) for two frames per
     edit, then held-out target | render crops; written small enough for the docs (< 300 KB)."""
-    from vq_models.evaluation import (
-        WHATIFS,
-        InProcessNode,
-        box_around,
-        box_psnr,
-        sheet_row,
-        shot_facts,
-        whatif_program,
-        write_sheet,
-        zoom_box,
-    )
+    from vq_models.evaluation import InProcessNode, box_psnr, sheet_row, shot_facts, write_sheet, zoom_box
+    from vq_models.evaluation.programs import WHATIFS, box_around, whatif_program
     from vq_models.io.colour import to_network
     from vq_models.io.images import read_image, read_label_map
     from vq_models.tracking.schema import load_tracking
@@ -181,7 +172,8 @@ def measure(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                     for e in _program(op)["edits"]]}
     frames = [model.frames[int(i)] for i in np.linspace(0, len(model.frames) - 1, args.locality_frames).round()]
     if not prog["edits"]:  # no high-level op usable: the demo's eye fallback (paint skin over tracked eyes)
-        from vq_models.evaluation import shot_facts, whatif_program
+        from vq_models.evaluation import shot_facts
+        from vq_models.evaluation.programs import whatif_program
 
         prog, _ = whatif_program("eyes_closed", shot_facts(model), frames)
         prog = prog or {"version": 1, "edits": []}

@@ -185,7 +185,7 @@ def test_vqedit_prior_auto_check_show(tmp_path, capsys):
 
 
 def test_usable_ops_probes_several_frames_so_a_closed_mouth_frame_does_not_hide_the_teeth(tmp_path):
-    from vq_models.evaluation import probe_frames, usable_ops
+    from vq_models.evaluation.programs import probe_frames, usable_ops
 
     labs, imgs, regions = frames(blink=False)
     prior = propose_prior(labs, imgs, regions, 20)

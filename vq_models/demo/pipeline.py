@@ -225,7 +225,7 @@ def _plan(layout: DemoLayout):  # noqa: ANN202 - (ShotFacts, notes, program)
     """Probe the prior's usable ops on the middle frame and build the demo's program."""
     from vq_models.demo.program import demo_program
     from vq_models.edits.prior import load_prior
-    from vq_models.evaluation import ShotFacts, probe_frames, usable_ops
+    from vq_models.evaluation.programs import ShotFacts, probe_frames, usable_ops
     from vq_models.shot import Shot
     from vq_models.tracking.schema import load_tracking
 

@@ -13,14 +13,6 @@ The demo imports from here, never the reverse.
 from __future__ import annotations
 
 from vq_models.evaluation.checks import locality, locality_of_files, reconstruction
-from vq_models.evaluation.programs import (
-    WHATIFS,
-    ShotFacts,
-    box_around,
-    probe_frames,
-    usable_ops,
-    whatif_program,
-)
 from vq_models.evaluation.sheets import sheet_row, write_sheet, zoom_box
 from vq_models.evaluation.whatif import (
     InProcessNode,
@@ -33,7 +25,6 @@ from vq_models.evaluation.whatif import (
 )
 
 __all__ = [
-    "WHATIFS", "InProcessNode", "NodeResult", "ShotFacts", "box_around", "box_psnr", "finite", "locality",
-    "locality_of_files", "measure_edits", "measure_whatifs", "probe_frames", "reconstruction", "sheet_row",
-    "shot_facts", "usable_ops", "whatif_program", "write_sheet", "zoom_box",
+    "InProcessNode", "NodeResult", "box_psnr", "finite", "locality", "locality_of_files", "measure_edits",
+    "measure_whatifs", "reconstruction", "sheet_row", "shot_facts", "write_sheet", "zoom_box",
 ]
