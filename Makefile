@@ -3,13 +3,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: venv demo demo-quick test lint bench clean ofx install-ofx
+.PHONY: venv demo demo-clip demo-quick test lint bench clean ofx install-ofx
 
 venv:
 	@bash scripts/bootstrap.sh
 
 demo: venv
 	$(VENV)/bin/vqedit demo --out $(DEMO_OUT)
+
+CLIP ?= ../shared/clips/lp_d13.mp4
+demo-clip: venv
+	$(VENV)/bin/vqedit demo --clip $(CLIP) --out demo_$(notdir $(basename $(CLIP)))
 
 demo-quick: venv
 	$(VENV)/bin/vqedit demo --out $(DEMO_OUT) --quick
