@@ -67,9 +67,16 @@ def test_donor_index_prefers_agreeing_segments():
     edited[4:8, 4:8] = 6
     region = np.zeros((L, L), bool)
     region[4:8, 4:8] = True
-    assert index.best(edited, region) == (2, 1.0)
-    frame, score = index.best(edited, region, exclude={2})
-    assert frame in (1, 3) and score == 0.0
+    ring = np.zeros((L, L), bool)
+    ring[2:10, 2:10] = True
+    assert index.best(edited, region, ring) == (2, 1.0)
+    frame, score = index.best(edited, region, ring, exclude={2})
+    assert frame in (1, 3) and score == pytest.approx(0.2)  # only the ring (code 0 everywhere) agrees
+    # the changed pixels decide: a frame that agrees only around them loses to one that agrees on them
+    maps[2][2:10, 2:10] = 7
+    maps[2][4:8, 4:8] = 5
+    index = DonorIndex(frames, lambda f: maps[f], code_groups(8, prior))
+    assert index.best(edited, region, ring) == (2, pytest.approx(0.8))
 
 
 def test_warp_donor_follows_both_transforms():

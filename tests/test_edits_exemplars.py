@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vq_models.edits.exemplars import CLOSED_SHARE, PartExemplars, PartTrack, part_track, similarity
+from vq_models.edits.exemplars import CLOSED_SHARE, PartExemplars, part_track, similarity
 from vq_models.edits.ops import FrameContext, eye_open
 from vq_models.edits.prior import validate_prior
 
@@ -78,27 +78,3 @@ def test_eye_open_op_uses_exemplars_through_the_context(shot):
     assert (borrowed == LID).sum() > 0 and not np.isin(borrowed, [WHITE, IRIS]).any()
     assert not np.array_equal(borrowed, geometric)  # without a closed frame to borrow, the column rule ran
 
-
-def test_mouth_open_borrows_the_most_closed_mouth():
-    """The mouth's opening is the inner lips' height over the outer lips' width; a strong closing takes the lips
-    region from the most closed mouth, moved by the mouth corners."""
-    LIP, INNER = 5, 6
-
-    def mouth(cy: float, opening: float) -> tuple[np.ndarray, PartTrack]:
-        labels = np.full((L, L), SKIN, np.uint8)
-        yy, xx = np.mgrid[0:L, 0:L]
-        outer = ((xx - 24) / 10) ** 2 + ((yy - cy) / 5) ** 2 <= 1
-        labels[outer] = LIP
-        h = max(0.2, 4 * opening)
-        labels[outer & (((xx - 24) / 7) ** 2 + ((yy - cy) / h) ** 2 <= 1)] = INNER if opening > 0.05 else LIP
-        t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-        outline = np.stack([24 + 10 * np.cos(t), cy + 5 * np.sin(t)], axis=1)
-        inner = np.stack([24 + 7 * np.cos(t), cy + h * np.sin(t)], axis=1)
-        return labels, part_track(outline, inner)
-
-    frames = {1: mouth(30, 0.9), 2: mouth(28, 0.02), 3: mouth(30, 0.8)}
-    ex = PartExemplars(list(frames), lambda f: {"mouth": frames[f][1]}, lambda f: frames[f][0])
-    assert ex.closed_donor("mouth") == 2
-    out = ex.close(frames[1][0], 1, "mouth", 0.0)
-    assert out is not None and not (out == INNER).any()
-    assert ex.close(frames[1][0], 1, "mouth", 0.0, exclude={2}) is None

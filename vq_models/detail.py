@@ -43,7 +43,9 @@ class DetailSettings:
     """Knobs of the frequency split.
 
     ``sigma``: the Gaussian's sigma in render pixels (1: the render keeps what it resolves at its own
-    pixel size, the plate supplies everything finer). ``feather``: how far (render pixels) the changed
+    pixel size, the plate supplies everything finer). ``donor_sigma``: the same split where an edit changed the
+    labels and a donor lends its band (larger: more of the donor's own image, less of the render's).
+    ``feather``: how far (render pixels) the changed
     region's donor band fades into the plate's own. ``min_donor_match``: the least share of changed label
     pixels a donor must agree on (by the prior's segments) to lend its band; below it the changed region
     keeps the render's own band. ``donor_margin``: label pixels around each changed region that count in
@@ -51,13 +53,14 @@ class DetailSettings:
     """
 
     sigma: float = 1.0
+    donor_sigma: float = 2.0
     feather: float = 1.0
     min_donor_match: float = 0.6
     donor_margin: int = 2
 
     def __post_init__(self) -> None:
-        if not self.sigma > 0:
-            raise InputError(f"detail sigma {self.sigma}: must be > 0 render pixels")
+        if not self.sigma > 0 or not self.donor_sigma > 0:
+            raise InputError(f"detail sigma {self.sigma} / donor_sigma {self.donor_sigma}: must be > 0 render pixels")
         if self.feather < 0:
             raise InputError(f"detail feather {self.feather}: must be >= 0 render pixels")
         if not 0.0 <= self.min_donor_match <= 1.0:
@@ -77,12 +80,13 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
-                replacements: list[tuple[np.ndarray, np.ndarray | None]] = ()) -> np.ndarray:
+                replacements: list[tuple[np.ndarray, np.ndarray | None]] = (), donor_sigma: float | None = None) -> np.ndarray:
     """``G(render) + (1 - sum w) H(plate) + sum w H(donor)`` (see the module docstring).
 
     Images are (H, W, 3) float32 in one colour encoding. ``replacements`` lists, per changed region, its
     weight (H, W) in [0, 1] and the donor image lending its band there, or None where no donor is good
-    enough: that region keeps the render's own band (soft, never a ghost of the plate)."""
+    enough: that region keeps the render's own band (soft, never a ghost of the plate). ``donor_sigma``
+    (default ``sigma``) splits render and donor there."""
     low = gaussian(render, sigma)
     out = low + (plate - gaussian(plate, sigma))
     if not replacements:
@@ -93,9 +97,11 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
     scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0).astype(np.float32)
     plate_band = plate - gaussian(plate, sigma)
     out = low + ((1.0 - total * scale)[..., None]) * plate_band
+    ds = sigma if donor_sigma is None else donor_sigma
+    low_d = low if ds == sigma else gaussian(render, ds)
     for weight, donor in replacements:
-        band = (donor - gaussian(donor, sigma)) if donor is not None else (render - low)
-        out += (weight * scale)[..., None] * band
+        part = low_d + (donor - gaussian(donor, ds)) if donor is not None else render
+        out += (weight * scale)[..., None] * (part - low)
     return out
 
 
@@ -184,14 +190,22 @@ class DonorIndex:
                 self._stack = np.stack([self._groups[self._label_map(f)] for f in self.frames])
             return self._stack
 
-    def best(self, edited: np.ndarray, region: np.ndarray, exclude: set[int] | None = None) -> tuple[int | None, float]:
-        """(donor frame, share of ``region`` pixels whose segment agrees with ``edited``); (None, 0) if none."""
-        ys, xs = np.nonzero(region)
-        if not ys.size:
-            return None, 0.0
+    def best(self, edited: np.ndarray, changed: np.ndarray, around: np.ndarray,
+             exclude: set[int] | None = None) -> tuple[int | None, float]:
+        """(donor frame, match) for one changed region: the share of its ``changed`` pixels whose segment agrees
+        with ``edited``, counted 4:1 against the ring ``around`` them (skin around an eye agrees in every
+        frame, so the changed pixels must decide); (None, 0) if there is none."""
         stack = self.stack()
-        want = self._groups[edited[ys, xs]]
-        scores = (stack[:, ys, xs] == want[None]).mean(axis=1)
+        scores = np.zeros(len(self.frames))
+        for mask, weight in ((changed, 0.8), (around & ~changed, 0.2)):
+            ys, xs = np.nonzero(mask)
+            if not ys.size:
+                if weight == 0.8:
+                    return None, 0.0
+                scores /= 0.8
+                continue
+            want = self._groups[edited[ys, xs]]
+            scores += weight * (stack[:, ys, xs] == want[None]).mean(axis=1)
         if exclude:
             for i, f in enumerate(self.frames):
                 if f in exclude:
@@ -293,7 +307,7 @@ class PlateDetail:
             label_px = render_px * self.render_size / changed.shape[0]
             skip = {int(frame)} | set(exclude or ())
             for own, grown in changed_regions(changed, self.settings.donor_margin):
-                donor, score = self.donors().best(edited, grown, exclude=skip)
+                donor, score = self.donors().best(edited, own, grown, exclude=skip)
                 weight = label_mask_to_sub(cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)), sub_transform,
                                            self.shot.crop_size, size)
                 weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
@@ -304,5 +318,6 @@ class PlateDetail:
                     donor = None
                 replacements.append((weight, image))
                 donors.append((donor, round(score, 4)))
-        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements)
+        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements,
+                          self.settings.donor_sigma * render_px)
         return out, DetailResult("plate", sigma, donors)

@@ -186,7 +186,7 @@ class ShotModel:
                             exclude=frozenset(exclude or ()))
 
     def part_tracks(self, frame: int) -> dict[str, PartTrack]:
-        """Each tracked eye and the mouth at ``frame`` in label pixels (for the closed-part exemplars)."""
+        """Each tracked eye at ``frame`` in label pixels (for the closed-eye exemplars)."""
         contours = self._contours(frame)
         tf, scale = self.shot.transform(frame), self.label_size / float(self.shot.crop_size)
 

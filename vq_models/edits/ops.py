@@ -214,15 +214,10 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
                ctx: FrameContext) -> np.ndarray:
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
     the upper lip stays, the interior stretches (nearest neighbour) and the lower lip moves with its
-    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin). A strong closing
-    in a shot that holds closed mouths takes the lips from its most closed one instead (as ``eye_open``)."""
+    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin)."""
     out = labels.copy()
     if value == 1.0:
         return out
-    if value < 1.0 and ctx.exemplars is not None and ctx.frame is not None:
-        borrowed = ctx.exemplars.close(out, ctx.frame, "mouth", float(value), set(ctx.exclude))
-        if borrowed is not None:
-            return borrowed
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)

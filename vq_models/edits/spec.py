@@ -46,8 +46,8 @@ class FrameContext:
     ``crop_size`` (the shot's crop transform and its crop size) let ``paint`` take plate-space polygons.
     ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
     so an op can choose a code by appearance; None when the model predates it.
-    ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` and ``mouth_open``
-    borrow a real closed eye or mouth from the shot at ``frame``; ``exclude`` lists frames never borrowed from
+    ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` borrow a real
+    closed eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from
     (what-if measurements).
     """
 

@@ -249,7 +249,7 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
             "mean_plate_db": float(np.mean([r["psnr_plate_db"] for r in rows])) if rows else None}
 
 
-def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0.8, feather: float = 4.0,
+def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0.8, feather: float = 8.0,
                  detail: str | None = None, leave_out: int = 3) -> dict[str, Any]:
     """Eye closing against the shot's own blinks (see the module docstring).
 
@@ -266,7 +266,7 @@ def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0
     return out
 
 
-def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 0.25, feather: float = 4.0,
+def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 0.25, feather: float = 8.0,
                  detail: str | None = None, leave_out: int = 3) -> dict[str, Any]:
     """Mouth closing against the shot's own closed-mouth frames: a run of frames whose mouth opening
     (inner-lip height / mouth width) is below ``closed``, its open frame ``gap`` frames before with at least
