@@ -53,7 +53,7 @@ class DetailSettings:
     """
 
     sigma: float = 1.0
-    donor_sigma: float = 2.0
+    donor_sigma: float = 1.0
     feather: float = 1.0
     min_donor_match: float = 0.6
     donor_margin: int = 2

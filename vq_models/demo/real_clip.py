@@ -32,13 +32,17 @@ def _vqedit(argv: list[str]) -> None:
 
 
 def pick_frames(model: Any) -> dict[str, int]:
-    """Frames the contact sheet shows: eyes wide open for the eye edits, the widest mouth for teeth."""
+    """Frames the contact sheet shows: eyes wide open for the eye edits; for teeth, the frame with the most
+    pixels of the prior's teeth codes (the widest mouth when the prior has none)."""
     from vq_models.evaluation.plate import openness
 
     o = openness(model)
-    eyes = np.nanmean(np.stack([o["left_eye"], o["right_eye"]]), axis=0)
-    eyes = np.nan_to_num(eyes, nan=-1.0)
+    eyes = np.nan_to_num(np.nanmean(np.stack([o["left_eye"], o["right_eye"]]), axis=0), nan=-1.0)
     mouth = np.nan_to_num(o["mouth"], nan=-1.0)
+    prior = model.prior(required=False)
+    teeth = prior.codes_of(("upper_teeth", "lower_teeth")) if prior is not None else []
+    if teeth:
+        mouth = np.array([np.isin(model.label_map(f), teeth).sum() for f in model.frames], np.float64)
     return {"eyes": model.frames[int(np.argmax(eyes))], "mouth": model.frames[int(np.argmax(mouth))]}
 
 
@@ -112,38 +116,35 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_plate_sheet(model: Any, rows: list[tuple[str, int, dict[str, Any]]], path: Path,
-                      height: int = 256) -> tuple[Path, dict[str, str]]:
-    """One row per edit: the plate's face, the edited face, then the edited region at the plate's own pixel
-    density: plate, edit with plate detail, edit as the bare render (the paper's paste), alpha. Edits the
+                      height: int = 300) -> tuple[Path, dict[str, str]]:
+    """One row per edit, cut around the edited region at the plate's own pixel density (every cell the same
+    shape): plate, edit with plate detail, edit as the bare render (the paper's paste), alpha. Edits the
     shot's prior cannot do are left out and returned with the reason."""
     from vq_models.errors import InputError
-    from vq_models.evaluation import sheet_row, write_sheet
+    from vq_models.evaluation import sheet_row, write_sheet, zoom_box
     from vq_models.evaluation.plate import render_on_plate
 
     sheet_rows = []
     skipped: dict[str, str] = {}
     for name, frame, program in rows:
         try:
-            detailed = render_on_plate(model, frame, program, "edit-only", 4.0, "plate")
-            bare = render_on_plate(model, frame, program, "edit-only", 4.0, "none")
+            detailed = render_on_plate(model, frame, program, "edit-only", 8.0, "plate")
+            bare = render_on_plate(model, frame, program, "edit-only", 8.0, "none")
         except InputError as exc:
             skipped[name] = str(exc)
             continue
-        face = _box_of(_face_mask(model, frame))
-        region = _box_of(detailed.alpha > 0, pad=12) or face
-        cells = [_cut(detailed.plate, face), _cut(detailed.comp, face)]
-        for img in (detailed.plate, detailed.comp, bare.comp):
-            cells.append(_cut(img, region))
+        h, w = detailed.alpha.shape
+        changed = _box_of(detailed.alpha > 0, pad=16)
+        box = zoom_box(changed or _box_of(_face_mask(model, frame)), (w, h), aspect=2.0)
         alpha = np.repeat(detailed.alpha[..., None], 3, axis=2)
-        cells.append(_cut(alpha, region))
-        row = sheet_row(cells, height)
-        sheet_rows.append((f"{name}\nframe {frame}", row))
+        cells = [_cut(img, box) for img in (detailed.plate, detailed.comp, bare.comp, alpha)]
+        note = "" if changed else "\nno label changed"
+        sheet_rows.append((f"{name}\nframe {frame}{note}", sheet_row(cells, height)))
     if not sheet_rows:  # nothing the prior can edit: the plate alone, so the sheet still shows the shot
         frame = model.frames[len(model.frames) // 2]
         plate = model.detail.plates.read(frame)
         sheet_rows.append((f"no edit usable\nframe {frame}", sheet_row([_cut(plate, _box_of(_face_mask(model, frame)))], height)))
-    columns = ["plate", "edit", "plate (zoom)", "edit, plate detail", "edit, bare render", "alpha"]
-    write_sheet(path, sheet_rows, columns)
+    write_sheet(path, sheet_rows, ["plate", "edit (plate detail)", "edit (bare render)", "alpha"])
     return path, skipped
 
 
