@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from host_plugin.node import FACE_KNOBS, SEGMENT_EDIT_FIELDS
+from host_plugin.knobs import FACE_KNOBS, SEGMENT_EDIT_FIELDS
 from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.program import OPS, validate_program
 from vq_models.edits.segment_ops import SEGMENT_OPERATIONS

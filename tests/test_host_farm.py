@@ -8,7 +8,8 @@ import pytest
 from server_fixtures import backend_factory, server, shot_models_dir  # noqa: F401
 
 from host_plugin.farm import parse_frames, render_range, split_chunks
-from host_plugin.node import EditKnobs, EditNode, Plate, composite_over, value_at
+from host_plugin.knobs import value_at
+from host_plugin.node import EditKnobs, EditNode, Plate, composite_over
 from vq_models.errors import InputError
 from vq_models.io.images import ImageData, read_image, write_image
 

@@ -11,7 +11,8 @@ import pytest
 from server_fixtures import backend_factory, server, shot_models_dir  # noqa: F401
 
 from host_plugin.client import RenderClient, ServerError
-from host_plugin.node import EditKnobs, EditNode, PaintMatte, edits_from_segment_rows
+from host_plugin.knobs import edits_from_segment_rows
+from host_plugin.node import EditKnobs, EditNode, PaintMatte
 from host_plugin.protocol import decode_array
 from vq_models.io.images import decode_image_bytes, encode_exr_bytes
 

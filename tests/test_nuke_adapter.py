@@ -17,7 +17,8 @@ import pytest
 from nuke_standin import NukeError, Source, build_gizmo, make_module
 from server_fixtures import REPO, backend_factory, server, shot_models_dir  # noqa: F401
 
-from host_plugin.node import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS, EditNode
+from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.node import EditNode
 from vq_models.io.images import ImageData, decode_image_bytes
 
 GIZMO = REPO / "gizmos" / "VQFaceEdit.gizmo"

@@ -31,18 +31,15 @@ sys.path.insert(0, str(REPO / "tests" / "ofx_host"))
 
 from host import OfxHost  # noqa: E402
 
-from host_plugin.node import (  # noqa: E402
+from host_plugin.knobs import (  # noqa: E402
     FACE_KNOBS,
     FILL_KNOBS,
     SEGMENT_EDIT_FIELDS,
     SEGMENT_EDIT_ROWS,
-    EditKnobs,
-    EditNode,
-    PaintMatte,
-    Plate,
     edits_from_face_knobs,
     edits_from_segment_rows,
 )
+from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate  # noqa: E402
 from host_plugin.ofx.params import FACE_UI, PARAMS, SEGMENT_UI  # noqa: E402
 from host_plugin.ofx.pixels import linear_to_srgb  # noqa: E402
 

@@ -27,15 +27,8 @@ import nuke  # type: ignore[import-not-found]  # only importable inside Nuke (or
 from host_plugin.client import RenderClient, ServerUnavailable
 from host_plugin.errors import VQEditError
 from host_plugin.files import atomic_write_bytes
-from host_plugin.node import (
-    FACE_KNOBS,
-    FILL_KNOBS,
-    SEGMENT_EDIT_FIELDS,
-    SEGMENT_EDIT_ROWS,
-    EditKnobs,
-    EditNode,
-    PaintMatte,
-)
+from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.node import EditKnobs, EditNode, PaintMatte
 from host_plugin.render_cache import RequestCache, request_digest
 
 _NODES: dict[str, EditNode] = {}  # one EditNode (and client) per gizmo instance

@@ -27,17 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from host_plugin.node import (
-    FACE_KNOBS,
-    FILL_KNOBS,
-    SEGMENT_EDIT_FIELDS,
-    SEGMENT_EDIT_ROWS,
-    EditKnobs,
-    EditNode,
-    PaintMatte,
-    Plate,
-    composite_over,
-)
+from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate, composite_over
 from host_plugin.ofx import pixels
 from host_plugin.ofx.params import PARAMS as _PARAM_TABLE
 

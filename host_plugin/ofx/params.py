@@ -2,7 +2,7 @@
 
 Why a generated table: the compiled plug-in must describe the same knobs as the Nuke gizmo and the farm
 (names, neutral defaults), and a second hand-written list in C++ would drift. The names and neutral values
-come from :data:`host_plugin.node.FACE_KNOBS` / :data:`~host_plugin.node.FILL_KNOBS`; this module adds
+come from :data:`host_plugin.knobs.FACE_KNOBS` / :data:`~host_plugin.knobs.FILL_KNOBS`; this module adds
 only what OFX needs on top (type, range, label, hint, page). ``cmake`` runs
 ``python -m host_plugin.ofx.params --header OUT`` at build time and compiles OUT into the ``.ofx``; the
 bridge process reads the same :data:`PARAMS` to turn the values it receives into ``EditKnobs``.
@@ -17,7 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_plugin.node import FACE_KNOBS, FILL_KNOBS, MODES, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.node import MODES
 
 # The gizmo's slider ranges (gizmos/VQFaceEdit.gizmo ``R lo hi``), label and hint per face knob. A test
 # checks these against the gizmo, so the two hosts cannot drift apart.
@@ -36,7 +37,7 @@ FILL_UI: dict[str, tuple[str, str]] = {
     "teeth_fill_lower": ("teeth fill lower", "segment name or code for the pixels freed by removing the lower "
                          "teeth (empty = the prior's cavity code), e.g. tongue"),
 }
-# The segment-edit table's fields (host_plugin.node.SEGMENT_EDIT_FIELDS) as the gizmo shows them: range, label,
+# The segment-edit table's fields (host_plugin.knobs.SEGMENT_EDIT_FIELDS) as the gizmo shows them: range, label,
 # hint; parameters are named seg<row>_<field> like the gizmo's knobs.
 SEGMENT_UI: dict[str, tuple[float, float, str, str]] = {
     "segment": (0.0, 0.0, "segment", "segment name of the prior (or a code): this row edits it; empty = row off"),
