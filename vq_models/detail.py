@@ -88,14 +88,13 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
     enough: that region keeps the render's own band (soft, never a ghost of the plate). ``donor_sigma``
     (default ``sigma``) splits render and donor there."""
     low = gaussian(render, sigma)
-    out = low + (plate - gaussian(plate, sigma))
+    plate_band = plate - gaussian(plate, sigma)
     if not replacements:
-        return out
+        return low + plate_band
     total = np.zeros(plate.shape[:2], np.float32)
     for weight, _ in replacements:
         total += weight
     scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0).astype(np.float32)
-    plate_band = plate - gaussian(plate, sigma)
     out = low + ((1.0 - total * scale)[..., None]) * plate_band
     ds = sigma if donor_sigma is None else donor_sigma
     low_d = low if ds == sigma else gaussian(render, ds)
