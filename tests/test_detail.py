@@ -150,3 +150,15 @@ def test_unreadable_plate_falls_back_to_none_and_refuses_plate(tiny_shot, tmp_pa
         m.render_frame(m.frames[0], detail="plate")
     with pytest.raises(InputError, match="detail 'sharp'"):
         m.render_frame(m.frames[0], detail="sharp")
+
+
+def test_a_plate_of_another_size_is_refused_not_sliced(tiny_shot, tmp_path):
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    meta = json.loads((shot / "shot.json").read_text())
+    meta["plate"]["display_window"] = [0, 0, 200, 200]  # the shot says 200², the source files are 96²
+    (shot / "shot.json").write_text(json.dumps(meta))
+    m = ShotModel.load(shot)
+    assert not m.detail.available()
+    with pytest.raises(InputError, match="plate is 96x96 but shot.json's plate is 200x200"):
+        m.detail.plates.read(m.frames[0])

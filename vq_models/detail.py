@@ -143,7 +143,13 @@ class PlateFrames:
             if path is None:
                 return None
             plate = self.shot.plate
-            self._source = open_source(str(path), colorspace=plate.get("colorspace") or None)
+            source = open_source(str(path), colorspace=plate.get("colorspace") or None)
+            want = plate.get("display_window") or [0, 0, plate.get("width"), plate.get("height")]
+            if (source.width, source.height) != (want[2], want[3]):
+                source.close()
+                raise InputError(f"{path}: the plate is {source.width}x{source.height} but shot.json's plate is "
+                                 f"{want[2]}x{want[3]} (moved or replaced? plate detail needs the shot's own plate)")
+            self._source = source
         return self._source
 
     def image(self, frame: int) -> Any:
