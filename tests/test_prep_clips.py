@@ -57,7 +57,9 @@ def test_masks_cover_eyes_and_mouth(shot13):
         assert fg[2, 2] < 0.05 and roi.mean() < 0.2  # corner is background, ROI is small
         # the overlay changes the lower face only
         diff = np.abs(shot.overlay(f) - shot.aligned(f)).sum(-1)
-        assert diff[int(mouth[1]), int(mouth[0])] > 0.1
+        # (a patch, not one pixel: the shaded 3D lips can match the plate's own lip colour at a pixel)
+        y, x = int(mouth[1]), int(mouth[0])
+        assert diff[y - 4 : y + 5, x - 4 : x + 5].mean() > 0.1
         assert diff[: int(lm[:2, 1].max()) - 2].max() == 0.0
 
 

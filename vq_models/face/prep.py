@@ -25,7 +25,7 @@ from vq_models.face import topology
 from vq_models.face.align import Quad, ffhq_quad, quad_transform, smooth_quads, transform_scale
 from vq_models.face.gaps import bridge_gaps
 from vq_models.face.masks import fg_mask, roi_mask, template_contours
-from vq_models.face.overlay import render_overlay
+from vq_models.face.overlay import MIN_MESH_POINTS, OVERLAY_2D, OVERLAY_3D, mesh_to_crop, render_overlay
 from vq_models.face.select import FaceSelector
 from vq_models.shot import CropTransform, Shot, ShotWriter
 from vq_models.tracking.schema import FrameTrack, Tracking, load_tracking, save_tracking
@@ -208,6 +208,7 @@ def run_prep(
     # with the next frame's crop/masks (results are collected so a write error still surfaces)
     pool = ThreadPoolExecutor(max_workers=2)
     pending = []
+    flat_frames: list[int] = []  # frames whose overlay fell back to the 2D polygons (no usable mesh)
     for f, q in tqdm(list(zip(frame_list, quads, strict=True)), desc="prep: write", unit="fr",
                      disable=not progress):
         t = transforms[f]
@@ -223,7 +224,10 @@ def run_prep(
         person = tracker.person_mask(aligned8) if (tracker is not None and config.person_segmentation) else None
         fg = fg_mask(crop_contours, size, person, feather=config.fg_feather)
         roi = roi_mask(crop_contours, size, grow=config.roi_grow)
-        over = render_overlay(aligned, crop_contours, lm_crop)
+        mesh = mesh_to_crop(tr.mesh, t) if tr.mesh is not None and len(tr.mesh) >= MIN_MESH_POINTS else None
+        if mesh is None:
+            flat_frames.append(f)
+        over = render_overlay(aligned, crop_contours, lm_crop, mesh=mesh)
         pending.append(pool.submit(writer.write_frame, f, aligned, over, fg, roi, t))
         if len(pending) > 8:
             pending.pop(0).result()
@@ -248,6 +252,11 @@ def run_prep(
         "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         "eye_std_pct": round(jitter, 4),
         "frames_reread": reread,
+        # which overlay renderer ran (face/overlay.py): the shaded 3D mesh, or the flat contour polygons
+        # where the tracking has no MediaPipe mesh; a mix lists the flat frames
+        "overlay": (OVERLAY_2D if len(flat_frames) == len(frame_list)
+                    else OVERLAY_3D if not flat_frames else "mixed"),
+        "overlay_2d_frames": flat_frames if 0 < len(flat_frames) < len(frame_list) else [],
     }
     shot = writer.finish({"prep": prep_info})
     if preview:
