@@ -223,3 +223,16 @@ def test_prep_on_a_real_clip_runs_the_3d_overlay(clips_dir, tmp_path):
         )
         # the stored overlay is this render (tracking.json rounds to 1/1000 px; PNGs are 8-bit)
         assert np.abs(shot.overlay(f) - np.clip(again, 0, 1)).mean() < 1.5 / 255
+
+
+def test_triangles_are_mediapipes_tessellation():
+    """mesh_data.py was generated from mediapipe's edge set; an upgrade that changes it must regenerate it."""
+    connections = pytest.importorskip("mediapipe.python.solutions.face_mesh_connections")
+    theirs = {tuple(sorted(e)) for e in connections.FACEMESH_TESSELATION}
+    ours = {tuple(sorted(e)) for a, b, c in TRIANGLES.tolist() for e in ((a, b), (b, c), (c, a))}
+    assert ours == theirs
+    # a closed surface with four holes (oval, two eyes, mouth): every edge borders one or two triangles
+    counts = np.unique(
+        np.sort(TRIANGLES[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), 1), axis=0, return_counts=True
+    )[1]
+    assert counts.max() == 2 and (counts == 1).sum() == 36 + 16 + 16 + 20
