@@ -22,6 +22,7 @@ from typing import Any
 from host_plugin.client import RenderClient
 from host_plugin.errors import InputError
 from host_plugin.files import atomic_write_bytes
+from host_plugin.knobs import DRIVER_KNOBS
 from host_plugin.node import EditKnobs, EditNode
 
 PASSES = ("comp", "render")
@@ -127,6 +128,7 @@ def render_range(
     retries: int = 2,
     progress: bool = True,
     patterns: Mapping[str, str] | None = None,
+    driver: Mapping[str, Any] | None = None,
 ) -> FarmReport:
     """Render ``frames`` of shot model ``model`` through the server at ``server`` and write the passes.
 
@@ -138,6 +140,8 @@ def render_range(
     - ``chunk``: frames per in-flight window (and the natural farm task size, see :func:`split_chunks`).
     - ``patterns``: per-pass output patterns overriding ``out_pattern`` (``vqedit render --passes`` puts
       the render pass in ``rgba/`` beside the composites this way).
+    - ``driver``: expression transfer, the node's driver knobs (:data:`host_plugin.knobs.DRIVER_KNOBS`:
+      ``driver``, ``driver_strength``, ``driver_frame_offset``; the last two may be animated).
     """
     frame_list = parse_frames(frames)
     if not frame_list:
@@ -159,6 +163,11 @@ def render_range(
     client = server if isinstance(server, RenderClient) else RenderClient(server, timeout, retries)
     knobs = EditKnobs(server=client.address, model=model, edits=list((program or {}).get("edits", [])),
                       feather=feather, mix=mix, mode=mode, timeout=timeout, retries=retries)
+    unknown = sorted(set(driver or {}) - set(DRIVER_KNOBS))
+    if unknown:
+        raise InputError(f"driver: unknown knob(s) {', '.join(unknown)} (known: {', '.join(DRIVER_KNOBS)})")
+    for name, value in (driver or {}).items():
+        setattr(knobs, name, value)
     node = EditNode(knobs, client=client)
     plates = _PlateReader(plate_source) if plate_source is not None else None
     report = FarmReport(outputs={p: [] for p in passes})

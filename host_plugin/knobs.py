@@ -35,6 +35,13 @@ SEGMENT_EDIT_FIELDS: dict[str, Any] = {
 }
 SEGMENT_EDIT_ROWS = 4  # rows the Nuke gizmo and the OFX plug-in show
 
+# Expression transfer (docs/protocol.md, render ``driver`` fields): the driver shot's name on the server (empty =
+# no transfer), how much of its expression (0 = the shot as it is, 1 = the driver's; animatable) and which of its
+# frames each shot frame shows (driver frame = frame + offset; animatable, so a performance can be slipped or
+# held with keys). With each knob's neutral value.
+DRIVER_KNOBS: dict[str, Any] = {"driver": "", "driver_strength": 1.0, "driver_frame_offset": 0.0}
+MAX_DRIVER_STRENGTH = 2.0  # above 1 exaggerates the driver's expression
+
 
 # --- animation ------------------------------------------------------------------------------------
 def value_at(value: Any, frame: float) -> Any:
@@ -126,6 +133,22 @@ def edits_from_segment_rows(rows: Sequence[Mapping[str, Any]], frame: float) -> 
         if to != "":
             edits.append({"op": "replace", **target, "to": to, "value": 1.0})
     return edits
+
+
+def driver_fields(driver: Any, strength: Any, offset: Any, frame: float) -> dict[str, Any]:
+    """The driver knobs at ``frame`` → the render request's ``driver``, ``driver_frame`` and
+    ``driver_strength`` fields ({} when no driver is named)."""
+    name = str(driver or "").strip()
+    if not name:
+        return {}
+    try:
+        s = float(value_at(strength, frame))
+        d = float(value_at(offset, frame))
+    except (TypeError, ValueError):
+        raise InputError(f"driver_strength/driver_frame_offset knobs at frame {frame}: expected numbers") from None
+    if not 0.0 <= s <= MAX_DRIVER_STRENGTH:
+        raise InputError(f"driver_strength knob at frame {frame}: {s:g}, expected 0-{MAX_DRIVER_STRENGTH:g}")
+    return {"driver": name, "driver_frame": int(round(float(frame) + d)), "driver_strength": s}
 
 
 def load_program_file(path: str) -> list[dict[str, Any]]:

@@ -23,8 +23,10 @@ from typing import Any
 from host_plugin.client import RenderClient
 from host_plugin.errors import InputError
 from host_plugin.knobs import (  # the knob vocabulary; re-exported for the adapters
+    DRIVER_KNOBS,
     FACE_KNOBS,
     FILL_KNOBS,
+    driver_fields,
     edits_from_face_knobs,
     edits_from_segment_rows,
     load_program_file,
@@ -207,6 +209,9 @@ class EditKnobs:
     feather: Any = 8.0
     mix: Any = 1.0
     mode: str = "identity"
+    driver: str = DRIVER_KNOBS["driver"]  # expression transfer: the driver shot's name on the server (empty = none)
+    driver_strength: Any = DRIVER_KNOBS["driver_strength"]  # 0-2, animatable
+    driver_frame_offset: Any = DRIVER_KNOBS["driver_frame_offset"]  # driver frame = frame + offset, animatable
     timeout: float = 60.0
     retries: int = 2
 
@@ -289,6 +294,7 @@ class EditNode:
         fields = RenderClient.render_fields(self.knobs.model, frame, self.program_at(frame), feather, mode, labels, fmt, shm)
         if pass_name != "render":
             fields["pass"] = pass_name
+        fields.update(driver_fields(self.knobs.driver, self.knobs.driver_strength, self.knobs.driver_frame_offset, frame))
         if paint is not None:
             segment = str(self.knobs.paint_segment or "").strip()
             if not segment:

@@ -30,7 +30,7 @@ from host_plugin.protocol import (
     shm_available,
     sweep_shm,
 )
-from render_server import paint
+from render_server import paint, transfer
 from render_server.models import Entry, ModelCache
 from render_server.protocol import check_labels, model_name
 from vq_models.errors import VQEditError
@@ -163,21 +163,26 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     labels = None
     if fields.get("labels") is not None:
         labels = check_labels(decode_array(fields["labels"], "labels", ("uint8",), ndim=(2,)), K, L, "labels", stacked=False)
+    # expression transfer: the driver's expression is where the labels start (program, labels, paint on top)
+    override = None
+    if fields.get("driver") is not None:
+        override = _call(entry, lambda: transfer.driver_override(cache, entry, fields, frame))
     matte = paint.decode_paint(fields)
     if matte is not None:
         base = labels
         if base is None:
-            base = _call(entry, lambda: model.edited_labels(frame, program)[0])
+            base = _call(entry, lambda: model.edited_labels(frame, program, override=override)[0])
         labels = _call(entry, lambda: paint.painted_labels(model, frame, base, matte))
     if pass_name == "labels":
         if labels is None:
-            labels = _call(entry, lambda: model.edited_labels(frame, program)[0])
+            labels = _call(entry, lambda: model.edited_labels(frame, program, override=override)[0])
         original = _call(entry, lambda: model.label_map(frame))
         image = _call(entry, lambda: paint.labels_pass(model, frame, labels))
         changed = np.asarray(labels) != np.asarray(original)
         colorspace, display_window = str(image.colorspace), [int(v) for v in image.display_window]
     else:
-        fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels))
+        fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels,
+                                                     override=override))
         # premultiplied RGBA over the render's bounding box, the plate's colour space; for the raw formats the
         # premultiply writes the payload's dtype directly (one pass over the box instead of three)
         image = fr.rgba_image() if fmt == "exr" else _rgba_box(fr, np.float16 if fmt == "half" else np.float32)

@@ -59,6 +59,7 @@ class Entry:
     memory: int = 0
     loaded_at: float = field(default_factory=time.time)
     uses: int = 0
+    transfers: dict[Any, Any] = field(default_factory=dict)  # expression transfers onto this model, by driver
 
 
 class ModelCache:
@@ -73,6 +74,7 @@ class ModelCache:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._drivers: OrderedDict[str, Any] = OrderedDict()
 
     # --- description ---------------------------------------------------------------------------
     def available(self) -> list[str]:
@@ -123,8 +125,32 @@ class ModelCache:
                 self._evict(keep=name)
             return entry
 
+    def driver(self, name: str) -> Any:
+        """A driver shot for expression transfer (:class:`vq_models.transfer.DriverShot`): a folder under root
+        with prep's tracking; it needs no trained model, so it is not a model entry. The last few stay loaded."""
+        with self._lock:
+            hit = self._drivers.get(name)
+            if hit is not None:
+                self._drivers.move_to_end(name)
+                return hit
+        path = self.root / name
+        if not (path / "shot.json").is_file():
+            raise ProtocolError(NO_MODEL, f"driver {name!r}: no shot folder of that name in {self.root}")
+        from vq_models.transfer import DriverShot
+
+        try:
+            driver = DriverShot(path)
+        except VQEditError as exc:
+            raise ProtocolError(NO_MODEL, f"driver {name!r}: {exc}") from None
+        with self._lock:
+            self._drivers[name] = driver
+            while len(self._drivers) > self.max_models:
+                self._drivers.popitem(last=False)
+        return driver
+
     def unload(self, name: str) -> bool:
         with self._lock:
+            self._drivers.pop(name, None)
             return self._entries.pop(name, None) is not None
 
     def _load(self, name: str) -> Entry:

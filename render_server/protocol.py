@@ -15,11 +15,12 @@ import numpy as np
 from host_plugin.protocol import BAD_LABELS, BAD_REQUEST, MAX_NAME_LEN, ProtocolError, get_field
 
 
-def model_name(fields: Mapping[str, Any]) -> str:
-    """The ``model`` field: a plain directory name (no path separators, no dot-dot)."""
-    name = get_field(fields, "model", str)
+def model_name(fields: Mapping[str, Any], field: str = "model") -> str:
+    """The ``model`` field (or another naming a shot, e.g. ``driver``): a plain directory name (no path
+    separators, no dot-dot)."""
+    name = get_field(fields, field, str)
     if not name or len(name) > MAX_NAME_LEN or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
-        raise ProtocolError(BAD_REQUEST, "model: expected a model name (a folder in the server's --models DIR)")
+        raise ProtocolError(BAD_REQUEST, f"{field}: expected a shot name (a folder in the server's --models DIR)")
     return name
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from vq_models.errors import InputError
-from vq_models.face.expression import from_canonical, to_canonical, transfer_tracking
+from vq_models.face.expression import (
+    Retarget,
+    RetargetOptions,
+    from_canonical,
+    to_canonical,
+    transfer_tracking,
+)
 from vq_models.face.masks import template_contours
 from vq_models.tracking.schema import FrameTrack, Tracking
 
@@ -44,7 +50,7 @@ def test_driver_mouth_motion_moves_source_mouth_in_source_pose():
     driver = Tracking((128, 128), {i: _frame(o, shift=(i * 1.0, 0)) for i, o in enumerate(openings)})
     # source: closed mouth throughout, head rolled 20 degrees and scaled, drifting
     source = Tracking((256, 256), {100 + i: _frame(0.0, 0.35, 1.5, (10.0 + i, 4.0)) for i in range(4)})
-    out = transfer_tracking(source, driver)
+    out = transfer_tracking(source, driver, options=RetargetOptions(smoothing=0.0))
     assert sorted(out) == [100, 101, 102, 103]
     heights = [_height(out[f].contours["lips_inner"], out[f].landmarks5) for f in sorted(out)]
     d_heights = [_height(driver[i].contours["lips_inner"], driver[i].landmarks5) for i in range(4)]
@@ -66,5 +72,31 @@ def test_mismatched_topologies_are_reported():
     b_frame = _frame(0.0)
     b_frame.contours["lips_inner"] = b_frame.contours["lips_inner"][:10]
     b = Tracking((128, 128), {1: b_frame})
-    with pytest.raises(InputError, match="lips_inner has 20 points in the source shot but 10 in the driver"):
+    with pytest.raises(InputError, match="lips_inner has 20 points in the target shot but 10 in the driver"):
         transfer_tracking(a, b)
+
+
+def test_neutral_strength_and_smoothing():
+    openings = [0.8, 0.05, 0.0, 3.0, 6.0, 2.0]
+    driver = Tracking((128, 128), {i: _frame(o) for i, o in enumerate(openings)})
+    source = Tracking((128, 128), {10 + i: _frame(1.0 if i % 2 else 0.0, 0.2, 1.2) for i in range(6)})
+    rt = Retarget(source, source.frame_numbers, driver, driver.frame_numbers, RetargetOptions(smoothing=0.0))
+    # the most closed frames are the neutral candidates; of those, the most typical shape
+    assert rt.neutral_frames[1] in (1, 2) and rt.neutral_frames[0] in (10, 12, 14)
+    # strength 0: the target as shot; strength between: linear in the moved points
+    for f in source.frame_numbers:
+        np.testing.assert_allclose(rt.track(f, 4, 0.0).contours["lips_inner"], source[f].contours["lips_inner"])
+    a, b, h = (rt.track(11, 4, s).contours["lips_inner"] for s in (0.0, 1.0, 0.5))
+    np.testing.assert_allclose(h, (a + b) / 2, atol=1e-9)
+    # overriding the neutral frame changes what "relative" means
+    rt0 = Retarget(source, source.frame_numbers, driver, driver.frame_numbers,
+                   RetargetOptions(smoothing=0.0, driver_neutral=4))
+    assert _height(rt0.track(10, 4, 1.0).contours["lips_inner"], source[10].landmarks5) < \
+        _height(rt.track(10, 4, 1.0).contours["lips_inner"], source[10].landmarks5)
+    with pytest.raises(InputError, match="driver neutral frame 99: not in the driver shot"):
+        Retarget(source, source.frame_numbers, driver, driver.frame_numbers, RetargetOptions(driver_neutral=99))
+    # smoothing spreads a one-frame spike over its neighbours
+    smooth = Retarget(source, source.frame_numbers, driver, driver.frame_numbers, RetargetOptions(smoothing=1.0))
+    spike = [_height(smooth.track(10, j, 1.0).contours["lips_inner"], source[10].landmarks5) for j in range(6)]
+    sharp = [_height(rt.track(10, j, 1.0).contours["lips_inner"], source[10].landmarks5) for j in range(6)]
+    assert spike[4] < sharp[4] and spike[5] > sharp[5]

@@ -191,7 +191,7 @@ def test_describe_and_describe_in_context(ofx_binary):
 
     names = [n for n in gen.param_order if gen.params[n].kind != "OfxParamTypePage"]
     assert names == [p.name for p in PARAMS]  # one table: the generated C++ follows params.py
-    for must in ("server", "model", "frame_offset", *FACE_KNOBS, *FILL_KNOBS, "feather", "mix", "mode", "colorspace",
+    for must in ("server", "model", "frame_offset", "driver", "driver_strength", "driver_frame_offset", *FACE_KNOBS, *FILL_KNOBS, "feather", "mix", "mode", "colorspace",
                  "paint_segment"):
         assert must in names
     for knob, (_, neutral) in FACE_KNOBS.items():
@@ -206,8 +206,8 @@ def test_describe_and_describe_in_context(ofx_binary):
     assert gen.params["server"].props.get("OfxParamPropCacheInvalidation") == "OfxParamInvalidateAll"
     pages = {n: gen.params[n].props.values.get("OfxParamPropPageChild", []) for n in gen.param_order
              if gen.params[n].kind == "OfxParamTypePage"}
-    assert set(pages) == {"Face", "Render", "Segments", "Paint"} and sorted(sum(pages.values(), [])) == sorted(names)
-    assert gen.props.values["OfxPluginPropParamPageOrder"] == ["Face", "Render", "Segments", "Paint"]
+    assert set(pages) == {"Face", "Render", "Segments", "Driver", "Paint"} and sorted(sum(pages.values(), [])) == sorted(names)
+    assert gen.props.values["OfxPluginPropParamPageOrder"] == ["Face", "Render", "Segments", "Driver", "Paint"]
     rows = [n for n in names if n.startswith("seg")]
     assert rows == [f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS]
     assert host.unload() == 0

@@ -20,7 +20,9 @@ def test_transfer_expression_cli(clips_dir, tmp_path, capsys):
     # source: lp_d0 before the smile (mouth closed); driver: lp_d0 during the broad smile
     src = run_prep(clips_dir / "lp_d0.mp4", tmp_path / "src", config=cfg, frames="1-4", progress=False).shot
     drv = run_prep(clips_dir / "lp_d0.mp4", tmp_path / "drv", config=cfg, frames="1-2,40-41", progress=False).shot
-    rc = main(["transfer-expression", str(src.root), "--driver", str(drv.root), "--out", str(tmp_path / "new")])
+    # --overlays alone: the transferred overlays Stage I reads, no trained model needed
+    rc = main(["transfer-expression", str(drv.root), "--shot", str(src.root), "--overlays", str(tmp_path / "new"),
+               "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     new = load_tracking(tmp_path / "new" / "tracking.json")
     old = load_tracking(src.tracking_path)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,22 @@ from vq_models.frame_render import FrameRender, save_composite
 from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
-__all__ = ["RENDER_MODES", "FrameRender", "ShotModel", "plate_size", "save_composite", "shot_summary"]
+__all__ = ["RENDER_MODES", "FrameRender", "LabelOverride", "ShotModel", "plate_size", "save_composite", "shot_summary"]
+
+
+@dataclass(frozen=True)
+class LabelOverride:
+    """Label maps a render starts from instead of the shot's own, and where they may show (expression
+    transfer, :mod:`vq_models.transfer`: the driver's mouth on this shot's face).
+
+    ``labels(frame)`` is the (L, L) uint8 map at any shot frame of the window, before the edit program;
+    ``region`` is a crop-space (S, S) soft mask: the face mask is widened by it (a dropped jaw may leave the
+    shot's own face mask) and an ``edit-only`` alpha never leaves it (feathered), so the plate outside it
+    stays bit for bit whatever the labels there did.
+    """
+
+    labels: Callable[[int], np.ndarray]
+    region: np.ndarray
 
 
 class ShotModel:
@@ -146,9 +163,10 @@ class ShotModel:
     def label_map(self, frame: int) -> np.ndarray:
         return self.stage1.label_map(self._frame(frame))
 
-    def labels_from_image(self, rgb: np.ndarray, frame: int | None = None) -> np.ndarray:
+    def labels_from_image(self, rgb: np.ndarray, frame: int | None = None, fg_mask: np.ndarray | None = None) -> np.ndarray:
         """Label a new image. A crop-sized (S, S, 3) sRGB image is labelled as is; a plate-sized one is first
-        cropped with ``frame``'s transform (the frame must be in the shot)."""
+        cropped with ``frame``'s transform (the frame must be in the shot). ``fg_mask`` (crop-sized, soft):
+        pixels outside the face quantise to the background code, as in the shot's own labels (default: none)."""
         img = np.asarray(rgb, dtype=np.float32)
         if img.ndim != 3 or img.shape[2] < 3:
             raise InputError(f"image: expected (H, W, 3) RGB, got shape {img.shape}")
@@ -159,7 +177,7 @@ class ShotModel:
             from vq_models.face.align import crop
 
             img = crop(img, self.shot.transform(self._frame(frame)), self.shot.crop_size)
-        return self.stage1.labels_from_image(np.clip(img, 0.0, 1.0))
+        return self.stage1.labels_from_image(np.clip(img, 0.0, 1.0), fg_mask)
 
     def _contours(self, frame: int) -> dict[str, Any]:
         """The frame's tracked contours in plate pixels ({} when the shot has no tracking for it)."""
@@ -213,23 +231,28 @@ class ShotModel:
             return None
         return parse_program(program, prior=self.prior())
 
-    def edited_labels(self, frame: int, program: Any = None, exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def edited_labels(self, frame: int, program: Any = None, exclude: set[int] | None = None,
+                      override: LabelOverride | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The frame's labels with the program applied at that frame: (labels uint8 (L, L), changed bool).
-        ``exclude``: frames edits never borrow labels from (see :mod:`vq_models.edits.exemplars`)."""
-        labels = self.label_map(frame)
+        ``exclude``: frames edits never borrow labels from (see :mod:`vq_models.edits.exemplars`).
+        ``override``: start from its labels instead of the shot's; ``changed`` is then against the shot's own."""
+        own = self.label_map(frame)
+        labels = own if override is None else np.asarray(override.labels(frame), np.uint8)
         prog = self.parse_program(program)
         if prog is None:
-            return labels, np.zeros(labels.shape, bool)
-        return apply_program(prog, labels, frame, self.prior(), self._context(frame, exclude))
+            return labels, labels != own
+        out, changed = apply_program(prog, labels, frame, self.prior(), self._context(frame, exclude))
+        return out, (changed | (labels != own)) if override is not None else changed
 
-    def window(self, frame: int, program: Any = None, exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def window(self, frame: int, program: Any = None, exclude: set[int] | None = None,
+               override: LabelOverride | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Edited label window (3, L, L) for t-1, t, t+1 (edge frames repeat) and the changed mask at t."""
         frames = self.frames
         i = frames.index(self._frame(frame))
         prog = self.parse_program(program)
         out, changed = [], None
         for j in (max(0, i - 1), i, min(len(frames) - 1, i + 1)):
-            labels, ch = self.edited_labels(frames[j], prog, exclude)
+            labels, ch = self.edited_labels(frames[j], prog, exclude, override)
             out.append(labels)
             if j == i:
                 changed = ch
@@ -255,6 +278,7 @@ class ShotModel:
         labels: np.ndarray | None = None,
         detail: str | None = None,
         exclude_frames: set[int] | None = None,
+        override: LabelOverride | None = None,
     ) -> FrameRender:
         """Render one frame into plate space.
 
@@ -269,6 +293,8 @@ class ShotModel:
         render as Stage II drew it (the paper's full-face renderer). Default: ``"plate"`` when the shot's
         plate source is readable, else ``"none"``; :attr:`FrameRender.detail` says which ran.
         ``exclude_frames``: frames never borrowed from, for labels or detail (what-ifs leave the answer out).
+        ``override``: labels to start from instead of the shot's (:class:`LabelOverride`, expression transfer);
+        the program applies on top, and an ``edit-only`` alpha stays inside its region.
         """
         from vq_models.io.colour import from_network
 
@@ -285,13 +311,13 @@ class ShotModel:
             L = self.label_size
             if window.shape == (L, L):  # the edited map at t; t-1 and t+1 as the program makes them
                 centre = window
-                window, _ = self.window(frame, program, exclude_frames)
+                window, _ = self.window(frame, program, exclude_frames, override)
                 window[1] = centre
             if window.shape != (3, L, L):
                 raise InputError(f"labels: expected ({L}, {L}) or (3, {L}, {L}), got {window.shape}")
             changed = window[1] != original
         else:
-            window, changed = self.window(frame, program, exclude_frames)
+            window, changed = self.window(frame, program, exclude_frames, override)
         crop = self.render_window(window.astype(np.uint8))
         transform = self.shot.transform(frame)
         info = self.plate_info
@@ -307,12 +333,17 @@ class ShotModel:
             rgb_sub, detail_result = self.detail.apply(frame, rgb_sub, (x0, y0, x1, y1), sub, np.asarray(changed, bool),
                                                        window[1], exclude=exclude_frames)
         face = self.shot.fg_mask(frame)
+        if override is not None:
+            face = np.maximum(face, np.asarray(override.region, np.float32))
         if mode == "identity":
             alpha_sub = face_alpha(face, sub, sub_size, feather, crop_size=self.shot.crop_size)
         else:
             face_plate = face_alpha(face, sub, sub_size, 0.0, crop_size=self.shot.crop_size)
             alpha_sub = edit_alpha(changed, sub, sub_size, feather, face_mask_plate=face_plate,
                                    crop_size=self.shot.crop_size)
+            if override is not None:  # edit-only transfer: never outside the (feathered) lower-face region
+                alpha_sub = alpha_sub * edit_alpha(np.asarray(override.region) >= 0.5, sub, sub_size, feather,
+                                                   crop_size=self.shot.crop_size)
         alpha_sub = (alpha_sub * coverage).astype(np.float32)
         alpha_sub[coverage <= 0] = 0.0
         alpha = np.zeros((size[1], size[0]), np.float32)

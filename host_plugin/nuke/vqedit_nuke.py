@@ -27,7 +27,7 @@ import nuke  # type: ignore[import-not-found]  # only importable inside Nuke (or
 from host_plugin.client import RenderClient, ServerUnavailable
 from host_plugin.errors import VQEditError
 from host_plugin.files import atomic_write_bytes
-from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.knobs import DRIVER_KNOBS, FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
 from host_plugin.node import EditKnobs, EditNode, PaintMatte
 from host_plugin.render_cache import RequestCache, request_digest
 
@@ -39,7 +39,7 @@ PASSES = ("render", "labels")
 
 # Knobs whose change alters a render request (everything else: mix is the Merge's, view the Switch's ...).
 REQUEST_KNOBS = frozenset(
-    ["model", "feather", "mode", "paint_segment", "program_file", *FACE_KNOBS, *FILL_KNOBS]
+    ["model", "feather", "mode", "paint_segment", "program_file", *FACE_KNOBS, *FILL_KNOBS, *DRIVER_KNOBS]
     + [f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS]
 )
 
@@ -97,6 +97,9 @@ def knobs_at(node: Any, frame: float) -> EditKnobs:
         feather=float(node["feather"].valueAt(frame)),
         mix=float(node["mix"].valueAt(frame)),
         mode=_text(node, "mode") or "identity",
+        # expression transfer: the driver shot's name, and its strength and frame offset at this frame (animatable)
+        driver=_text(node, "driver").strip(),
+        **{k: float(node[k].valueAt(frame)) for k in ("driver_strength", "driver_frame_offset") if k in names},
     )
 
 

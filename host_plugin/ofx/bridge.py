@@ -53,6 +53,9 @@ def knobs_from_params(params: dict[str, Any]) -> EditKnobs:
         paint_segment=str(params.get("paint_segment", "")).strip(),
         program_file=str(params.get("program_file", "")).strip(),
         feather=float(params.get("feather", 8.0)), mix=float(params.get("mix", 1.0)),
+        driver=str(params.get("driver", "")).strip(),
+        driver_strength=float(params.get("driver_strength", 1.0)),
+        driver_frame_offset=float(params.get("driver_frame_offset", 0.0)),
         timeout=timeout, retries=1,
     )
 

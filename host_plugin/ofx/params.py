@@ -17,7 +17,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.knobs import (
+    DRIVER_KNOBS,
+    FACE_KNOBS,
+    FILL_KNOBS,
+    MAX_DRIVER_STRENGTH,
+    SEGMENT_EDIT_FIELDS,
+    SEGMENT_EDIT_ROWS,
+)
 from host_plugin.node import MODES
 
 # The gizmo's slider ranges (gizmos/VQFaceEdit.gizmo ``R lo hi``), label and hint per face knob. A test
@@ -99,15 +106,26 @@ def _build() -> list[Param]:
                                       lo, hi, animates=True))
     segments.append(Param("program_file", "string", "edit program file", "an edit-program JSON file (docs/edits.md) "
                           "whose edits are applied first; empty = none", "Segments", ""))
+    driver = [  # expression transfer (host_plugin.knobs.DRIVER_KNOBS), as the gizmo shows them
+        Param("driver", "string", "driver shot", "a driver shot on the render server (a prepped folder of its "
+              "--models): its mouth and jaw expression drives this shot's lower face; empty = off", "Driver",
+              DRIVER_KNOBS["driver"]),
+        Param("driver_strength", "double", "driver strength", "0 = the shot as it is, 1 = the driver's expression, "
+              "above 1 exaggerates", "Driver", float(DRIVER_KNOBS["driver_strength"]), 0.0, MAX_DRIVER_STRENGTH,
+              animates=True),
+        Param("driver_frame_offset", "double", "driver frame offset", "driver frame = shot frame + offset (keyframe "
+              "it to slip or hold the performance)", "Driver", float(DRIVER_KNOBS["driver_frame_offset"]), -100.0,
+              100.0, animates=True),
+    ]
     paint = [
         Param("paint_segment", "string", "paint segment", "segment of the model's prior that the Paint clip's "
               "alpha paints into the label map (General context, Paint connected)", "Paint", ""),
     ]
-    return [*face, *fill, *render, *segments, *paint]
+    return [*face, *fill, *render, *segments, *driver, *paint]
 
 
 PARAMS: list[Param] = _build()
-PAGES: tuple[str, ...] = ("Face", "Render", "Segments", "Paint")
+PAGES: tuple[str, ...] = ("Face", "Render", "Segments", "Driver", "Paint")
 
 
 def _c_str(text: str) -> str:

@@ -1,16 +1,26 @@
-"""Expression transfer: re-pose a driver shot's mouth deformation onto the source shot's face.
+"""Expression retargeting: a driver shot's lower-face expression re-posed onto a target shot's face.
 
 Each shot's points (contours, mouth corners, and the mesh when both shots have one) are expressed in a
-canonical face frame fixed by the *eyes only* (image-left eye at (-1, 0), image-right at (1, 0)), which
-removes head position, roll and scale but keeps what the mouth and jaw do. The driver's deformation is
-its per-frame offset from its own median (neutral-ish) shape; the source's lower face is replaced by
-the source's median shape plus that offset, blended in smoothly below the nose so eyes and brows keep
-the source's own motion. Mapping back with the source frame's eye frame re-poses it onto the source.
-The result re-renders the local face overlay (vq_models.face.overlay) in the source's crop space.
+canonical face frame fixed by the *eyes only* (image-left eye at (-1, 0), image-right at (1, 0); mesh depth
+divided by the same scale), which removes head position, roll and scale but keeps what the mouth and jaw
+do. The driver's expression at a frame is its offset from its own **neutral frame** (chosen automatically:
+among the frames with the most closed mouth, the one nearest their median shape, i.e. the most typical
+closed pose; overridable), smoothed over the driver's time and scaled by the ratio of the two neutral
+mouth widths (a narrow-mouthed target opens a narrower mouth). The target's lower face at strength ``s``:
+
+    new = own + s * w * ((target_neutral + offset) - own)
+
+with ``w`` rising from 0 at the nose to 1 below it (:func:`lower_face_weight`), so eyes and brows keep the
+target's own motion, ``s = 0`` is the target as shot and ``s = 1`` replaces its mouth motion with the
+driver's. Mapping back through the target frame's eye frame re-poses it in the target's head pose.
+:func:`track_overlay` renders the local face overlay for a track exactly as ``prep`` does, so Stage I
+labels the transferred frames like the shot's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +28,13 @@ from tqdm import tqdm
 
 from vq_models.errors import InputError
 from vq_models.face import topology
-from vq_models.face.overlay import render_overlay
-from vq_models.shot import FRAME_NAME, Shot
+from vq_models.face.overlay import MIN_MESH_POINTS, mesh_to_crop, overlay_masks, render_overlay
+from vq_models.shot import FRAME_NAME, CropTransform, Shot
 from vq_models.tracking.schema import FrameTrack, Tracking, load_tracking, save_tracking
 
 LOWER_FACE_KEYS = ("face_oval", "lips_outer", "lips_inner")
+#: Frames within this share of the opening range above the most closed one are neutral candidates.
+NEUTRAL_BAND = 0.1
 
 
 def _eye_frame(lm5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,13 +50,25 @@ def _eye_frame(lm5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_canonical(points: np.ndarray, lm5: np.ndarray) -> np.ndarray:
+    """Points (N, 2) or (N, 3) in the eye frame; a third column (mesh depth) is divided by the same scale."""
     origin, m = _eye_frame(lm5)
-    return (np.asarray(points, np.float64)[:, :2] - origin) @ m.T
+    p = np.asarray(points, np.float64)
+    xy = (p[:, :2] - origin) @ m.T
+    if p.shape[1] < 3:
+        return xy
+    scale = float(np.sqrt(abs(np.linalg.det(m))))
+    return np.hstack([xy, p[:, 2:3] * scale])
 
 
 def from_canonical(points: np.ndarray, lm5: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_canonical`."""
     origin, m = _eye_frame(lm5)
-    return np.asarray(points, np.float64) @ np.linalg.inv(m).T + origin
+    p = np.asarray(points, np.float64)
+    xy = p[:, :2] @ np.linalg.inv(m).T + origin
+    if p.shape[1] < 3:
+        return xy
+    scale = float(np.sqrt(abs(np.linalg.det(m))))
+    return np.hstack([xy, p[:, 2:3] / scale])
 
 
 def lower_face_weight(canon: np.ndarray, start: float = 1.1, end: float = 1.6) -> np.ndarray:
@@ -53,79 +77,278 @@ def lower_face_weight(canon: np.ndarray, start: float = 1.1, end: float = 1.6) -
     return t * t * (3 - 2 * t)
 
 
+def has_mesh(track: FrameTrack) -> bool:
+    """Whether a frame's tracking carries a mesh the 3D overlay can render (what prep checks)."""
+    return track.mesh is not None and len(track.mesh) >= MIN_MESH_POINTS
+
+
 def _point_sets(tr: FrameTrack, use_mesh: bool) -> dict[str, np.ndarray]:
     sets = {"landmarks5": tr.landmarks5}
     if use_mesh:
         assert tr.mesh is not None
-        sets["mesh"] = tr.mesh[:, :2]
+        sets["mesh"] = tr.mesh
     else:
         sets.update({k: tr.contours[k] for k in LOWER_FACE_KEYS if k in tr.contours})
     return sets
 
 
-def transfer_tracking(source: Tracking, driver: Tracking, source_frames: list[int] | None = None,
-                      driver_frames: list[int] | None = None) -> dict[int, FrameTrack]:
-    """Source frames with the driver's lower-face motion (paired by order; the driver's last frame holds)."""
-    s_frames = source_frames or source.frame_numbers
-    d_frames = driver_frames or driver.frame_numbers
-    if not s_frames or not d_frames:
-        raise InputError("transfer-expression: a shot has no tracked frames")
-    use_mesh = all(source[f].mesh is not None for f in s_frames) and all(driver[f].mesh is not None for f in d_frames)
-    keys = _point_sets(source[s_frames[0]], use_mesh).keys() & _point_sets(driver[d_frames[0]], use_mesh).keys()
-    canon: dict[str, dict[str, np.ndarray]] = {"s": {}, "d": {}}
-    for tag, trk, frames in (("s", source, s_frames), ("d", driver, d_frames)):
-        for k in keys:
-            stacks = [_point_sets(trk[f], use_mesh)[k] for f in frames]
-            if len({a.shape for a in stacks}) != 1:
-                raise InputError(f"transfer-expression: {k} changes point count within a shot")
-            canon[tag][k] = np.stack([to_canonical(a, trk[f].landmarks5) for a, f in zip(stacks, frames, strict=True)])
-    for k in keys:
-        if canon["s"][k].shape[1:] != canon["d"][k].shape[1:]:
-            raise InputError(f"transfer-expression: {k} has {canon['s'][k].shape[1]} points in the source shot but "
-                             f"{canon['d'][k].shape[1]} in the driver (use the same tracker for both)")
-    out: dict[int, FrameTrack] = {}
-    for i, f in enumerate(s_frames):
-        j = min(i, len(d_frames) - 1)
-        src = source[f]
-        new_sets: dict[str, np.ndarray] = {}
-        for k in keys:
-            s_c, d_c = canon["s"][k], canon["d"][k]
-            target = np.median(s_c, 0) + (d_c[j] - np.median(d_c, 0))
-            w = lower_face_weight(s_c[i])[:, None]
-            if k == "landmarks5":
-                w = np.array([0, 0, 0, 1, 1], np.float64)[:, None]  # eyes fixed, nose kept, mouth corners move
-            new_sets[k] = from_canonical(s_c[i] + w * (target - s_c[i]), src.landmarks5)
-        contours = dict(src.contours)
-        mesh = src.mesh
-        if use_mesh:
-            assert src.mesh is not None
-            mesh = np.hstack([new_sets["mesh"], src.mesh[:, 2:]])
-            contours.update(topology.contours_from_mesh(mesh))
-        else:
-            contours.update({k: new_sets[k] for k in LOWER_FACE_KEYS if k in new_sets})
-        out[f] = FrameTrack(new_sets["landmarks5"], contours, mesh)
+def _polygon_area(points: np.ndarray) -> np.ndarray:
+    """Shoelace area of polygons (..., N, 2)."""
+    x, y = points[..., 0], points[..., 1]
+    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y, axis=-1))
+
+
+def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 (time), edges reflected; ``sigma`` in frames (0: unchanged)."""
+    if sigma <= 0 or len(values) < 2:
+        return values
+    r = max(1, int(np.ceil(3 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    pad = np.pad(
+        values, [(r, r)] + [(0, 0)] * (values.ndim - 1), mode="reflect" if len(values) > r else "edge"
+    )
+    out = np.zeros_like(values)
+    for i, w in enumerate(k):
+        out += w * pad[i : i + len(values)]
     return out
 
 
-def transfer_expression(shot_dir: str | Path, driver_dir: str | Path, out_dir: str | Path,
-                        progress: bool = True) -> dict[int, FrameTrack]:
-    """Write transferred overlay frames (crop space, over the source's aligned crops) and tracking.json."""
+@dataclass(frozen=True)
+class RetargetOptions:
+    """How the driver's expression is taken: ``smoothing`` (Gaussian sigma in driver frames of its offsets,
+    for tracker jitter; 0 = none) and the neutral frames (None = chosen automatically)."""
+
+    smoothing: float = 0.5
+    driver_neutral: int | None = None
+    target_neutral: int | None = None
+
+
+class _Side:
+    """One shot's points in the canonical frame, stacked over its frames."""
+
+    def __init__(self, tracking: Tracking, frames: Sequence[int], use_mesh: bool, what: str):
+        self.frames = [int(f) for f in frames]
+        self.index = {f: i for i, f in enumerate(self.frames)}
+        self.tracks = {f: tracking[f] for f in self.frames}
+        keys = None
+        for f in self.frames:
+            k = set(_point_sets(self.tracks[f], use_mesh))
+            keys = k if keys is None else keys & k
+        self.canon: dict[str, np.ndarray] = {}
+        for k in sorted(keys or ()):
+            stacks = [_point_sets(self.tracks[f], use_mesh)[k] for f in self.frames]
+            if len({a.shape for a in stacks}) != 1:
+                raise InputError(f"transfer-expression: {k} changes point count within the {what} shot")
+            self.canon[k] = np.stack(
+                [to_canonical(a, self.tracks[f].landmarks5) for a, f in zip(stacks, self.frames, strict=True)]
+            )
+
+    def opening(self) -> np.ndarray:
+        """Mouth-opening area per frame (inner lips, canonical units: half eye distances squared)."""
+        if "mesh" in self.canon:
+            inner = self.canon["mesh"][:, topology.LIPS_INNER, :2]
+        elif "lips_inner" in self.canon:
+            inner = self.canon["lips_inner"]
+        else:
+            raise InputError("transfer-expression: the tracking has no inner-lip contour (or mesh)")
+        return _polygon_area(inner)
+
+    def mouth_width(self, i: int) -> float:
+        lm = self.canon["landmarks5"][i]
+        return float(np.linalg.norm(lm[4] - lm[3]))
+
+    def neutral(self, override: int | None, what: str) -> int:
+        """Index of the neutral frame: ``override`` (a frame number), else the most typical closed mouth."""
+        if override is not None:
+            if int(override) not in self.index:
+                raise InputError(
+                    f"{what} neutral frame {override}: not in the {what} shot "
+                    f"({self.frames[0]}-{self.frames[-1]})"
+                )
+            return self.index[int(override)]
+        opening = self.opening()
+        lo, hi = float(opening.min()), float(opening.max())
+        candidates = np.flatnonzero(opening <= lo + NEUTRAL_BAND * (hi - lo) + 1e-12)
+        shape = np.concatenate(
+            [self.canon[k][candidates].reshape(len(candidates), -1) for k in sorted(self.canon)], 1
+        )
+        dist = np.linalg.norm(shape - np.median(shape, 0), axis=1)
+        return int(candidates[int(np.argmin(dist))])
+
+
+class Retarget:
+    """The driver's expression on the target's face: :meth:`track` gives one target frame's new tracking.
+
+    Built once per (target, driver) pair over *all* of both shots' frames, so the neutral frames and the
+    smoothing do not depend on which frames are asked for (a server request for one frame gives what a
+    whole-range render gives).
+    """
+
+    def __init__(
+        self,
+        target: Tracking,
+        target_frames: Sequence[int],
+        driver: Tracking,
+        driver_frames: Sequence[int],
+        options: RetargetOptions | None = None,
+    ):
+        self.options = options or RetargetOptions()
+        if not target_frames or not driver_frames:
+            raise InputError("transfer-expression: a shot has no tracked frames")
+        for what, trk, frames in (("target", target, target_frames), ("driver", driver, driver_frames)):
+            missing = [f for f in frames if f not in trk.frames]
+            if missing:
+                raise InputError(
+                    f"transfer-expression: the {what} shot has no tracking for frames {missing[:10]}"
+                )
+        target_mesh = all(has_mesh(target[f]) for f in target_frames)
+        driver_mesh = all(has_mesh(driver[f]) for f in driver_frames)
+        if target_mesh and not driver_mesh and any(has_mesh(target[f]) for f in target_frames):
+            raise InputError(
+                "transfer-expression: the target shot's overlay is the 3D mesh but the driver's tracking "
+                "has no mesh (prep the driver with the built-in tracker, or without --tracking)"
+            )
+        self.use_mesh = target_mesh and driver_mesh
+        self.target = _Side(target, target_frames, self.use_mesh, "target")
+        self.driver = _Side(driver, driver_frames, self.use_mesh, "driver")
+        for k in self.target.canon.keys() & self.driver.canon.keys():
+            ns, nd = self.target.canon[k].shape[1], self.driver.canon[k].shape[1]
+            if ns != nd:
+                raise InputError(
+                    f"transfer-expression: {k} has {ns} points in the target shot but {nd} in the "
+                    "driver (use the same tracker for both)"
+                )
+        self.keys = sorted(self.target.canon.keys() & self.driver.canon.keys())
+        self.target_neutral = self.target.neutral(self.options.target_neutral, "target")
+        self.driver_neutral = self.driver.neutral(self.options.driver_neutral, "driver")
+        d_width, t_width = (
+            self.driver.mouth_width(self.driver_neutral),
+            self.target.mouth_width(self.target_neutral),
+        )
+        self.scale = t_width / d_width if d_width > 1e-9 else 1.0
+        self.offsets = {
+            k: _smooth(
+                self.driver.canon[k] - self.driver.canon[k][self.driver_neutral],
+                float(self.options.smoothing),
+            )
+            * self.scale
+            for k in self.keys
+        }
+
+    @property
+    def neutral_frames(self) -> tuple[int, int]:
+        """(target neutral frame, driver neutral frame)."""
+        return self.target.frames[self.target_neutral], self.driver.frames[self.driver_neutral]
+
+    def track(self, frame: int, driver_frame: int, strength: float = 1.0) -> FrameTrack:
+        """The target's tracking at ``frame`` with the driver's expression at ``driver_frame`` (plate pixels)."""
+        if int(frame) not in self.target.index:
+            raise InputError(
+                f"frame {frame}: not in the target shot ({self.target.frames[0]}-{self.target.frames[-1]})"
+            )
+        if int(driver_frame) not in self.driver.index:
+            raise InputError(
+                f"driver frame {driver_frame}: not in the driver shot "
+                f"({self.driver.frames[0]}-{self.driver.frames[-1]})"
+            )
+        i, j, s = self.target.index[int(frame)], self.driver.index[int(driver_frame)], float(strength)
+        src = self.target.tracks[int(frame)]
+        new_sets: dict[str, np.ndarray] = {}
+        for k in self.keys:
+            own = self.target.canon[k][i]
+            goal = self.target.canon[k][self.target_neutral] + self.offsets[k][j]
+            w = lower_face_weight(own)[:, None]
+            if k == "landmarks5":
+                w = np.array([0, 0, 0, 1, 1], np.float64)[
+                    :, None
+                ]  # eyes fixed, nose kept, mouth corners move
+            new_sets[k] = from_canonical(own + s * w * (goal - own), src.landmarks5)
+        contours = dict(src.contours)
+        mesh = src.mesh
+        if self.use_mesh:
+            mesh = new_sets["mesh"]
+            contours.update(topology.contours_from_mesh(mesh))
+        else:
+            contours.update({k: new_sets[k] for k in LOWER_FACE_KEYS if k in new_sets})
+        return FrameTrack(new_sets["landmarks5"], contours, mesh)
+
+
+def transfer_tracking(
+    source: Tracking,
+    driver: Tracking,
+    source_frames: list[int] | None = None,
+    driver_frames: list[int] | None = None,
+    strength: float = 1.0,
+    options: RetargetOptions | None = None,
+) -> dict[int, FrameTrack]:
+    """Every source frame with the driver's lower-face expression, paired by order from the start (the
+    driver's last frame holds when it is shorter)."""
+    s_frames = source_frames or source.frame_numbers
+    d_frames = driver_frames or driver.frame_numbers
+    rt = Retarget(source, s_frames, driver, d_frames, options)
+    return {f: rt.track(f, d_frames[min(i, len(d_frames) - 1)], strength) for i, f in enumerate(s_frames)}
+
+
+@dataclass(frozen=True)
+class TrackOverlay:
+    """A track rendered in crop space: ĉ (S, S, 3) and the lower-face region it paints (S, S) in [0, 1]."""
+
+    image: np.ndarray
+    region: np.ndarray
+
+
+def track_overlay(aligned: np.ndarray, track: FrameTrack, transform: CropTransform) -> TrackOverlay:
+    """The local face overlay of a plate-pixel ``track`` over its aligned crop, as ``prep`` renders it (the
+    shaded 3D mesh when the track has one, else the contours' polygons), rounded to 8 bits like the
+    overlay PNGs Stage I was trained on, and its lower-face region (skin ⊇ lips ⊇ mouth)."""
+    crop_contours = {k: transform.to_crop(v) for k, v in track.contours.items()}
+    lm_crop = transform.to_crop(track.landmarks5)
+    mesh = mesh_to_crop(track.mesh, transform) if has_mesh(track) else None
+    size = int(np.asarray(aligned).shape[0])
+    img = render_overlay(aligned, crop_contours, lm_crop, mesh=mesh)
+    img = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+    region = overlay_masks(crop_contours, lm_crop, size, mesh=mesh)["skin"]
+    return TrackOverlay(img, np.clip(region, 0.0, 1.0).astype(np.float32))
+
+
+def transfer_expression(
+    shot_dir: str | Path,
+    driver_dir: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    strength: float = 1.0,
+    options: RetargetOptions | None = None,
+    frame_pairs: Sequence[tuple[int, int]] | None = None,
+) -> dict[int, FrameTrack]:
+    """Write transferred overlay frames (crop space, over the target's aligned crops) and tracking.json:
+    the inputs Stage I labels, for a look without a trained model. ``frame_pairs``: (target, driver) frames
+    (default: every target frame, paired from the start, the driver's last frame held)."""
     from vq_models.io.images import write_image
 
     shot, driver = Shot.open(shot_dir), Shot.open(driver_dir)
     src_trk, drv_trk = load_tracking(shot.tracking_path), load_tracking(driver.tracking_path)
-    for s, t in ((shot, src_trk), (driver, drv_trk)):
-        missing = [f for f in s.frames if f not in t.frames]
-        if missing:
-            raise InputError(f"{s.tracking_path}: no tracking for frames {missing[:10]}")
-    tracks = transfer_tracking(src_trk, drv_trk, shot.frames, driver.frames)
+    rt = Retarget(src_trk, shot.frames, drv_trk, driver.frames, options)
+    pairs = (
+        list(frame_pairs)
+        if frame_pairs is not None
+        else [(f, driver.frames[min(i, len(driver.frames) - 1)]) for i, f in enumerate(shot.frames)]
+    )
     out = Path(out_dir)
-    for f in tqdm(shot.frames, desc="transfer-expression", unit="fr", disable=not progress):
-        t = shot.transform(f)
-        tr = tracks[f]
-        crop_contours = {k: t.to_crop(v) for k, v in tr.contours.items()}
-        img = render_overlay(shot.aligned(f), crop_contours, t.to_crop(tr.landmarks5))
-        write_image(out / FRAME_NAME.format(f), np.clip(img, 0.0, 1.0), dtype="uint8")
-    meta = {"transfer": {"source": str(shot.root), "driver": str(driver.root)}}
+    tracks: dict[int, FrameTrack] = {}
+    for f, d in tqdm(pairs, desc="transfer-expression", unit="fr", disable=not progress):
+        tracks[f] = rt.track(f, d, strength)
+        img = track_overlay(shot.aligned(f), tracks[f], shot.transform(f)).image
+        write_image(out / FRAME_NAME.format(f), img, dtype="uint8")
+    target_neutral, driver_neutral = rt.neutral_frames
+    meta = {
+        "transfer": {
+            "source": str(shot.root),
+            "driver": str(driver.root),
+            "strength": float(strength),
+            "target_neutral": target_neutral,
+            "driver_neutral": driver_neutral,
+        }
+    }
     save_tracking(Tracking(src_trk.image_size, tracks, meta), out / "tracking.json")
     return tracks

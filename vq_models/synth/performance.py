@@ -79,8 +79,11 @@ def _talking(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return np.clip(envelope * (0.25 + 0.85 * syllable), 0.0, 1.0)
 
 
-def performance(num_frames: int, seed: int = 0, identity: Identity | None = None) -> list[FaceState]:
-    """``num_frames`` consecutive states of one performance (deterministic for ``seed``)."""
+def performance(num_frames: int, seed: int = 0, identity: Identity | None = None,
+                mouth: np.ndarray | None = None) -> list[FaceState]:
+    """``num_frames`` consecutive states of one performance (deterministic for ``seed``). ``mouth``: the
+    mouth opening per frame in place of the talking curve (a shot with a known mouth: a closed-mouth target
+    or an open-mouth driver for expression transfer); everything else is the seed's performance."""
     if num_frames < 1:
         raise ValueError("num_frames must be at least 1")
     ident = identity or Identity.from_seed(seed)
@@ -88,7 +91,14 @@ def performance(num_frames: int, seed: int = 0, identity: Identity | None = None
     t = np.arange(num_frames) / FPS
     closure = _blinks(rng, num_frames)
     gx, gy = _saccades(rng, num_frames)
-    mouth = _talking(rng, t)
+    talking = _talking(rng, t)  # always drawn, so the seed's other curves do not depend on ``mouth``
+    if mouth is None:
+        mouth = talking
+    else:
+        mouth = np.asarray(mouth, np.float64).reshape(-1)
+        if len(mouth) != num_frames or not np.isfinite(mouth).all():
+            raise ValueError(f"mouth: expected {num_frames} finite openings, got {len(mouth)}")
+        mouth = np.clip(mouth, 0.0, 1.0)
     curves = {
         "head_x": 0.025 * _wander(rng, t),
         "head_y": 0.015 * _wander(rng, t),

@@ -105,13 +105,15 @@ def write_synth_shot(
     start: int = 1001,
     ss: int = 2,
     progress: bool = True,
+    mouth: np.ndarray | None = None,
 ) -> SynthResult:
-    """Render and write a whole synthetic shot (see the module docstring for the layout)."""
+    """Render and write a whole synthetic shot (see the module docstring for the layout); ``mouth``: the
+    mouth opening per frame instead of talking (:func:`~vq_models.synth.performance.performance`)."""
     from vq_models.io.images import write_image
 
     out = Path(out)
     t0 = time.perf_counter()
-    states = performance(frames, seed)
+    states = performance(frames, seed, mouth=mouth)
     numbers = [start + i for i in range(frames)]
     tracks: dict[int, FrameTrack] = {}
     preview_idx = sorted(
