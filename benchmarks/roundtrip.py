@@ -4,8 +4,9 @@ Measures, for 256² and 1024² plates, the median over ``--repeats`` runs of
   (a) in-process: ``ShotModel.render_frame`` + composite over the plate (what ``vqedit render`` does), and
   (b) through the server: RenderClient → ``vqedit serve`` subprocess on loopback → payload → decode →
       composite (what ``EditNode.evaluate`` does on a host that composites in Python),
-with a breakdown of (b): server render, payload encode (server side), transfer (wall time of the request
-minus the server's own time), decode and composite (host side), each a median. The payload is
+with a breakdown of both: (a) render and composite; (b) server render, payload encode (server side: the
+premultiply into the payload's dtype and writing it), transfer (wall time of the request minus the server's own
+time), decode and composite (host side), each a median. The payload is
 ``--format half`` by default (raw half floats of the render's box, what the host asks for), or ``exr``
 (what the Nuke gizmo writes to disk) or ``raw`` (float32). The last line reads exactly
 ``roundtrip 1024: R.RRx in-process; 256: +M.M ms``.
@@ -14,9 +15,13 @@ The model is the test suite's tiny trained shot (built here once: synth → prep
 prior), served by the default loader. The plate size sets the payload, so the shot is staged twice with
 its plate description and crop transforms rescaled to 256² and 1024² (the same trained weights render
 the same crop; paste-back, alpha and the payload run at the staged plate size). The two measurements
-alternate run by run, so a busy machine slows both alike.
+alternate repeat by repeat, in alternating order, so a busy machine slows both alike.
 
-    .venv/bin/python benchmarks/roundtrip.py [--repeats 15] [--shot DIR] [--format half|exr|raw]
+``--runs N`` repeats the whole measurement N times, each with a fresh server process (the run-to-run spread,
+not the spread within a run, is what decides whether a target holds); it prints each run's figures, the
+spread, and the last line holds the median over the runs of each figure.
+
+    .venv/bin/python benchmarks/roundtrip.py [--repeats 15] [--runs 1] [--shot DIR] [--format half|exr|raw]
 """
 
 from __future__ import annotations
@@ -80,15 +85,90 @@ def _decode(reply: dict, fmt: str) -> tuple[np.ndarray, tuple[int, int, int, int
     return decode_array(reply["rgba"], "rgba", shm=True), tuple(reply["data_window"])  # float16 → float32 in the composite
 
 
+WARMUP = 3  # model load on the server, first allocations, the composite's thread pool
+
+
+def measure(models: Path, fmt: str, repeats: int) -> dict[int, tuple[float, float]]:
+    """One run against a fresh server: {size: (in-process ms, via-server ms)}, medians of ``repeats``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "render_server", "--models", str(models), "--bind", "tcp://127.0.0.1:*",
+         "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )
+    results = {}
+    try:
+        address = proc.stdout.readline().strip().rsplit(" ", 1)[-1]  # type: ignore[union-attr]
+        client = RenderClient(address, timeout=120, retries=0)
+        for size in SIZES:
+            name = f"bench{size}"
+            model = ShotModel.load(models / name)
+            frame = model.frames[len(model.frames) // 2]
+            plate = np.random.default_rng(size).uniform(0, 1, (size, size, 3)).astype(np.float32)
+            win = (0, 0, size, size)
+            plate_img = ImageData(plate, ["R", "G", "B"], win, win, colorspace="lin_rec709")
+            keys = ("in", "render", "in_comp", "via", "server", "encode", "transfer", "decode", "comp")
+            parts: dict[str, list[float]] = {k: [] for k in keys}
+
+            def in_process(model=model, plate_img=plate_img, frame=frame, parts=parts):
+                t0 = time.perf_counter()
+                fr = model.render_frame(frame, None, feather=8.0)
+                t1 = time.perf_counter()
+                fr.composite(plate_img)  # as `vqedit render`
+                del fr
+                t2 = time.perf_counter()
+                parts["render"].append((t1 - t0) * 1e3)
+                parts["in_comp"].append((t2 - t1) * 1e3)
+                parts["in"].append((t2 - t0) * 1e3)
+
+            def via_server(name=name, plate=plate, win=win, frame=frame, parts=parts):
+                t0 = time.perf_counter()
+                reply = client.render_frame(name, frame, feather=8.0, fmt=fmt, shm=client.same_host)
+                t1 = time.perf_counter()
+                rgba, rwin = _decode(reply, fmt)
+                t2 = time.perf_counter()
+                composite_over(rgba, rwin, plate, win)
+                del rgba
+                t3 = time.perf_counter()
+                parts["server"].append(reply["elapsed_ms"] - reply["encode_ms"])
+                parts["encode"].append(reply["encode_ms"])
+                parts["transfer"].append((t1 - t0) * 1e3 - reply["elapsed_ms"])
+                parts["decode"].append((t2 - t1) * 1e3)
+                parts["comp"].append((t3 - t2) * 1e3)
+                parts["via"].append((t3 - t0) * 1e3)
+
+            for _ in range(WARMUP):
+                in_process()
+                via_server()
+            for v in parts.values():
+                v.clear()
+            for i in range(repeats):  # alternate, in alternating order, so load on the machine hits both alike
+                for fn in (in_process, via_server) if i % 2 == 0 else (via_server, in_process):
+                    fn()
+            med = {k: statistics.median(v) for k, v in parts.items()}
+            results[size] = (med["in"], med["via"])
+            print(f"{size}²: in-process {med['in']:.1f} ms = render {med['render']:.1f} + composite "
+                  f"{med['in_comp']:.2f}; via server {med['via']:.1f} ms ({fmt}) = server render {med['server']:.1f} + encode "
+                  f"{med['encode']:.2f} + transfer {med['transfer']:.2f} + decode {med['decode']:.2f} + composite "
+                  f"{med['comp']:.2f} ms (medians of {repeats})", flush=True)
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--runs", type=int, default=1, help="whole measurements, each with a fresh server (default 1)")
     ap.add_argument("--shot", help="a trained shot to use (default: build the tiny test shot)")
     ap.add_argument("--format", choices=("half", "exr", "raw"), default="half")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ratios, deltas = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.shot:
@@ -100,65 +180,18 @@ def main() -> int:
         models = root / "models"
         for size in SIZES:
             stage_shot(shot, models / f"bench{size}", size)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "render_server", "--models", str(models), "--bind", "tcp://127.0.0.1:*",
-             "--workers", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-        )
-        results = {}
-        try:
-            address = proc.stdout.readline().strip().rsplit(" ", 1)[-1]  # type: ignore[union-attr]
-            client = RenderClient(address, timeout=120, retries=0)
-            for size in SIZES:
-                name = f"bench{size}"
-                model = ShotModel.load(models / name)
-                frame = model.frames[len(model.frames) // 2]
-                plate = np.random.default_rng(size).uniform(0, 1, (size, size, 3)).astype(np.float32)
-                win = (0, 0, size, size)
-                plate_img = ImageData(plate, ["R", "G", "B"], win, win, colorspace="lin_rec709")
-                parts: dict[str, list[float]] = {k: [] for k in ("in", "via", "server", "encode", "transfer", "decode", "comp")}
-
-                def in_process(model=model, plate_img=plate_img, frame=frame):
-                    return model.render_frame(frame, None, feather=8.0).composite(plate_img)  # as `vqedit render`
-
-                def via_server(name=name, plate=plate, win=win, frame=frame, parts=parts):
-                    t0 = time.perf_counter()
-                    reply = client.render_frame(name, frame, feather=8.0, fmt=args.format, shm=client.same_host)
-                    t1 = time.perf_counter()
-                    rgba, rwin = _decode(reply, args.format)
-                    t2 = time.perf_counter()
-                    composite_over(rgba, rwin, plate, win)
-                    t3 = time.perf_counter()
-                    parts["server"].append(reply["elapsed_ms"] - reply["encode_ms"])
-                    parts["encode"].append(reply["encode_ms"])
-                    parts["transfer"].append((t1 - t0) * 1e3 - reply["elapsed_ms"])
-                    parts["decode"].append((t2 - t1) * 1e3)
-                    parts["comp"].append((t3 - t2) * 1e3)
-
-                in_process()
-                via_server()  # warm-up: model load on the server, first allocations
-                for v in parts.values():
-                    v.clear()
-                for _ in range(args.repeats):  # alternate, so load on the machine hits both alike
-                    t0 = time.perf_counter()
-                    in_process()
-                    parts["in"].append((time.perf_counter() - t0) * 1e3)
-                    t0 = time.perf_counter()
-                    via_server()
-                    parts["via"].append((time.perf_counter() - t0) * 1e3)
-                med = {k: statistics.median(v) for k, v in parts.items()}
-                results[size] = (med["in"], med["via"])
-                print(f"{size}²: in-process {med['in']:.1f} ms, via server {med['via']:.1f} ms ({args.format}) = server "
-                      f"render {med['server']:.1f} + encode {med['encode']:.2f} + transfer {med['transfer']:.2f} + decode "
-                      f"{med['decode']:.2f} + composite {med['comp']:.2f} ms (medians of {args.repeats})")
-            client.close()
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    a1, b1 = results[1024]
-    a2, b2 = results[256]
-    print(f"roundtrip 1024: {b1 / a1:.2f}x in-process; 256: {b2 - a2:+.1f} ms")
+        for run in range(max(1, args.runs)):
+            results = measure(models, args.format, args.repeats)
+            (a1, b1), (a2, b2) = results[1024], results[256]
+            ratios.append(b1 / a1)
+            deltas.append(b2 - a2)
+            if args.runs > 1:
+                print(f"run {run + 1}: roundtrip 1024: {b1 / a1:.2f}x in-process; 256: {b2 - a2:+.1f} ms", flush=True)
+    if len(ratios) > 1:
+        print(f"over {len(ratios)} runs: 1024: {min(ratios):.2f}-{max(ratios):.2f}x "
+              f"(median {statistics.median(ratios):.2f}x); 256: {min(deltas):+.1f} to {max(deltas):+.1f} ms "
+              f"(median {statistics.median(deltas):+.1f})")
+    print(f"roundtrip 1024: {statistics.median(ratios):.2f}x in-process; 256: {statistics.median(deltas):+.1f} ms")
     return 0
 
 

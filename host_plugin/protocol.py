@@ -12,6 +12,7 @@ instead of crashing (docs/protocol.md lists the codes). No pickle: arrays travel
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import tempfile
 import time
@@ -177,7 +178,8 @@ def encode_array(array: Any) -> dict[str, Any]:
     arr = np.ascontiguousarray(array)
     if arr.dtype.name not in ALLOWED_DTYPES:
         raise ValueError(f"dtype {arr.dtype} cannot travel; use one of {ALLOWED_DTYPES}")
-    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": arr.astype(arr.dtype.newbyteorder("<")).tobytes()}
+    data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()  # one copy (none extra on little-endian)
+    return {"dtype": arr.dtype.name, "shape": list(arr.shape), "data": data}
 
 
 SHM_DIR = "/dev/shm"
@@ -192,7 +194,8 @@ def shm_available() -> bool:
 def encode_array_shm(array: Any) -> dict[str, Any]:
     """Like :func:`encode_array`, but the bytes go to a private file in /dev/shm and the map carries its
     path (``"shm"``) instead of ``"data"``: a reply to a client on the same host skips the socket copies.
-    The reader deletes the file; :func:`sweep_shm` removes any a client never collected."""
+    The reader deletes the file; :func:`sweep_shm` removes any a client never collected. The bytes are
+    written with one ``write`` (cheaper than filling a fresh shared mapping page fault by page fault)."""
     import numpy as np
 
     arr = np.ascontiguousarray(array)
@@ -202,6 +205,13 @@ def encode_array_shm(array: Any) -> dict[str, Any]:
     with os.fdopen(fd, "wb") as fh:
         fh.write(memoryview(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).cast("B"))
     return {"dtype": arr.dtype.name, "shape": list(arr.shape), "shm": path}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def sweep_shm(max_age_s: float = 120.0) -> None:
@@ -220,25 +230,36 @@ def sweep_shm(max_age_s: float = 120.0) -> None:
             pass
 
 
-def _read_shm(path: Any, field: str) -> bytes:
-    """The bytes of a payload file named in a reply, then the file is deleted. Only files this protocol
-    writes are read (/dev/shm/vqedit-payload-*), so a reply cannot make a client read anything else."""
+# A shared read-only mapping; MAP_POPULATE (Linux) maps the payload's pages up front, one call instead of a page
+# fault per 4 KiB on first read. Python 3.10+ names it; 0 elsewhere (the mapping then faults lazily, still without
+# a copy). Distinct bits, so the sum is their union.
+_MAP_FLAGS = getattr(mmap, "MAP_SHARED", 1) + getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _map_shm(path: Any, field: str) -> Any:
+    """A read-only mapping of a payload file named in a reply (no copy: the client reads the server's pages),
+    then the file is deleted (the mapping outlives the name). Only files this protocol writes are read
+    (/dev/shm/vqedit-payload-*), so a reply cannot make a client read anything else."""
     if not isinstance(path, str):
         raise ProtocolError(BAD_REQUEST, f"{field}.shm: expected a path")
     real = os.path.realpath(path)
     if os.path.dirname(real) != os.path.realpath(SHM_DIR) or not os.path.basename(real).startswith(SHM_PREFIX):
         raise ProtocolError(BAD_REQUEST, f"{field}.shm: not a vqedit payload file")
     try:
-        with open(real, "rb") as fh:
-            data = fh.read()
+        fd = os.open(real, os.O_RDONLY)
     except OSError as exc:
+        _unlink(real)
         raise ProtocolError(BAD_REQUEST, f"{field}.shm: cannot read the payload ({exc.strerror}); is the server on another host?") from None
+    try:
+        size = os.fstat(fd).st_size
+        if size <= 0:
+            raise ProtocolError(BAD_REQUEST, f"{field}.shm: the payload file is empty")
+        return mmap.mmap(fd, size, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
+    except OSError as exc:
+        raise ProtocolError(BAD_REQUEST, f"{field}.shm: cannot map the payload ({exc.strerror})") from None
     finally:
-        try:
-            os.unlink(real)
-        except OSError:
-            pass
-    return data
+        os.close(fd)
+        _unlink(real)
 
 
 def decode_array(value: Any, field: str, dtypes: tuple[str, ...] = ALLOWED_DTYPES, ndim: tuple[int, ...] | None = None,
@@ -251,7 +272,7 @@ def decode_array(value: Any, field: str, dtypes: tuple[str, ...] = ALLOWED_DTYPE
         raise ProtocolError(BAD_REQUEST, f"{field}: expected an array map {{dtype, shape, data}}")
     dtype, shape, data = value.get("dtype"), value.get("shape"), value.get("data")
     if shm and data is None and "shm" in value:
-        data = _read_shm(value["shm"], field)
+        data = _map_shm(value["shm"], field)  # an mmap: np.frombuffer below reads it in place (read-only)
     if dtype not in dtypes:
         raise ProtocolError(BAD_REQUEST, f"{field}.dtype: expected one of {', '.join(dtypes)}, got {str(dtype)[:20]!r}")
     if (
@@ -262,7 +283,7 @@ def decode_array(value: Any, field: str, dtypes: tuple[str, ...] = ALLOWED_DTYPE
         raise ProtocolError(BAD_REQUEST, f"{field}.shape: expected 1-{MAX_ARRAY_DIMS} positive integers")
     if ndim is not None and len(shape) not in ndim:
         raise ProtocolError(BAD_REQUEST, f"{field}.shape: expected {' or '.join(map(str, ndim))} dimensions, got {len(shape)}")
-    if not isinstance(data, bytes):
+    if not isinstance(data, (bytes, mmap.mmap)):
         raise ProtocolError(BAD_REQUEST, f"{field}.data: expected bytes")
     dt = np.dtype(dtype).newbyteorder("<")
     expected = math.prod(shape) * dt.itemsize

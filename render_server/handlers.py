@@ -8,8 +8,10 @@ into an error reply. Model calls happen under the model's lock (one forward pass
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,31 @@ log = logging.getLogger(__name__)
 FORMATS = ("exr", "raw", "half")
 MAX_FEATHER = 1024.0
 MAX_IMAGE_SIDE = 16384
+
+
+_AFTER_REPLY = threading.local()
+
+
+@contextmanager
+def collecting_releases() -> Iterator[list[Any]]:
+    """Within the block, :func:`release_after_reply` puts objects in the yielded list (the server's worker
+    wraps a request in it and hands the list to the I/O thread, which drops it after sending the reply)."""
+    bag: list[Any] = []
+    _AFTER_REPLY.objs = bag
+    try:
+        yield bag
+    finally:
+        _AFTER_REPLY.objs = None
+
+
+def release_after_reply(*objs: Any) -> None:
+    """Keep ``objs`` alive until this request's reply has been handed to the socket. A frame render holds
+    plate-sized arrays whose release (returning their pages to the system, under the GIL) is better done
+    while the reply travels and the host composites than before the reply is sent. Outside
+    :func:`collecting_releases` (a handler called directly) nothing is kept."""
+    bag = getattr(_AFTER_REPLY, "objs", None)
+    if bag is not None:
+        bag.extend(objs)
 
 
 def validate_program(program: Any, entry: Entry | None = None) -> dict[str, Any] | None:
@@ -183,52 +210,73 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     else:
         fr = _call(entry, lambda: model.render_frame(frame, program, feather=feather, mode=mode, labels=labels,
                                                      override=override))
-        # premultiplied RGBA over the render's bounding box, the plate's colour space; for the raw formats the
-        # premultiply writes the payload's dtype directly (one pass over the box instead of three)
-        image = fr.rgba_image() if fmt == "exr" else _rgba_box(fr, np.float16 if fmt == "half" else np.float32)
+        release_after_reply(fr)
         changed, colorspace, display_window = fr.changed, str(fr.colorspace), [int(v) for v in fr.display_window]
+    shm = fmt in ("raw", "half") and get_field(fields, "shm", bool, False) and shm_available()
+    t1 = time.perf_counter()
+    payload: dict[str, Any]
+    if pass_name == "render" and fmt in ("raw", "half"):
+        # premultiplied RGBA over the render's bounding box, the plate's colour space, in the payload's dtype
+        box = fr.alpha_box()
+        payload = {"rgba": _rgba_payload(fr, box, "float16" if fmt == "half" else "float32", shm)}
+    else:
+        if pass_name == "render":
+            image = fr.rgba_image()
+        box = image.data_window
+        if fmt in ("raw", "half"):
+            pixels = np.ascontiguousarray(image.pixels, dtype=np.float16 if fmt == "half" else np.float32)
+            payload = {"rgba": encode_array_shm(pixels) if shm else encode_array(pixels)}
+        else:
+            payload = {"exr": wire_exr(image)}
+    t2 = time.perf_counter()
     out = {
         "kind": "frame",
         "frame": frame,
         "pass": pass_name,
-        "data_window": [int(v) for v in image.data_window],
+        "data_window": [int(v) for v in box],
         "display_window": display_window,
         "colorspace": colorspace,
         "changed": encode_array(np.asarray(changed, dtype=np.uint8)),
+        **payload,
     }
-    t1 = time.perf_counter()
-    if fmt in ("raw", "half"):
-        payload = np.ascontiguousarray(image.pixels, dtype=np.float16 if fmt == "half" else np.float32)
-        if get_field(fields, "shm", bool, False) and shm_available():  # a client on this host: hand over a file
-            sweep_shm()
-            out["rgba"] = encode_array_shm(payload)
-        else:
-            out["rgba"] = encode_array(payload)
-    else:
-        out["exr"] = wire_exr(image)
-    t2 = time.perf_counter()
     out["encode_ms"] = (t2 - t1) * 1e3  # what the payload costs the server (benchmarks/roundtrip.py)
     out["elapsed_ms"] = (t2 - t0) * 1e3
     return out
 
 
-class _Box:
-    """The fields of the render's box a raw reply needs (``pixels``, ``data_window``)."""
-
-    def __init__(self, pixels: np.ndarray, data_window: tuple[int, int, int, int]):
-        self.pixels, self.data_window = pixels, data_window
-
-
-def _rgba_box(fr: Any, dtype: Any) -> _Box:
-    """``fr.rgba_image()``'s pixels and window, premultiplied straight into ``dtype``."""
-    x, y, w, h = fr.alpha_box()
+def _rgba_payload(fr: Any, box: tuple[int, int, int, int], dtype: str, shm: bool) -> dict[str, Any]:
+    """The array map of ``fr``'s premultiplied RGBA over ``box`` in ``dtype`` (computed once, in that dtype),
+    as a /dev/shm payload file for a same-host client (``shm``) or packed bytes."""
+    x, y, w, h = box
     wx, wy = fr.rgba_window[:2]
     rows, cols = slice(y - wy, y + h - wy), slice(x - wx, x + w - wx)
-    alpha = fr.alpha[rows, cols, None]
-    out = np.empty((h, w, 4), dtype)
-    np.multiply(fr.rgb[rows, cols], alpha, out=out[..., :3], casting="unsafe")
-    out[..., 3:] = alpha
-    return _Box(out, (x, y, w, h))
+    dst = np.empty((h, w, 4), dtype)
+    _premultiply_into(dst, fr.rgb[rows, cols], fr.alpha[rows, cols])
+    if shm:
+        sweep_shm()
+        return encode_array_shm(dst)
+    return encode_array(dst)
+
+
+def _premultiply_into(dst: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
+    """``dst[..., :3] = rgb * alpha`` and ``dst[..., 3] = alpha`` (float32 arithmetic, rounded once to
+    ``dst``'s dtype), the numbers ``premultiplied_rgba(...).astype(dtype)`` gives.
+
+    In torch when it is there (it is wherever a real model renders): numpy's loops over a 3- or 4-channel
+    last axis run a few elements at a time and its float32 → float16 cast is scalar; torch vectorises both.
+    """
+    try:
+        import torch
+    except ImportError:  # a model backend without torch: same numbers, slower
+        np.multiply(rgb, alpha[..., None], out=dst[..., :3], casting="unsafe")
+        dst[..., 3] = alpha
+        return
+    r, a, d = torch.from_numpy(rgb), torch.from_numpy(alpha), torch.from_numpy(dst)
+    tmp = d if d.dtype == torch.float32 else torch.empty(d.shape, dtype=torch.float32)
+    torch.mul(r, a[..., None], out=tmp[..., :3])
+    tmp[..., 3] = a
+    if tmp is not d:
+        d.copy_(tmp)
 
 
 def do_exemplar(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class RenderServer:
         self._push: zmq.Socket | None = None
         self._inflight: dict[bytes, list[bytes]] = {}
         self._inflight_rid: dict[bytes, Any] = {}
+        self._release: dict[bytes, list[Any]] = {}  # request key → objects to drop after its reply is sent
         self._keys = itertools.count()
         self._started = time.time()
 
@@ -133,6 +134,7 @@ class RenderServer:
                 sock.send_multipart([*envelope, error_reply(rid, SHUTTING_DOWN, "server shut down before this request finished")])
             self._inflight.clear()
         finally:
+            self._release.clear()
             with self._push_lock:
                 self._push = None
                 push.close(linger=0)
@@ -155,6 +157,9 @@ class RenderServer:
                 self._inflight_rid.pop(key, None)
                 sock.send_multipart(rest, copy=False)
                 self.requests_served += 1
+            # the request's big arrays (handlers.release_after_reply) go now, while libzmq's own thread
+            # sends the reply and the host works on it, instead of delaying the reply
+            self._release.pop(key, None)
 
     def _drain_requests(self, sock: zmq.Socket, pool: ThreadPoolExecutor, draining: bool) -> None:
         for _ in range(1000):  # bounded so replies interleave with a flood of requests
@@ -209,13 +214,17 @@ class RenderServer:
 
     def _work(self, key: bytes, envelope: list[bytes], req: Request) -> None:
         """Worker-thread body: run the handler, always produce exactly one reply."""
-        try:
-            reply = ok_reply(req.id, **handlers.HANDLERS[req.op](self.cache, req.fields))
-        except ProtocolError as exc:
-            reply = error_reply(req.id, exc.code, exc.message)
-        except Exception as exc:  # a bug must cost one request, never the server
-            log.exception("request %r (%s) failed", req.id, req.op)
-            reply = error_reply(req.id, INTERNAL, f"{type(exc).__name__}: {exc}")
+        with handlers.collecting_releases() as keep:
+            try:
+                reply = ok_reply(req.id, **handlers.HANDLERS[req.op](self.cache, req.fields))
+            except ProtocolError as exc:
+                reply = error_reply(req.id, exc.code, exc.message)
+            except Exception as exc:  # a bug must cost one request, never the server
+                log.exception("request %r (%s) failed", req.id, req.op)
+                reply = error_reply(req.id, INTERNAL, f"{type(exc).__name__}: {exc}")
+        if keep:
+            self._release[key] = keep  # dropped by the I/O thread once the reply is sent
+        del keep
         with self._push_lock:
             if self._push is not None:
                 self._push.send_multipart([key, *envelope, reply], copy=False)

@@ -3,6 +3,7 @@ structured errors. References come from the same model loaded in this process.""
 
 from __future__ import annotations
 
+import os
 import time
 
 import cv2
@@ -100,6 +101,87 @@ def test_render_raw_and_uploaded_labels(client, ref):
     np.testing.assert_allclose(rgba, expect.rgba_image().pixels, atol=1e-5)
     changed = decode_array(reply["changed"], "changed").astype(bool)
     assert changed.any() and not changed[:10].any() and 0 < (expect.alpha > 0).mean() < 0.5
+
+
+@pytest.mark.parametrize("fmt", ["half", "raw"])
+def test_raw_payloads_are_the_premultiplied_box_exactly(client, ref, fmt):
+    """``half``/``raw`` replies hold ``rgba_image()``'s pixels rounded once to the payload's dtype, bit for bit,
+    inline and by /dev/shm; a shm payload is mapped read-only in place and its file is gone once decoded."""
+    frame = ref.frames[4]
+    expect = ref.render_frame(frame, None, feather=8.0)
+    want = expect.rgba_image().pixels.astype(np.float16 if fmt == "half" else np.float32)
+    for shm in (False, True):
+        reply = client.render_frame("beta", frame, feather=8.0, fmt=fmt, shm=shm)
+        assert tuple(reply["data_window"]) == expect.alpha_box()
+        assert ("shm" in reply["rgba"]) == shm and reply["encode_ms"] >= 0.0
+        path = reply["rgba"].get("shm")
+        rgba = decode_array(reply["rgba"], "rgba", shm=shm)
+        assert rgba.dtype == want.dtype and rgba.tobytes() == want.tobytes()
+        if shm:
+            assert not rgba.flags.writeable and not os.path.exists(path)
+
+
+def test_shm_payload_files_are_checked_before_use(tmp_path):
+    """A payload file that is empty or of the wrong size is a BAD_REQUEST (and is deleted), never a crash."""
+    from host_plugin.protocol import SHM_DIR, SHM_PREFIX, ProtocolError, encode_array_shm
+
+    field = encode_array_shm(np.ones((4, 5, 4), np.float16))
+    with open(field["shm"], "r+b") as fh:
+        fh.truncate(10)
+    with pytest.raises(ProtocolError, match="10 bytes"):
+        decode_array(field, "rgba", shm=True)
+    assert not os.path.exists(field["shm"])
+    empty = os.path.join(SHM_DIR, f"{SHM_PREFIX}test-{os.getpid()}.bin")
+    open(empty, "wb").close()
+    with pytest.raises(ProtocolError, match="empty"):
+        decode_array({"dtype": "float16", "shape": [1], "shm": empty}, "rgba", shm=True)
+    assert not os.path.exists(empty)
+
+
+def test_frame_arrays_are_released_after_the_reply_is_sent(shot_models_dir, backend_factory):  # noqa: F811
+    """A render's plate-sized arrays are dropped by the I/O thread once the reply is on the socket (not before
+    it, not never): the server in this process, a finaliser on each FrameRender records how many replies had
+    been sent when it ran."""
+    import threading
+    import weakref
+
+    from render_server.models import ModelCache
+    from render_server.server import RenderServer
+
+    sent_at_release: list[int] = []
+    holder: dict[str, RenderServer] = {}
+
+    def loader(path, device):
+        model = backend_factory(path)
+        render = model.render_frame
+
+        def tracked(*args, **kwargs):
+            fr = render(*args, **kwargs)
+            weakref.finalize(fr, lambda: sent_at_release.append(holder["server"].requests_served))
+            return fr
+
+        model.render_frame = tracked
+        return model
+
+    srv = RenderServer(ModelCache(shot_models_dir, loader), bind="tcp://127.0.0.1:*", workers=1)
+    holder["server"] = srv
+    ready = threading.Event()
+    thread = threading.Thread(target=srv.serve_forever, args=(lambda _endpoint: ready.set(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    c = RenderClient(srv.endpoint, timeout=30, retries=0)
+    try:
+        for n in (1, 2):
+            c.render_frame("beta", 1003, feather=8.0, fmt="half", shm=c.same_host)
+            deadline = time.monotonic() + 5
+            while len(sent_at_release) < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert sent_at_release[-1] == n, sent_at_release  # after its own reply, every time
+        assert srv._release == {}
+    finally:
+        c.close()
+        srv.stop()
+        thread.join(10)
 
 
 def test_render_window(client, ref):

@@ -66,11 +66,14 @@ class FrameRender:
     def alpha_box(self) -> tuple[int, int, int, int]:
         """The bounding box (x, y, w, h, display coordinates) of ``alpha > 0``: what a render pass needs to
         carry as its EXR data window (1x1 at the window's origin when nothing is rendered)."""
-        ys, xs = np.nonzero(self.alpha > 0)
+        # rows and columns holding any alpha > 0 (two reductions of the mask) instead of np.nonzero, which builds
+        # index arrays of every covered pixel only to keep four numbers (on the server's reply path every frame)
+        inside = self.alpha > 0
+        ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
         wx, wy = self.rgba_window[:2]
         if not ys.size:
             return (wx, wy, 1, 1)
-        return (wx + int(xs.min()), wy + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)
+        return (wx + int(xs[0]), wy + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1)
 
     def rgba_image(self, colorspace: str | None = None) -> Any:
         """The premultiplied RGBA render as an ImageData whose data window is :meth:`alpha_box` (the
