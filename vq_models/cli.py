@@ -12,6 +12,7 @@ from types import ModuleType
 
 from vq_models import __version__
 from vq_models.errors import VQEditError
+from vq_models.process import keep_freed_memory
 
 
 def _command_modules() -> list[ModuleType]:
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    keep_freed_memory()
     try:
         return int(args._run(args) or 0)
     except VQEditError as exc:

@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from vq_models.process import one_malloc_arena
+
 NAME = "serve"
 HELP = "run the render server: keeps trained shot models loaded, answers render requests over ZeroMQ"
 
@@ -28,29 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", help=argparse.SUPPRESS)  # module:callable model loader (tests, other runtimes)
 
 
-def _one_malloc_arena() -> None:
-    """Renders run on worker threads; glibc gives each thread its own malloc arena, where every frame-sized
-    array is a fresh mmap (page faults on each render) instead of reused heap memory as on the main thread:
-    render_frame at 1024² ran ~30 % slower on a worker than on the main thread. One arena for the process
-    (before any worker starts) makes them equal. Linux/glibc only; elsewhere nothing changes."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(name).mallopt(-8, 1)  # M_ARENA_MAX = -8 in <malloc.h>
-    except (OSError, AttributeError):
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     # OpenMP threads busy-wait after each parallel region by default. A server shares its CPU with the host that
     # asked (Nuke, a farm blade, other servers): spinning between requests stole most of a 2-core machine and
     # tripled the round trip (benchmarks/roundtrip.py). Set before torch loads OpenMP; an explicit value wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    _one_malloc_arena()
+    one_malloc_arena()
     from render_server.auth import ServerCurve
     from render_server.models import ModelCache, resolve_loader
     from render_server.server import DEFAULT_BIND, RenderServer
