@@ -120,3 +120,15 @@ def test_composite_image_keeps_windows_and_metadata():
     assert np.all(out.pixels[20:40, 20:40] == 0.25)
     changed = np.any(out.pixels != pixels, axis=2)
     assert changed.sum() == 400
+
+
+def test_edit_alpha_reach_grows_the_changed_mask_in_its_own_pixels() -> None:
+    """``reach_px`` covers the labels next to the change (where Stage II shades too) and no further."""
+    mask = np.zeros((128, 128), bool)
+    mask[60:68, 60:68] = True
+    plain = edit_alpha(mask, TF, PLATE, 0.0)
+    grown = edit_alpha(mask, TF, PLATE, 0.0, reach_px=2)
+    ring = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    assert np.array_equal(grown > 0, changed_mask_to_plate(ring, TF, PLATE))
+    assert (grown > 0).sum() > (plain > 0).sum()
+    assert np.all(grown[plain > 0] == 1.0)

@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vq_models.composite import composite_image, composite_in_box, edit_alpha, face_alpha, paste_to_plate
+from vq_models.composite import (
+    RENDER_REACH_PX,
+    composite_image,
+    composite_in_box,
+    edit_alpha,
+    face_alpha,
+    paste_to_plate,
+)
 from vq_models.frame_render import save_composite
 from vq_models.io.colour import convert
 from vq_models.io.images import ImageData, read_image
@@ -38,7 +45,7 @@ def test_footprint_render_equals_full_frame_paste(model, mode):
         alpha = face_alpha(face, tf, size, 5.0, crop_size=S)
     else:
         alpha = edit_alpha(fr.changed, tf, size, 5.0, face_mask_plate=face_alpha(face, tf, size, 0.0, crop_size=S),
-                           crop_size=S)
+                           crop_size=S, reach_px=RENDER_REACH_PX)
     alpha = np.where(cover > 0, alpha * cover, 0.0)
     np.testing.assert_allclose(fr.alpha, alpha, atol=1e-5)
     assert abs(int((fr.alpha > 0).sum()) - int((alpha > 0).sum())) <= 2  # same support (float32 warp round-off)

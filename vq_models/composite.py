@@ -24,6 +24,12 @@ import numpy as np
 from vq_models.io.images import ImageData
 from vq_models.shot import CropTransform
 
+# Stage II draws an edit a little beyond the labels that changed: its convolutions shade the skin next to a
+# closed lid or a moved pupil too. An edit's alpha therefore starts from the changed labels grown by this many
+# label pixels (a render-scale distance, so it follows the face's size on the plate), before the plate-pixel
+# feather. On lp_d13's blinks the what-if gained 0.4 dB from it (benchmarks/README.md, blink what-if).
+RENDER_REACH_PX = 2
+
 
 def scale_transform(transform: CropTransform, crop_size: int, size: int) -> CropTransform:
     """The crop transform for a square image of ``size`` pixels covering the same crop as ``crop_size``."""
@@ -79,15 +85,22 @@ def edit_alpha(
     feather_px: float,
     face_mask_plate: np.ndarray | None = None,
     crop_size: int | None = None,
+    reach_px: int = 0,
 ) -> np.ndarray:
     """Alpha (H, W) float32 for an edit: 1 on the changed pixels (mapped to the plate), falling smoothly
     to 0 over ``feather_px`` plate pixels outside them (0 beyond: the mask dilated by ``feather_px`` is the
     support), multiplied by the face mask when given so the edit never bleeds into the background.
+    ``reach_px`` first grows the changed mask by that many of its own pixels (see :data:`RENDER_REACH_PX`).
 
     ``changed_crop_mask`` is (L, L) at label (or render) scale; ``crop_size`` is the size ``transform``
     was made for (None when they agree). ``plate_size`` is (width, height).
     """
-    changed = changed_mask_to_plate(changed_crop_mask, transform, plate_size, crop_size)
+    mask = np.asarray(changed_crop_mask, dtype=bool)
+    if reach_px > 0 and mask.any():
+        r = int(reach_px)
+        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        mask = cv2.dilate(mask.astype(np.uint8), grow).astype(bool)
+    changed = changed_mask_to_plate(mask, transform, plate_size, crop_size)
     h, w = changed.shape
     if not changed.any():
         return np.zeros((h, w), np.float32)

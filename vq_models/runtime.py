@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
-from vq_models.composite import edit_alpha, face_alpha, paste_to_plate
+from vq_models.composite import RENDER_REACH_PX, edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
@@ -284,7 +284,8 @@ class ShotModel:
 
         ``mode="identity"``: alpha is the whole face (the render replaces the face; with no edits this
         measures reconstruction). ``mode="edit-only"``: alpha covers only the pixels the edits changed,
-        dilated and feathered by ``feather`` plate pixels, within the face. ``labels`` overrides the
+        grown by the renderer's reach (``RENDER_REACH_PX`` label pixels) and feathered by ``feather`` plate
+        pixels, within the face. ``labels`` overrides the
         shot's own (edited) labels, as the server's ``render`` request allows: a (3, L, L) window, or the
         (L, L) map at ``frame`` (its neighbours then come from the shot and ``program``).
 
@@ -340,7 +341,7 @@ class ShotModel:
         else:
             face_plate = face_alpha(face, sub, sub_size, 0.0, crop_size=self.shot.crop_size)
             alpha_sub = edit_alpha(changed, sub, sub_size, feather, face_mask_plate=face_plate,
-                                   crop_size=self.shot.crop_size)
+                                   crop_size=self.shot.crop_size, reach_px=RENDER_REACH_PX)
             if override is not None:  # edit-only transfer: never outside the (feathered) lower-face region
                 alpha_sub = alpha_sub * edit_alpha(np.asarray(override.region) >= 0.5, sub, sub_size, feather,
                                                    crop_size=self.shot.crop_size)
