@@ -1,7 +1,8 @@
 """Round-trip cost of the render server versus rendering in process, on a real trained shot.
 
 Measures, for 256² and 1024² plates, the median over ``--repeats`` runs of
-  (a) in-process: ``ShotModel.render_frame`` + composite over the plate (what ``vqedit render`` does), and
+  (a) in-process: ``ShotModel.render_frame`` + composite over the plate (what ``vqedit render`` does, with the
+      malloc settings every ``vqedit`` command gets: ``vq_models.process.keep_freed_memory``), and
   (b) through the server: RenderClient → ``vqedit serve`` subprocess on loopback → payload → decode →
       composite (what ``EditNode.evaluate`` does on a host that composites in Python),
 with a breakdown of both: (a) render and composite; (b) server render, payload encode (server side: the
@@ -49,6 +50,7 @@ from host_plugin.client import RenderClient  # noqa: E402
 from host_plugin.node import composite_over  # noqa: E402
 from host_plugin.protocol import decode_array  # noqa: E402
 from vq_models.io.images import ImageData, decode_image_bytes  # noqa: E402
+from vq_models.process import keep_freed_memory  # noqa: E402
 from vq_models.runtime import ShotModel  # noqa: E402
 
 SIZES = (256, 1024)
@@ -165,6 +167,8 @@ def main() -> int:
     ap.add_argument("--shot", help="a trained shot to use (default: build the tiny test shot)")
     ap.add_argument("--format", choices=("half", "exr", "raw"), default="half")
     args = ap.parse_args()
+    # the in-process side runs with the process settings every `vqedit` command gets (cli.main), as `vqedit render`
+    keep_freed_memory()
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
