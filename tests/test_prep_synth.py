@@ -9,6 +9,7 @@ import pytest
 
 from vq_models.errors import InputError
 from vq_models.face.align import crop, ffhq_quad, quad_transform
+from vq_models.face.overlay import OVERLAY_3D, frame_overlay
 from vq_models.face.prep import PRESETS, run_prep
 from vq_models.io.sources import open_source
 from vq_models.synth.writer import write_synth_shot
@@ -37,8 +38,14 @@ def test_tracking_file_gives_the_generators_crops(synth, tmp_path):
             ref = crop(src.read_network(f), expected, 64)
             diff = np.abs(shot.aligned(f) - ref)
             assert diff.mean() < 1.0 / 255.0 and diff.max() < 4.0 / 255.0
-    # the shot's tracking is the file's, in plate pixels
+    # the synthetic tracking carries a mesh, so prep ran the 3D overlay, through the one frame renderer
+    assert shot.meta["prep"]["overlay"] == OVERLAY_3D and shot.meta["prep"]["overlay_2d_frames"] == []
     kept = load_tracking(shot.tracking_path)
+    for f in (1001, 1004):
+        again = frame_overlay(shot.aligned(f), kept.frames[f], shot.transform(f))
+        assert again.kind == OVERLAY_3D
+        assert np.abs(shot.overlay(f) - again.image).mean() < 1.0 / 255.0
+    # the shot's tracking is the file's, in plate pixels
     np.testing.assert_allclose(kept.frames[1003].contours["lips_outer"], truth.frames[1003].contours["lips_outer"],
                                atol=1e-3)
 

@@ -18,7 +18,8 @@ Two renderers, one region:
 Both paint the same region (:func:`overlay_masks`): the face below a line just under the nose (the cut of
 :func:`lower_face_polygon`), the lips, the mouth interior. Rendering is supersampled and box-filtered so
 edges are anti-aliased like the masks, is deterministic (same input, same bytes), and is the same code in
-``prep`` and at edit time (expression transfer re-renders through :func:`render_overlay`).
+``prep`` and at edit time: both render a frame through :func:`frame_overlay`, and a shot keeps the
+renderer it was prepped with (:func:`shot_overlay_kind`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import collections
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,6 +38,7 @@ from vq_models.face.masks import polygon_mask
 from vq_models.face.mesh_data import TRIANGLES
 from vq_models.face.raster import rasterize
 from vq_models.shot import CropTransform
+from vq_models.tracking.schema import FrameTrack
 
 SKIN_ALBEDO = (0.80, 0.62, 0.52)
 LIPS_ALBEDO = (0.66, 0.28, 0.30)
@@ -49,16 +52,13 @@ LIGHT_DIR: tuple[float, float, float] = tuple(
 #: Share of the light that does not depend on the normal (keeps surfaces turned away from black).
 AMBIENT = 0.35
 
-#: What :func:`overlay_kind` reports (recorded in shot.json by prep).
+#: Which renderer drew a frame (:attr:`FrameOverlay.kind`; prep records the shot's in shot.json).
 OVERLAY_3D = "mesh-3d"
 OVERLAY_2D = "contours-2d"
+#: A shot where some frames had a mesh and some not (prep lists the 2D ones).
+OVERLAY_MIXED = "mixed"
 
 MIN_MESH_POINTS = 468  # the triangles index the 468 surface points; the 10 iris points are not used
-
-
-def overlay_kind(mesh: np.ndarray | None) -> str:
-    """Which renderer :func:`render_overlay` uses for this tracking."""
-    return OVERLAY_3D if mesh is not None else OVERLAY_2D
 
 
 def mesh_to_crop(mesh: np.ndarray, transform: CropTransform) -> np.ndarray:
@@ -288,6 +288,30 @@ def overlay_masks(
     return _flat_masks(contours, landmarks5, size)
 
 
+def _render(
+    aligned: np.ndarray,
+    contours: dict[str, np.ndarray],
+    landmarks5: np.ndarray,
+    opacity: float,
+    mesh: np.ndarray | None,
+    supersample: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(ĉ, region masks) from one render: the overlay and the coverage it was composited with."""
+    img = np.asarray(aligned, np.float32)[..., :3].copy()
+    if img.ndim != 3 or img.shape[0] != img.shape[1]:
+        raise InputError(f"overlay: expected a square (S, S, 3) crop, got shape {np.shape(aligned)}")
+    size = img.shape[0]
+    if mesh is not None:
+        out = render_mesh(mesh, landmarks5, size, supersample)
+        a = (out.masks["skin"] * opacity)[..., None]
+        return img * (1.0 - a) + out.colour * np.float32(opacity), out.masks
+    masks = _flat_masks(contours, landmarks5, size)
+    for name, colour in (("skin", SKIN_ALBEDO), ("lips", LIPS_ALBEDO), ("mouth", MOUTH_ALBEDO)):
+        a = (masks[name] * opacity)[..., None]
+        img = img * (1.0 - a) + np.asarray(colour, np.float32) * a
+    return img, masks
+
+
 def render_overlay(
     aligned: np.ndarray,
     contours: dict[str, np.ndarray],
@@ -303,16 +327,61 @@ def render_overlay(
     render; without it the flat 2D polygons of ``contours`` are painted. ``landmarks5`` place the
     lower-face cut in both.
     """
-    img = np.asarray(aligned, np.float32)[..., :3].copy()
-    if img.ndim != 3 or img.shape[0] != img.shape[1]:
-        raise InputError(f"overlay: expected a square (S, S, 3) crop, got shape {np.shape(aligned)}")
-    size = img.shape[0]
-    if mesh is not None:
-        out = render_mesh(mesh, landmarks5, size, supersample)
-        a = (out.masks["skin"] * opacity)[..., None]
-        return img * (1.0 - a) + out.colour * np.float32(opacity)
-    masks = _flat_masks(contours, landmarks5, size)
-    for name, colour in (("skin", SKIN_ALBEDO), ("lips", LIPS_ALBEDO), ("mouth", MOUTH_ALBEDO)):
-        a = (masks[name] * opacity)[..., None]
-        img = img * (1.0 - a) + np.asarray(colour, np.float32) * a
-    return img
+    return _render(aligned, contours, landmarks5, opacity, mesh, supersample)[0]
+
+
+# --- one frame of a shot: what prep writes and what expression transfer re-renders ------------------
+
+
+def has_mesh(track: FrameTrack) -> bool:
+    """Whether a frame's tracking carries a mesh the 3D overlay can render."""
+    return track.mesh is not None and len(track.mesh) >= MIN_MESH_POINTS
+
+
+def shot_overlay_kind(meta: dict[str, Any]) -> str:
+    """The overlay renderer a shot's Stage I was trained on, from its shot.json: ``prep.overlay``
+    (:data:`OVERLAY_3D`, :data:`OVERLAY_2D` or ``"mixed"``); a shot prepped before the 3D overlay existed
+    records none and had the 2D one (even where its tracking has a mesh)."""
+    kind = str((meta.get("prep") or {}).get("overlay") or OVERLAY_2D)
+    if kind not in (OVERLAY_3D, OVERLAY_2D, OVERLAY_MIXED):
+        raise InputError(f"shot.json: unknown prep.overlay {kind!r} (expected {OVERLAY_3D}, {OVERLAY_2D} or mixed)")
+    return kind
+
+
+@dataclass(frozen=True)
+class FrameOverlay:
+    """One frame's overlay: ĉ (S, S, 3) rounded to 8 bits like the overlay PNGs Stage I trains on, its
+    lower-face region (S, S) in [0, 1] (skin ⊇ lips ⊇ mouth) and which renderer drew it."""
+
+    image: np.ndarray
+    region: np.ndarray
+    kind: str
+
+
+def frame_overlay(
+    aligned: np.ndarray, track: FrameTrack, transform: CropTransform, kind: str = OVERLAY_MIXED
+) -> FrameOverlay:
+    """The local face overlay of a plate-pixel ``track`` over its aligned crop: the one function ``prep``
+    writes a shot's overlays with and expression transfer re-renders a changed track with, so Stage I
+    sees transferred frames exactly as it saw the shot's own.
+
+    ``kind``: ``"mixed"`` (what prep does) renders the 3D mesh where the track has one, else the 2D
+    polygons; :data:`OVERLAY_2D` always the polygons (a shot prepped with them, :func:`shot_overlay_kind`);
+    :data:`OVERLAY_3D` requires the mesh.
+    """
+    mesh_ok = has_mesh(track)
+    if kind == OVERLAY_3D and not mesh_ok:
+        raise InputError(
+            "overlay: the shot's overlay is the 3D mesh but this frame's tracking has no mesh "
+            f"({MIN_MESH_POINTS}+ points)"
+        )
+    if kind not in (OVERLAY_3D, OVERLAY_2D, OVERLAY_MIXED):
+        raise InputError(f"overlay: unknown kind {kind!r}")
+    use_mesh = mesh_ok and kind != OVERLAY_2D
+    crop_contours = {k: transform.to_crop(v) for k, v in track.contours.items()}
+    lm_crop = transform.to_crop(track.landmarks5)
+    mesh = mesh_to_crop(track.mesh, transform) if use_mesh else None
+    img, masks = _render(aligned, crop_contours, lm_crop, 1.0, mesh, 2)
+    img = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+    region = np.clip(masks["skin"], 0.0, 1.0).astype(np.float32)
+    return FrameOverlay(img, region, OVERLAY_3D if use_mesh else OVERLAY_2D)

@@ -25,7 +25,7 @@ from vq_models.face import topology
 from vq_models.face.align import Quad, ffhq_quad, quad_transform, smooth_quads, transform_scale
 from vq_models.face.gaps import bridge_gaps
 from vq_models.face.masks import fg_mask, roi_mask, template_contours
-from vq_models.face.overlay import MIN_MESH_POINTS, OVERLAY_2D, OVERLAY_3D, mesh_to_crop, render_overlay
+from vq_models.face.overlay import OVERLAY_2D, OVERLAY_3D, OVERLAY_MIXED, frame_overlay
 from vq_models.face.select import FaceSelector
 from vq_models.shot import CropTransform, Shot, ShotWriter
 from vq_models.tracking.schema import FrameTrack, Tracking, load_tracking, save_tracking
@@ -220,15 +220,13 @@ def run_prep(
         aligned = aligned8.astype(np.float32) / 255.0
         tr = tracks[f]
         crop_contours = {k: t.to_crop(v) for k, v in tr.contours.items()}
-        lm_crop = t.to_crop(tr.landmarks5)
         person = tracker.person_mask(aligned8) if (tracker is not None and config.person_segmentation) else None
         fg = fg_mask(crop_contours, size, person, feather=config.fg_feather)
         roi = roi_mask(crop_contours, size, grow=config.roi_grow)
-        mesh = mesh_to_crop(tr.mesh, t) if tr.mesh is not None and len(tr.mesh) >= MIN_MESH_POINTS else None
-        if mesh is None:
+        over = frame_overlay(aligned, tr, t)  # the one renderer expression transfer re-renders with
+        if over.kind == OVERLAY_2D:
             flat_frames.append(f)
-        over = render_overlay(aligned, crop_contours, lm_crop, mesh=mesh)
-        pending.append(pool.submit(writer.write_frame, f, aligned, over, fg, roi, t))
+        pending.append(pool.submit(writer.write_frame, f, aligned, over.image, fg, roi, t))
         if len(pending) > 8:
             pending.pop(0).result()
     for job in pending:
@@ -255,7 +253,7 @@ def run_prep(
         # which overlay renderer ran (face/overlay.py): the shaded 3D mesh, or the flat contour polygons
         # where the tracking has no MediaPipe mesh; a mix lists the flat frames
         "overlay": (OVERLAY_2D if len(flat_frames) == len(frame_list)
-                    else OVERLAY_3D if not flat_frames else "mixed"),
+                    else OVERLAY_3D if not flat_frames else OVERLAY_MIXED),
         "overlay_2d_frames": flat_frames if 0 < len(flat_frames) < len(frame_list) else [],
     }
     shot = writer.finish({"prep": prep_info})

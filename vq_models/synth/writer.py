@@ -5,7 +5,8 @@ Layout (see docs/synth.md)::
     OUT/plate/frame.%04d.exr            scene-linear half, lin_rec709 (drawn in sRGB, then converted)
     OUT/labels/frame.%04d.png           uint8 part ids (parts.json)
     OUT/parts.json                      {"version": 1, "parts": {"background": 0, ...}}
-    OUT/tracking.json                   landmarks5 + contours per frame, from the exact geometry
+    OUT/tracking.json                   landmarks5 + contours per frame, from the exact geometry, and a
+                                        478-point MediaPipe-topology mesh fitted to it (synth/mesh.py)
     OUT/states.json                     the per-frame parametric state (the ground truth behind it all)
     OUT/whatif/NAME/frame.%04d.exr      the same state with one field changed (same noise)
     OUT/whatif/NAME/labels/frame.%04d.png
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from vq_models.io.atomic import atomic_write_json
 from vq_models.synth.draw import SynthFrame, render, render_whatif
 from vq_models.synth.face_model import PARTS, FaceState
+from vq_models.synth.mesh import synth_mesh
 from vq_models.synth.performance import WHATIFS, performance
 from vq_models.tracking.schema import FrameTrack, Tracking, save_tracking
 
@@ -132,7 +134,8 @@ def write_synth_shot(
         synth = render(state, size, ss)
         _write_frame(out / "plate", out / "labels", number, synth)
         geom = synth.geometry
-        tracks[number] = FrameTrack(geom.landmarks5(), geom.contours())
+        # the mesh makes prep render the 3D overlay (face/overlay.py), as it does for a tracked clip
+        tracks[number] = FrameTrack(geom.landmarks5(), geom.contours(), synth_mesh(geom))
         whatifs = []
         for name, edit in WHATIFS.items():
             w = render_whatif(synth, edit(state))
