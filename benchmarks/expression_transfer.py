@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         "median_ratio": float(np.nanmedian([r["ratio"] for r in rows if r["driver"] > 0.02] or [np.nan])),
         "area_correlation": corr,
         "neutral_frames": list(xfer.retarget.neutral_frames),
+        # the renderer the transfer re-rendered with must be the one the shot was prepped with
+        "shot_prep_overlay": shot.meta.get("prep", {}).get("overlay"),
+        "transfer_overlay": xfer.overlay_kind,
+        "retarget_points": "mesh" if xfer.retarget.use_mesh else "contours",
         "mouth_closed_psnr_transfer_db": finite_mean(db_transfer),
         "mouth_closed_psnr_op_db": finite_mean(db_op),
         "mouth_closed_psnr_plate_db": finite_mean(db_plate),
@@ -171,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * args.tolerance:.0f}% of the driver's mouth area (median ratio {summary['median_ratio']:.2f}, "
         f"correlation {corr:.2f}); mouth-closed what-if {summary['mouth_closed_psnr_transfer_db']:.2f} dB by "
         f"transfer vs {summary['mouth_closed_psnr_op_db']:.2f} dB by mouth_open 0 (plate "
-        f"{summary['mouth_closed_psnr_plate_db']:.2f} dB, {len(db_op)} frames), {seconds:.0f}s"
+        f"{summary['mouth_closed_psnr_plate_db']:.2f} dB, {len(db_op)} frames); overlay {xfer.overlay_kind} "
+        f"(shot prepped with {summary['shot_prep_overlay'] or 'the 2D overlay, before prep recorded it'}), "
+        f"{seconds:.0f}s"
     )
     return 0
 

@@ -9,6 +9,7 @@ from vq_models.errors import InputError
 from vq_models.face.expression import (
     Retarget,
     RetargetOptions,
+    _polygon_area,
     from_canonical,
     to_canonical,
     transfer_tracking,
@@ -100,3 +101,31 @@ def test_neutral_strength_and_smoothing():
     spike = [_height(smooth.track(10, j, 1.0).contours["lips_inner"], source[10].landmarks5) for j in range(6)]
     sharp = [_height(rt.track(10, j, 1.0).contours["lips_inner"], source[10].landmarks5) for j in range(6)]
     assert spike[4] < sharp[4] and spike[5] > sharp[5]
+
+
+def _gap(poly: np.ndarray, lm5: np.ndarray) -> float:
+    """Mean gap between the inner lips (area over the mouth width), canonical units: Retarget's opening."""
+    lm = to_canonical(lm5, lm5)
+    return float(_polygon_area(to_canonical(poly, lm5)) / np.linalg.norm(lm[4] - lm[3]))
+
+
+def test_a_closed_driver_closes_a_target_that_never_closes():
+    """The target talks throughout (its most closed frame is still open): the opening is absolute, so a
+    closed driver closes it, and an opening driver opens it by the driver's opening over its neutral."""
+    talk = [1.0, 3.0, 2.0, 4.0, 1.5] * 2
+    source = Tracking((128, 128), {10 + i: _frame(o, 0.2, 1.2) for i, o in enumerate(talk)})
+    closed = Tracking((128, 128), {i: _frame(0.0, shift=(i * 1.0, 0)) for i in range(3)})
+    rt = Retarget(source, source.frame_numbers, closed, closed.frame_numbers, RetargetOptions(smoothing=0.0))
+    own = [_gap(source[f].contours["lips_inner"], source[f].landmarks5) for f in source.frame_numbers]
+    got = [_gap(rt.track(f, 1, 1.0).contours["lips_inner"], source[f].landmarks5) for f in source.frame_numbers]
+    # the target's own opening mode extrapolated to a zero gap: far below its most closed frame
+    assert max(got) < 0.25 * min(own)
+    # the driver's opening (relative to its closed neutral) in the target's scale: same heights as the driver
+    opening = Tracking((128, 128), {i: _frame(o) for i, o in enumerate([0.0, 2.0, 4.0, 1.0, 3.0, 0.0, 2.0, 4.0])})
+    rt2 = Retarget(source, source.frame_numbers, opening, opening.frame_numbers, RetargetOptions(smoothing=0.0))
+    d_rel = [_gap(opening[i].contours["lips_inner"], LM5) - _gap(opening[0].contours["lips_inner"], LM5)
+             for i in range(3)]
+    for i in range(3):
+        h = _gap(rt2.track(12, i, 1.0).contours["lips_inner"], source[12].landmarks5)
+        # within the pull of MODE_PRIOR on the two shots' few frames
+        assert h == pytest.approx(rt2.scale * d_rel[i], abs=0.1 * max(d_rel))

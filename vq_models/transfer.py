@@ -4,8 +4,10 @@ Per target frame t and driver frame d (paper Sec. 4: the lower face of the face 
 
 1. :class:`~vq_models.face.expression.Retarget` puts the driver's expression at d (relative to its neutral
    frame) on the target's tracking at t, in the target's head pose and identity, at ``strength``;
-2. the local face overlay is re-rendered for that tracking over t's aligned crop, exactly as ``prep`` rendered
-   the overlays Stage I was trained on (:func:`~vq_models.face.expression.track_overlay`);
+2. the local face overlay is re-rendered for that tracking over t's aligned crop by the function ``prep``
+   wrote the shot's overlays with (:func:`~vq_models.face.overlay.frame_overlay`), in the renderer the shot
+   was prepped with (``prep.overlay`` in shot.json: the 3D mesh, or the 2D polygons for shots prepped
+   without a mesh or before the 3D overlay), so Stage I sees what it was trained on;
 3. Stage I labels the new overlay (``labels_from_image``); the new labels replace the shot's own only where
    the overlay changed (grown by :data:`LABEL_GROW` label pixels for the encoder's reach), so ``strength``
    0 gives the shot's own labels bit for bit;
@@ -28,7 +30,8 @@ import cv2
 import numpy as np
 
 from vq_models.errors import InputError
-from vq_models.face.expression import Retarget, RetargetOptions, TrackOverlay, track_overlay
+from vq_models.face.expression import Retarget, RetargetOptions
+from vq_models.face.overlay import FrameOverlay, frame_overlay, shot_overlay_kind
 from vq_models.frame_render import FrameRender
 from vq_models.runtime import LabelOverride, ShotModel
 from vq_models.shot import Shot
@@ -104,9 +107,11 @@ class ExpressionTransfer:
             driver.frames,
             self.options,
         )
+        #: the renderer Stage I was trained on (shot.json's prep.overlay), used for every re-render
+        self.overlay_kind = shot_overlay_kind(model.shot.meta)
         self._lock = threading.Lock()
         self._labels: OrderedDict[tuple[int, int, float], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._original: OrderedDict[int, TrackOverlay] = OrderedDict()
+        self._original: OrderedDict[int, FrameOverlay] = OrderedDict()
 
     def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
         with self._lock:
@@ -115,23 +120,23 @@ class ExpressionTransfer:
             while len(cache) > _CACHE_FRAMES:
                 cache.popitem(last=False)
 
-    def original_overlay(self, frame: int) -> TrackOverlay:
+    def original_overlay(self, frame: int) -> FrameOverlay:
         """The shot's own tracking at ``frame`` rendered by the same path as the transferred one."""
         with self._lock:
             hit = self._original.get(frame)
         if hit is None:
             shot = self.model.shot
-            hit = track_overlay(
-                shot.aligned(frame), self.retarget.target.tracks[frame], shot.transform(frame)
+            hit = frame_overlay(
+                shot.aligned(frame), self.retarget.target.tracks[frame], shot.transform(frame), self.overlay_kind
             )
             self._remember(self._original, frame, hit)
         return hit
 
-    def overlay(self, frame: int, driver_frame: int, strength: float) -> TrackOverlay:
+    def overlay(self, frame: int, driver_frame: int, strength: float) -> FrameOverlay:
         """The transferred overlay ĉ at ``frame`` (crop space) and its lower-face region."""
         shot = self.model.shot
         track = self.retarget.track(frame, driver_frame, strength)
-        return track_overlay(shot.aligned(frame), track, shot.transform(frame))
+        return frame_overlay(shot.aligned(frame), track, shot.transform(frame), self.overlay_kind)
 
     def frame_labels(self, frame: int, driver_frame: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
         """(labels (L, L) uint8, region (S, S) float32) at ``frame`` with the driver's ``driver_frame``: the

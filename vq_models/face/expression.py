@@ -3,18 +3,39 @@
 Each shot's points (contours, mouth corners, and the mesh when both shots have one) are expressed in a
 canonical face frame fixed by the *eyes only* (image-left eye at (-1, 0), image-right at (1, 0); mesh depth
 divided by the same scale), which removes head position, roll and scale but keeps what the mouth and jaw
-do. The driver's expression at a frame is its offset from its own **neutral frame** (chosen automatically:
-among the frames with the most closed mouth, the one nearest their median shape, i.e. the most typical
-closed pose; overridable), smoothed over the driver's time and scaled by the ratio of the two neutral
-mouth widths (a narrow-mouthed target opens a narrower mouth). The target's lower face at strength ``s``:
+do. Each shot has a **neutral frame** (chosen automatically: among the frames with the most closed mouth,
+the one nearest their median shape, i.e. the most typical closed pose; overridable).
 
-    new = own + s * w * ((target_neutral + offset) - own)
+**Mouth opening is absolute, the rest relative.** A talking target's most closed frame may still be
+open, and adding a closed driver's offsets to it would keep the target's mouth open. So the opening is
+separated from the rest of the expression. Per shot, the opening is ``h`` = inner-lip area / mouth width
+(the mean gap between the inner lips, linear in the jaw drop), and every point's canonical position is
+fitted over the shot's frames as linear in it, ``p(t) ≈ p̄ + B (h(t) - h̄)``: ``B`` is the shot's own
+**opening mode** (how its jaw, chin, lips and corners move per unit of opening). ``B`` is a least-squares
+slope, pulled towards a prior with the weight of :data:`MODE_PRIOR` (the driver's mode for the target,
+zero for the driver), so a shot that never opens its mouth borrows the driver's way of opening (the mode
+is scale-free: a displacement per unit of a length). Then, with ``n`` the neutral frames and ``s`` the
+ratio of the two shots' closed mouth widths (a narrow-mouthed target opens a narrower mouth):
+
+    target_closed = target[n] - B_t * h_t[n]                  (the target's neutral, inner lips meeting)
+    opening(d)    = s * (h_d[d] - h_d[n])                     (the driver's opening over its neutral)
+    rest(d)       = s * (driver[d] - driver[n] - B_d * (h_d[d] - h_d[n]))   (lip shape, width, smile)
+    goal(d)       = target_closed + B_t * opening(d) + rest(d)
+
+i.e. the target's *absolute* opening is set along its own opening mode: closed is a zero gap (the inner
+lips meet, as a tracker's mesh has them on a closed mouth), and the opening is the driver's relative to
+its own closed neutral, in the target's scale; lip shape and width changes stay relative deltas. (A
+driver whose neutral still shows a gap counts that gap as closed: "neutral" is what closed means for it.) Openings and deltas are smoothed over the driver's time. The target's lower face at
+strength ``s``:
+
+    new = own + s * w * (goal - own)
 
 with ``w`` rising from 0 at the nose to 1 below it (:func:`lower_face_weight`), so eyes and brows keep the
 target's own motion, ``s = 0`` is the target as shot and ``s = 1`` replaces its mouth motion with the
-driver's. Mapping back through the target frame's eye frame re-poses it in the target's head pose.
-:func:`track_overlay` renders the local face overlay for a track exactly as ``prep`` does, so Stage I
-labels the transferred frames like the shot's own.
+driver's. Mapping back through the target frame's eye frame re-poses it in the target's head pose. The
+overlay of a retargeted track is rendered by :func:`~vq_models.face.overlay.frame_overlay`, the function
+``prep`` wrote the shot's overlays with, in the renderer the shot was prepped with, so Stage I labels the
+transferred frames like the shot's own.
 """
 
 from __future__ import annotations
@@ -28,13 +49,17 @@ from tqdm import tqdm
 
 from vq_models.errors import InputError
 from vq_models.face import topology
-from vq_models.face.overlay import MIN_MESH_POINTS, mesh_to_crop, overlay_masks, render_overlay
-from vq_models.shot import FRAME_NAME, CropTransform, Shot
+from vq_models.face.overlay import frame_overlay, has_mesh, shot_overlay_kind
+from vq_models.shot import FRAME_NAME, Shot
 from vq_models.tracking.schema import FrameTrack, Tracking, load_tracking, save_tracking
 
 LOWER_FACE_KEYS = ("face_oval", "lips_outer", "lips_inner")
 #: Frames within this share of the opening range above the most closed one are neutral candidates.
 NEUTRAL_BAND = 0.1
+#: Weight of the prior in a shot's opening mode, in canonical units² of opening spread (the weight of two
+#: frames a twentieth of the half eye distance from the mean opening): a shot whose mouth moves more than
+#: that has its own mode, one that barely moves takes the prior's.
+MODE_PRIOR = 0.005
 
 
 def _eye_frame(lm5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,11 +100,6 @@ def lower_face_weight(canon: np.ndarray, start: float = 1.1, end: float = 1.6) -
     """0 above ``start`` (in half eye distances below the eye line), 1 below ``end``, smoothstep between."""
     t = np.clip((canon[:, 1] - start) / (end - start), 0.0, 1.0)
     return t * t * (3 - 2 * t)
-
-
-def has_mesh(track: FrameTrack) -> bool:
-    """Whether a frame's tracking carries a mesh the 3D overlay can render (what prep checks)."""
-    return track.mesh is not None and len(track.mesh) >= MIN_MESH_POINTS
 
 
 def _point_sets(tr: FrameTrack, use_mesh: bool) -> dict[str, np.ndarray]:
@@ -154,9 +174,29 @@ class _Side:
             raise InputError("transfer-expression: the tracking has no inner-lip contour (or mesh)")
         return _polygon_area(inner)
 
-    def mouth_width(self, i: int) -> float:
-        lm = self.canon["landmarks5"][i]
-        return float(np.linalg.norm(lm[4] - lm[3]))
+    def mouth_widths(self) -> np.ndarray:
+        """Distance between the mouth corners per frame (canonical units)."""
+        lm = self.canon["landmarks5"]
+        return np.linalg.norm(lm[:, 4] - lm[:, 3], axis=-1)
+
+    def heights(self) -> np.ndarray:
+        """The mouth opening ``h`` per frame: inner-lip area / mouth width, the mean gap between the inner
+        lips (canonical units, linear in the jaw drop where the area is not)."""
+        return self.opening() / np.maximum(self.mouth_widths(), 1e-9)
+
+    def mode(self, prior: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """The opening mode ``B`` per point set: the least-squares slope of every coordinate against
+        :meth:`heights` over the shot's frames, shrunk towards ``prior`` (zero when None) with the weight
+        :data:`MODE_PRIOR`."""
+        h = self.heights()
+        dh = h - h.mean()
+        spread = float(dh @ dh)
+        out = {}
+        for k, pts in self.canon.items():
+            cov = np.tensordot(dh, pts - pts.mean(0), axes=(0, 0))
+            base = prior[k] if prior is not None and k in prior else np.zeros_like(cov)
+            out[k] = (cov + MODE_PRIOR * base) / (spread + MODE_PRIOR)
+        return out
 
     def neutral(self, override: int | None, what: str) -> int:
         """Index of the neutral frame: ``override`` (a frame number), else the most typical closed mouth."""
@@ -222,15 +262,30 @@ class Retarget:
         self.keys = sorted(self.target.canon.keys() & self.driver.canon.keys())
         self.target_neutral = self.target.neutral(self.options.target_neutral, "target")
         self.driver_neutral = self.driver.neutral(self.options.driver_neutral, "driver")
-        d_width, t_width = (
-            self.driver.mouth_width(self.driver_neutral),
-            self.target.mouth_width(self.target_neutral),
-        )
+        tn, dn = self.target_neutral, self.driver_neutral
+        sigma = float(self.options.smoothing)
+        # the opening modes: the driver's from its own frames, the target's pulled towards the driver's
+        self.driver_mode = self.driver.mode(None)
+        self.target_mode = self.target.mode(self.driver_mode)
+        h_t, h_d = self.target.heights(), self.driver.heights()
+
+        def width(lm: np.ndarray) -> float:
+            return float(np.linalg.norm(lm[4] - lm[3]))
+
+        #: the target's neutral with its inner lips meeting (moved along its mode to a zero gap)
+        self.target_closed = {k: self.target.canon[k][tn] - self.target_mode[k] * h_t[tn] for k in self.keys}
+        # the scale from the closed mouths' widths (an opening mouth narrows), both at a zero gap
+        lm_d = self.driver.canon["landmarks5"][dn] - self.driver_mode["landmarks5"] * h_d[dn]
+        d_width, t_width = width(lm_d), width(self.target_closed["landmarks5"])
         self.scale = t_width / d_width if d_width > 1e-9 else 1.0
+        rel = h_d - h_d[dn]
+        #: per driver frame: how far the target opens over closed (h, target scale)
+        self.openings = _smooth(rel, sigma) * self.scale
+        #: per driver frame: the driver's expression over its neutral less its opening (relative deltas)
         self.offsets = {
             k: _smooth(
-                self.driver.canon[k] - self.driver.canon[k][self.driver_neutral],
-                float(self.options.smoothing),
+                self.driver.canon[k] - self.driver.canon[k][dn] - self.driver_mode[k] * rel[:, None, None],
+                sigma,
             )
             * self.scale
             for k in self.keys
@@ -257,7 +312,7 @@ class Retarget:
         new_sets: dict[str, np.ndarray] = {}
         for k in self.keys:
             own = self.target.canon[k][i]
-            goal = self.target.canon[k][self.target_neutral] + self.offsets[k][j]
+            goal = self.target_closed[k] + self.target_mode[k] * self.openings[j] + self.offsets[k][j]
             w = lower_face_weight(own)[:, None]
             if k == "landmarks5":
                 w = np.array([0, 0, 0, 1, 1], np.float64)[
@@ -290,28 +345,6 @@ def transfer_tracking(
     return {f: rt.track(f, d_frames[min(i, len(d_frames) - 1)], strength) for i, f in enumerate(s_frames)}
 
 
-@dataclass(frozen=True)
-class TrackOverlay:
-    """A track rendered in crop space: ĉ (S, S, 3) and the lower-face region it paints (S, S) in [0, 1]."""
-
-    image: np.ndarray
-    region: np.ndarray
-
-
-def track_overlay(aligned: np.ndarray, track: FrameTrack, transform: CropTransform) -> TrackOverlay:
-    """The local face overlay of a plate-pixel ``track`` over its aligned crop, as ``prep`` renders it (the
-    shaded 3D mesh when the track has one, else the contours' polygons), rounded to 8 bits like the
-    overlay PNGs Stage I was trained on, and its lower-face region (skin ⊇ lips ⊇ mouth)."""
-    crop_contours = {k: transform.to_crop(v) for k, v in track.contours.items()}
-    lm_crop = transform.to_crop(track.landmarks5)
-    mesh = mesh_to_crop(track.mesh, transform) if has_mesh(track) else None
-    size = int(np.asarray(aligned).shape[0])
-    img = render_overlay(aligned, crop_contours, lm_crop, mesh=mesh)
-    img = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
-    region = overlay_masks(crop_contours, lm_crop, size, mesh=mesh)["skin"]
-    return TrackOverlay(img, np.clip(region, 0.0, 1.0).astype(np.float32))
-
-
 def transfer_expression(
     shot_dir: str | Path,
     driver_dir: str | Path,
@@ -329,6 +362,7 @@ def transfer_expression(
     shot, driver = Shot.open(shot_dir), Shot.open(driver_dir)
     src_trk, drv_trk = load_tracking(shot.tracking_path), load_tracking(driver.tracking_path)
     rt = Retarget(src_trk, shot.frames, drv_trk, driver.frames, options)
+    kind = shot_overlay_kind(shot.meta)
     pairs = (
         list(frame_pairs)
         if frame_pairs is not None
@@ -338,7 +372,7 @@ def transfer_expression(
     tracks: dict[int, FrameTrack] = {}
     for f, d in tqdm(pairs, desc="transfer-expression", unit="fr", disable=not progress):
         tracks[f] = rt.track(f, d, strength)
-        img = track_overlay(shot.aligned(f), tracks[f], shot.transform(f)).image
+        img = frame_overlay(shot.aligned(f), tracks[f], shot.transform(f), kind).image
         write_image(out / FRAME_NAME.format(f), img, dtype="uint8")
     target_neutral, driver_neutral = rt.neutral_frames
     meta = {
