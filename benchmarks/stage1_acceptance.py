@@ -10,6 +10,8 @@ segmentation comparison (crop | ground-truth parts | codes coloured by the part 
 
     .venv/bin/python benchmarks/stage1_acceptance.py --work /tmp/s1acc
     .venv/bin/python benchmarks/stage1_acceptance.py --work /tmp/s1acc --frames 24 --set iterations=200   # quick look
+    .venv/bin/python benchmarks/stage1_acceptance.py --work /tmp/s1v101 --synth-seed 101 --vary \
+        --figures /tmp/s1v101/figures       # a face nobody tuned on (proportions, skin, light from the seed)
 
 Exit status 0 when every required part reaches the bar and the time fits, 1 otherwise.
 """
@@ -80,6 +82,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--plate-size", type=int, default=256)
     parser.add_argument("--crop", type=int, default=256, help="prep crop size")
+    parser.add_argument("--synth-seed", type=int, default=0, help="vqedit synth --seed (default 0)")
+    parser.add_argument("--vary", action="store_true",
+                        help="vqedit synth --vary: the seed also draws the face's proportions, skin and lighting")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -94,7 +99,8 @@ def main() -> int:
     work = Path(args.work)
     synth, shot = work / "synth", work / "shot"
     if not (synth / "parts.json").is_file():
-        _cli(["synth", str(synth), "--frames", str(args.frames), "--size", str(args.plate_size), "--no-progress"])
+        _cli(["synth", str(synth), "--frames", str(args.frames), "--size", str(args.plate_size),
+              "--seed", str(args.synth_seed), *(["--vary"] if args.vary else []), "--no-progress"])
     if not (shot / "shot.json").is_file():
         _cli(["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
               "--out", str(shot), "--size", str(args.crop)])
@@ -130,6 +136,7 @@ def main() -> int:
     meta = json.loads((shot / "stage1" / "meta.json").read_text())
     result = {
         "frames": report.frames, "preset": args.preset, "overrides": args.overrides,
+        "synth_seed": args.synth_seed, "vary": args.vary,
         "stage1_seconds": round(stage1_s, 1), "stage1_cpu_seconds": round(cpu_s, 1),
         "stage1_dedicated_estimate_seconds": round(cpu_s / args.threads, 1), "stage1_timings": meta["timings"],
         "load_average_before": [round(x, 2) for x in load_before],

@@ -9,6 +9,8 @@ label-map edits, paste-back and metrics").
     .venv/bin/python benchmarks/stage2_acceptance.py --out /tmp/s2acc               # everything
     .venv/bin/python benchmarks/stage2_acceptance.py --out /tmp/s2acc --reuse       # keep finished steps
     .venv/bin/python benchmarks/stage2_acceptance.py --out /tmp/s2acc --reuse --from stage2 --set2 iterations=800
+    .venv/bin/python benchmarks/stage2_acceptance.py --out /tmp/s2v101 --synth-seed 101 --vary \
+        --figure /tmp/s2v101/before_after.png       # a face nobody tuned on
 
 Bars (from the issue): held-out SSIM ≥ 0.95, eye and mouth PSNR ≥ 28 dB, 0 plate pixels changed outside
 the alpha, Stage II ≤ 20 minutes on 2 cores. Writes OUT/acceptance.json and the contact sheet (default
@@ -59,7 +61,8 @@ def run_steps(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     synth, shot = out / "synth", out / "shot"
     start = STEPS.index(args.from_step) if args.from_step else 0
     commands = {
-        "synth": ["synth", str(synth), "--frames", str(args.frames), "--size", str(args.plate_size), "--no-progress"],
+        "synth": ["synth", str(synth), "--frames", str(args.frames), "--size", str(args.plate_size),
+                  "--seed", str(args.synth_seed), *(["--vary"] if args.vary else []), "--no-progress"],
         "prep": ["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
                  "--out", str(shot), "--size", str(args.crop_size)],
         "stage1": ["train", str(shot), "--stage", "1", "--preset", args.stage1_preset, "--device", args.device]
@@ -252,6 +255,9 @@ def main() -> int:
     ap.add_argument("--from", dest="from_step", choices=STEPS[:-1], help="with --reuse: rerun this step and later ones")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--plate-size", type=int, default=256)
+    ap.add_argument("--synth-seed", type=int, default=0, help="vqedit synth --seed (default 0)")
+    ap.add_argument("--vary", action="store_true",
+                    help="vqedit synth --vary: the seed also draws the face's proportions, skin and lighting")
     ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--stage1-preset", default="cpu")
     ap.add_argument("--stage2-preset", default="cpu")
@@ -277,6 +283,7 @@ def main() -> int:
     timings = run_steps(args, out)
     report = measure(args, out)
     report["timings"] = timings
+    report["synth"] = {"seed": args.synth_seed, "vary": args.vary}
     report["total_seconds"] = round(time.monotonic() - t0, 1)
     from vq_models.io.atomic import atomic_write_json
     from vq_models.metrics import json_safe

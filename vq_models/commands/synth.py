@@ -26,6 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a known mouth opening (0 closed - 1 wide) instead of talking: one number held over the shot, or "
         "keys frame:opening, linear between and held beyond (e.g. 1001:0,1008:1)",
     )
+    parser.add_argument(
+        "--vary", action="store_true",
+        help="the seed also draws the face's proportions (eye, iris and pupil size, mouth, lips, teeth, jaw), "
+        "skin tone and lighting: faces a method was not tuned on (default off: the original face)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.supersample,
         progress=not args.no_progress,
         mouth=mouth,
+        vary=args.vary,
     )
     print(
         f"vqedit synth: wrote {len(result.frames)} frames ({result.frames[0]}-{result.frames[-1]}) at "

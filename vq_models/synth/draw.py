@@ -239,7 +239,7 @@ def shade(geom: FaceGeometry, labels_ss: np.ndarray, ss: int, box: Box | None = 
     half = light + np.array([0.0, 0.0, 1.0], np.float32)
     half /= np.linalg.norm(half)
     ndh = np.clip((nx * half[0] + ny * half[1] + nz * half[2]) * inv, 0.0, 1.0)
-    diffuse = 0.42 + 0.68 * state.light_strength * ndl
+    diffuse = state.identity.ambient + 0.68 * state.light_strength * ndl
     # the chin shades the neck
     diffuse = diffuse * np.where(lab == P["skin"], 1.0 - 0.35 * _smoothstep(1.0, 1.45, v), 1.0)
     shiny = np.select(

@@ -13,6 +13,7 @@ top-left pixel at (0, 0). Mild yaw is faked with parallax: inner features slide 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -45,10 +46,40 @@ class Identity:
     eye_height: float = -0.14  # eye centre y
     mouth_y: float = 0.66
     texture_seed: int = 0
+    # Proportions (canonical units). The defaults are the original face; ``from_seed(seed)`` keeps them
+    # and ``from_seed(seed, vary=True)`` draws them, so parts are not always found at one size and shape.
+    jaw_taper: float = 0.28  # how much narrower the oval gets towards the chin
+    eye_width: float = 0.22  # half the corner-to-corner width of the lid opening
+    eye_upper: float = 0.13  # upper lid arch above the corner line, eye open
+    eye_lower: float = 0.085  # lower lid sag below it
+    eye_tilt: float = 0.012  # outer-corner lift of the upper lid (canthal tilt)
+    iris_radius: float = 0.112
+    pupil_radius: float = 0.048
+    mouth_width: float = 0.30  # half-width at rest (corner to centre)
+    upper_lip: float = 0.085  # upper lip thickness at the middle
+    lower_lip: float = 0.10  # lower lip thickness at the middle
+    cupid_bow: float = 0.022  # height of the bow's peak in the middle of the upper lip
+    jaw_drop: float = 0.30  # how far the lower lip's inner edge travels at mouth_open 1
+    teeth_width: float = 0.78  # span of the teeth as a fraction of the mouth half-width
+    upper_teeth_show: float = 0.075  # how far the upper teeth reach below the lips' rest line
+    lower_teeth_show: float = 0.06  # how far the lower teeth rise above the lower lip's inner edge
+    # The shot's key light, which the performance drifts around (see FaceState for the angles), the
+    # unlit share of the shading (low: a steeper light gradient across the face) and the exposure.
+    light_angle: float = -2.3
+    light_elevation: float = 0.8
+    light_strength: float = 1.0
+    ambient: float = 0.42
+    exposure: float = 1.0
 
     @staticmethod
-    def from_seed(seed: int) -> Identity:
-        """A plausible, varied identity; everything derives from ``seed`` (deterministic)."""
+    def from_seed(seed: int, vary: bool = False) -> Identity:
+        """A plausible identity; everything derives from ``seed`` (deterministic).
+
+        Without ``vary`` only colours and a few placements change (the original generator: every existing
+        shot and figure stays bit-identical). With ``vary`` the seed also draws the proportions, the skin
+        tone over a wider range and the shot's lighting (:func:`_varied`), so a method tuned on one face
+        can be tested on faces it was not tuned on.
+        """
         rng = np.random.default_rng([int(seed), 7919])
         tone = rng.uniform(0.0, 1.0)
         skin = np.array([0.90, 0.72, 0.62]) * (1 - 0.45 * tone) + np.array([0.02, 0.0, 0.0]) * tone
@@ -65,7 +96,7 @@ class Identity:
             c = np.clip(a, 0.0, 1.0)
             return (float(c[0]), float(c[1]), float(c[2]))
 
-        return Identity(
+        ident = Identity(
             skin=t(skin),
             lips=t(lips),
             hair=t(hair),
@@ -79,6 +110,81 @@ class Identity:
             mouth_y=float(rng.uniform(0.62, 0.70)),
             texture_seed=int(rng.integers(0, 2**31 - 1)),
         )
+        return _varied(ident, seed) if vary else ident
+
+    def record(self) -> dict[str, object]:
+        """The identity as written to a shot's states.json: every field, except that the fields ``vary``
+        draws are left out while they all hold the original face's values — so a shot drawn without
+        ``--vary`` keeps the exact bytes it had before those fields existed."""
+        data = dataclasses.asdict(self)
+        original = Identity()
+        if all(getattr(self, name) == getattr(original, name) for name in VARIED_FIELDS):
+            for name in VARIED_FIELDS:
+                del data[name]
+        return data
+
+
+_IDENTITY_FIELDS = [f.name for f in dataclasses.fields(Identity)]
+#: The fields the original generator did not have, all drawn by ``from_seed(..., vary=True)``: those
+#: declared after ``texture_seed``.
+VARIED_FIELDS: tuple[str, ...] = tuple(_IDENTITY_FIELDS[_IDENTITY_FIELDS.index("texture_seed") + 1 :])
+
+
+def _varied(base: Identity, seed: int) -> Identity:
+    """``base`` with proportions, skin tone and lighting drawn from ``seed`` within plausible human ranges.
+
+    A separate random stream, so the plain identity's draws (hair, iris, background, texture) are kept.
+    Canonical units are the face's half-width (about 70 mm on an adult), which sets the ranges: a lid
+    opening 27-34 mm wide, an iris radius 0.38-0.52 of the opening's half-width (the original face is at
+    the large end), pupils 0.28-0.6 of the iris (2-7 mm: small pupils under studio light included), a
+    mouth 36-50 mm wide, lips 4-9 mm thick. Ranges are clamped against each other so no drawn part can
+    cross its neighbour (the eye into the nose or brow, the open mouth past the chin).
+    """
+    rng = np.random.default_rng([int(seed), 7919, 2])
+    u = rng.uniform
+    face_width, face_height, jaw_taper = float(u(0.92, 1.08)), float(u(1.25, 1.42)), float(u(0.18, 0.36))
+    eye_spacing, eye_height = float(u(0.37, 0.43)), float(u(-0.17, -0.10))
+    eye_width = min(float(u(0.19, 0.245)), 0.6 * eye_spacing)
+    iris_radius = eye_width * float(u(0.38, 0.52))
+    pupil_radius = iris_radius * float(u(0.28, 0.60))
+    mouth_y, lower_lip = float(u(0.60, 0.70)), float(u(0.07, 0.13))
+    jaw_drop = min(float(u(0.22, 0.34)), face_height - 0.14 - mouth_y - lower_lip)
+    # from very light to very dark skin; darker skin is also more saturated (G/R ~0.82 -> 0.7, B/R ~0.7 ->
+    # 0.5 in sRGB) than a scaled light one, plus a little undertone
+    tone = float(u(0.0, 1.0))
+    skin = np.array([0.93, 0.77, 0.67]) * (1.0 - 0.62 * tone) * np.array([1.0, 1.0 - 0.15 * tone, 1.0 - 0.3 * tone])
+    skin = np.clip(skin * float(u(0.97, 1.03)) + u(-0.015, 0.015, size=3), 0.05, 1.0)
+    lips = skin * np.array([0.92, 0.74, 0.80])
+    return dataclasses.replace(
+        base,
+        skin=(float(skin[0]), float(skin[1]), float(skin[2])),
+        lips=(float(lips[0]), float(lips[1]), float(lips[2])),
+        face_width=face_width,
+        face_height=face_height,
+        jaw_taper=jaw_taper,
+        eye_spacing=eye_spacing,
+        eye_height=eye_height,
+        mouth_y=mouth_y,
+        eye_width=eye_width,
+        eye_upper=float(u(0.10, 0.14)),
+        eye_lower=float(u(0.065, 0.10)),
+        eye_tilt=float(u(-0.01, 0.035)),
+        iris_radius=iris_radius,
+        pupil_radius=pupil_radius,
+        mouth_width=float(u(0.26, 0.36)),
+        upper_lip=float(u(0.055, 0.11)),
+        lower_lip=lower_lip,
+        cupid_bow=float(u(0.008, 0.03)),
+        jaw_drop=jaw_drop,
+        teeth_width=float(u(0.66, 0.86)),
+        upper_teeth_show=float(u(0.035, 0.10)),
+        lower_teeth_show=float(u(0.025, 0.08)),
+        light_angle=float(u(-2.9, -0.3)),  # from anywhere above the face, left to right
+        light_elevation=float(u(0.45, 1.1)),  # low: raking light, a steep gradient across the face
+        light_strength=float(u(0.8, 1.2)),
+        ambient=float(u(0.28, 0.52)),
+        exposure=float(u(0.8, 1.15)),
+    )
 
 
 @dataclass(frozen=True)
@@ -162,11 +268,11 @@ def _eye(state: FaceState, side: int, shift: float) -> EyeGeometry:
     ident = state.identity
     cx = side * ident.eye_spacing + shift
     cy = ident.eye_height
-    we, hu, hl = 0.22, 0.13, 0.085
+    we, hu, hl = ident.eye_width, ident.eye_upper, ident.eye_lower
     s = np.linspace(-1.0, 1.0, N_LID)
     x = cx + we * s
     lower = cy + hl * _bulge(s, 0.8)
-    upper_open = cy - hu * _bulge(s, 0.7) - 0.012 * (s * side)  # outer corner lid sits a little higher
+    upper_open = cy - hu * _bulge(s, 0.7) - ident.eye_tilt * (s * side)  # outer corner lid sits higher
     openness = float(np.clip(state.eye_open, 0.0, 1.0)) * (1.0 - 0.15 * max(0.0, state.gaze_y))
     upper = lower + (upper_open - lower) * openness
     lid_line = np.concatenate([np.stack([x, upper], 1), np.stack([x, lower], 1)[::-1][1:-1]])
@@ -178,7 +284,7 @@ def _eye(state: FaceState, side: int, shift: float) -> EyeGeometry:
     socket = np.concatenate([np.stack([xs, crease], 1), np.stack([xs, below], 1)[::-1][1:-1]])
     gx, gy = float(np.clip(state.gaze_x, -1, 1)), float(np.clip(state.gaze_y, -1, 1))
     ic = np.array([cx + gx * 0.5 * we, cy - 0.015 + gy * 0.03])
-    ri, rp = 0.112, 0.048
+    ri, rp = ident.iris_radius, ident.pupil_radius
     return EyeGeometry(
         centre=np.array([cx, cy]),
         half_width=we,
@@ -221,37 +327,38 @@ def _nose(shift_top: float, shift_tip: float) -> tuple[np.ndarray, np.ndarray]:
 def _mouth(state: FaceState, shift: float) -> MouthGeometry:
     m = float(np.clip(state.mouth_open, 0.0, 1.0))
     smile = float(np.clip(state.mouth_smile, -1.0, 1.0))
-    cx, cy = shift, state.identity.mouth_y
-    w = 0.30 * (1.0 + 0.10 * smile - 0.12 * m)
+    ident = state.identity
+    cx, cy = shift, ident.mouth_y
+    w = ident.mouth_width * (1.0 + 0.10 * smile - 0.12 * m)
     s = np.linspace(-1.0, 1.0, N_LID)
     x = cx + w * s
     corner_lift = -0.03 * smile
     base = cy + corner_lift * s * s
     # lips keep a little thickness at the corners so the corner landmark sits on lip pixels
     upper_outer = (
-        base - 0.085 * (0.15 + 0.85 * _bulge(s, 0.55)) + 0.022 * np.exp(-((s / 0.16) ** 2))
+        base - ident.upper_lip * (0.15 + 0.85 * _bulge(s, 0.55)) + ident.cupid_bow * np.exp(-((s / 0.16) ** 2))
     )  # cupid's bow
     si = np.clip(s / 0.88, -1.0, 1.0)  # the opening stops short of the corners, where the lips meet
     upper_inner = base - 0.004 * _bulge(si, 1.0) - 0.07 * m * _bulge(si, 0.7)
-    lower_inner = base + 0.004 * _bulge(si, 1.0) + 0.30 * m * _bulge(si, 0.7)
-    lower_outer = lower_inner + 0.10 * (0.15 + 0.85 * _bulge(s, 0.6))
+    lower_inner = base + 0.004 * _bulge(si, 1.0) + ident.jaw_drop * m * _bulge(si, 0.7)
+    lower_outer = lower_inner + ident.lower_lip * (0.15 + 0.85 * _bulge(s, 0.6))
 
     def ring(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
         return np.concatenate([np.stack([x, top], 1), np.stack([x, bottom], 1)[::-1][1:-1]])
 
     inner = ring(upper_inner, lower_inner)
     # teeth are fixed to the jaws: upper to the skull, lower to the (dropping) jaw
-    st = np.linspace(-0.78, 0.78, 15)
+    st = np.linspace(-ident.teeth_width, ident.teeth_width, 15)
     tx = cx + w * st
-    ut_bottom = cy + 0.075 * _bulge(st, 0.35) - 0.01
+    ut_bottom = cy + ident.upper_teeth_show * _bulge(st, 0.35) - 0.01
     upper_teeth = np.concatenate(
         [np.stack([tx, np.full_like(tx, cy - 0.25)], 1), np.stack([tx, ut_bottom], 1)[::-1]]
     )
     li = np.interp(tx, x, lower_inner)
     lower_teeth = np.concatenate(
-        [np.stack([tx, li - 0.06 * _bulge(st, 0.35)], 1), np.stack([tx, li + 0.05], 1)[::-1]]
+        [np.stack([tx, li - ident.lower_teeth_show * _bulge(st, 0.35)], 1), np.stack([tx, li + 0.05], 1)[::-1]]
     )
-    tongue = _ellipse(cx, cy + 0.30 * m + 0.02, 0.62 * w, 0.13, 32)
+    tongue = _ellipse(cx, cy + ident.jaw_drop * m + 0.02, 0.62 * w, 0.13, 32)
     return MouthGeometry(
         centre=np.array([cx, cy]),
         half_width=w,
@@ -270,7 +377,7 @@ def _face_oval(ident: Identity, n: int = 64) -> np.ndarray:
     t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
     a, b = ident.face_width, ident.face_height
     y = b * np.sin(t)
-    taper = 1.0 - 0.28 * np.clip(np.sin(t), 0.0, 1.0) ** 2  # narrower jaw and chin
+    taper = 1.0 - ident.jaw_taper * np.clip(np.sin(t), 0.0, 1.0) ** 2  # narrower jaw and chin
     x = a * np.cos(t) * taper
     return np.stack([x, y + 0.02], 1)
 

@@ -80,13 +80,15 @@ def _talking(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
 
 
 def performance(num_frames: int, seed: int = 0, identity: Identity | None = None,
-                mouth: np.ndarray | None = None) -> list[FaceState]:
+                mouth: np.ndarray | None = None, vary: bool = False) -> list[FaceState]:
     """``num_frames`` consecutive states of one performance (deterministic for ``seed``). ``mouth``: the
     mouth opening per frame in place of the talking curve (a shot with a known mouth: a closed-mouth target
-    or an open-mouth driver for expression transfer); everything else is the seed's performance."""
+    or an open-mouth driver for expression transfer); everything else is the seed's performance. ``vary``:
+    the seed also draws the face's proportions, skin tone and lighting (:meth:`Identity.from_seed`); the
+    motion curves are the same either way."""
     if num_frames < 1:
         raise ValueError("num_frames must be at least 1")
-    ident = identity or Identity.from_seed(seed)
+    ident = identity or Identity.from_seed(seed, vary=vary)
     rng = np.random.default_rng([int(seed), 31337])
     t = np.arange(num_frames) / FPS
     closure = _blinks(rng, num_frames)
@@ -107,10 +109,11 @@ def performance(num_frames: int, seed: int = 0, identity: Identity | None = None
         "head_yaw": 0.6 * _wander(rng, t),
         "brow_raise": np.clip(0.3 + 0.4 * _wander(rng, t, 0.1, 0.5) + 0.3 * mouth, 0.0, 1.0),
         "mouth_smile": 0.4 * _wander(rng, t, 0.02, 0.1),
-        "light_angle": -2.3 + 0.5 * _wander(rng, t, 0.02, 0.08),
-        "light_elevation": 0.8 + 0.15 * _wander(rng, t, 0.02, 0.08),
-        "light_strength": 1.0 + 0.12 * _wander(rng, t, 0.02, 0.1),
-        "exposure": 1.0 + 0.03 * _wander(rng, t, 0.05, 0.2),
+        # the shot's key light and exposure (the identity's) drift a little
+        "light_angle": ident.light_angle + 0.5 * _wander(rng, t, 0.02, 0.08),
+        "light_elevation": ident.light_elevation + 0.15 * _wander(rng, t, 0.02, 0.08),
+        "light_strength": ident.light_strength + 0.12 * _wander(rng, t, 0.02, 0.1),
+        "exposure": ident.exposure + 0.03 * _wander(rng, t, 0.05, 0.2),
     }
     eye_open = np.clip((1.0 - closure) * (0.97 + 0.03 * _wander(rng, t)), 0.0, 1.0)
     base_noise = int(rng.integers(0, 2**31 - 1))

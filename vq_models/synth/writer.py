@@ -108,14 +108,16 @@ def write_synth_shot(
     ss: int = 2,
     progress: bool = True,
     mouth: np.ndarray | None = None,
+    vary: bool = False,
 ) -> SynthResult:
     """Render and write a whole synthetic shot (see the module docstring for the layout); ``mouth``: the
-    mouth opening per frame instead of talking (:func:`~vq_models.synth.performance.performance`)."""
+    mouth opening per frame instead of talking, ``vary``: the seed also draws the face's proportions, skin
+    tone and lighting (:func:`~vq_models.synth.performance.performance`)."""
     from vq_models.io.images import write_image
 
     out = Path(out)
     t0 = time.perf_counter()
-    states = performance(frames, seed, mouth=mouth)
+    states = performance(frames, seed, mouth=mouth, vary=vary)
     numbers = [start + i for i in range(frames)]
     tracks: dict[int, FrameTrack] = {}
     preview_idx = sorted(
@@ -153,7 +155,7 @@ def write_synth_shot(
         {
             "version": 1,
             "seed": int(seed),
-            "identity": dataclasses.asdict(states[0].identity),
+            "identity": states[0].identity.record(),
             "whatifs": list(WHATIFS),
             "frames": {str(n): _state_json(s) for n, s in zip(numbers, states, strict=True)},
         },
