@@ -72,6 +72,11 @@ def test_blink_whatif_on_a_shot_that_blinks(tiny_shot, tmp_path):
     assert np.isfinite(event["psnr_edit_db"]) and np.isfinite(event["psnr_plate_db"])
     assert event["gain_db"] == pytest.approx(event["psnr_edit_db"] - event["psnr_plate_db"])
     assert event["open_frame"] < event["event_frame"]
+    # the yardstick: another real closed frame of the shot, never one within the left-out window
+    if "another_blink_frame" in event:
+        assert abs(event["another_blink_frame"] - event["event_frame"]) > 3
+        assert event["another_gain_db"] == pytest.approx(event["another_blink_db"] - event["psnr_plate_db"])
+        assert result["mean_another_gain_db"] is not None
 
 
 @pytest.mark.clips
