@@ -126,6 +126,27 @@ def test_gaze_moves_iris_the_right_way():
     assert set(np.unique(after[changed])) <= {WHITE, IRIS, PUPIL}
 
 
+def test_gaze_moves_the_iris_when_the_whites_were_filed_as_skin():
+    """Real footage at 128²: the eye whites share a code with skin highlights and the prior files them under
+    skin, so the label opening is only the iris. The tracked eye contour still lets the iris move."""
+    face = synthetic_face()
+    face[face == WHITE] = SKIN
+    regions = {}
+    for side, x in zip(("left_eye", "right_eye"), EYE_X, strict=True):
+        m = np.zeros((L, L), np.uint8)
+        cv2.ellipse(m, (x, 26), (6, 3), 0, 0, 360, 1, -1)
+        regions[side] = m.astype(bool)
+    _, without, _ = run({"op": "gaze"}, [0.25, 0.0], labels=face)
+    _, after, changed = run({"op": "gaze"}, [0.25, 0.0], labels=face, ctx=FrameContext(regions=regions))
+    for x in EYE_X:
+        band = slice(x - 8, x + 9)
+        cx0, cx_without, cx1 = (geo.centroid(np.isin(lab[:, band], [IRIS, PUPIL]))[0] for lab in (face, without, after))
+        assert cx_without - cx0 < 1, "without the tracked eye the iris has nowhere to go"
+        assert cx1 - cx0 >= 2, "the iris moved right inside the tracked eye"
+    tracked = regions["left_eye"] | regions["right_eye"]
+    assert changed.any() and not (changed & ~tracked).any(), "nothing changes outside the tracked eyes"
+
+
 def test_teeth_removed_and_partial():
     before, after, changed = run({"op": "teeth"}, 0.0)
     assert not np.isin(after, [UTEETH, LTEETH]).any()

@@ -108,12 +108,20 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
          ctx: FrameContext) -> np.ndarray:
     """Move irises + pupils by ``[dx, dy]`` × eye width, clipped to the eye opening: iris pixels that would
     land outside it are hidden by the lids, and the shift is shortened so the iris centre stays on an
-    eye-opening pixel. Vacated pixels become the eye's own eye-white code."""
+    eye-opening pixel. Vacated pixels become the eye's own eye-white code.
+
+    The opening is the eye-segment pixels together with the tracked eye contour where the frame has one. On
+    real footage at 128² labels the eye whites are a few pixels that often share a code with skin highlights,
+    so a prior files them under skin: the label opening is then little more than the iris, no shift keeps the
+    iris inside it, and the edit changed nothing (lp_d0). The tracked contour is the lid margin itself."""
     out = labels.copy()
     dx, dy = value
     prior.codes("eye_whites")
     iris_codes = _require_any(prior, ("irises", "pupils"))
     opening = np.isin(labels, prior.codes_of(EYE_OPENING))
+    for tracked in (ctx.regions.get("left_eye"), ctx.regions.get("right_eye")):
+        if tracked is not None and tracked.shape == opening.shape:
+            opening |= np.asarray(tracked, bool)
     for eye in _sides(opening, params.get("eye", "both"), ctx, "eye"):
         iris = eye & np.isin(labels, iris_codes)
         box = geo.bbox(eye)
