@@ -155,6 +155,20 @@ def test_teeth_removed_and_partial():
     assert not (upper_only == UTEETH).any() and (upper_only == LTEETH).sum() == (before == LTEETH).sum()
 
 
+def test_teeth_leave_a_teeth_coloured_highlight_far_from_the_tracked_mouth_alone():
+    """A teeth code can also mark a highlight on the chin; with the tracked lips only the mouth's teeth go."""
+    face = synthetic_face()
+    chin = (60, 32)
+    face[chin] = UTEETH
+    lips = np.zeros((L, L), np.uint8)
+    cv2.ellipse(lips, (32, 50), (10, 6), 0, 0, 360, 1, -1)
+    _, after, changed = run({"op": "teeth"}, 0.0, labels=face, ctx=FrameContext(regions={"lips_outer": lips.astype(bool)}))
+    assert after[chin] == UTEETH and not changed[chin]
+    assert not np.isin(after[40:57], [UTEETH, LTEETH]).any(), "every tooth in the mouth is removed"
+    _, untracked, _ = run({"op": "teeth"}, 0.0, labels=face)
+    assert untracked[chin] != UTEETH, "without tracking the op cannot tell the highlight from a tooth"
+
+
 def test_teeth_fill_names_the_code_or_segment_for_the_freed_pixels():
     _, by_code, changed = run({"op": "teeth", "fill": TONGUE}, 0.0)
     assert changed.any() and np.all(by_code[changed] == TONGUE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from vq_models.edits import geometry as geo
@@ -55,6 +56,18 @@ def _sides(mask: np.ndarray, side: str, ctx: FrameContext, suffix: str) -> list[
     hints = (ctx.regions.get(f"left_{suffix}"), ctx.regions.get(f"right_{suffix}"))
     left, right = geo.split_left_right(mask, hints)
     return {"left": [left], "right": [right], "both": [left, right]}[side]
+
+
+def _near_tracked(mask: np.ndarray, ctx: FrameContext, region: str, grow: int = 2) -> np.ndarray:
+    """``mask`` kept within ``grow`` label pixels of a tracked region, when the frame has that region.
+
+    An unsupervised code means a colour, not a place: a teeth code also marks a specular highlight on the chin
+    (lp_d0), and ``teeth 0`` then changed it, leaving an alpha blob far from the mouth."""
+    tracked = ctx.regions.get(region)
+    if tracked is None or np.shape(tracked) != mask.shape or not np.any(tracked):
+        return mask
+    near = cv2.dilate(np.asarray(tracked, np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    return mask & near.astype(bool)
 
 
 def _fill_code(labels: np.ndarray, prior: Prior, names: Sequence[str]) -> int:
@@ -171,7 +184,7 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
     for name in names:
         if not prior.has(name):
             continue
-        mask = prior.mask(labels, name)
+        mask = _near_tracked(prior.mask(labels, name), ctx, "lips_outer")
         top, bottom, _ = geo.column_extents(mask)
         fill = None
         for x in np.nonzero(top >= 0)[0]:
