@@ -44,7 +44,7 @@ def test_footprint_render_equals_full_frame_paste(model, mode):
     if mode == "identity":
         alpha = face_alpha(face, tf, size, 5.0, crop_size=S)
     else:
-        alpha = edit_alpha(fr.changed, tf, size, 5.0, face_mask_plate=face_alpha(face, tf, size, 0.0, crop_size=S),
+        alpha = edit_alpha(fr.changed, tf, size, 5.0, face_mask_plate=face_alpha(face, tf, size, 5.0, crop_size=S),
                            crop_size=S, reach_px=RENDER_REACH_PX)
     alpha = np.where(cover > 0, alpha * cover, 0.0)
     np.testing.assert_allclose(fr.alpha, alpha, atol=1e-5)

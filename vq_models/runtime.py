@@ -339,7 +339,10 @@ class ShotModel:
         if mode == "identity":
             alpha_sub = face_alpha(face, sub, sub_size, feather, crop_size=self.shot.crop_size)
         else:
-            face_plate = face_alpha(face, sub, sub_size, 0.0, crop_size=self.shot.crop_size)
+            # feathered inward like an identity render: the render is weakest at the silhouette, where Stage II
+            # blends face and background, and an edit that reaches it (expression transfer moves the jaw and
+            # cheeks) must fade out before it, not draw a halo there
+            face_plate = face_alpha(face, sub, sub_size, feather, crop_size=self.shot.crop_size)
             alpha_sub = edit_alpha(changed, sub, sub_size, feather, face_mask_plate=face_plate,
                                    crop_size=self.shot.crop_size, reach_px=RENDER_REACH_PX)
             if override is not None:  # edit-only transfer: never outside the (feathered) lower-face region
