@@ -249,3 +249,34 @@ def test_nuke_gizmo_and_ofx_parameters_carry_the_driver(monkeypatch, tmp_path):
         }
     )
     assert (knobs.driver, knobs.driver_strength, knobs.driver_frame_offset) == ("ramp", 0.25, 3.0)
+
+
+def test_plate_detail_donors_share_the_transferred_mouth_state(transfer):
+    """A frame lends its plate detail to the transferred mouth only if its own mouth is as open: matched by
+    labels alone, a smiling frame lent its teeth to a mouth the driver had closed (lp_d13 driving lp_d0)."""
+    from vq_models.transfer import DONOR_OPENING_TOLERANCE
+
+    rt = transfer.retarget
+    heights = rt.target_heights()
+    frames = transfer.model.frames
+    # the opening of a retargeted track is measured like the shot's own: strength 0 gives the frame's own
+    for f in frames[:4]:
+        assert rt.height(rt.track(f, 1016, 0.0)) == pytest.approx(heights[f], abs=1e-9)
+    assert max(heights.values()) - min(heights.values()) > 2 * DONOR_OPENING_TOLERANCE[0], "the shot must talk"
+    absolute, relative = DONOR_OPENING_TOLERANCE
+    checked = 0
+    for f, d in ((frames[5], 1008), (frames[9], 1016), (frames[5], 1001)):
+        goal = rt.height(rt.track(f, d, 1.0))
+        excluded = transfer.detail_exclude(f, d, 1.0)
+        tol = absolute + relative * max(goal, 0.0)
+        assert excluded == {g for g, h in heights.items() if abs(h - goal) > tol}
+        out = transfer.render_frame(f, d, 1.0, detail="plate")
+        assert out.detail.mode == "plate" and out.detail.donors
+        for donor, _ in out.detail.donors:
+            if donor is not None:
+                assert donor not in excluded and abs(heights[donor] - goal) <= tol
+                checked += 1
+        if d == 1001:  # this shot never closes its mouth: the closed mouth gets no plate frame's detail
+            assert len(excluded) == len(frames)
+            assert all(donor is None for donor, _ in out.detail.donors)
+    assert checked, "no donor was used: the test checks nothing"

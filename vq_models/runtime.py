@@ -41,11 +41,14 @@ class LabelOverride:
     ``labels(frame)`` is the (L, L) uint8 map at any shot frame of the window, before the edit program;
     ``region`` is a crop-space (S, S) soft mask: the face mask is widened by it (a dropped jaw may leave the
     shot's own face mask) and an ``edit-only`` alpha never leaves it (feathered), so the plate outside it
-    stays bit for bit whatever the labels there did.
+    stays bit for bit whatever the labels there did. ``detail_exclude``: frames whose plate must not lend
+    its detail where the labels changed (the plate-detail donors of :mod:`vq_models.detail`): a frame whose
+    mouth is in another state than the transferred one (a smile's teeth through a closed mouth).
     """
 
     labels: Callable[[int], np.ndarray]
     region: np.ndarray
+    detail_exclude: frozenset[int] = frozenset()
 
 
 class ShotModel:
@@ -331,8 +334,9 @@ class ShotModel:
         rgb_sub, coverage = paste_to_plate(crop, sub, sub_size, crop_size=self.shot.crop_size)
         detail_result = DetailResult("none")
         if detail == "plate":
+            no_donors = set(exclude_frames or ()) | set(override.detail_exclude if override is not None else ())
             rgb_sub, detail_result = self.detail.apply(frame, rgb_sub, (x0, y0, x1, y1), sub, np.asarray(changed, bool),
-                                                       window[1], exclude=exclude_frames)
+                                                       window[1], exclude=no_donors)
         face = self.shot.fg_mask(frame)
         if override is not None:
             face = np.maximum(face, np.asarray(override.region, np.float32))

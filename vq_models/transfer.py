@@ -42,6 +42,11 @@ LABEL_GROW = 1
 #: Strengths accepted (above 1 exaggerates the driver's expression).
 MAX_STRENGTH = 2.0
 _CACHE_FRAMES = 24
+#: A shot frame lends its plate detail to the transferred lower face (:mod:`vq_models.detail`'s donors) only
+#: if its own mouth opening ``h`` is within ``absolute + relative * h`` of the transferred one (canonical
+#: units, :mod:`vq_models.face.expression`): matched by labels alone, a smiling frame lent its teeth to a
+#: mouth the driver had closed (lp_d13 driving lp_d0).
+DONOR_OPENING_TOLERANCE = (0.04, 0.25)
 
 
 class DriverShot:
@@ -109,6 +114,7 @@ class ExpressionTransfer:
         )
         #: the renderer Stage I was trained on (shot.json's prep.overlay), used for every re-render
         self.overlay_kind = shot_overlay_kind(model.shot.meta)
+        self._heights = self.retarget.target_heights()
         self._lock = threading.Lock()
         self._labels: OrderedDict[tuple[int, int, float], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._original: OrderedDict[int, FrameOverlay] = OrderedDict()
@@ -165,6 +171,14 @@ class ExpressionTransfer:
         self._remember(self._labels, key, (labels, region))
         return labels, region
 
+    def detail_exclude(self, frame: int, driver_frame: int, strength: float) -> frozenset[int]:
+        """The shot frames whose mouth opening is too far from the transferred one at ``frame`` to lend their
+        plate detail there (:data:`DONOR_OPENING_TOLERANCE`)."""
+        goal = self.retarget.height(self.retarget.track(frame, driver_frame, strength))
+        absolute, relative = DONOR_OPENING_TOLERANCE
+        tolerance = absolute + relative * max(goal, 0.0)
+        return frozenset(f for f, h in self._heights.items() if abs(h - goal) > tolerance)
+
     def driver_frame_at(self, frame: int, anchor: int, driver_frame: int) -> int:
         """The driver frame for shot ``frame`` of the window around ``anchor`` (which shows ``driver_frame``):
         the same step through both shots' frame lists, clamped to the driver's."""
@@ -182,7 +196,11 @@ class ExpressionTransfer:
         def labels(f: int) -> np.ndarray:
             return self.frame_labels(f, self.driver_frame_at(f, frame, driver_frame), strength)[0]
 
-        return LabelOverride(labels, self.frame_labels(frame, driver_frame, strength)[1])
+        return LabelOverride(
+            labels,
+            self.frame_labels(frame, driver_frame, strength)[1],
+            self.detail_exclude(frame, driver_frame, strength),
+        )
 
     def render_frame(
         self,

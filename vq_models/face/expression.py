@@ -118,6 +118,25 @@ def _polygon_area(points: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(np.sum(x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y, axis=-1))
 
 
+def _opening_area(canon: dict[str, np.ndarray]) -> np.ndarray:
+    """Mouth-opening area (inner lips, canonical units: half eye distances squared) of canonical point sets
+    stacked over frames (..., N, 2|3)."""
+    if "mesh" in canon:
+        inner = canon["mesh"][..., topology.LIPS_INNER, :2]
+    elif "lips_inner" in canon:
+        inner = canon["lips_inner"]
+    else:
+        raise InputError("transfer-expression: the tracking has no inner-lip contour (or mesh)")
+    return _polygon_area(inner)
+
+
+def _heights(canon: dict[str, np.ndarray]) -> np.ndarray:
+    """The mouth opening ``h``: inner-lip area / mouth-corner distance, the mean gap between the inner lips
+    (canonical units, linear in the jaw drop where the area is not)."""
+    lm = canon["landmarks5"]
+    return _opening_area(canon) / np.maximum(np.linalg.norm(lm[..., 4, :] - lm[..., 3, :], axis=-1), 1e-9)
+
+
 def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing along axis 0 (time), edges reflected; ``sigma`` in frames (0: unchanged)."""
     if sigma <= 0 or len(values) < 2:
@@ -166,23 +185,11 @@ class _Side:
 
     def opening(self) -> np.ndarray:
         """Mouth-opening area per frame (inner lips, canonical units: half eye distances squared)."""
-        if "mesh" in self.canon:
-            inner = self.canon["mesh"][:, topology.LIPS_INNER, :2]
-        elif "lips_inner" in self.canon:
-            inner = self.canon["lips_inner"]
-        else:
-            raise InputError("transfer-expression: the tracking has no inner-lip contour (or mesh)")
-        return _polygon_area(inner)
-
-    def mouth_widths(self) -> np.ndarray:
-        """Distance between the mouth corners per frame (canonical units)."""
-        lm = self.canon["landmarks5"]
-        return np.linalg.norm(lm[:, 4] - lm[:, 3], axis=-1)
+        return _opening_area(self.canon)
 
     def heights(self) -> np.ndarray:
-        """The mouth opening ``h`` per frame: inner-lip area / mouth width, the mean gap between the inner
-        lips (canonical units, linear in the jaw drop where the area is not)."""
-        return self.opening() / np.maximum(self.mouth_widths(), 1e-9)
+        """The mouth opening ``h`` per frame (:func:`_heights`)."""
+        return _heights(self.canon)
 
     def mode(self, prior: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
         """The opening mode ``B`` per point set: the least-squares slope of every coordinate against
@@ -295,6 +302,15 @@ class Retarget:
     def neutral_frames(self) -> tuple[int, int]:
         """(target neutral frame, driver neutral frame)."""
         return self.target.frames[self.target_neutral], self.driver.frames[self.driver_neutral]
+
+    def target_heights(self) -> dict[int, float]:
+        """The target shot's own mouth opening ``h`` at each of its frames."""
+        return dict(zip(self.target.frames, (float(h) for h in self.target.heights()), strict=True))
+
+    def height(self, track: FrameTrack) -> float:
+        """The mouth opening ``h`` of a (retargeted) target track, as :meth:`target_heights` measures the shot's."""
+        sets = _point_sets(track, self.use_mesh)
+        return float(_heights({k: to_canonical(v, track.landmarks5) for k, v in sets.items()}))
 
     def track(self, frame: int, driver_frame: int, strength: float = 1.0) -> FrameTrack:
         """The target's tracking at ``frame`` with the driver's expression at ``driver_frame`` (plate pixels)."""
