@@ -162,3 +162,24 @@ def test_a_plate_of_another_size_is_refused_not_sliced(tiny_shot, tmp_path):
     assert not m.detail.available()
     with pytest.raises(InputError, match="plate is 96x96 but shot.json's plate is 200x200"):
         m.detail.plates.read(m.frames[0])
+
+
+def test_donor_band_stops_inside_the_donors_own_silhouette(model):
+    """Where two frames' face outlines differ (a smile widens the cheeks), the donor's silhouette against the
+    background must not be pasted across this face as a bright line: its band stops inside its own face."""
+    import cv2
+
+    shot, detail = model.shot, model.detail
+    donor = model.frames[3]
+    s = shot.crop_size
+    crop_is_sub = CropTransform.from_plate_to_crop(np.array([[1.0, 0, 0.0], [0, 1.0, 0.0]]))
+    label_px = s / model.label_size
+    support = detail.donor_support(donor, crop_is_sub, (s, s), label_px)
+    face = shot.fg_mask(donor) >= 0.5
+    assert face.any() and (~face).any()
+    edge = int(round(detail.settings.donor_edge * s / detail.render_size))
+    silhouette = face & ~(cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    deep = cv2.erode(face.astype(np.uint8), np.ones((6 * edge + 1, 6 * edge + 1), np.uint8)) > 0
+    assert deep.any()
+    assert support[~face].max() < 0.1 and support[silhouette].max() < 0.1
+    assert support[deep].min() > 0.9

@@ -50,6 +50,9 @@ class DetailSettings:
     pixels a donor must agree on (by the prior's segments) to lend its band; below it the changed region
     keeps the render's own band. ``donor_margin``: label pixels around each changed region that count in
     the match (the surroundings must agree too, or the donor's detail sits in another context).
+    ``donor_edge``: render pixels inside the donor's own face silhouette where its band stops (the rest of
+    the changed region keeps the render's band): where the two frames' faces differ in outline (a smile widens
+    the cheeks) the donor's silhouette against the background would draw a bright line across this face.
     """
 
     sigma: float = 1.0
@@ -57,10 +60,13 @@ class DetailSettings:
     feather: float = 1.0
     min_donor_match: float = 0.6
     donor_margin: int = 2
+    donor_edge: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.sigma > 0 or not self.donor_sigma > 0:
             raise InputError(f"detail sigma {self.sigma} / donor_sigma {self.donor_sigma}: must be > 0 render pixels")
+        if self.donor_edge < 0:
+            raise InputError(f"detail donor_edge {self.donor_edge}: must be >= 0 render pixels")
         if self.feather < 0:
             raise InputError(f"detail feather {self.feather}: must be >= 0 render pixels")
         if not 0.0 <= self.min_donor_match <= 1.0:
@@ -294,6 +300,18 @@ class PlateDetail:
             self._donors = DonorIndex(self.shot.frames, self._label_map, code_groups(self._num_codes, self._prior()))
         return self._donors
 
+    def donor_support(self, donor: int, sub_transform: CropTransform, size: tuple[int, int], label_px: float) -> np.ndarray:
+        """(H, W) in [0, 1] on the sub-window: where ``donor``'s own face covers, ``donor_edge`` render pixels in
+        from its silhouette (crop space is shared, so the donor's crop mask lands where its plate is warped)."""
+        fg = np.asarray(self.shot.fg_mask(donor), np.float32)
+        crop_px_per_render_px = self.shot.crop_size / self.render_size
+        r = int(round(self.settings.donor_edge * crop_px_per_render_px))
+        inside = (fg >= 0.5).astype(np.uint8)
+        if r > 0:
+            inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        support = label_mask_to_sub(inside.astype(np.float32), sub_transform, self.shot.crop_size, size)
+        return np.clip(gaussian(support, self.settings.feather * label_px), 0.0, 1.0)
+
     def apply(self, frame: int, render_sub: np.ndarray, box: tuple[int, int, int, int], sub_transform: CropTransform,
               changed: np.ndarray, edited: np.ndarray, exclude: set[int] | None = None) -> tuple[np.ndarray, DetailResult]:
         """Detail the render pasted onto the sub-window ``box`` = (x0, y0, x1, y1) of the display window.
@@ -316,12 +334,13 @@ class PlateDetail:
                 weight = label_mask_to_sub(cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)), sub_transform,
                                            self.shot.crop_size, size)
                 weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
-                image = None
                 if donor is not None and score >= self.settings.min_donor_match:
                     image = warp_donor(self.plates.read(donor), self.shot.transform(donor), sub_transform, size)
+                    inside = self.donor_support(donor, sub_transform, size, label_px)
+                    replacements += [(weight * inside, image), (weight * (1.0 - inside), None)]
                 else:
                     donor = None
-                replacements.append((weight, image))
+                    replacements.append((weight, None))
                 donors.append((donor, round(score, 4)))
         out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements,
                           self.settings.donor_sigma * render_px)
