@@ -44,6 +44,14 @@ def test_performance_covers_blink_and_talking() -> None:
     assert len({s.noise_seed for s in states}) == N
 
 
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_short_performances_have_one_state_per_frame(frames: int) -> None:
+    """``vqedit synth --frames 2`` crashed: the speech envelope's smoothing returned three values."""
+    states = performance(frames, seed=0)
+    assert len(states) == frames
+    assert all(0.0 <= s.mouth_open <= 1.0 for s in states)
+
+
 def test_same_seed_same_pixels_other_seed_differs() -> None:
     a = [render(s, 64) for s in performance(4, seed=5)]
     b = [render(s, 64) for s in performance(4, seed=5)]

@@ -72,7 +72,8 @@ def _talking(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
             envelope[i : i + length] = rng.uniform(0.75, 1.0)
         i += length
         speaking = not speaking
-    envelope = np.convolve(envelope, np.ones(3) / 3.0, mode="same")
+    if n >= 3:  # "same" returns max(n, 3) values: a 1- or 2-frame shot keeps its envelope as drawn
+        envelope = np.convolve(envelope, np.ones(3) / 3.0, mode="same")
     rate = rng.uniform(4.0, 5.0)
     phase = np.cumsum(np.full(n, 2 * math.pi * rate / FPS) * (1.0 + 0.25 * _wander(rng, t, 0.2, 0.6)))
     syllable = np.clip(0.5 - 0.5 * np.cos(phase), 0.0, 1.0) ** 0.8
