@@ -235,3 +235,21 @@ def test_straddling_mouth_code_is_teeth_and_the_dark_red_cavity_is_not_tongue():
     assert UTEETH in s["upper_teeth"] + s["lower_teeth"] and LTEETH in s["upper_teeth"] + s["lower_teeth"]
     assert s["mouth_interior"] == [MOUTH]
     assert s.get("tongue") == [TONGUE]
+
+
+def test_weak_red_contrast_does_not_decide_teeth():
+    """On real footage the cavity is barely redder than the teeth (lp_d0: 0.04 redness against 0.6 luma), and
+    counting redness twice filed a lit teeth code (slightly pink from the lips) under the interior, so
+    ``teeth 0`` left it in place. With little colour contrast, brightness decides; a red lit tongue stays."""
+    labs, imgs, regions = frames(blink=False)
+    shaded = {UTEETH: (0.72, 0.635, 0.60), LTEETH: (0.70, 0.575, 0.55), MOUTH: (0.16, 0.034, 0.03),
+              TONGUE: (0.60, 0.38, 0.36)}
+    rng = np.random.default_rng(3)
+    for lab, img in zip(labs, imgs, strict=True):
+        for code, rgb in shaded.items():
+            m = lab == code
+            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+    s = propose_prior(labs, imgs, regions, 20).segments
+    assert s["upper_teeth"] == [UTEETH] and s["lower_teeth"] == [LTEETH]
+    assert s["mouth_interior"] == [MOUTH]
+    assert s.get("tongue") == [TONGUE]

@@ -30,6 +30,10 @@ from vq_models.parts import FACE_PARTS
 
 PRIOR_VERSION = 1
 
+#: The share of a shot's teeth-to-cavity brightness contrast its redness contrast must reach for redness to
+#: count fully when :func:`propose_prior` splits mouth codes into teeth and the rest.
+REDNESS_TRUST = 0.2
+
 #: Segment names the high-level edit operations understand (others are allowed for low-level edits).
 STANDARD_SEGMENTS: tuple[str, ...] = (
     ("skin", "hair") + tuple(p for p in FACE_PARTS if p not in ("background", "hair", "skin")) + ("background",)
@@ -301,11 +305,17 @@ def propose_prior(
         # teeth and cavity or sit in the lips' shadow land on the teeth side, so a teeth edit removes them; the
         # cavity codes left behind fill the hole. Measured on three synthetic shots (K 128 and 255), where
         # fixed luma/redness cuts misfiled the cavity as tongue or edge-of-teeth codes as interior.
+        # Redness counts twice only where the shot shows a colour contrast (cavity over teeth) of at least
+        # REDNESS_TRUST of its brightness contrast (0.24-0.30 on synthetic shots); below that, in proportion.
+        # On real footage the cavity is barely redder than the teeth (0.07 of the brightness contrast on
+        # lp_d0, 0.11 on lp_d13), and redness noise filed bright teeth codes under tongue and interior and dark
+        # corners under teeth, so `teeth 0` left the teeth.
         cavity = max(mouth, key=lambda c: redness[c] / max(float(luma[c]), 0.02))  # most saturated red: unlit
         d_luma = float(luma[bright] - luma[cavity])
         d_red = float(redness[cavity] - redness[bright])
         if d_luma > 1e-6 and d_red > 1e-6:
-            toward = {c: ((luma[c] - luma[cavity]) / d_luma + 2.0 * (redness[cavity] - redness[c]) / d_red) / 3.0
+            w = 2.0 * min(1.0, d_red / (REDNESS_TRUST * d_luma))
+            toward = {c: ((luma[c] - luma[cavity]) / d_luma + w * (redness[cavity] - redness[c]) / d_red) / (1.0 + w)
                       for c in mouth}
             teeth = [c for c in mouth if toward[c] > 0.5]
         else:  # no colour contrast to go by: brightness alone
