@@ -30,8 +30,8 @@ from vq_models.parts import FACE_PARTS
 
 PRIOR_VERSION = 1
 
-#: The share of a shot's teeth-to-cavity brightness contrast its redness contrast must reach for redness to
-#: count fully when :func:`propose_prior` splits mouth codes into teeth and the rest.
+#: The share of a shot's teeth-to-cavity brightness contrast its redness contrast must reach for
+#: :func:`propose_prior` to split mouth codes by redness; below it, by chromaticity.
 REDNESS_TRUST = 0.2
 
 #: Segment names the high-level edit operations understand (others are allowed for low-level edits).
@@ -299,27 +299,30 @@ def propose_prior(
         redness = mean_rgb[:, 0] - mean_rgb[:, 1]
         bright, dark = mouth[0], mouth[-1]
         # Two prototypes from the shot itself: the teeth are the brightest mouth code, the cavity the most
-        # saturated red one (red for its brightness: a lit tongue is red but brighter). Each code is placed on
-        # the line between them in (luma, redness), redness counting twice (shading moves luma, not hue), and
-        # goes with the teeth past the middle. Codes that straddle
-        # teeth and cavity or sit in the lips' shadow land on the teeth side, so a teeth edit removes them; the
-        # cavity codes left behind fill the hole. Measured on three synthetic shots (K 128 and 255), where
-        # fixed luma/redness cuts misfiled the cavity as tongue or edge-of-teeth codes as interior.
-        # Redness counts twice only where the shot shows a colour contrast (cavity over teeth) of at least
-        # REDNESS_TRUST of its brightness contrast (0.24-0.30 on synthetic shots); below that, in proportion.
-        # On real footage the cavity is barely redder than the teeth (0.07 of the brightness contrast on
-        # lp_d0, 0.11 on lp_d13), and redness noise filed bright teeth codes under tongue and interior and dark
-        # corners under teeth, so `teeth 0` left the teeth.
+        # saturated red one (red for its brightness: a lit tongue is red but brighter). Where the cavity is
+        # redder than the teeth by at least REDNESS_TRUST of their brightness contrast (0.24-0.30 on synthetic
+        # shots), each code is placed on the line between them in (luma, redness), redness counting twice
+        # (shading moves luma, not hue), and goes with the teeth past the middle: codes that straddle teeth and
+        # cavity or sit in the lips' shadow land on the teeth side, so a teeth edit removes them (measured on
+        # three synthetic shots, K 128 and 255, where fixed luma/redness cuts misfiled them). On real footage
+        # the darkest codes are barely red (0.07 of the brightness contrast on lp_d0, 0.11 on lp_d13) and that
+        # rule let redness noise decide: bright teeth codes went to tongue and interior, dark corners to teeth,
+        # and `teeth 0` left the teeth. There, teeth are the bright codes whose chromaticity is nearer the
+        # brightest code's than the mouth's typical (lit tongue and gums are pink).
         cavity = max(mouth, key=lambda c: redness[c] / max(float(luma[c]), 0.02))  # most saturated red: unlit
         d_luma = float(luma[bright] - luma[cavity])
         d_red = float(redness[cavity] - redness[bright])
-        if d_luma > 1e-6 and d_red > 1e-6:
-            w = 2.0 * min(1.0, d_red / (REDNESS_TRUST * d_luma))
-            toward = {c: ((luma[c] - luma[cavity]) / d_luma + w * (redness[cavity] - redness[c]) / d_red) / (1.0 + w)
+        bright_enough = [c for c in mouth if luma[c] >= 0.5 * (luma[dark] + luma[bright])]
+        if d_luma > 1e-6 and d_red >= REDNESS_TRUST * d_luma:
+            toward = {c: ((luma[c] - luma[cavity]) / d_luma + 2.0 * (redness[cavity] - redness[c]) / d_red) / 3.0
                       for c in mouth}
             teeth = [c for c in mouth if toward[c] > 0.5]
-        else:  # no colour contrast to go by: brightness alone
-            teeth = [c for c in mouth if luma[c] >= 0.5 * (luma[dark] + luma[bright])]
+        elif d_luma > 1e-6:
+            chroma = redness / np.maximum(mean_rgb.sum(1), 1e-6)
+            cut = chroma[bright] + 0.5 * (float(np.median(chroma[mouth])) - chroma[bright])
+            teeth = [c for c in bright_enough if chroma[c] <= cut]
+        else:  # no contrast to go by: brightness alone
+            teeth = bright_enough
         if not teeth:
             teeth = mouth[:1]
         others = [c for c in mouth if c not in teeth]
