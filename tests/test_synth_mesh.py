@@ -94,3 +94,31 @@ def test_frame_overlay_keeps_the_shots_renderer():
     assert shot_overlay_kind({"prep": {"overlay": OVERLAY_3D}}) == OVERLAY_3D
     with pytest.raises(Exception, match="unknown prep.overlay"):
         shot_overlay_kind({"prep": {"overlay": "voxels"}})
+
+
+def test_prep_overlay_knob_chooses_the_renderer(tmp_path, capsys):
+    """``prep --set overlay=contours-2d`` keeps the flat polygons on footage whose tracking has a mesh (the
+    renderer Stage I is trained on is a choice a pipeline makes per show), records it in shot.json so
+    expression transfer re-renders alike, and a wrong name is one clear line."""
+    import json
+
+    from vq_models.cli import main
+    from vq_models.shot import Shot
+
+    synth = tmp_path / "synth"
+    assert main(["synth", str(synth), "--frames", "3", "--size", "96", "--seed", "2", "--no-progress"]) == 0
+    shots = {}
+    for kind in ("mixed", "contours-2d"):
+        out = tmp_path / kind
+        assert main(["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
+                     "--out", str(out), "--size", "64", "--set", f"overlay={kind}"]) == 0
+        shots[kind] = Shot.open(out)
+    assert json.loads((tmp_path / "mixed" / "shot.json").read_text())["prep"]["overlay"] == OVERLAY_3D
+    assert json.loads((tmp_path / "contours-2d" / "shot.json").read_text())["prep"]["overlay"] == OVERLAY_2D
+    f = shots["mixed"].frames[1]
+    assert not np.array_equal(shots["mixed"].overlay(f), shots["contours-2d"].overlay(f))
+    capsys.readouterr()
+    assert main(["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
+                 "--out", str(tmp_path / "bad"), "--set", "overlay=voxels"]) != 0
+    err = capsys.readouterr().err
+    assert "overlay 'voxels'" in err and "Traceback" not in err

@@ -46,6 +46,15 @@ class PrepConfig:
     fg_feather: float = 0.01
     roi_grow: float = 0.015
     preview_frames: int = 6
+    #: the local face overlay's renderer (face/overlay.py): ``mixed`` draws the shaded 3D mesh where the
+    #: tracking has one and the flat contour polygons elsewhere; ``mesh-3d`` requires the mesh on every
+    #: frame; ``contours-2d`` always draws the polygons (what shots prepped before the 3D overlay have)
+    overlay: str = OVERLAY_MIXED
+
+    def __post_init__(self) -> None:
+        kinds = (OVERLAY_MIXED, OVERLAY_3D, OVERLAY_2D)
+        if self.overlay not in kinds:
+            raise InputError(f"prep overlay {self.overlay!r}: choose from {', '.join(kinds)}")
 
 
 PRESETS: dict[str, PrepConfig] = {
@@ -223,7 +232,7 @@ def run_prep(
         person = tracker.person_mask(aligned8) if (tracker is not None and config.person_segmentation) else None
         fg = fg_mask(crop_contours, size, person, feather=config.fg_feather)
         roi = roi_mask(crop_contours, size, grow=config.roi_grow)
-        over = frame_overlay(aligned, tr, t)  # the one renderer expression transfer re-renders with
+        over = frame_overlay(aligned, tr, t, config.overlay)  # the one renderer expression transfer re-renders with
         if over.kind == OVERLAY_2D:
             flat_frames.append(f)
         pending.append(pool.submit(writer.write_frame, f, aligned, over.image, fg, roi, t))
