@@ -202,12 +202,13 @@ def composite_in_box(rgb: np.ndarray, alpha: np.ndarray, window: tuple[int, int,
     but a face on a 2K/4K plate costs its own size, not the plate's: the host and the CLI both use this.
     """
     out = np.array(plate.pixels, copy=True)
-    ys, xs = np.nonzero(np.asarray(alpha) > 0)
+    inside = np.asarray(alpha) > 0  # the box from row and column reductions (np.nonzero lists every pixel)
+    ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
     if ys.size:
         wx, wy = int(window[0]), int(window[1])
         dx, dy, dw, dh = plate.data_window
-        x0, y0 = max(wx + int(xs.min()), dx), max(wy + int(ys.min()), dy)
-        x1, y1 = min(wx + int(xs.max()) + 1, dx + dw), min(wy + int(ys.max()) + 1, dy + dh)
+        x0, y0 = max(wx + int(xs[0]), dx), max(wy + int(ys[0]), dy)
+        x1, y1 = min(wx + int(xs[-1]) + 1, dx + dw), min(wy + int(ys[-1]) + 1, dy + dh)
         if x1 > x0 and y1 > y0:
             box = (x0, y0, x1 - x0, y1 - y0)
             sub = ImageData(out[y0 - dy:y1 - dy, x0 - dx:x1 - dx], list(plate.channels), box, box)
