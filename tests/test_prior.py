@@ -201,18 +201,24 @@ def test_usable_ops_probes_several_frames_so_a_closed_mouth_frame_does_not_hide_
     assert usable_ops(root, prior, probe)["teeth"] == "ok"
 
 
+def _shade(labs, imgs, shaded, seed):
+    """Paint each code of ``shaded`` (code -> display RGB) into the frames, with a little noise."""
+    rng = np.random.default_rng(seed)
+    for lab, img in zip(labs, imgs, strict=True):
+        for code, rgb in shaded.items():
+            m = lab == code
+            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+
+
 def test_dim_neutral_mouth_codes_are_teeth_and_a_lone_red_code_is_the_interior():
     """Teeth in the lips' shadow are dim but not red; with no other interior code, a red one is the interior
     (an open mouth always has one, a tongue only sometimes). Both were misfiled before, and a teeth-removal
     edit then left teeth in place or filled the mouth with tongue."""
     labs, imgs, regions = frames(blink=False)
     shaded = {UTEETH: (0.95, 0.95, 0.9), LTEETH: (0.55, 0.53, 0.50), MOUTH: (0.46, 0.30, 0.28)}
-    rng = np.random.default_rng(1)
-    for lab, img in zip(labs, imgs, strict=True):
+    for lab in labs:
         lab[lab == TONGUE] = MOUTH
-        for code, rgb in shaded.items():
-            m = lab == code
-            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+    _shade(labs, imgs, shaded, seed=1)
     s = propose_prior(labs, imgs, regions, 20).segments
     assert s["upper_teeth"] == [UTEETH] and s["lower_teeth"] == [LTEETH]
     assert s["mouth_interior"] == [MOUTH] and "tongue" not in s
@@ -226,11 +232,7 @@ def test_straddling_mouth_code_is_teeth_and_the_dark_red_cavity_is_not_tongue():
     labs, imgs, regions = frames(blink=False)
     shaded = {UTEETH: (0.82, 0.79, 0.72), LTEETH: (0.48, 0.38, 0.35), MOUTH: (0.37, 0.17, 0.16),
               TONGUE: (0.75, 0.45, 0.47)}
-    rng = np.random.default_rng(2)
-    for lab, img in zip(labs, imgs, strict=True):
-        for code, rgb in shaded.items():
-            m = lab == code
-            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+    _shade(labs, imgs, shaded, seed=2)
     s = propose_prior(labs, imgs, regions, 20).segments
     assert UTEETH in s["upper_teeth"] + s["lower_teeth"] and LTEETH in s["upper_teeth"] + s["lower_teeth"]
     assert s["mouth_interior"] == [MOUTH]
@@ -244,11 +246,7 @@ def test_weak_red_contrast_does_not_decide_teeth():
     labs, imgs, regions = frames(blink=False)
     shaded = {UTEETH: (0.72, 0.635, 0.60), LTEETH: (0.70, 0.575, 0.55), MOUTH: (0.16, 0.034, 0.03),
               TONGUE: (0.60, 0.38, 0.36)}
-    rng = np.random.default_rng(3)
-    for lab, img in zip(labs, imgs, strict=True):
-        for code, rgb in shaded.items():
-            m = lab == code
-            img[m] = np.clip(np.asarray(rgb) + 0.02 * rng.standard_normal((int(m.sum()), 3)), 0, 1)
+    _shade(labs, imgs, shaded, seed=3)
     s = propose_prior(labs, imgs, regions, 20).segments
     assert s["upper_teeth"] == [UTEETH] and s["lower_teeth"] == [LTEETH]
     assert s["mouth_interior"] == [MOUTH]

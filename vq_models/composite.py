@@ -194,6 +194,17 @@ def composite_image(render_full: np.ndarray, alpha_full: np.ndarray, plate: Any)
     return dataclasses.replace(plate, pixels=out)
 
 
+def alpha_bounds(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), end-exclusive, of ``alpha > 0`` in the array's own pixels, or None when empty. From
+    row and column reductions: ``np.nonzero`` lists every covered pixel only to keep four numbers, which on a
+    1024² face cost as much as the rest of the composite."""
+    inside = np.asarray(alpha) > 0
+    ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if not ys.size:
+        return None
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
 def composite_in_box(rgb: np.ndarray, alpha: np.ndarray, window: tuple[int, int, int, int], plate: Any) -> Any:
     """:func:`vq_models.composite.composite_image` of ``rgb``/``alpha`` (covering ``window``, display
     coordinates) over ``plate`` (ImageData), done only inside the bounding box of ``alpha > 0``.
@@ -202,13 +213,12 @@ def composite_in_box(rgb: np.ndarray, alpha: np.ndarray, window: tuple[int, int,
     but a face on a 2K/4K plate costs its own size, not the plate's: the host and the CLI both use this.
     """
     out = np.array(plate.pixels, copy=True)
-    inside = np.asarray(alpha) > 0  # the box from row and column reductions (np.nonzero lists every pixel)
-    ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-    if ys.size:
+    bounds = alpha_bounds(alpha)
+    if bounds is not None:
         wx, wy = int(window[0]), int(window[1])
         dx, dy, dw, dh = plate.data_window
-        x0, y0 = max(wx + int(xs[0]), dx), max(wy + int(ys[0]), dy)
-        x1, y1 = min(wx + int(xs[-1]) + 1, dx + dw), min(wy + int(ys[-1]) + 1, dy + dh)
+        x0, y0 = max(wx + bounds[0], dx), max(wy + bounds[1], dy)
+        x1, y1 = min(wx + bounds[2], dx + dw), min(wy + bounds[3], dy + dh)
         if x1 > x0 and y1 > y0:
             box = (x0, y0, x1 - x0, y1 - y0)
             sub = ImageData(out[y0 - dy:y1 - dy, x0 - dx:x1 - dx], list(plate.channels), box, box)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vq_models.composite import composite_in_box, premultiplied_rgba
+from vq_models.composite import alpha_bounds, composite_in_box, premultiplied_rgba
 from vq_models.detail import DetailResult
 from vq_models.io.colour import LINEAR, SRGB, convert, default_colorspace, resolve_colorspace
 from vq_models.io.images import ImageData, write_image
@@ -66,14 +66,12 @@ class FrameRender:
     def alpha_box(self) -> tuple[int, int, int, int]:
         """The bounding box (x, y, w, h, display coordinates) of ``alpha > 0``: what a render pass needs to
         carry as its EXR data window (1x1 at the window's origin when nothing is rendered)."""
-        # rows and columns holding any alpha > 0 (two reductions of the mask) instead of np.nonzero, which builds
-        # index arrays of every covered pixel only to keep four numbers (on the server's reply path every frame)
-        inside = self.alpha > 0
-        ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        bounds = alpha_bounds(self.alpha)  # on the server's reply path every frame
         wx, wy = self.rgba_window[:2]
-        if not ys.size:
+        if bounds is None:
             return (wx, wy, 1, 1)
-        return (wx + int(xs[0]), wy + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1)
+        x0, y0, x1, y1 = bounds
+        return (wx + x0, wy + y0, x1 - x0, y1 - y0)
 
     def rgba_image(self, colorspace: str | None = None) -> Any:
         """The premultiplied RGBA render as an ImageData whose data window is :meth:`alpha_box` (the

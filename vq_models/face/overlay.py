@@ -57,6 +57,8 @@ OVERLAY_3D = "mesh-3d"
 OVERLAY_2D = "contours-2d"
 #: A shot where some frames had a mesh and some not (prep lists the 2D ones).
 OVERLAY_MIXED = "mixed"
+#: every renderer name prep can be asked for and shot.json can record
+OVERLAY_KINDS = (OVERLAY_MIXED, OVERLAY_3D, OVERLAY_2D)
 
 MIN_MESH_POINTS = 468  # the triangles index the 468 surface points; the 10 iris points are not used
 
@@ -343,7 +345,7 @@ def shot_overlay_kind(meta: dict[str, Any]) -> str:
     (:data:`OVERLAY_3D`, :data:`OVERLAY_2D` or ``"mixed"``); a shot prepped before the 3D overlay existed
     records none and had the 2D one (even where its tracking has a mesh)."""
     kind = str((meta.get("prep") or {}).get("overlay") or OVERLAY_2D)
-    if kind not in (OVERLAY_3D, OVERLAY_2D, OVERLAY_MIXED):
+    if kind not in OVERLAY_KINDS:
         raise InputError(f"shot.json: unknown prep.overlay {kind!r} (expected {OVERLAY_3D}, {OVERLAY_2D} or mixed)")
     return kind
 
@@ -375,7 +377,7 @@ def frame_overlay(
             "overlay: the shot's overlay is the 3D mesh but this frame's tracking has no mesh "
             f"({MIN_MESH_POINTS}+ points)"
         )
-    if kind not in (OVERLAY_3D, OVERLAY_2D, OVERLAY_MIXED):
+    if kind not in OVERLAY_KINDS:
         raise InputError(f"overlay: unknown kind {kind!r}")
     use_mesh = mesh_ok and kind != OVERLAY_2D
     crop_contours = {k: transform.to_crop(v) for k, v in track.contours.items()}

@@ -25,7 +25,7 @@ from vq_models.face import topology
 from vq_models.face.align import Quad, ffhq_quad, quad_transform, smooth_quads, transform_scale
 from vq_models.face.gaps import bridge_gaps
 from vq_models.face.masks import fg_mask, roi_mask, template_contours
-from vq_models.face.overlay import OVERLAY_2D, OVERLAY_3D, OVERLAY_MIXED, frame_overlay
+from vq_models.face.overlay import OVERLAY_2D, OVERLAY_3D, OVERLAY_KINDS, OVERLAY_MIXED, frame_overlay
 from vq_models.face.select import FaceSelector
 from vq_models.shot import CropTransform, Shot, ShotWriter
 from vq_models.tracking.schema import FrameTrack, Tracking, load_tracking, save_tracking
@@ -52,9 +52,8 @@ class PrepConfig:
     overlay: str = OVERLAY_MIXED
 
     def __post_init__(self) -> None:
-        kinds = (OVERLAY_MIXED, OVERLAY_3D, OVERLAY_2D)
-        if self.overlay not in kinds:
-            raise InputError(f"prep overlay {self.overlay!r}: choose from {', '.join(kinds)}")
+        if self.overlay not in OVERLAY_KINDS:
+            raise InputError(f"prep overlay {self.overlay!r}: choose from {', '.join(OVERLAY_KINDS)}")
 
 
 PRESETS: dict[str, PrepConfig] = {
