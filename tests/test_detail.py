@@ -183,3 +183,44 @@ def test_donor_band_stops_inside_the_donors_own_silhouette(model):
     assert deep.any()
     assert support[~face].max() < 0.1 and support[silhouette].max() < 0.1
     assert support[deep].min() > 0.9
+
+
+
+
+def test_a_donor_rule_binds_only_the_regions_its_op_changed():
+    from vq_models.detail import region_exclude
+    from vq_models.edits.spec import DonorRule
+
+    eye, mouth = np.zeros((16, 16), bool), np.zeros((16, 16), bool)
+    eye[2:4, 2:6], mouth[10:12, 5:10] = True, True
+    rules = [DonorRule(eye, frozenset({3, 4})), DonorRule(np.zeros((16, 16), bool), frozenset({9}))]
+    assert region_exclude(eye, {1}, rules) == {1, 3, 4}
+    assert region_exclude(mouth, {1}, rules) == {1}
+    grown = eye.copy()
+    grown[4, 2:6] = True  # a region that merely contains the rule's pixels is bound too
+    assert region_exclude(grown, set(), rules) == {3, 4}
+
+
+def test_an_ops_donor_rule_reaches_the_detail_pass(model, monkeypatch):
+    """An op's ``donor_exclude`` (eye_open's: no open-eyed frame lends to a closed eye) reaches the detail pass
+    through ShotModel.render_frame."""
+    from vq_models.edits import program as program_module
+    from vq_models.edits.spec import Operation, OpSpec
+
+    frame = model.frames[6]
+    # the labels of the frame that differs most from this one, so that frames agreeing with it can lend
+    other = max(model.frames, key=lambda f: int((model.label_map(f) != model.label_map(frame)).sum()))
+
+    def borrow(labels, value, params, prior, ctx):
+        return model.label_map(other).copy()
+
+    free = model.render_frame(frame, None, mode="edit-only", labels=np.stack([model.label_map(other)] * 3))
+    lent = {d for d, _ in free.detail.donors if d is not None}
+    assert lent, "the test shot should have frames that agree with the borrowed labels"
+    monkeypatch.setitem(program_module.OPS, "borrow", Operation(OpSpec("scalar", 0.0, 1.0), borrow,
+                                                                lambda value, params, ctx: frozenset(lent)))
+    ruled = model.render_frame(frame, {"version": 1, "edits": [{"op": "borrow", "value": 1.0}]}, mode="edit-only")
+    assert len(ruled.detail.donors) == len(free.detail.donors)
+    assert not lent & {d for d, _ in ruled.detail.donors}
+    np.testing.assert_array_equal(ruled.crop, free.crop)  # the rule moves where detail comes from, not the render
+

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vq_models.edits.exemplars import CLOSED_SHARE, PartExemplars, part_track, similarity
-from vq_models.edits.ops import FrameContext, eye_open
+from vq_models.edits.ops import FrameContext, eye_open, eye_open_donors
 from vq_models.edits.prior import validate_prior
 
 L = 48
@@ -78,3 +78,31 @@ def test_eye_open_op_uses_exemplars_through_the_context(shot):
     assert (borrowed == LID).sum() > 0 and not np.isin(borrowed, [WHITE, IRIS]).any()
     assert not np.array_equal(borrowed, geometric)  # without a closed frame to borrow, the column rule ran
 
+
+
+def test_closing_an_eye_keeps_open_eyed_frames_from_lending_plate_detail(shot):
+    """The detail pass picks donors by segments, which an open eye with mis-filed iris codes can pass: the op
+    itself says which frames may lend (the shot's closed ones for a closed eye)."""
+    _, ex = shot
+    closed = eye_open_donors(0.0, {"eye": "left"}, FrameContext(frame=1, exemplars=ex))
+    assert closed == {1, 2, 4, 5}  # only frame 3 is closed
+    assert eye_open_donors(0.5, {"eye": "left"}, FrameContext(frame=1, exemplars=ex)) == {1, 2, 4, 5}
+    # nearly open: every frame is within the slack of the asked-for opening
+    assert eye_open_donors(0.95, {"eye": "left"}, FrameContext(frame=5, exemplars=ex)) == frozenset()
+    assert eye_open_donors(1.0, {"eye": "left"}, FrameContext(frame=1, exemplars=ex)) == frozenset()
+    assert eye_open_donors(0.0, {"eye": "right"}, FrameContext(frame=1, exemplars=ex)) == frozenset()  # untracked
+    assert eye_open_donors(0.0, {"eye": "left"}, FrameContext()) == frozenset()  # no shot to ask
+
+
+def test_the_program_reports_eye_opens_donor_rule_with_the_pixels_it_changed(shot):
+    from vq_models.edits.program import apply_program_rules, parse_program
+
+    frames, ex = shot
+    prior = validate_prior({"version": 1, "num_codes": 8, "segments": {
+        "skin": [SKIN], "eyelids": [LID], "eye_whites": [WHITE], "irises": [IRIS]}}, "prior")
+    prog = parse_program({"version": 1, "edits": [{"op": "eye_open", "eye": "left", "value": 0.0},
+                                                  {"op": "eye_open", "eye": "left", "value": 1.0}]}, prior)
+    out, changed, rules = apply_program_rules(prog, frames[1][0], 1, prior, FrameContext(frame=1, exemplars=ex))
+    assert len(rules) == 1  # the edit at 1 changes nothing, so it binds nothing
+    assert rules[0].exclude == {1, 2, 4, 5}
+    np.testing.assert_array_equal(rules[0].changed, changed)

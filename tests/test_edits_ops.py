@@ -64,7 +64,13 @@ def test_eye_open_zero_leaves_no_eye_pixel_and_uses_lid_codes():
     before, after, changed = run({"op": "eye_open", "eye": "both"}, 0.0)
     assert not opening(after).any()
     assert set(np.unique(after[changed])) <= {LID, FOREHEAD, SKIN}
-    assert np.array_equal(changed, opening(before))
+    was_open = opening(before)
+    assert not (was_open & ~changed).any()
+    # beyond the opening only the lid margin just above it changed (it moved down with the lid)
+    above = np.zeros_like(was_open)
+    for k in (1, 2):
+        above[:-k] |= was_open[k:]
+    assert not (changed & ~was_open & ~above).any()
 
 
 def test_eye_edits_leave_stray_eye_codes_far_from_the_tracked_eyes_alone():
@@ -85,6 +91,41 @@ def test_eye_edits_leave_stray_eye_codes_far_from_the_tracked_eyes_alone():
         assert changed[:, 10:30].any() and changed[:, 34:54].any()  # both eyes still edited
     _, closed, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, ctx=ctx)
     assert not opening(closed)[:, 10:].any()
+
+
+def test_eye_open_closes_the_tracked_eye_whatever_the_prior_calls_its_codes():
+    """On real footage part of an iris carries codes the prior files under skin (lp_d0); closing the eye must
+    still cover everything inside the tracked lid margin, or the renderer draws an iris through the lid."""
+    face = synthetic_face()
+    dark = 19  # a code of the skin segment that also marks the iris's rim
+    prior = Prior(num_codes=20, segments={**PRIOR.segments, "skin": [SKIN, FOREHEAD, dark]})
+    regions = {}
+    for name, x in (("left_eye", EYE_X[0]), ("right_eye", EYE_X[1])):
+        region = np.zeros((L, L), np.uint8)
+        cv2.ellipse(region, (x, 26), (6, 3), 0, 0, 360, 1, -1)
+        regions[name] = region.astype(bool)
+        face[26, x - 3:x - 1] = dark
+    _, tracked, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, prior=prior,
+                        ctx=FrameContext(regions=regions))
+    assert not (tracked == dark).any() and not opening(tracked).any()
+    _, untracked, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, prior=prior)
+    assert (untracked == dark).sum() == 4  # without a tracked eye only the eye segments' pixels are known
+
+
+def test_eye_open_moves_the_lash_line_down_with_the_lid():
+    face = synthetic_face()
+    lash = 17
+    prior = Prior(num_codes=20, segments={**PRIOR.segments, "eyelids": [LID, lash]})
+    top, _, _ = geo.column_extents(opening(face))
+    cols = np.nonzero(top >= 0)[0]
+    face[top[cols] - 1, cols] = lash  # a lash row right above each column of the opening
+    _, closed, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, prior=prior)
+    rows = np.nonzero((closed == lash).any(axis=1))[0]
+    assert rows.size and rows.min() >= 26  # the lashes now lie low, where the lid meets the lower lid
+    assert not (closed[top[cols] - 1, cols] == lash).any()  # and no longer where the open eye's top was
+    _, half, _ = run({"op": "eye_open", "eye": "both"}, 0.5, labels=face, prior=prior)
+    low = np.nonzero((half == lash).any(axis=1))[0]
+    assert top[cols].min() - 1 < low.mean() < rows.mean()  # half closed: half way down
 
 
 def test_eye_open_one_side_and_partial():

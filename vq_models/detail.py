@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vq_models.edits.spec import DonorRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.shot import CropTransform, Shot
@@ -236,6 +237,12 @@ def code_groups(num_codes: int, prior: Any | None) -> np.ndarray:
     return groups
 
 
+def region_exclude(region: np.ndarray, exclude: set[int], rules: Sequence[DonorRule]) -> set[int]:
+    """The frames that must not lend to one changed ``region`` (L, L): ``exclude`` and those of every rule
+    whose changed pixels meet the region (an op's rule binds what that op changed, not the whole edit)."""
+    return set(exclude).union(*(r.exclude for r in rules if np.any(np.asarray(r.changed, bool) & region)))
+
+
 def changed_regions(changed: np.ndarray, margin: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Connected changed regions of a label-space mask: (the region's changed pixels, the region grown by
     ``margin`` for matching)."""
@@ -313,11 +320,13 @@ class PlateDetail:
         return np.clip(gaussian(support, self.settings.feather * label_px), 0.0, 1.0)
 
     def apply(self, frame: int, render_sub: np.ndarray, box: tuple[int, int, int, int], sub_transform: CropTransform,
-              changed: np.ndarray, edited: np.ndarray, exclude: set[int] | None = None) -> tuple[np.ndarray, DetailResult]:
+              changed: np.ndarray, edited: np.ndarray, exclude: set[int] | None = None,
+              rules: Sequence[DonorRule] = ()) -> tuple[np.ndarray, DetailResult]:
         """Detail the render pasted onto the sub-window ``box`` = (x0, y0, x1, y1) of the display window.
 
         ``render_sub`` is display sRGB on that window; ``changed``/``edited`` are the label-space changed mask
-        and edited labels at this frame. Donors are never ``frame`` itself nor any frame in ``exclude``."""
+        and edited labels at this frame. Donors are never ``frame`` itself nor any frame in ``exclude``, nor,
+        for a changed region, a frame a :class:`~vq_models.edits.spec.DonorRule` meeting that region excludes."""
         x0, y0, x1, y1 = box
         size = (x1 - x0, y1 - y0)
         plate = self.plates.read(frame)[y0:y1, x0:x1]
@@ -330,7 +339,7 @@ class PlateDetail:
             label_px = render_px * self.render_size / changed.shape[0]
             skip = {int(frame)} | set(exclude or ())
             for own, grown in changed_regions(changed, self.settings.donor_margin):
-                donor, score = self.donors().best(edited, own, grown, exclude=skip)
+                donor, score = self.donors().best(edited, own, grown, exclude=region_exclude(own, skip, rules))
                 weight = label_mask_to_sub(cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)), sub_transform,
                                            self.shot.crop_size, size)
                 weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)

@@ -23,8 +23,8 @@ from vq_models.composite import RENDER_REACH_PX, edit_alpha, face_alpha, paste_t
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
-from vq_models.edits.program import EditProgram, apply_program, parse_program
-from vq_models.edits.spec import FrameContext
+from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
+from vq_models.edits.spec import DonorRule, FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
 from vq_models.shot import Shot
@@ -239,27 +239,39 @@ class ShotModel:
         """The frame's labels with the program applied at that frame: (labels uint8 (L, L), changed bool).
         ``exclude``: frames edits never borrow labels from (see :mod:`vq_models.edits.exemplars`).
         ``override``: start from its labels instead of the shot's; ``changed`` is then against the shot's own."""
+        out, changed, _ = self._edited(frame, program, exclude, override)
+        return out, changed
+
+    def _edited(self, frame: int, program: Any, exclude: set[int] | None,
+                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule]]:
+        """:meth:`edited_labels` and the program's donor rules at ``frame`` (:class:`DonorRule`)."""
         own = self.label_map(frame)
         labels = own if override is None else np.asarray(override.labels(frame), np.uint8)
         prog = self.parse_program(program)
         if prog is None:
-            return labels, labels != own
-        out, changed = apply_program(prog, labels, frame, self.prior(), self._context(frame, exclude))
-        return out, (changed | (labels != own)) if override is not None else changed
+            return labels, labels != own, []
+        out, changed, rules = apply_program_rules(prog, labels, frame, self.prior(), self._context(frame, exclude))
+        return out, (changed | (labels != own)) if override is not None else changed, rules
 
     def window(self, frame: int, program: Any = None, exclude: set[int] | None = None,
                override: LabelOverride | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Edited label window (3, L, L) for t-1, t, t+1 (edge frames repeat) and the changed mask at t."""
+        labels, changed, _ = self._window(frame, program, exclude, override)
+        return labels, changed
+
+    def _window(self, frame: int, program: Any, exclude: set[int] | None,
+                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule]]:
+        """:meth:`window` and the donor rules of the program at t."""
         frames = self.frames
         i = frames.index(self._frame(frame))
         prog = self.parse_program(program)
-        out, changed = [], None
+        out, changed, rules = [], None, []
         for j in (max(0, i - 1), i, min(len(frames) - 1, i + 1)):
-            labels, ch = self.edited_labels(frames[j], prog, exclude, override)
+            labels, ch, r = self._edited(frames[j], prog, exclude, override)
             out.append(labels)
             if j == i:
-                changed = ch
-        return np.stack(out), changed  # type: ignore[return-value]
+                changed, rules = ch, r
+        return np.stack(out), changed, rules  # type: ignore[return-value]
 
     # --- rendering -----------------------------------------------------------------------------------
     def render_window(self, labels: np.ndarray) -> np.ndarray:
@@ -309,19 +321,20 @@ class ShotModel:
         if detail not in DETAIL_MODES:
             raise InputError(f"detail {detail!r}: choose from {', '.join(DETAIL_MODES)}")
         frame = self._frame(frame)
+        rules: list[DonorRule] = []  # a full window given as labels carries no program, so no rules
         if labels is not None:
             window = np.asarray(labels)
             original = self.label_map(frame)
             L = self.label_size
             if window.shape == (L, L):  # the edited map at t; t-1 and t+1 as the program makes them
                 centre = window
-                window, _ = self.window(frame, program, exclude_frames, override)
+                window, _, rules = self._window(frame, program, exclude_frames, override)
                 window[1] = centre
             if window.shape != (3, L, L):
                 raise InputError(f"labels: expected ({L}, {L}) or (3, {L}, {L}), got {window.shape}")
             changed = window[1] != original
         else:
-            window, changed = self.window(frame, program, exclude_frames, override)
+            window, changed, rules = self._window(frame, program, exclude_frames, override)
         crop = self.render_window(window.astype(np.uint8))
         transform = self.shot.transform(frame)
         info = self.plate_info
@@ -336,7 +349,7 @@ class ShotModel:
         if detail == "plate":
             no_donors = set(exclude_frames or ()) | set(override.detail_exclude if override is not None else ())
             rgb_sub, detail_result = self.detail.apply(frame, rgb_sub, (x0, y0, x1, y1), sub, np.asarray(changed, bool),
-                                                       window[1], exclude=no_donors)
+                                                       window[1], exclude=no_donors, rules=rules)
         face = self.shot.fg_mask(frame)
         if override is not None:
             face = np.maximum(face, np.asarray(override.region, np.float32))

@@ -27,6 +27,9 @@ CLOSED_SHARE = 0.5
 # The replaced region: the part's contour (this frame's and the exemplar's, moved) grown by this share of its
 # width, so the lid and the crease above it come from the exemplar too.
 REGION_GROW = {"left": 0.3, "right": 0.3}
+# Where ``eye_open`` closed an eye, frames whose eye is open wider than asked (plus this share of the shot's
+# median opening) lend no plate detail: their band carries an iris, whatever their labels say.
+DONOR_OPENING_SLACK = 0.25
 # part → (contour outlining it, contour whose height measures its opening; None = the outline itself)
 PART_CONTOURS = {"left": ("left_eye", None), "right": ("right_eye", None)}
 
@@ -103,6 +106,16 @@ class PartExemplars:
         limit = CLOSED_SHARE * self.median(side)
         order = np.argsort(np.nan_to_num(o, nan=np.inf))
         return [self.frames[i] for i in order if o[i] < limit and self.frames[i] not in (exclude or set())]
+
+    def opening_at(self, frame: int, side: str) -> float | None:
+        """Part ``side``'s tracked opening at ``frame`` (label pixels), None where it is not tracked."""
+        track = self._eyes(frame).get(side)
+        return None if track is None else float(track.opening)
+
+    def more_open_than(self, side: str, opening: float) -> set[int]:
+        """The frames where part ``side`` is open wider than ``opening`` (label pixels) or not tracked."""
+        o = self.openings()[side]
+        return {f for f, v in zip(self.frames, o, strict=True) if not v <= opening}
 
     def closed_donor(self, side: str, exclude: set[int] | None = None) -> int | None:
         """The shot's most closed frame for part ``side`` (not in ``exclude``), if it is closed at all."""

@@ -27,7 +27,7 @@ from host_plugin.keys import INTERPOLATIONS, interpolate
 from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
 from vq_models.edits.segment_ops import SEGMENT_OPERATIONS
-from vq_models.edits.spec import FrameContext, Operation, OpSpec, Value
+from vq_models.edits.spec import DonorRule, FrameContext, Operation, OpSpec, Value
 from vq_models.errors import InputError
 
 PROGRAM_VERSION = 1
@@ -311,8 +311,23 @@ def apply_edit(edit: Edit, value: Value, labels: np.ndarray, prior: Prior, conte
 def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
                   context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Apply every edit of ``program`` at ``frame`` in order; returns (edited labels, changed mask)."""
+    out, changed, _ = apply_program_rules(program, labels, frame, prior, context)
+    return out, changed
+
+
+def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
+                        context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[DonorRule]]:
+    """:func:`apply_program`, also returning each edit's :class:`DonorRule` (where it changed labels, which
+    frames must not lend plate detail there) for the ops that declare one."""
     original = _check_labels(labels, prior)
+    ctx = context or FrameContext()
     out = original
+    rules: list[DonorRule] = []
     for edit, value in program.values_at(frame):
-        out, _ = apply_edit(edit, value, out, prior, context, program.source)
-    return out.copy(), out != original
+        out, changed = apply_edit(edit, value, out, prior, ctx, program.source)
+        rule = OPS[edit.op].donor_exclude
+        if rule is not None and changed.any():
+            exclude = rule(value, edit.params, ctx)
+            if exclude:
+                rules.append(DonorRule(changed, frozenset(exclude)))
+    return out.copy(), out != original, rules

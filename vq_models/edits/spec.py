@@ -35,6 +35,18 @@ class Operation:
 
     spec: OpSpec
     fn: Callable[..., np.ndarray]
+    #: ``donor_exclude(value, params, ctx)``: frames whose plate must not lend detail (:mod:`vq_models.detail`)
+    #: where this op changed the labels, because their look there contradicts the edit whatever their labels
+    #: say (an open eye where the op closed one). None: any frame may lend.
+    donor_exclude: Callable[..., frozenset[int]] | None = None
+
+
+@dataclass(frozen=True)
+class DonorRule:
+    """Frames (``exclude``) that must not lend plate detail to a changed region meeting ``changed`` (L, L)."""
+
+    changed: np.ndarray
+    exclude: frozenset[int]
 
 
 @dataclass
