@@ -113,9 +113,21 @@ class PartExemplars:
         return None if track is None else float(track.opening)
 
     def more_open_than(self, side: str, opening: float) -> set[int]:
-        """The frames where part ``side`` is open wider than ``opening`` (label pixels) or not tracked."""
+        """The frames where part ``side`` is open wider than ``opening`` or not tracked."""
         o = self.openings()[side]
         return {f for f, v in zip(self.frames, o, strict=True) if not v <= opening}
+
+    def too_open_to_lend(self, frame: int, side: str, value: float) -> set[int]:
+        """Frames whose part ``side`` is open wider than an edit closing it to ``value`` × its opening at
+        ``frame`` asks (plus :data:`DONOR_OPENING_SLACK` of the shot's median): their plate there shows what
+        the edit closed (an iris). A frame the shot counts as closed (below :data:`CLOSED_SHARE` of the
+        median) always may lend: a tracked closed eye keeps some height (the lashes)."""
+        current = self.opening_at(frame, side)
+        if current is None or value >= 1.0:
+            return set()
+        median = self.median(side)
+        limit = max(float(value) * current + DONOR_OPENING_SLACK * median, CLOSED_SHARE * median)
+        return self.more_open_than(side, limit)
 
     def closed_donor(self, side: str, exclude: set[int] | None = None) -> int | None:
         """The shot's most closed frame for part ``side`` (not in ``exclude``), if it is closed at all."""

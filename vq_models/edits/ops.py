@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from vq_models.edits import geometry as geo
-from vq_models.edits.exemplars import CLOSED_SHARE, DONOR_OPENING_SLACK
 from vq_models.edits.prior import Prior
 from vq_models.edits.spec import FrameContext, Operation, OpSpec
 from vq_models.errors import InputError
@@ -149,24 +148,17 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
 
 def eye_open_donors(value: float, params: Mapping[str, Any], ctx: FrameContext) -> frozenset[int]:
     """Frames that must not lend plate detail where ``eye_open`` changed labels: those whose eye is open wider
-    than asked (plus :data:`~vq_models.edits.exemplars.DONOR_OPENING_SLACK` of the shot's median; a frame
-    the shot counts as closed, below ``CLOSED_SHARE`` of it, always may).
+    than asked (:meth:`~vq_models.edits.exemplars.PartExemplars.too_open_to_lend`).
 
     The detail pass picks donors by the prior's segments, and on real footage an iris's codes are partly filed
     under skin (lp_d0), so an open-eyed frame matched a closed lid and pasted its iris through it (blink
     what-if +3.5 dB with such donors, +3.8 with none)."""
-    if value >= 1.0 or ctx.exemplars is None or ctx.frame is None:
+    if ctx.exemplars is None or ctx.frame is None:
         return frozenset()
     side = params.get("eye", "both")
     out: set[int] = set()
     for one in ("left", "right") if side == "both" else (side,):
-        current = ctx.exemplars.opening_at(ctx.frame, one)
-        if current is None:
-            continue
-        median = ctx.exemplars.median(one)
-        # a tracked closed eye keeps some height (the lashes): whatever this shot counts as closed may lend
-        limit = max(float(value) * current + DONOR_OPENING_SLACK * median, CLOSED_SHARE * median)
-        out |= ctx.exemplars.more_open_than(one, limit)
+        out |= ctx.exemplars.too_open_to_lend(ctx.frame, one, float(value))
     return frozenset(out)
 
 
