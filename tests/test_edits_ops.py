@@ -128,6 +128,29 @@ def test_eye_open_moves_the_lash_line_down_with_the_lid():
     assert top[cols].min() - 1 < low.mean() < rows.mean()  # half closed: half way down
 
 
+def test_gaze_moves_the_tracked_iris_whatever_the_prior_calls_its_codes():
+    """Part of a real iris carries codes filed under other segments (lp_d13: background); gaze moves every
+    pixel of the tracked iris, or those stay behind as a second, fainter iris."""
+    face = synthetic_face()
+    dark = 19
+    prior = Prior(num_codes=20, segments={**PRIOR.segments, "background": [BG, dark]})
+    regions = {}
+    for side, x in (("left", EYE_X[0]), ("right", EYE_X[1])):
+        eye, iris = np.zeros((L, L), np.uint8), np.zeros((L, L), np.uint8)
+        cv2.ellipse(eye, (x, 26), (6, 3), 0, 0, 360, 1, -1)
+        cv2.circle(iris, (x, 26), 2, 1, -1)
+        regions[f"{side}_eye"], regions[f"{side}_iris"] = eye.astype(bool), iris.astype(bool)
+        face[27, x - 1] = dark  # a rim pixel of the iris with a code the prior calls background
+    _, moved, _ = run({"op": "gaze", "eye": "both"}, [0.25, 0.0], labels=face, prior=prior,
+                      ctx=FrameContext(regions=regions))
+    for x in EYE_X:
+        assert moved[27, x - 1] != dark  # left where the iris was: eye white now
+        assert (moved[25:29, x:x + 6] == dark).any()  # travelled with the iris
+    _, untracked, _ = run({"op": "gaze", "eye": "both"}, [0.25, 0.0], labels=face, prior=prior,
+                          ctx=FrameContext(regions={k: v for k, v in regions.items() if k.endswith("_eye")}))
+    assert all(untracked[27, x - 1] == dark for x in EYE_X)  # without the tracked iris it stays behind
+
+
 def test_eye_open_one_side_and_partial():
     before, after, _ = run({"op": "eye_open", "eye": "left"}, 0.0)
     left = np.zeros((L, L), bool)

@@ -171,14 +171,21 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
     The opening is the eye-segment pixels together with the tracked eye contour where the frame has one. On
     real footage at 128² labels the eye whites are a few pixels that often share a code with skin highlights,
     so a prior files them under skin: the label opening is then little more than the iris, no shift keeps the
-    iris inside it, and the edit changed nothing (lp_d0). The tracked contour is the lid margin itself."""
+    iris inside it, and the edit changed nothing (lp_d0). The tracked contour is the lid margin itself. In the
+    same way the iris is the iris/pupil pixels together with the tracked iris where the frame has one: part
+    of a real iris carries codes the prior files elsewhere (lp_d13: background), and left behind they drew
+    a second iris."""
     out = labels.copy()
     dx, dy = value
     prior.codes("eye_whites")
     iris_codes = _require_any(prior, ("irises", "pupils"))
     opening = _eye_opening(labels, prior, ctx)
+    tracked_iris = np.zeros_like(opening)
+    for tracked in (ctx.regions.get("left_iris"), ctx.regions.get("right_iris")):
+        if tracked is not None and np.shape(tracked) == opening.shape:
+            tracked_iris |= np.asarray(tracked, bool)
     for eye in _sides(opening, params.get("eye", "both"), ctx, "eye"):
-        iris = eye & np.isin(labels, iris_codes)
+        iris = eye & (np.isin(labels, iris_codes) | tracked_iris)
         box = geo.bbox(eye)
         if box is None or not iris.any():
             continue

@@ -44,6 +44,8 @@ REGION_NAMES: tuple[str, ...] = (
     "face_oval",
     "left_eye",
     "right_eye",
+    "left_iris",
+    "right_iris",
     "left_brow",
     "right_brow",
     "nose",
