@@ -106,3 +106,34 @@ def test_the_program_reports_eye_opens_donor_rule_with_the_pixels_it_changed(sho
     assert len(rules) == 1  # the edit at 1 changes nothing, so it binds nothing
     assert rules[0].exclude == {1, 2, 4, 5}
     np.testing.assert_array_equal(rules[0].changed, changed)
+
+
+def test_each_blink_lends_only_its_deepest_frame():
+    from vq_models.edits.exemplars import deepest_of_each_blink
+
+    frames = list(range(1, 11))
+    assert deepest_of_each_blink(frames, [4, 3, 9, 5, 8]) == [4, 9]
+    assert deepest_of_each_blink(frames, [1, 10]) == [1, 10]  # runs at the shot's ends
+    assert deepest_of_each_blink(frames, []) == []
+
+
+def test_the_exemplar_is_the_blink_whose_head_pose_is_nearest():
+    """A closed lid's shading and foreshortening follow the head: of the shot's blinks, the one whose head is
+    turned like this frame's lends, even when another blink is a little more closed."""
+    from vq_models.edits.exemplars import pose_distance
+
+    def rot(deg: float, scale: float = 1.0) -> np.ndarray:
+        a = np.radians(deg)
+        return scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+    openings = {1: 0.5, 2: 0.5, 3: 0.04, 4: 0.08, 5: 0.5, 6: 0.06, 7: 0.5, 8: 0.5}
+    poses = {1: rot(0), 2: rot(0), 3: rot(0), 4: rot(0), 5: rot(20), 6: rot(20), 7: rot(20), 8: rot(21)}
+    frames = {f: _frame(24, o) for f, o in openings.items()}
+    tracks = {f: {"left": part_track(c)} for f, (_, c) in frames.items()}
+    ex = PartExemplars(list(frames), lambda f: tracks[f], lambda f: frames[f][0], lambda f: poses[f])
+    assert ex.closed_donor("left") == 3  # without a frame to match: the most closed
+    assert ex.closed_donor("left", like=8) == 6  # turned like frame 8: the second blink's deepest frame
+    assert ex.closed_donor("left", like=1) == 3  # the first blink's deepest frame, not its edge (4)
+    assert pose_distance(rot(5, 1.1), rot(5, 1.1)) == pytest.approx(0.0, abs=1e-12)
+    assert pose_distance(rot(0, 2.0), rot(0, 1.0)) == pytest.approx(np.sqrt(2.0))  # scale counts, size does not
+    assert pose_distance(rot(10, 3.0), rot(0, 3.0)) == pytest.approx(pose_distance(rot(10), rot(0)))

@@ -63,7 +63,8 @@ class ShotModel:
         self._tracking: Any = None
         self._lock = threading.RLock()
         self._regions: dict[int, dict[str, np.ndarray]] = {}
-        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map)
+        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map,
+                                       lambda f: self.shot.transform(f).plate_to_crop[:, :2])
         self.detail = PlateDetail(shot, self.label_map, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma = getattr(stage2, "code_luma", None)

@@ -29,6 +29,7 @@ import numpy as np
 
 from vq_models import metrics as M
 from vq_models.composite import face_alpha
+from vq_models.edits.exemplars import CLOSED_SHARE, pose_nearest_blink
 from vq_models.errors import InputError
 from vq_models.face.align import crop as crop_plate
 from vq_models.io.colour import to_network
@@ -268,19 +269,27 @@ def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0
 
 
 def _another_blink(model: Any, report: dict[str, Any], eyes: np.ndarray, leave_out: int) -> None:
-    """Adds to each blink row what *another* real blink of the shot scores in its place: the most closed frame
-    outside the left-out window, in its own crop, against the event (``another_blink_db``, ``another_gain_db``).
+    """Adds to each blink row what *another* real blink of the shot scores in its place: the closed frame
+    outside the left-out window that ``eye_open`` would borrow (the deepest frame of the blink whose head pose
+    is nearest the open frame's, :func:`~vq_models.edits.exemplars.pose_nearest_blink`), in its own
+    crop, against the event (``another_blink_db``, ``another_gain_db``).
 
     A label edit can at best ask for a closed eye this shot has shown, so this is the yardstick for the
     what-if's gain on this clip: the bar of a fixed dB gain can lie beyond what the shot's other blinks reach."""
     frames = model.frames
     s = model.shot.crop_size
     gains = []
+    med = float(np.nanmedian(eyes))
     for row in report.get("events", []):
         event = row["event_frame"]
-        order = np.argsort(np.nan_to_num(eyes, nan=np.inf))
-        donor = next((frames[i] for i in order if abs(frames[i] - event) > leave_out), None)
-        if donor is None:
+        outside = [i for i in np.argsort(np.nan_to_num(eyes, nan=np.inf)) if abs(frames[i] - event) > leave_out]
+        closed = [frames[i] for i in outside if eyes[i] < CLOSED_SHARE * med]
+        if closed:
+            donor = pose_nearest_blink(frames, closed, lambda f: model.shot.transform(f).plate_to_crop[:, :2],
+                                       row["open_frame"])
+        elif outside:
+            donor = frames[outside[0]]
+        else:
             continue
         real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
         other = crop_plate(to_network(model.detail.plates.image(donor)), model.shot.transform(donor), s)
