@@ -13,6 +13,7 @@ from vq_models.face import topology
 from vq_models.face.mesh_data import TEMPLATE, TRIANGLES
 from vq_models.face.overlay import (
     LIGHT_DIR,
+    LIPS_ALBEDO,
     OVERLAY_3D,
     SKIN_ALBEDO,
     lip_triangles,
@@ -134,6 +135,24 @@ def test_surface_facing_the_light_is_brighter():
         means.append(float(out.colour[skin, 0].mean()))
     # chin towards the camera -> lower face turned up, towards the light above
     assert means[0] > means[1] + 0.03, means
+
+
+
+def test_lips_keep_their_flat_albedo_while_the_skin_is_shaded():
+    """Shaded lips split Stage I's lip codes by lip volume (29 lower-lip codes instead of 17 on the synthetic
+    acceptance shot, at the cost of the mouth interior and the pupils): the lips stay flat, the skin around
+    them carries the shape."""
+    base = _place(TEMPLATE)
+    pivot = base[topology.NOSE_TIP]
+    a = np.radians(25.0)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    mesh = (base - pivot) @ rot.T + pivot
+    out = render_mesh(mesh, topology.landmarks5_from_mesh(mesh), SIZE)
+    lips = (out.masks["lips"] > 0.99) & (out.masks["mouth"] < 0.01)
+    skin = (out.masks["skin"] > 0.99) & (out.masks["lips"] < 0.01)
+    assert lips.sum() > 20 and skin.sum() > 200
+    np.testing.assert_allclose(out.colour[lips], np.broadcast_to(LIPS_ALBEDO, (int(lips.sum()), 3)), atol=1e-6)
+    assert out.colour[skin, 0].std() > 0.01  # the skin is shaded: its brightness varies over the surface
 
 
 # --- the overlay -------------------------------------------------------------------------------------

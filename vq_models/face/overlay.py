@@ -10,9 +10,12 @@ Two renderers, one region:
 * **3D** (``mesh`` given, the tracker's 478-point MediaPipe mesh in crop pixels with z): the mesh's
   triangles (:mod:`vq_models.face.mesh_data`) are rasterised with a z-buffer
   (:mod:`vq_models.face.raster`), so what is hidden stays hidden (the far cheek of a turned head, the
-  lips rolled over the mouth), and shaded with smooth vertex normals under one fixed light, so the
-  surface's shape (jaw, chin, lip volume) reaches Stage I and changes when the mesh does. Where the mesh
-  has its mouth hole, the inner-lip polygon is filled *behind* the surface with the mouth-interior albedo.
+  lips rolled over the mouth), and the skin is shaded with smooth vertex normals under one fixed, mostly
+  ambient light, so the surface's shape (jaw, chin, cheeks) reaches Stage I and changes when the mesh does.
+  The lips keep their flat albedo: shaded lips split Stage I's lip codes by lip volume (29 lower-lip codes
+  instead of 17 on the synthetic acceptance shot) and took them from the mouth interior and the pupils,
+  while the lips' silhouette already carries their articulation. Where the mesh has its mouth hole, the
+  inner-lip polygon is filled *behind* the surface with the mouth-interior albedo.
 * **2D** (no mesh: 5-point or contour-only tracking files): the flat polygons of the contours, unshaded.
 
 Both paint the same region (:func:`overlay_masks`): the face below a line just under the nose (the cut of
@@ -49,8 +52,9 @@ MOUTH_ALBEDO = (0.12, 0.03, 0.04)
 LIGHT_DIR: tuple[float, float, float] = tuple(
     np.array([-0.25, -0.25, -0.93]) / np.linalg.norm([-0.25, -0.25, -0.93])
 )
-#: Share of the light that does not depend on the normal (keeps surfaces turned away from black).
-AMBIENT = 0.35
+#: Share of the light that does not depend on the normal: high, so the shading says where the jaw and chin
+#: turn without becoming a texture Stage I spends its codes on.
+AMBIENT = 0.65
 
 #: Which renderer drew a frame (:attr:`FrameOverlay.kind`; prep records the shot's in shot.json).
 OVERLAY_3D = "mesh-3d"
@@ -215,8 +219,11 @@ def _shade_window(
         corners = tris[ras.tri.reshape(-1)[idx]]
         normals = (vertex_normals(verts, TRIANGLES)[corners] * ras.bary.reshape(-1, 3)[idx, :, None]).sum(1)
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        albedo = np.where(lips_px.reshape(-1)[idx, None], np.float32(LIPS_ALBEDO), np.float32(SKIN_ALBEDO))
-        out.reshape(-1, 6)[idx, :3] = albedo * shading(normals)[:, None]
+        on_lips = lips_px.reshape(-1)[idx]
+        albedo = np.where(on_lips[:, None], np.float32(LIPS_ALBEDO), np.float32(SKIN_ALBEDO))
+        # the lips stay flat (see the module docstring): their silhouette carries the articulation
+        shade = np.where(on_lips, np.float32(1.0), shading(normals).astype(np.float32))
+        out.reshape(-1, 6)[idx, :3] = albedo * shade[:, None]
     out[mouth_px, :3] = MOUTH_ALBEDO  # the back plane faces the camera: shading 1
     out[..., 3], out[..., 4], out[..., 5] = skin_all, lips_all, mouth_px
     return out
