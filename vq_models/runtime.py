@@ -63,8 +63,7 @@ class ShotModel:
         self._tracking: Any = None
         self._lock = threading.RLock()
         self._regions: dict[int, dict[str, np.ndarray]] = {}
-        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map,
-                                       lambda f: self.shot.transform(f).plate_to_crop[:, :2])
+        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map, self.head_pose)
         self.detail = PlateDetail(shot, self.label_map, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma = getattr(stage2, "code_luma", None)
@@ -206,6 +205,11 @@ class ShotModel:
         return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()))
+
+    def head_pose(self, frame: int) -> np.ndarray:
+        """The head's in-plane pose at ``frame``: the 2×2 linear part (rotation and scale) of its plate-to-crop
+        transform (:func:`vq_models.edits.exemplars.pose_distance` compares two)."""
+        return self.shot.transform(frame).plate_to_crop[:, :2]
 
     def part_tracks(self, frame: int) -> dict[str, PartTrack]:
         """Each tracked eye at ``frame`` in label pixels (for the closed-eye exemplars)."""

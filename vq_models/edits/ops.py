@@ -65,11 +65,17 @@ def _eye_opening(labels: np.ndarray, prior: Prior, ctx: FrameContext) -> np.ndar
     On real footage at 128² labels an iris is a few pixels whose codes often double as brow, lash or shadow
     codes, so a prior files some of them under skin or brows (lp_d0: 9 of an iris's ~20 pixels were
     "irises"). The tracked contour is the lid margin itself, so an op working on the opening reaches them."""
-    opening = np.isin(labels, _require_any(prior, EYE_OPENING))
-    for tracked in (ctx.regions.get("left_eye"), ctx.regions.get("right_eye")):
-        if tracked is not None and np.shape(tracked) == opening.shape:
-            opening |= np.asarray(tracked, bool)
-    return opening
+    return np.isin(labels, _require_any(prior, EYE_OPENING)) | _tracked(ctx, ("left_eye", "right_eye"), labels.shape)
+
+
+def _tracked(ctx: FrameContext, names: Sequence[str], shape: tuple[int, ...]) -> np.ndarray:
+    """The union of the frame's tracked regions ``names`` at label size (all False where it has none)."""
+    out = np.zeros(shape, bool)
+    for name in names:
+        region = ctx.regions.get(name)
+        if region is not None and np.shape(region) == tuple(shape):
+            out |= np.asarray(region, bool)
+    return out
 
 
 def _near_tracked(mask: np.ndarray, ctx: FrameContext, region: str, grow: int = 2) -> np.ndarray:
@@ -92,16 +98,15 @@ def _fill_code(labels: np.ndarray, prior: Prior, names: Sequence[str]) -> int:
     raise AssertionError
 
 
-
-
 #: rows of the upper lid's margin (the lash line) that ``eye_open``'s column rule moves down with the lid, as a
 #: share of the eye's width in label pixels
 LID_MARGIN_SHARE = 0.15
 
 
 def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
-    """Close eyes. Strongly closed values take the eye region from the shot's own most closed frame when it
-    blinks (:mod:`vq_models.edits.exemplars`: the labels of a real closed eye in this shot's codes).
+    """Close eyes. Strongly closed values take the eye region from one of the shot's own blinks when it has
+    any (:mod:`vq_models.edits.exemplars`: the labels of a real closed eye in this shot's codes, from the
+    blink whose head pose is nearest).
     Otherwise, toward the lower lid: per column, the top ``1 - value`` of the opening becomes the lid code
     found just above the eye in that column (eyelid, else skin), and the lid's margin above the opening (the
     lash line, :data:`LID_MARGIN_SHARE` of the eye's width) moves down to the new lid edge: a closed eye is
@@ -127,7 +132,7 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
         top, bottom, _ = geo.column_extents(eye)
         cols = np.nonzero(top >= 0)[0]
         margin_rows = max(1, int(round(LID_MARGIN_SHARE * (np.ptp(cols) + 1)))) if cols.size else 1
-        for x in np.nonzero(top >= 0)[0]:
+        for x in cols:
             t, b = int(top[x]), int(bottom[x])
             keep = int(round(value * (b - t + 1)))
             new_top = b - keep + 1
@@ -180,10 +185,7 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
     prior.codes("eye_whites")
     iris_codes = _require_any(prior, ("irises", "pupils"))
     opening = _eye_opening(labels, prior, ctx)
-    tracked_iris = np.zeros_like(opening)
-    for tracked in (ctx.regions.get("left_iris"), ctx.regions.get("right_iris")):
-        if tracked is not None and np.shape(tracked) == opening.shape:
-            tracked_iris |= np.asarray(tracked, bool)
+    tracked_iris = _tracked(ctx, ("left_iris", "right_iris"), labels.shape)
     for eye in _sides(opening, params.get("eye", "both"), ctx, "eye"):
         iris = eye & (np.isin(labels, iris_codes) | tracked_iris)
         box = geo.bbox(eye)

@@ -285,8 +285,7 @@ def _another_blink(model: Any, report: dict[str, Any], eyes: np.ndarray, leave_o
         outside = [i for i in np.argsort(np.nan_to_num(eyes, nan=np.inf)) if abs(frames[i] - event) > leave_out]
         closed = [frames[i] for i in outside if eyes[i] < CLOSED_SHARE * med]
         if closed:
-            donor = pose_nearest_blink(frames, closed, lambda f: model.shot.transform(f).plate_to_crop[:, :2],
-                                       row["open_frame"])
+            donor = pose_nearest_blink(frames, closed, model.head_pose, row["open_frame"])
         elif outside:
             donor = frames[outside[0]]
         else:
