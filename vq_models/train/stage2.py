@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,10 @@ from vq_models.stage2_model import build_generator
 from vq_models.train import data as D
 from vq_models.train.checkpoint import CheckpointManager
 from vq_models.train.denormals import turns_flush_to_zero_off_after
-from vq_models.train.distributed import broadcast_module, cleanup, init_distributed
+from vq_models.train.distributed import DistInfo, broadcast_module, cleanup, init_distributed
 from vq_models.train.logging import TrainLogger
 from vq_models.train.losses import RoiPerceptualLoss, make_perceptual, perceptual_backend
-from vq_models.train.paint_augment import code_palette
+from vq_models.train.paint_augment import CodePalette, code_palette
 from vq_models.train.spike_guard import SpikeGuard
 from vq_models.train.stage2_config import (
     SPIKE_FIELDS,
@@ -50,7 +51,64 @@ from vq_models.train.stage2_step import Stage2Nets, train_step
 log = logging.getLogger("vqedit.train.stage2")
 
 # the config names are re-exported: this module is Stage II training's entry point
-__all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "train_stage2"]
+__all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "train_stage2", "Stage2Data", "load_stage2_data",
+           "build_stage2_nets"]
+
+
+@dataclass
+class Stage2Data:
+    """What a Stage II run trains on: the shot's label maps turned into training and held-out frame sets,
+    the code -> channel mapping (raw codes or a prior's segments) and the colour palettes."""
+
+    num_codes: int
+    label_size: int
+    mapping: D.ChannelMapping
+    lut: torch.Tensor
+    train_set: D.FrameSet
+    val_set: D.FrameSet
+    palette: CodePalette | None  # per-channel colours for painted batches (None: paint_prob 0)
+    code_colours: CodePalette  # per-code colours, written to meta.json
+
+
+def load_stage2_data(shot: Shot, config: Stage2Config, prior_path: str | Path | None = None) -> Stage2Data:
+    """Load the shot's Stage I labels, crops and masks for Stage II (held-out frames every ``val_every``)."""
+    num_codes = shot.stage1_num_codes()
+    labels = D.load_label_maps(shot, num_codes)
+    label_size = next(iter(labels.values())).shape[0]
+    mapping = D.read_prior(prior_path, num_codes) if prior_path else D.ChannelMapping.raw(num_codes)
+    lut = torch.from_numpy(mapping.lut)
+    train_pos, val_pos = D.split_frames(len(shot.frames), config.val_every)
+    if not train_pos:
+        raise InputError(f"{shot.root}: no frames left for training after holding out validation frames")
+    train_set = D.load_frame_set(shot, labels, train_pos, config.render_size)
+    val_set = D.load_frame_set(shot, labels, val_pos, config.render_size)
+    nch = mapping.num_channels
+    palette = code_palette(train_set.windows, train_set.targets, lut, nch) if config.paint_prob > 0 else None
+    code_colours = code_palette(train_set.windows, train_set.targets, torch.arange(num_codes), num_codes)
+    return Stage2Data(num_codes, label_size, mapping, lut, train_set, val_set, palette, code_colours)
+
+
+def build_stage2_nets(config: Stage2Config, data: Stage2Data, info: DistInfo) -> tuple[Stage2Nets, str]:
+    """Seed, build G and D (same weights on every rank), their Adam optimisers, the perceptual term and the
+    spike guard; returns the nets and the perceptual backend's name (for meta.json)."""
+    dev = info.device
+    nch = data.mapping.num_channels
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    G = build_generator(config, nch).to(dev)
+    Dnet = MultiscaleDiscriminator(
+        nch if config.d_conditional else 0, config.d_channels, config.d_layers, config.num_d, config.d_spectral_norm
+    ).to(dev)
+    broadcast_module(G, info)
+    broadcast_module(Dnet, info)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(Dnet.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+    perceptual = make_perceptual(config.perceptual, config.perceptual_backbone or None)
+    use_perc = perceptual is not None and (config.lambda_lpips_roi > 0 or config.lambda_lpips_nonroi > 0)
+    roi_perc = RoiPerceptualLoss(perceptual, config.lambda_lpips_roi, config.lambda_lpips_nonroi).to(dev) if use_perc else None
+    guard = SpikeGuard(**{setting: getattr(config, name) for setting, name in SPIKE_FIELDS.items()})
+    nets = Stage2Nets(G, Dnet, opt_g, opt_d, data.lut, nch, roi_perc, data.palette, guard, config.lambda_adv > 0)
+    return nets, perceptual_backend(perceptual)
 
 
 @turns_flush_to_zero_off_after
@@ -66,42 +124,15 @@ def train_stage2(shot_dir: str | Path, config: Stage2Config, *, device: str = "c
     torch.set_flush_denormal(True)
     shot = Shot.open(shot_dir)
     out_dir = shot.stage2_dir
-    num_codes = shot.stage1_num_codes()
-    labels = D.load_label_maps(shot, num_codes)
-    label_size = next(iter(labels.values())).shape[0]
-    mapping = D.read_prior(prior_path, num_codes) if prior_path else D.ChannelMapping.raw(num_codes)
-    nch = mapping.num_channels
-    lut = torch.from_numpy(mapping.lut)
-
-    train_pos, val_pos = D.split_frames(len(shot.frames), config.val_every)
-    if not train_pos:
-        raise InputError(f"{shot.root}: no frames left for training after holding out validation frames")
-    train_set = D.load_frame_set(shot, labels, train_pos, config.render_size)
-    val_set = D.load_frame_set(shot, labels, val_pos, config.render_size)
-
-    palette = code_palette(train_set.windows, train_set.targets, lut, nch) if config.paint_prob > 0 else None
-    code_colours = code_palette(train_set.windows, train_set.targets, torch.arange(num_codes), num_codes)
+    data = load_stage2_data(shot, config, prior_path)
+    num_codes, label_size, mapping = data.num_codes, data.label_size, data.mapping
+    nch, lut, train_set, val_set = mapping.num_channels, data.lut, data.train_set, data.val_set
 
     info = init_distributed(device)
     dev = info.device
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    G = build_generator(config, nch).to(dev)
-    use_adv = config.lambda_adv > 0
-    Dnet = MultiscaleDiscriminator(
-        nch if config.d_conditional else 0, config.d_channels, config.d_layers, config.num_d, config.d_spectral_norm
-    ).to(dev)
-    broadcast_module(G, info)
-    broadcast_module(Dnet, info)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
-    opt_d = torch.optim.Adam(Dnet.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
-    perceptual = make_perceptual(config.perceptual, config.perceptual_backbone or None)
-    backend = perceptual_backend(perceptual)
-    use_perc = perceptual is not None and (config.lambda_lpips_roi > 0 or config.lambda_lpips_nonroi > 0)
-    roi_perc = RoiPerceptualLoss(perceptual, config.lambda_lpips_roi, config.lambda_lpips_nonroi).to(dev) if use_perc else None
-
-    guard = SpikeGuard(**{setting: getattr(config, name) for setting, name in SPIKE_FIELDS.items()})
-    nets = Stage2Nets(G, Dnet, opt_g, opt_d, lut, nch, roi_perc, palette, guard, use_adv)
+    nets, backend = build_stage2_nets(config, data, info)
+    G = nets.G
+    guard = nets.guard
     ckpts = CheckpointManager(out_dir / "checkpoints", keep=config.keep_checkpoints)
     modules, optims = nets.modules, nets.optimizers
     start = 0
@@ -155,7 +186,7 @@ def train_stage2(shot_dir: str | Path, config: Stage2Config, *, device: str = "c
         G.eval()
         meta_val: dict = {"ssim": None, "psnr": None, "frames": []}
         if info.is_main:
-            run = RunRecord(num_codes, label_size, mapping, prior_path, code_colours, backend, curve, step,
+            run = RunRecord(num_codes, label_size, mapping, prior_path, data.code_colours, backend, curve, step,
                             train_seconds, loop_seconds, steps_run, info.world_size, dev)
             meta_val = write_outputs(out_dir, config, nets, train_set, val_set, run, logger)
     finally:
