@@ -57,6 +57,9 @@ def replay(shot_dir: str | Path, from_step: int, steps: range, overrides: list[s
     nets, _ = build_stage2_nets(config, data, info)
     ckpt = shot.stage2_dir / "checkpoints" / f"step_{from_step:08d}"
     CheckpointManager(ckpt.parent).load(ckpt, nets.modules, nets.optimizers)
+    for opt in nets.optimizers.values():  # the checkpoint brought its own betas and eps: the overrides win
+        for group in opt.param_groups:
+            group["betas"], group["eps"] = (config.beta1, config.beta2), config.adam_eps
     if frozen:
         config = dataclasses.replace(config, lr_g=0.0, lr_d=0.0)
     records = []

@@ -179,6 +179,8 @@ def test_prior_groups_train_and_bad_config(tmp_path):
         load_stage2_config("tiny", overrides=["render_size=48"])
     with pytest.raises(InputError, match="unknown option"):
         load_stage2_config("tiny", overrides=["lamda_l1=1"])
+    with pytest.raises(InputError, match="adam_eps must be > 0"):
+        load_stage2_config("tiny", overrides=["adam_eps=0"])
     (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 1}))
     with pytest.raises(InputError, match="num_codes 1"):
         train_stage2(root, cfg)

@@ -44,6 +44,12 @@ def test_replay_repeats_the_run(run):
         assert torch.allclose(got[k], want[k], atol=1e-6, rtol=0), k
 
 
+def test_overrides_beat_the_checkpoints_optimiser_settings(run):
+    _, nets = probe.replay(run, 4, range(5, 6), ["adam_eps=1e-5", "beta2=0.99"])
+    for opt in nets.optimizers.values():
+        assert all(g["eps"] == 1e-5 and g["betas"][1] == 0.99 for g in opt.param_groups)
+
+
 def test_frozen_scores_without_moving(run):
     records, nets = probe.replay(run, 8, range(5, 9), [], frozen=True)
     assert all(r["g_loss"] > 0 for r in records)

@@ -101,8 +101,9 @@ def build_stage2_nets(config: Stage2Config, data: Stage2Data, info: DistInfo) ->
     ).to(dev)
     broadcast_module(G, info)
     broadcast_module(Dnet, info)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
-    opt_d = torch.optim.Adam(Dnet.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+    betas, eps = (config.beta1, config.beta2), config.adam_eps
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=betas, eps=eps)
+    opt_d = torch.optim.Adam(Dnet.parameters(), lr=config.lr_d, betas=betas, eps=eps)
     perceptual = make_perceptual(config.perceptual, config.perceptual_backbone or None)
     use_perc = perceptual is not None and (config.lambda_lpips_roi > 0 or config.lambda_lpips_nonroi > 0)
     roi_perc = RoiPerceptualLoss(perceptual, config.lambda_lpips_roi, config.lambda_lpips_nonroi).to(dev) if use_perc else None

@@ -45,6 +45,7 @@ class Stage2Config:
     lr_d: float = 5e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    adam_eps: float = 1e-8  # Adam's epsilon (torch's default): the floor under each weight's step denominator
     lambda_l1: float = 0.5
     lambda_adv: float = 0.01
     lambda_gp: float = 10.0
@@ -142,6 +143,7 @@ RANGE_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "paint_margin": _at_least(0),
     "lambda_paint": _at_least(0),
     "roi_l1_weight": _at_least(0),
+    "adam_eps": ((lambda v: v > 0), "must be > 0"),
 }
 PERCEPTUAL_NETS = ("alex", "vgg", "squeeze", "none")
 
