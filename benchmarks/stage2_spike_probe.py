@@ -43,7 +43,7 @@ def replay(shot_dir: str | Path, from_step: int, steps: range, overrides: list[s
     from vq_models.shot import Shot
     from vq_models.train.checkpoint import CheckpointManager
     from vq_models.train.distributed import init_distributed
-    from vq_models.train.stage2 import build_stage2_nets, load_stage2_data
+    from vq_models.train.stage2 import apply_optimiser_settings, build_stage2_nets, load_stage2_data
     from vq_models.train.stage2_config import load_stage2_config
     from vq_models.train.stage2_step import train_step
 
@@ -57,9 +57,7 @@ def replay(shot_dir: str | Path, from_step: int, steps: range, overrides: list[s
     nets, _ = build_stage2_nets(config, data, info)
     ckpt = shot.stage2_dir / "checkpoints" / f"step_{from_step:08d}"
     CheckpointManager(ckpt.parent).load(ckpt, nets.modules, nets.optimizers)
-    for opt in nets.optimizers.values():  # the checkpoint brought its own betas and eps: the overrides win
-        for group in opt.param_groups:
-            group["betas"], group["eps"] = (config.beta1, config.beta2), config.adam_eps
+    apply_optimiser_settings(nets, config)  # the checkpoint brought its own betas and eps: the overrides win
     if frozen:
         config = dataclasses.replace(config, lr_g=0.0, lr_d=0.0)
     records = []

@@ -184,3 +184,15 @@ def test_prior_groups_train_and_bad_config(tmp_path):
     (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 1}))
     with pytest.raises(InputError, match="num_codes 1"):
         train_stage2(root, cfg)
+
+
+def test_resume_takes_the_new_optimiser_settings(tmp_path):
+    """Adam's load_state_dict brings the checkpoint's betas and eps back; a resume with new ones must use them."""
+    root = tmp_path / "shot"
+    make_shot(root)
+    train_stage2(root, load_stage2_config("tiny", overrides=["iterations=4", "checkpoint_every=2"]), progress=False)
+    changed = load_stage2_config("tiny", overrides=["iterations=6", "checkpoint_every=2", "adam_eps=1e-4", "beta2=0.99"])
+    train_stage2(root, changed, resume=True, progress=False)
+    saved = torch.load(root / "stage2" / "checkpoints" / "step_00000006" / "optimizers.pt", weights_only=True)
+    for name in ("G", "D"):
+        assert all(g["eps"] == 1e-4 and g["betas"][1] == 0.99 for g in saved[name]["param_groups"]), name

@@ -52,7 +52,7 @@ log = logging.getLogger("vqedit.train.stage2")
 
 # the config names are re-exported: this module is Stage II training's entry point
 __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "train_stage2", "Stage2Data", "load_stage2_data",
-           "build_stage2_nets"]
+           "build_stage2_nets", "apply_optimiser_settings"]
 
 
 @dataclass
@@ -112,6 +112,15 @@ def build_stage2_nets(config: Stage2Config, data: Stage2Data, info: DistInfo) ->
     return nets, perceptual_backend(perceptual)
 
 
+def apply_optimiser_settings(nets: Stage2Nets, config: Stage2Config) -> None:
+    """Set both optimisers' betas and eps from ``config``. Why: ``Adam.load_state_dict`` restores the
+    checkpoint's, so without this a ``--set beta2=...`` given on resume would be silently ignored (the
+    learning rates need no such step: ``train_step`` sets them every step)."""
+    for opt in nets.optimizers.values():
+        for group in opt.param_groups:
+            group["betas"], group["eps"] = (config.beta1, config.beta2), config.adam_eps
+
+
 @turns_flush_to_zero_off_after
 def train_stage2(shot_dir: str | Path, config: Stage2Config, *, device: str = "cpu", resume: bool = False,
                  progress: bool = True, prior_path: str | Path | None = None) -> Path:
@@ -140,6 +149,7 @@ def train_stage2(shot_dir: str | Path, config: Stage2Config, *, device: str = "c
     prev_seconds = 0.0
     if resume and ckpts.latest() is not None:
         start, state = ckpts.load(ckpts.latest(), modules, optims)
+        apply_optimiser_settings(nets, config)
         prev_seconds = float(state.get("train_seconds", 0.0))
         guard.lr_factor = float(state.get("spike_lr_factor", 1.0))  # a rollback's lower lr outlives a resume
         if state.get("num_channels") not in (None, nch):
