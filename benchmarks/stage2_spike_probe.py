@@ -92,15 +92,19 @@ def probe(args: argparse.Namespace) -> dict:
 
 
 def find_spikes(records: list[dict], factor: float, decay: float = 0.95) -> list[dict]:
-    """Steps whose loss exceeds ``factor`` x the running mean of the steps before (the spike guard's rule)."""
-    spikes, mean = [], None
+    """Steps whose loss exceeds ``factor`` x the running mean of the steps before: the spike guard's own rule
+    (``SpikeGuard.is_spike``), with no warm-up since a replay starts late in a run."""
+    from vq_models.train.spike_guard import SpikeGuard
+
+    rule = SpikeGuard(factor=factor, decay=decay, warmup=0)
+    spikes = []
     for i, r in enumerate(records):
-        if mean is not None and r["g_loss"] > factor * mean:
-            spikes.append({"step": r["step"], "g_loss": r["g_loss"], "reference": mean,
+        if rule.is_spike(r["step"], r["g_loss"]):
+            spikes.append({"step": r["step"], "g_loss": r["g_loss"], "reference": rule.reference,
                            "top_updates": r["top_updates"],
                            "top_updates_step_before": records[i - 1]["top_updates"] if i else []})
             continue
-        mean = r["g_loss"] if mean is None else decay * mean + (1 - decay) * r["g_loss"]
+        rule.observe(r["g_loss"])
     return spikes
 
 

@@ -79,14 +79,28 @@ class SpikeGuard:
     def enabled(self) -> bool:
         return self.factor > 0
 
+    @property
+    def reference(self) -> float | None:
+        """The running mean of healthy losses a spike is measured against (None before the first)."""
+        return self._mean
+
+    def is_spike(self, step: int, loss: float) -> bool:
+        """The rule alone, without acting on it: a non-finite loss, or after ``warmup`` one above ``factor``
+        × the running mean (the spike probe in benchmarks/ applies it to replayed losses)."""
+        return (not math.isfinite(loss)) or (
+            step > self.warmup and self._mean is not None and loss > self.factor * self._mean)
+
+    def observe(self, loss: float) -> None:
+        """Fold a healthy step's loss into the running mean."""
+        self._mean = loss if self._mean is None else self.decay * self._mean + (1.0 - self.decay) * loss
+
     def step(self, step: int, loss: float, modules: Mapping[str, nn.Module],
              optimisers: Mapping[str, torch.optim.Optimizer]) -> bool:
         """Call after the optimiser step with that step's loss (the same value on every rank). Returns
         True when it rolled back (the weights now are an earlier snapshot's)."""
         if not self.enabled:
             return False
-        spike = (not math.isfinite(loss)) or (
-            step > self.warmup and self._mean is not None and loss > self.factor * self._mean)
+        spike = self.is_spike(step, loss)
         if spike and self._snapshots:
             restored_step, state = self._snapshots[0]
             for name, module in modules.items():
@@ -101,7 +115,7 @@ class SpikeGuard:
             return True
         if spike:  # nothing to go back to yet: leave the running mean alone
             return False
-        self._mean = loss if self._mean is None else self.decay * self._mean + (1.0 - self.decay) * loss
+        self.observe(loss)
         if step % self.every == 0:
             self._snapshots.append((step, {
                 "modules": {k: copy.deepcopy(m.state_dict()) for k, m in modules.items()},
