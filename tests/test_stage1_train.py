@@ -149,6 +149,24 @@ def test_resume_is_identical_to_a_straight_run(tmp_path: Path):
     assert not torch.equal(first[f"net.{key}"], final[key])
 
 
+def test_resume_takes_the_new_learning_rates(tmp_path: Path):
+    """Adam's load_state_dict brings the checkpoint's learning rates back; a resume with new ones must use them."""
+    from vq_models.config import load_config
+    from vq_models.train.stage1 import STAGE1_PRESETS, train_stage1
+
+    make_shot(tmp_path / "shot", frames=(1, 2, 3))
+    base = ["checkpoint_every=2", "vq_refine_epochs=0"]
+    train_stage1(tmp_path / "shot", load_config(STAGE1_PRESETS, "tiny", overrides=base + ["iterations=2"]))
+    changed = load_config(STAGE1_PRESETS, "tiny", overrides=base + [
+        "iterations=4", "lr_encoder=3e-5", "lr_generator=4e-5", "lr_discriminator=5e-5"])
+    train_stage1(tmp_path / "shot", changed, resume=True)
+    saved = torch.load(tmp_path / "shot" / "stage1" / "checkpoints" / "step_00000004" / "optimizers.pt",
+                       weights_only=True)
+    assert saved["opt_g"]["param_groups"][0]["lr"] == 3e-5
+    assert [g["lr"] for g in saved["opt_g"]["param_groups"][1:]] == [4e-5]  # the tiny preset trains its generator
+    assert saved["opt_d"]["param_groups"][0]["lr"] == 5e-5
+
+
 def test_scale_weights_and_lloyd_refine_are_recorded_and_used_at_inference(trained: Path):
     from vq_models.stage1_model import Stage1Model
 

@@ -48,6 +48,16 @@ __all__ = ["Stage1Config", "STAGE1_PRESETS", "train_stage1"]
 
 
 @turns_flush_to_zero_off_after
+def apply_learning_rates(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, config: Stage1Config) -> None:
+    """Set the optimisers' learning rates from ``config`` (encoder group, then the generator's when it
+    trains; the discriminator's). Why: ``Adam.load_state_dict`` restores the checkpoint's, so without this a
+    ``--set lr_encoder=...`` given on resume would be silently ignored (Stage I has no lr schedule)."""
+    for group, lr in zip(opt_g.param_groups, (config.lr_encoder, config.lr_generator), strict=False):
+        group["lr"] = lr
+    for group in opt_d.param_groups:
+        group["lr"] = config.lr_discriminator
+
+
 def train_stage1(shot_dir: str | Path, config: Stage1Config, *, device: str = "cpu", resume: bool = False,
                  progress: bool = True, stylegan: str | Path | None = None, e4e: str | Path | None = None) -> Path:
     """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder. Flush-to-zero is on
@@ -103,6 +113,7 @@ def train_stage1(shot_dir: str | Path, config: Stage1Config, *, device: str = "c
     step, state = 0, {}
     if resume and ckpt.latest() is not None:
         step, state = ckpt.load(ckpt.latest(), modules, optimizers)
+        apply_learning_rates(opt_g, opt_d, config)
         log.info("resumed Stage I at step %d from %s", step, ckpt.latest())
     elif info.is_main and (out / "checkpoints").exists():
         shutil.rmtree(out / "checkpoints")  # a fresh run must never resume from a stale, longer run
