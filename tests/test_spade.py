@@ -25,7 +25,7 @@ from vq_models.train.data import (
     split_frames,
     window_indices,
 )
-from vq_models.train.losses import RoiPerceptualLoss, d_bce_loss, r1_penalty, smooth_l1
+from vq_models.train.losses import RoiPerceptualLoss, d_bce_loss, r1_penalty, smooth_l1, ssim_loss
 
 torch.set_num_threads(1)
 
@@ -149,6 +149,24 @@ def test_split_holds_out_every_nth_frame():
     assert not set(train) & set(val) and len(train) + len(val) == 25
     assert split_frames(5, 10)[1] == [2]
     assert split_frames(5, 0) == ([0, 1, 2, 3, 4], [])
+
+
+def test_ssim_loss_is_one_minus_the_metric_and_pulls_texture_back():
+    """The training term and the held-out metric are one definition (window, constants, mirrored border,
+    masked mean), and its gradient moves a smoothed image back toward the textured target."""
+    rng = np.random.default_rng(1)
+    target = rng.random((30, 36, 3)).astype(np.float32)
+    pred = np.clip(target + rng.normal(0, 0.15, target.shape), 0, 1).astype(np.float32)
+    mask = (rng.random((30, 36)) > 0.4).astype(np.float32)
+    as_t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double()  # noqa: E731
+    w = torch.from_numpy(mask)[None, None].double()
+    assert ssim_loss(as_t(pred), as_t(target), w).item() == pytest.approx(1 - ssim(pred, target, mask=mask), abs=1e-9)
+    assert ssim_loss(as_t(target), as_t(target)).item() == pytest.approx(0.0, abs=1e-9)
+    smooth = torch.full_like(as_t(target), 0.5, requires_grad=True)
+    before = ssim_loss(smooth, as_t(target)).item()
+    ssim_loss(smooth, as_t(target)).backward()
+    stepped = (smooth - 0.05 * smooth.grad / smooth.grad.abs().max()).detach()
+    assert ssim_loss(stepped, as_t(target)).item() < before - 0.01
 
 
 def test_losses_and_ssim():

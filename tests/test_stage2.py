@@ -181,6 +181,10 @@ def test_prior_groups_train_and_bad_config(tmp_path):
         load_stage2_config("tiny", overrides=["lamda_l1=1"])
     with pytest.raises(InputError, match="adam_eps must be > 0"):
         load_stage2_config("tiny", overrides=["adam_eps=0"])
+    with pytest.raises(InputError, match="l1_beta must be > 0"):
+        load_stage2_config("tiny", overrides=["l1_beta=0"])
+    with pytest.raises(InputError, match="lambda_ssim must be >= 0"):
+        load_stage2_config("tiny", overrides=["lambda_ssim=-1"])
     (root / "stage1" / "meta.json").write_text(json.dumps({"num_codes": 1}))
     with pytest.raises(InputError, match="num_codes 1"):
         train_stage2(root, cfg)
@@ -196,3 +200,28 @@ def test_resume_takes_the_new_optimiser_settings(tmp_path):
     saved = torch.load(root / "stage2" / "checkpoints" / "step_00000006" / "optimizers.pt", weights_only=True)
     for name in ("G", "D"):
         assert all(g["eps"] == 1e-4 and g["betas"][1] == 0.99 for g in saved[name]["param_groups"]), name
+
+
+def test_ssim_term_joins_the_generator_loss_on_frame_target_pixels(tmp_path):
+    """With lambda_ssim > 0 a step adds lambda_ssim x (1 - SSIM) to G's loss (logged as loss/ssim), with
+    painted batches on; at 0 the term is absent."""
+    from vq_models.shot import Shot
+    from vq_models.train.distributed import init_distributed
+    from vq_models.train.stage2 import build_stage2_nets, load_stage2_data
+    from vq_models.train.stage2_step import train_step
+
+    root = tmp_path / "shot"
+    make_shot(root)
+    info = init_distributed("cpu")
+    for weight in (0.0, 0.7):
+        cfg = load_stage2_config("tiny", overrides=[f"lambda_ssim={weight}", "paint_prob=1.0", "paint_radius=3"])
+        data = load_stage2_data(Shot.open(root), cfg)
+        nets, _ = build_stage2_nets(cfg, data, info)
+        scalars = train_step(1, cfg, nets, data.train_set, info, info.device)
+        if weight == 0:
+            assert "loss/ssim" not in scalars
+            continue
+        assert 0.0 < scalars["loss/ssim"] <= 2.0
+        expected = (cfg.lambda_l1 * scalars["loss/l1"] + weight * scalars["loss/ssim"]
+                    + cfg.lambda_adv * scalars.get("loss/g_adv", 0.0))
+        assert scalars["loss/g_total"] == pytest.approx(expected, rel=1e-5)

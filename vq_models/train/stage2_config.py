@@ -47,6 +47,8 @@ class Stage2Config:
     beta2: float = 0.999
     adam_eps: float = 1e-8  # Adam's epsilon (torch's default): the floor under each weight's step denominator
     lambda_l1: float = 0.5
+    l1_beta: float = 0.1  # smooth L1's switch from quadratic to linear (image values in [0, 1])
+    lambda_ssim: float = 0.0  # weight of 1 - SSIM on the frame-target pixels (0 = off, the paper's loss)
     lambda_adv: float = 0.01
     lambda_gp: float = 10.0
     gp_every: int = 4
@@ -144,6 +146,8 @@ RANGE_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "lambda_paint": _at_least(0),
     "roi_l1_weight": _at_least(0),
     "adam_eps": ((lambda v: v > 0), "must be > 0"),
+    "l1_beta": ((lambda v: v > 0), "must be > 0"),
+    "lambda_ssim": _at_least(0),
 }
 PERCEPTUAL_NETS = ("alex", "vgg", "squeeze", "none")
 

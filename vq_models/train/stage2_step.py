@@ -2,7 +2,8 @@
 shift and painted-region augmentations), one discriminator step and one generator step, and the spike guard.
 
 Loss (paper): BCE adversarial (λ_adv) + R1 gradient penalty on D (λ_gp, see losses.py for why R1) +
-smooth L1 (λ_l1) + ROI / non-ROI perceptual (λ_roi, λ_nonroi). ``bg_weight`` < 1 lowers the L1 weight
+smooth L1 (λ_l1) + ROI / non-ROI perceptual (λ_roi, λ_nonroi); ``lambda_ssim`` > 0 adds 1 - SSIM (not in the
+paper: the CPU preset's stand-in for the perceptual term's pull toward texture). ``bg_weight`` < 1 lowers the L1 weight
 outside the face mask, because only the face is pasted back into the plate; ``roi_l1_weight`` > 0 adds L1
 weight inside the ROI mask (eyes, lips, mouth): a few percent of the crop, but what edits re-render.
 
@@ -20,8 +21,8 @@ from torch import Tensor, nn
 from vq_models.stage2_model import generator_input, window_onehot
 from vq_models.train import data as D
 from vq_models.train.distributed import DistInfo, all_reduce_mean, average_gradients
-from vq_models.train.losses import d_bce_loss, g_bce_loss, r1_penalty, smooth_l1
-from vq_models.train.paint_augment import CodePalette, paint_batch, painted_targets, palette_loss
+from vq_models.train.losses import d_bce_loss, g_bce_loss, r1_penalty, smooth_l1, ssim_loss
+from vq_models.train.paint_augment import CodePalette, keep_weight, paint_batch, painted_targets, palette_loss
 from vq_models.train.spike_guard import SpikeGuard
 from vq_models.train.stage2_config import Stage2Config
 
@@ -121,14 +122,20 @@ def train_step(step: int, config: Stage2Config, nets: Stage2Nets, train_set: D.F
         nets.D.requires_grad_(False)
 
     weight = config.bg_weight + (1.0 - config.bg_weight) * fg + config.roi_l1_weight * roi
+    frame_weight = weight  # where the shot's own frame is the target (SSIM compares structure only there)
     g_target = target
     if painted is not None:  # under a painted ellipse the shot's frame is not the target
+        frame_weight = weight * keep_weight(painted.blob, config.paint_margin, fake.shape[-1])
         g_target, weight = painted_targets(fake, target, weight, painted, config.paint_margin,
                                            config.lambda_paint * (1.0 + config.roi_l1_weight))
         scalars["loss/paint"] = palette_loss(fake.detach(), painted.blob, painted.colours).item()
-    l1 = smooth_l1(fake, g_target, weight)
+    l1 = smooth_l1(fake, g_target, weight, beta=config.l1_beta)
     g_loss = config.lambda_l1 * l1
     scalars["loss/l1"] = l1.item()
+    if config.lambda_ssim > 0:
+        structure = ssim_loss(fake, target, frame_weight)
+        g_loss = g_loss + config.lambda_ssim * structure
+        scalars["loss/ssim"] = structure.item()
     if nets.roi_perceptual is not None:
         perc = nets.roi_perceptual(fake, g_target, roi)
         g_loss = g_loss + perc
