@@ -58,10 +58,11 @@ def ssim_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None, data_r
     a compositor sees as sharpness (Zhao et al. 2017 mix it with L1 the same way)."""
     k = _ssim_window(pred.device, pred.dtype)
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    mx, my = _gauss_blur(pred, k), _gauss_blur(target, k)
-    vx = _gauss_blur(pred * pred, k) - mx * mx
-    vy = _gauss_blur(target * target, k) - my * my
-    cov = _gauss_blur(pred * target, k) - mx * my
+    # one blur call per group of local statistics; the target's own need no gradient
+    mx, sxx, sxy = _gauss_blur(torch.cat([pred, pred * pred, pred * target], 1), k).chunk(3, 1)
+    with torch.no_grad():
+        my, syy = _gauss_blur(torch.cat([target, target * target], 1), k).chunk(2, 1)
+    vx, vy, cov = sxx - mx * mx, syy - my * my, sxy - mx * my
     smap = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     smap = smap.mean(dim=1, keepdim=True)
     if weight is None:
