@@ -8,12 +8,19 @@ renderer's fault.
 
     .venv/bin/python benchmarks/stage2_speed.py --preset cpu --iterations 30      # speed only
     .venv/bin/python benchmarks/stage2_speed.py --preset cpu --full               # the ≤20 min SSIM check
+    .venv/bin/python benchmarks/stage2_speed.py --preset cpu --versus lambda_ssim=0  # what a knob costs a step
+
+``--versus KEY=VALUE ...`` times the preset's step against the same step with those overrides, on one network,
+alternating blocks of steps so that both see the same machine load: medians over the blocks and their ratio.
+Only knobs a step reads (losses, augmentations, batch size) can be compared this way; architecture knobs
+need two runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +63,56 @@ def peak_memory_mib(device: str) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+# knobs that shape the networks: a --versus pair must agree on them, because both configs step one network
+ARCHITECTURE_FIELDS = ("render_size", "const_size", "ch_max", "ch_min", "spade_hidden", "spade_shared",
+                       "spade_upsample_params", "spatial_bias_from", "label_embed", "spectral_norm", "temporal_window",
+                       "d_channels", "d_layers", "num_d", "d_conditional", "d_spectral_norm", "perceptual")
+
+
+def versus(args: argparse.Namespace) -> dict:
+    """Seconds per step of the preset (with ``args.overrides``) and of the same with ``args.versus`` on top,
+    in alternating blocks of ``args.iterations`` steps on one network; medians and their ratio."""
+    import statistics
+
+    import torch
+
+    from vq_models.shot import Shot
+    from vq_models.train.distributed import init_distributed
+    from vq_models.train.stage2 import build_stage2_nets, load_stage2_config, load_stage2_data
+    from vq_models.train.stage2_step import train_step
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    base = load_stage2_config(args.preset, overrides=list(args.overrides))
+    other = load_stage2_config(args.preset, overrides=list(args.overrides) + list(args.versus))
+    differ = [f for f in ARCHITECTURE_FIELDS if getattr(base, f) != getattr(other, f)]
+    if differ:
+        raise SystemExit(f"--versus changes the networks ({', '.join(differ)}): time those with two runs")
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stage2_bench_"))
+    build_synthetic_shot(root, args.frames, base.render_size, args.label_size)
+    data = load_stage2_data(Shot.open(root), base)
+    info = init_distributed(args.device)
+    nets, _ = build_stage2_nets(base, data, info)
+    step = 0
+    for _ in range(3):  # warm-up: first steps allocate
+        step += 1
+        train_step(step, base, nets, data.train_set, info, info.device)
+    times: dict[str, list[float]] = {"base": [], "versus": []}
+    for _ in range(args.blocks):
+        for name, config in (("base", base), ("versus", other)):
+            t = time.perf_counter()
+            for _ in range(args.iterations):
+                step += 1
+                train_step(step, config, nets, data.train_set, info, info.device)
+            times[name].append((time.perf_counter() - t) / args.iterations)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    return {"preset": args.preset, "overrides": list(args.overrides), "versus": list(args.versus),
+            "threads": args.threads, "blocks": args.blocks, "steps_per_block": args.iterations,
+            "seconds_per_step": {k: round(v, 4) for k, v in med.items()},
+            "ratio_versus_to_base": round(med["versus"] / med["base"], 3),
+            "load_average": os.getloadavg()[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu")
@@ -66,8 +123,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="keep the shot here (default: a temp dir)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--versus", nargs="+", default=None, metavar="KEY=VALUE",
+                    help="time the step against the same step with these overrides (ratio in one run)")
+    ap.add_argument("--blocks", type=int, default=5, help="with --versus: alternating blocks per config")
     ap.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides")
     args = ap.parse_args()
+    if args.versus:
+        print(json.dumps(versus(args), indent=2))
+        return
 
     import torch
 
