@@ -167,6 +167,18 @@ def test_resume_takes_the_new_learning_rates(tmp_path: Path):
     assert saved["opt_d"]["param_groups"][0]["lr"] == 5e-5
 
 
+def test_flush_to_zero_is_off_again_after_training(tmp_path: Path):
+    """Stage I turns flush-to-zero on while it trains; MediaPipe, later in the same process, fails under it."""
+    from vq_models.config import load_config
+    from vq_models.train.stage1 import STAGE1_PRESETS, train_stage1
+
+    make_shot(tmp_path / "shot", frames=(1, 2))
+    torch.set_flush_denormal(True)  # as a run leaves it
+    train_stage1(tmp_path / "shot", load_config(STAGE1_PRESETS, "tiny", overrides=["iterations=1", "vq_refine_epochs=0"]))
+    denormal = torch.tensor([1e-39], dtype=torch.float32)
+    assert (denormal * 1.0).item() != 0.0  # a flushed run would read it as zero
+
+
 def test_scale_weights_and_lloyd_refine_are_recorded_and_used_at_inference(trained: Path):
     from vq_models.stage1_model import Stage1Model
 

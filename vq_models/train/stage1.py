@@ -47,7 +47,6 @@ log = logging.getLogger("vqedit.stage1")
 __all__ = ["Stage1Config", "STAGE1_PRESETS", "train_stage1"]
 
 
-@turns_flush_to_zero_off_after
 def apply_learning_rates(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, config: Stage1Config) -> None:
     """Set the optimisers' learning rates from ``config`` (encoder group, then the generator's when it
     trains; the discriminator's). Why: ``Adam.load_state_dict`` restores the checkpoint's, so without this a
@@ -58,6 +57,7 @@ def apply_learning_rates(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimi
         group["lr"] = config.lr_discriminator
 
 
+@turns_flush_to_zero_off_after
 def train_stage1(shot_dir: str | Path, config: Stage1Config, *, device: str = "cpu", resume: bool = False,
                  progress: bool = True, stylegan: str | Path | None = None, e4e: str | Path | None = None) -> Path:
     """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder. Flush-to-zero is on
