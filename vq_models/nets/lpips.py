@@ -26,7 +26,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vq_models.errors import VQEditError
+from vq_models.metrics import SSIM_SIGMA, SSIM_WINDOW
 from vq_models.nets.backbones import CHANNELS, TAPS, build_features, find_backbone_weights, load_features
+from vq_models.nets.ssim import gaussian_kernel, ssim_map
 
 log = logging.getLogger(__name__)
 
@@ -91,29 +93,13 @@ class LPIPS(nn.Module):
         return total
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
-    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
-
-
-def _ssim(a: Tensor, b: Tensor, window: Tensor) -> Tensor:
-    """Per-image mean SSIM for images in [0, 1] (constants of Wang et al. 2004)."""
-    c = a.shape[1]
-    k = window.shape[-1]
+def _ssim(a: Tensor, b: Tensor) -> Tensor:
+    """Per-image mean SSIM for images in [0, 1] (valid window; a smaller one on images under 11 pixels)."""
+    k = SSIM_WINDOW
     if min(a.shape[-2:]) < k:
         m = min(a.shape[-2:])
         k = m if m % 2 else m - 1
-        window = _gaussian_window(k, 1.5 * k / 11).to(a)
-    w = window.to(a).view(1, 1, k, k).expand(c, 1, k, k)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mu_a, mu_b = F.conv2d(a, w, groups=c), F.conv2d(b, w, groups=c)
-    saa = F.conv2d(a * a, w, groups=c) - mu_a ** 2
-    sbb = F.conv2d(b * b, w, groups=c) - mu_b ** 2
-    sab = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
-    return ssim.mean((1, 2, 3))
+    return ssim_map(a, b, gaussian_kernel(k, SSIM_SIGMA * k / SSIM_WINDOW), mirror=False).mean((1, 2, 3))
 
 
 class StructuralLoss(nn.Module):
@@ -122,7 +108,6 @@ class StructuralLoss(nn.Module):
     def __init__(self, scales: int = 3):
         super().__init__()
         self.scales = scales
-        self.register_buffer("window", _gaussian_window())
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         """Per-image loss (B,) for images in [-1, 1]."""
@@ -131,7 +116,7 @@ class StructuralLoss(nn.Module):
         for s in range(self.scales):
             if s and min(a.shape[-2:]) < 8:
                 break
-            ssim_terms.append(_ssim(a, b, self.window))
+            ssim_terms.append(_ssim(a, b))
             a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
         ms = torch.stack(ssim_terms, 0).mean(0)
         dx = (pred[..., :, 1:] - pred[..., :, :-1]) - (target[..., :, 1:] - target[..., :, :-1])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vq_models.metrics import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW
+from vq_models.nets.ssim import ssim_map
 
 log = logging.getLogger("vqedit.train")
 
@@ -29,42 +29,13 @@ def smooth_l1(pred: Tensor, target: Tensor, weight: Tensor | None = None, beta: 
     return (per_px * w).sum() / w.sum().clamp_min(1e-8)
 
 
-def _ssim_window(device: torch.device, dtype: torch.dtype) -> Tensor:
-    """The metric's separable Gaussian window (vq_models.metrics: 11 taps, sigma 1.5) as a 1-D kernel."""
-    x = torch.arange(SSIM_WINDOW, device=device, dtype=dtype) - (SSIM_WINDOW - 1) / 2
-    k = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
-    return k / k.sum()
-
-
-def _symmetric_pad(x: Tensor, pad: int) -> Tensor:
-    """Mirror ``pad`` pixels at each border, edge pixel included (OpenCV's BORDER_REFLECT, the metric's)."""
-    x = torch.cat([x[..., :pad].flip(-1), x, x[..., -pad:].flip(-1)], dim=-1)
-    return torch.cat([x[..., :pad, :].flip(-2), x, x[..., -pad:, :].flip(-2)], dim=-2)
-
-
-def _gauss_blur(x: Tensor, k: Tensor) -> Tensor:
-    """Separable Gaussian blur per channel with mirrored borders (the metric's border rule)."""
-    c, pad = x.shape[1], k.numel() // 2
-    x = _symmetric_pad(x, pad)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def ssim_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None, data_range: float = 1.0) -> Tensor:
-    """1 - SSIM, with the held-out metric's definition (vq_models.metrics: Gaussian window, K1, K2), as a
+def ssim_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """1 - SSIM of images in [0, 1], with the held-out metric's definition (``nets.ssim.ssim_map``), as a
     weighted mean of the per-pixel map over a (B, 1, H, W) ``weight``. Why a loss on it: L1 in its
     quadratic (Huber) range gives fine texture of a few code values next to no gradient, so the renderer
     settles for smooth skin; SSIM's structure term weighs that texture by its local contrast, which is what
     a compositor sees as sharpness (Zhao et al. 2017 mix it with L1 the same way)."""
-    k = _ssim_window(pred.device, pred.dtype)
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    # one blur call per group of local statistics; the target's own need no gradient
-    mx, sxx, sxy = _gauss_blur(torch.cat([pred, pred * pred, pred * target], 1), k).chunk(3, 1)
-    with torch.no_grad():
-        my, syy = _gauss_blur(torch.cat([target, target * target], 1), k).chunk(2, 1)
-    vx, vy, cov = sxx - mx * mx, syy - my * my, sxy - mx * my
-    smap = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    smap = smap.mean(dim=1, keepdim=True)
+    smap = ssim_map(pred, target).mean(dim=1, keepdim=True)
     if weight is None:
         return 1.0 - smap.mean()
     w = weight.expand_as(smap)
