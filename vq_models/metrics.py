@@ -28,10 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
+from vq_models.nets.ssim import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW  # one definition with the torch map
 
 
 def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,9 +26,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vq_models.errors import VQEditError
-from vq_models.metrics import SSIM_SIGMA, SSIM_WINDOW
 from vq_models.nets.backbones import CHANNELS, TAPS, build_features, find_backbone_weights, load_features
-from vq_models.nets.ssim import gaussian_kernel, ssim_map
+from vq_models.nets.ssim import SSIM_SIGMA, SSIM_WINDOW, gaussian_kernel, ssim_map
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """SSIM in torch, differentiable: the per-pixel map both training losses build on (Stage II's ``ssim_loss``
 and the fallback perceptual term's multi-scale SSIM). The constants and window are the held-out metric's
-(``vq_models.metrics``, the numpy reference), so a loss and the figure it is judged by share one definition.
+(``vq_models.metrics``, the numpy reference, imports them from here), so a loss and the figure it is judged
+by share one definition.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from vq_models.metrics import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW
+# Wang et al. 2004's constants and window: 11 taps, sigma 1.5, K1 = 0.01, K2 = 0.03
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
 
 
 def gaussian_kernel(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, *, device: torch.device | None = None,
