@@ -17,7 +17,8 @@ prepped with their exact tracking:
   ratio to them.
 - **closed**: mouth closed throughout, so the target takes its own neutral (most closed) lower face: PSNR
   (display sRGB, box around the tracked lips as the what-if measure) against the shot's ``mouth_closed``
-  what-if frames, beside the ``mouth_open 0`` edit op on the same frames.
+  what-if frames, beside the ``mouth_open 0`` edit op on the same frames; SSIM in the same box too (the op's lips come
+  out paler, the transfer's sharper but drawn a little off, and one number is a thin verdict on that).
 
 Prints one line per frame, then a last line summary. Renders in-process (``--device``), no server.
 """
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from vq_models.cli import main as vqedit  # noqa: E402
 from vq_models.evaluation.expression import PartColours, eye_distance, gt_mouth_area  # noqa: E402
 from vq_models.evaluation.programs import box_around  # noqa: E402
-from vq_models.evaluation.whatif import box_psnr, finite_mean, srgb  # noqa: E402
+from vq_models.evaluation.whatif import box_psnr, box_ssim, finite_mean, srgb  # noqa: E402
 from vq_models.face.expression import RetargetOptions  # noqa: E402
 from vq_models.io.images import read_image  # noqa: E402
 from vq_models.runtime import ShotModel  # noqa: E402
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     closed = ExpressionTransfer(model, closed_drv, opts)
     op = {"version": 1, "edits": [{"op": "mouth_open", "value": 0.0}]}
     db_transfer, db_op, db_plate = [], [], []
+    ssim_transfer, ssim_op, ssim_plate = [], [], []
     for f in frames:
         plate = read_image(synth / "plate" / f"frame.{f:04d}.exr")
         whatif = srgb(read_image(synth / "whatif" / "mouth_closed" / f"frame.{f:04d}.exr").full_frame())
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         db_transfer.append(box_psnr(via_transfer, whatif, box))
         db_op.append(box_psnr(via_op, whatif, box))
         db_plate.append(box_psnr(srgb(plate.full_frame()), whatif, box))
+        ssim_transfer.append(box_ssim(via_transfer, whatif, box))
+        ssim_op.append(box_ssim(via_op, whatif, box))
+        ssim_plate.append(box_ssim(srgb(plate.full_frame()), whatif, box))
     seconds = time.perf_counter() - t0
     summary = {
         "frames": len(frames),
@@ -180,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         "mouth_closed_psnr_transfer_db": finite_mean(db_transfer),
         "mouth_closed_psnr_op_db": finite_mean(db_op),
         "mouth_closed_psnr_plate_db": finite_mean(db_plate),
+        "mouth_closed_ssim_transfer": finite_mean(ssim_transfer),
+        "mouth_closed_ssim_op": finite_mean(ssim_op),
+        "mouth_closed_ssim_plate": finite_mean(ssim_plate),
         "whatif_frames": len(db_op),
         "seconds": seconds,
     }
@@ -189,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * args.tolerance:.0f}% of the driver's mouth area (median ratio {summary['median_ratio']:.2f}, "
         f"correlation {corr:.2f}); mouth-closed what-if {summary['mouth_closed_psnr_transfer_db']:.2f} dB by "
         f"transfer vs {summary['mouth_closed_psnr_op_db']:.2f} dB by mouth_open 0 (plate "
-        f"{summary['mouth_closed_psnr_plate_db']:.2f} dB, {len(db_op)} frames); overlay {xfer.overlay_kind} "
+        f"{summary['mouth_closed_psnr_plate_db']:.2f} dB, {len(db_op)} frames; SSIM "
+        f"{summary['mouth_closed_ssim_transfer']:.3f} vs {summary['mouth_closed_ssim_op']:.3f}, plate "
+        f"{summary['mouth_closed_ssim_plate']:.3f}); overlay {xfer.overlay_kind} "
         f"(shot prepped with {summary['shot_prep_overlay'] or 'the 2D overlay, before prep recorded it'}), "
         f"{seconds:.0f}s"
     )

@@ -129,3 +129,22 @@ def test_vqedit_eval_writes_json_and_table(tmp_path, capsys):
     rc = main(["eval", str(tmp_path), "--pred", str(tmp_path / "pred.%04d.png"), "--gt", str(tmp_path / "gt.%04d.png"),
                "--no-progress", "--no-lpips"])
     assert rc == 2 and "frame 1002: prediction is 20x16, ground truth 8x8" in capsys.readouterr().err
+
+
+
+def test_box_ssim_looks_only_inside_the_box():
+    """The what-if measures compare the box around the edited part; what lies outside must not count."""
+    from vq_models.evaluation.whatif import box_ssim
+
+    rng = np.random.default_rng(0)
+    truth = np.full((64, 64, 3), 0.5, np.float32)
+    truth[24:32, 12:52] = 0.9  # a lip-sized bar
+    truth += rng.normal(0, 0.01, truth.shape).astype(np.float32)
+    box = (8, 8, 56, 56)
+    assert box_ssim(truth, truth, box) == pytest.approx(1.0)
+    outside = truth.copy()
+    outside[:4] = 0.0
+    assert box_ssim(outside, truth, box) == pytest.approx(1.0)
+    shifted = np.roll(truth, 2, axis=0)
+    assert box_ssim(shifted, truth, box) == pytest.approx(M.ssim(shifted[8:56, 8:56], truth[8:56, 8:56]))
+    assert box_ssim(shifted, truth, box) < 0.9
