@@ -215,14 +215,15 @@ class RenderClient:
         return bool(self.request("unload", model=model)["unloaded"])
 
     def labels(self, model: str, frame: int | None = None, image: Any = None) -> Any:
-        """The model's label map at ``frame`` (or of ``image``) as a uint8 numpy array."""
+        """The model's label map at ``frame`` (or of ``image``) as a uint8 numpy array. With both, ``image`` is
+        labelled as showing ``frame``'s crop (a shot whose Stage I reads the ROI takes that frame's)."""
         import numpy as np
 
         fields: dict[str, Any] = {"model": model}
         if image is not None:
             fields["image"] = encode_array(np.ascontiguousarray(image, dtype=np.float32))
-        else:
-            fields["frame"] = frame
+        if frame is not None:
+            fields["frame"] = int(frame)
         return decode_array(self.request("labels", **fields)["labels"], "labels")
 
     @staticmethod

@@ -149,7 +149,9 @@ def do_labels(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
         if not np.isfinite(image).all():
             raise ProtocolError(BAD_REQUEST, "image: contains NaN or inf")
         rgb = np.ascontiguousarray(image, dtype=np.float32)
-        labels = _call(entry, lambda: model.labels_from_image(rgb))
+        # the frame whose crop the image shows (optional): its ROI for a Stage I with the region tap
+        frame = _frame(fields, model) if fields.get("frame") is not None else None
+        labels = _call(entry, lambda: model.labels_from_image(rgb, frame))
     else:
         frame = _frame(fields, model)
         labels = _call(entry, lambda: model.label_map(frame))

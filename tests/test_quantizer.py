@@ -8,9 +8,12 @@ import torch.nn.functional as F
 
 from vq_models.quantizer import VectorQuantizer, cosine_kmeans
 from vq_models.vq_input import (
+    EYE_MOUTH_SPLIT,
     build_vq_input,
     context_colour,
     masked_instance_norm,
+    region_channels,
+    region_tap_multiplier,
     rgb_multiplier,
     scale_multipliers,
 )
@@ -310,3 +313,32 @@ def test_refine_is_lloyd_over_all_points_and_gives_a_small_part_its_code():
         members = pts[codes == j]
         assert torch.allclose(vq.codebook[j], members.mean(0), atol=2e-3)
     assert torch.allclose(vq.cluster_sum, vq.codebook * vq.cluster_size[:, None])
+
+
+def test_region_tap_splits_the_roi_into_eyes_and_mouth():
+    """The region tap: outside the ROI (-1, -1), in an eye (above the split) (1, -1), in the mouth (-1, 1),
+    scaled to its share of the squared norm; the other taps are untouched, and it refuses to guess a ROI."""
+    torch.manual_seed(0)
+    feats = {16: torch.randn(1, 4, 16, 16)}
+    roi = torch.zeros(1, 1, 32, 32)  # at crop size: resized to the labels
+    roi[..., 8:12, 4:12] = 1.0  # an eye, rows 0.25-0.375 of the height
+    roi[..., 22:26, 10:22] = 1.0  # the mouth, rows 0.69-0.81
+    mult = scale_multipliers([4], [1.0])
+    plain = build_vq_input(feats, (16,), 16, None, mult)
+    x = build_vq_input(feats, (16,), 16, None, mult, roi=roi, region_multiplier=region_tap_multiplier(3.0))
+    assert x.shape == (1, 6, 16, 16) and torch.allclose(x[:, :4], plain)
+    r = x[0, 4:] / region_tap_multiplier(3.0)
+    assert torch.allclose(r[:, 5, 4], torch.tensor([1.0, -1.0]))  # eye
+    assert torch.allclose(r[:, 12, 8], torch.tensor([-1.0, 1.0]))  # mouth
+    assert torch.allclose(r[:, 1, 1], torch.tensor([-1.0, -1.0]))  # skin
+    assert float(x[0, 4:, 1, 1].pow(2).sum()) == pytest.approx(3.0)  # its weight, in the taps' units
+    assert 6 < EYE_MOUTH_SPLIT * 16 < 11  # between the two in this crop
+    assert torch.equal(region_channels(roi, 16) * region_tap_multiplier(3.0), x[:, 4:])
+    fg = torch.zeros(1, 1, 16, 16)
+    fg[..., :, :8] = 1.0
+    masked = build_vq_input(feats, (16,), 16, fg, mult, roi=roi, region_multiplier=1.0)
+    assert float(masked[0, 4:, :, 8:].abs().max()) == 0.0  # off the face: nothing, as for every tap
+    with pytest.raises(ValueError, match="ROI"):
+        build_vq_input(feats, (16,), 16, None, mult, region_multiplier=1.0)
+    with pytest.raises(ValueError):
+        region_tap_multiplier(-1.0)

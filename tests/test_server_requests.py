@@ -66,9 +66,15 @@ def test_labels_from_frame_and_image(client, ref):
     assert labels.shape == (ref.label_size, ref.label_size) and labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, ref.label_map(frame))
     crop = ref.shot.aligned(frame).astype(np.float32)  # an uploaded frame, crop-sized sRGB
-    from_image = client.labels("beta", image=crop)
-    np.testing.assert_array_equal(from_image, ref.labels_from_image(crop))
+    # the tiny preset's Stage I reads the ROI (region tap): the image is labelled with its frame's
+    from_image = client.labels("beta", frame=frame, image=crop)
+    np.testing.assert_array_equal(from_image, ref.labels_from_image(crop, frame))
     assert len(np.unique(from_image)) > 1  # a real segmentation, not a constant map
+    # without the frame such a model cannot know the ROI: a clear bad_request, the server lives on
+    with pytest.raises(ServerError, match="ROI mask") as err:
+        client.labels("beta", image=crop)
+    assert err.value.code == "bad_request"
+    assert client.labels("beta", frame=frame).shape == labels.shape
 
 
 def test_render_frame_exr_matches_in_process(client, ref):

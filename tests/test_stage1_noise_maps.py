@@ -76,7 +76,7 @@ def test_noise_map_encoder_trains_saves_and_labels_new_frames(tmp_path: Path):
 
     model = Stage1Model.load(root / "stage1")
     d = draw_frame(1)
-    new = model.labels_from_image(d["overlay"], d["fg"])
+    new = model.labels_from_image(d["overlay"], d["fg"], d["roi"])
     assert np.array_equal(new, model.label_map(1002))  # inference runs the same noise-map path
 
 

@@ -53,7 +53,7 @@ def test_pretrained_generator_stays_frozen_and_meta_says_so(tmp_path: Path):
 
     model = Stage1Model.load(shot.stage1_dir)
     frame = shot.overlay(2)
-    labels = model.labels_from_image(frame, shot.fg_mask(2))
+    labels = model.labels_from_image(frame, shot.fg_mask(2), shot.roi_mask(2))
     assert labels.shape == (model.label_size, model.label_size) and labels.max() < model.num_codes
 
 

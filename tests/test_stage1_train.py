@@ -41,7 +41,7 @@ def test_train_writes_every_output(trained: Path):
     assert meta["identity_loss"] is False and meta["perceptual_backend"]
     assert meta["num_codes"] == K and meta["label_size"] == CROP and meta["steps"] == 4
     assert meta["resolutions"] == [16, 32] and meta["frames"] == [1001, 1002, 1003, 1004]
-    assert meta["code_dim"] == 16 + 16  # small generator: 16 channels at 16² and 32²
+    assert meta["code_dim"] == 16 + 16 + 2  # small generator: 16 channels at 16² and 32², and the region tap
     assert "train_seconds" in meta["timings"]
     assert "num_codes: 8" in (s1 / "config.yaml").read_text()
     weights = load_weights(s1 / "model.safetensors")
@@ -70,14 +70,14 @@ def test_labels_from_new_image_match_training_labels(trained: Path):
     assert model.num_codes == K and model.label_size == CROP
     # the same drawing at a different resolution is a frame the model never saw as such
     d = draw_frame(0, size=64)
-    new = model.labels_from_image(d["overlay"], d["fg"])
+    new = model.labels_from_image(d["overlay"], d["fg"], d["roi"])
     assert new.shape == (CROP, CROP) and new.dtype == np.uint8 and new.max() < K
     saved = model.label_map(1001)
     fg = draw_frame(0)["fg"] > 0.5
     agree = (new[fg] == saved[fg]).mean()
     assert agree > 0.7, agree
     # deterministic
-    assert np.array_equal(new, model.labels_from_image(d["overlay"], d["fg"]))
+    assert np.array_equal(new, model.labels_from_image(d["overlay"], d["fg"], d["roi"]))
 
 
 def test_backbone_is_read_from_old_meta_files_that_called_it_prior(trained: Path, tmp_path: Path):
@@ -190,7 +190,7 @@ def test_scale_weights_and_lloyd_refine_are_recorded_and_used_at_inference(train
     model = Stage1Model.load(trained / "stage1")
     assert model.net.vq_multipliers == pytest.approx(meta["vq_scale_multipliers"])
     d = draw_frame(1)
-    x, _ = model.features(d["overlay"], d["fg"])
+    x, _ = model.features(d["overlay"], d["fg"], d["roi"])
     # the 16² tap's block (first 16 channels) carries the multiplier: its fg RMS is ~0.25, not ~1
     fg = torch.from_numpy(d["fg"] > 0.5)
     rms = x[0, :16][:, fg].pow(2).mean().sqrt().item()
@@ -207,19 +207,19 @@ def test_rgb_tap_is_recorded_and_inference_labels_match_training(tmp_path: Path)
     assert main(["train", str(root), "--stage", "1", "--preset", "tiny", "--iters", "2", "--set", f"label_size={CROP}",
                  "--set", "vq_rgb_weight=4"]) == 0
     meta = json.loads((root / "stage1" / "meta.json").read_text())
-    assert meta["code_dim"] == 16 + 16 + 3 and meta["vq_rgb_weight"] == 4.0
+    assert meta["code_dim"] == 16 + 16 + 3 + 2 and meta["vq_rgb_weight"] == 4.0
     assert meta["vq_rgb_multiplier"] == pytest.approx((4 / 3) ** 0.5)
     model = Stage1Model.load(root / "stage1")
-    assert model.quantizer.dim == 35 and model.net.vq_rgb_multiplier == pytest.approx(meta["vq_rgb_multiplier"])
+    assert model.quantizer.dim == 37 and model.net.vq_rgb_multiplier == pytest.approx(meta["vq_rgb_multiplier"])
     d = draw_frame(0)
-    x, _ = model.features(d["overlay"], d["fg"])
+    x, _ = model.features(d["overlay"], d["fg"], d["roi"])
     fg = torch.from_numpy(d["fg"] > 0.5)
     rgb_energy = x[0, 32:][:, fg].pow(2).sum(0).mean().item()
     assert 0.5 < rgb_energy < 8.0, rgb_energy  # ~4 (its weight) on the foreground, not 0 and not unscaled
     from vq_models.shot import Shot
 
     shot = Shot.open(root)
-    again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001))
+    again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001), shot.roi_mask(1001))
     agree = (again[fg.numpy()] == model.label_map(1001)[fg.numpy()]).mean()
     assert agree > 0.97, agree
     # a model whose meta says otherwise is refused with a clear error, not a shape crash later
@@ -239,10 +239,10 @@ def test_context_tap_is_recorded_and_validated(tmp_path: Path):
     assert main(["train", str(root), "--stage", "1", "--preset", "tiny", "--iters", "2", "--set", f"label_size={CROP}",
                  "--set", "vq_rgb_weight=4", "--set", "vq_context_weight=4", "--set", "vq_context_sigma=0.03"]) == 0
     meta = json.loads((root / "stage1" / "meta.json").read_text())
-    assert meta["code_dim"] == 16 + 16 + 3 + 3 and meta["vq_context_sigma"] == 0.03
+    assert meta["code_dim"] == 16 + 16 + 3 + 3 + 2 and meta["vq_context_sigma"] == 0.03
     model = Stage1Model.load(root / "stage1")
     d = draw_frame(0)
-    x, _ = model.features(d["overlay"], d["fg"])
+    x, _ = model.features(d["overlay"], d["fg"], d["roi"])
     fg = torch.from_numpy(d["fg"] > 0.5)
     context_energy = x[0, 35:][:, fg].pow(2).sum(0).mean().item()
     assert 0.5 < context_energy < 8.0, context_energy
@@ -271,7 +271,7 @@ def test_fresh_final_codebook_is_seeded_and_matches_inference(tmp_path: Path):
 
     shot = Shot.open(tmp_path / "a")
     fg = draw_frame(0)["fg"] > 0.5
-    again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001))
+    again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001), shot.roi_mask(1001))
     assert (again[fg] == model.label_map(1001)[fg]).mean() > 0.97
 
 
@@ -281,3 +281,30 @@ def test_bad_scale_weights_are_one_line_errors(tmp_path: Path, capsys):
                  "vq_scale_weights=[1, 2, 3]"]) == 2
     err = capsys.readouterr().err
     assert "vq_scale_weights" in err and len(err.strip().splitlines()) == 1
+
+
+def test_region_tap_is_recorded_and_inference_needs_the_roi(trained: Path):
+    """The tiny preset, like cpu, has the region tap on: meta.json records it, inference rebuilds X_VQ with
+    the frame's ROI (a training frame labelled again gives its stored labels), and without an ROI the
+    model refuses with a clear error instead of labelling with a guessed one."""
+    from vq_models.errors import InputError
+    from vq_models.shot import Shot
+    from vq_models.stage1_model import Stage1Model
+
+    meta = json.loads((trained / "stage1" / "meta.json").read_text())
+    assert meta["vq_region_weight"] == 3.0 and meta["vq_region_multiplier"] == pytest.approx(1.5 ** 0.5)
+    model = Stage1Model.load(trained / "stage1")
+    assert model.needs_roi and model.net.needs_roi
+    shot = Shot.open(trained)
+    for f in shot.frames:
+        again = model.labels_from_image(shot.overlay(f), shot.fg_mask(f), shot.roi_mask(f))
+        assert np.array_equal(again, model.label_map(f)), f
+    with pytest.raises(InputError, match="ROI mask"):
+        model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001))
+    with pytest.raises(InputError, match="roi_mask shape"):
+        model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001), np.ones((5, 5), np.float32))
+    # the ROI does decide codes: moving the mouth's ROI up into the eye band changes the mouth's labels
+    roi = shot.roi_mask(1001)
+    lifted = np.roll(roi, -roi.shape[0] // 3, axis=0)
+    moved = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001), np.maximum(roi, lifted))
+    assert not np.array_equal(moved, model.label_map(1001))

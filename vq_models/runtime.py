@@ -166,10 +166,14 @@ class ShotModel:
     def label_map(self, frame: int) -> np.ndarray:
         return self.stage1.label_map(self._frame(frame))
 
-    def labels_from_image(self, rgb: np.ndarray, frame: int | None = None, fg_mask: np.ndarray | None = None) -> np.ndarray:
+    def labels_from_image(self, rgb: np.ndarray, frame: int | None = None, fg_mask: np.ndarray | None = None,
+                          roi_mask: np.ndarray | None = None) -> np.ndarray:
         """Label a new image. A crop-sized (S, S, 3) sRGB image is labelled as is; a plate-sized one is first
         cropped with ``frame``'s transform (the frame must be in the shot). ``fg_mask`` (crop-sized, soft):
-        pixels outside the face quantise to the background code, as in the shot's own labels (default: none)."""
+        pixels outside the face quantise to the background code, as in the shot's own labels (default: none).
+        ``roi_mask`` (crop-sized, soft): the image's ROI, which a Stage I with the region tap reads; without
+        it, ``frame``'s own ROI is used (the image is taken to show that frame's face where it was), and
+        with neither such a model refuses rather than label with a guessed ROI."""
         img = np.asarray(rgb, dtype=np.float32)
         if img.ndim != 3 or img.shape[2] < 3:
             raise InputError(f"image: expected (H, W, 3) RGB, got shape {img.shape}")
@@ -180,7 +184,12 @@ class ShotModel:
             from vq_models.face.align import crop
 
             img = crop(img, self.shot.transform(self._frame(frame)), self.shot.crop_size)
-        return self.stage1.labels_from_image(np.clip(img, 0.0, 1.0), fg_mask)
+        if roi_mask is None and self.stage1.needs_roi:
+            if frame is None:
+                raise InputError("image: this shot's Stage I reads the ROI mask (its region tap is on); give the "
+                                 "frame whose crop the image shows, or the image's ROI mask")
+            roi_mask = self.shot.roi_mask(self._frame(frame))
+        return self.stage1.labels_from_image(np.clip(img, 0.0, 1.0), fg_mask, roi_mask)
 
     def _contours(self, frame: int) -> dict[str, Any]:
         """The frame's tracked contours in plate pixels ({} when the shot has no tracking for it)."""

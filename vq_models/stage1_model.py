@@ -47,7 +47,7 @@ class InversionNet(nn.Module):
     def __init__(self, encoder: nn.Module, generator: nn.Module, latent_avg: Tensor,
                  feature_resolutions: tuple[int, ...], vq_multipliers: list[float] | None = None,
                  vq_rgb_multiplier: float = 0.0, vq_context_multiplier: float = 0.0,
-                 vq_context_sigma: float = CONTEXT_SIGMA):
+                 vq_context_sigma: float = CONTEXT_SIGMA, vq_region_multiplier: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.generator = generator
@@ -68,19 +68,33 @@ class InversionNet(nn.Module):
         # sigma is a fraction of the label width, so it covers the same part of the face at any label size
         self.vq_context_multiplier = float(vq_context_multiplier)
         self.vq_context_sigma = float(vq_context_sigma)
+        # the ROI's eye and mouth parts as two more taps (vq_input.region_channels; 0 = off, the paper)
+        self.vq_region_multiplier = float(vq_region_multiplier)
+
+    @property
+    def needs_roi(self) -> bool:
+        """Whether X_VQ reads the ROI mask (the region tap is on): labelling a new image then needs one."""
+        return self.vq_region_multiplier > 0
 
     @property
     def vq_dim(self) -> int:
-        """Channels of X_VQ: the tapped layers' widths, plus 3 with the RGB tap and 3 with the context tap."""
+        """Channels of X_VQ: the tapped layers' widths, plus 3 with the RGB tap, 3 with the context tap and 2
+        with the region tap."""
         return (sum(self.generator.channels[r] for r in self.feature_resolutions)
-                + (3 if self.vq_rgb_multiplier > 0 else 0) + (3 if self.vq_context_multiplier > 0 else 0))
+                + (3 if self.vq_rgb_multiplier > 0 else 0) + (3 if self.vq_context_multiplier > 0 else 0)
+                + (2 if self.needs_roi else 0))
 
-    def vq_input(self, feats: dict[int, Tensor], label_size: int, fg: Tensor | None, image: Tensor | None = None) -> Tensor:
+    def vq_input(self, feats: dict[int, Tensor], label_size: int, fg: Tensor | None, image: Tensor | None = None,
+                 roi: Tensor | None = None) -> Tensor:
         """X_VQ for this net's taps and scale multipliers (one definition for training and inference);
-        ``image`` is the generator's output, used when the RGB or context tap is on."""
+        ``image`` is the generator's output, used when the RGB or context tap is on; ``roi`` the ROI mask
+        (B, 1, S, S), used when the region tap is on."""
+        if self.needs_roi and roi is None:
+            raise InputError("this Stage I model reads the ROI mask (its region tap is on); none was given")
         return build_vq_input(feats, self.feature_resolutions, label_size, fg, self.vq_multipliers,
                               image=image, image_multiplier=self.vq_rgb_multiplier,
-                              context_multiplier=self.vq_context_multiplier, context_sigma=self.vq_context_sigma)
+                              context_multiplier=self.vq_context_multiplier, context_sigma=self.vq_context_sigma,
+                              roi=roi, region_multiplier=self.vq_region_multiplier)
 
     def forward(self, x: Tensor) -> tuple[Tensor, dict[int, Tensor], Tensor]:
         """x: (B, 3, S, S) in [-1, 1] → (image (B, 3, size, size), {res: feature map}, w (B, n_latent, d))."""
@@ -217,6 +231,20 @@ def to_network_tensor(rgb: np.ndarray, fg_mask: np.ndarray | None, size: int) ->
     return (x * m) * 2.0 - 1.0, m
 
 
+def roi_tensor(roi_mask: np.ndarray, image_shape: tuple[int, ...], size: int) -> Tensor:
+    """A crop's ROI mask (S, S) as the (1, 1, size, size) tensor training saw for it: resized as
+    :func:`to_network_tensor` resizes the image and kept to 8 bits as ``ShotFrames`` stores it, so a training
+    frame labelled again gives its stored labels (an ROI edge one level off can flip a near-tied code)."""
+    roi = np.asarray(roi_mask, dtype=np.float32)
+    if roi.shape != tuple(image_shape):
+        raise InputError(f"roi_mask shape {roi.shape} does not match image {tuple(image_shape)}")
+    if roi.shape[0] != size or roi.shape[1] != size:
+        interp = cv2.INTER_AREA if roi.shape[0] > size else cv2.INTER_LINEAR
+        roi = cv2.resize(roi, (size, size), interpolation=interp)
+    roi = np.clip(roi * 255.0 + 0.5, 0, 255).astype(np.uint8).astype(np.float32) / 255.0
+    return torch.from_numpy(roi)[None, None]
+
+
 def read_meta(stage1_dir: Path) -> dict[str, Any]:
     path = stage1_dir / META_FILE
     if not path.is_file():
@@ -267,7 +295,8 @@ class Stage1Model:
             net = InversionNet(enc, gen, flat["latent_avg"], tuple(meta["resolutions"]),
                                meta.get("vq_scale_multipliers"), float(meta.get("vq_rgb_multiplier", 0.0)),
                                float(meta.get("vq_context_multiplier", 0.0)),
-                               float(meta.get("vq_context_sigma", CONTEXT_SIGMA))).to(dev).eval()
+                               float(meta.get("vq_context_sigma", CONTEXT_SIGMA)),
+                               float(meta.get("vq_region_multiplier", 0.0))).to(dev).eval()
             if net.vq_dim != vq.dim:
                 raise InputError(f"{stage1_dir / META_FILE}: code_dim {vq.dim} does not fit the taps ({net.vq_dim} channels)")
         return cls(stage1_dir, meta, net, vq, dev)
@@ -317,20 +346,33 @@ class Stage1Model:
             self._cache[frame] = read_label_map(path)
         return self._cache[frame]
 
+    @property
+    def needs_roi(self) -> bool:
+        """Whether labelling a new image needs its ROI mask (the region tap is on; meta.json says so, so
+        this works without the networks)."""
+        return float(self.meta.get("vq_region_multiplier", 0.0)) > 0
+
     @torch.no_grad()
-    def features(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
-        """VQ input X_VQ (1, d, L, L) and the mask at input size, for one aligned crop."""
+    def features(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None,
+                 roi_mask: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+        """VQ input X_VQ (1, d, L, L) and the mask at input size, for one aligned crop. ``roi_mask`` (crop-sized,
+        soft) is the crop's ROI, required when the region tap is on (:attr:`needs_roi`)."""
         if self._net is None:
             raise RuntimeError("Stage1Model was loaded with load_networks=False")
         x, m = to_network_tensor(rgb_crop, fg_mask, self.input_size)
         x, m = x.to(self.device), m.to(self.device)
+        roi = None
+        if roi_mask is not None:
+            roi = roi_tensor(roi_mask, np.shape(rgb_crop)[:2], self.input_size).to(self.device)
         img, feats, _ = self._net(x)
-        return self._net.vq_input(feats, self.label_size, m, img), m
+        return self._net.vq_input(feats, self.label_size, m, img, roi), m
 
     @torch.no_grad()
-    def labels_from_image(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None) -> np.ndarray:
-        """Label a frame that was not in training: encoder → generator → quantizer. Returns uint8 (L, L)."""
-        x, _ = self.features(rgb_crop, fg_mask)
+    def labels_from_image(self, rgb_crop: np.ndarray, fg_mask: np.ndarray | None = None,
+                          roi_mask: np.ndarray | None = None) -> np.ndarray:
+        """Label a frame that was not in training: encoder → generator → quantizer. Returns uint8 (L, L).
+        ``roi_mask`` as in :meth:`features`."""
+        x, _ = self.features(rgb_crop, fg_mask, roi_mask)
         return self.quantizer.assign(x)[0].cpu().numpy().astype(np.uint8)
 
     @torch.no_grad()

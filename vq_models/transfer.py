@@ -31,7 +31,9 @@ import numpy as np
 
 from vq_models.errors import InputError
 from vq_models.face.expression import Retarget, RetargetOptions
+from vq_models.face.masks import roi_mask
 from vq_models.face.overlay import FrameOverlay, frame_overlay, shot_overlay_kind
+from vq_models.face.prep import PrepConfig
 from vq_models.frame_render import FrameRender
 from vq_models.runtime import LabelOverride, ShotModel
 from vq_models.shot import Shot
@@ -144,6 +146,15 @@ class ExpressionTransfer:
         track = self.retarget.track(frame, driver_frame, strength)
         return frame_overlay(shot.aligned(frame), track, shot.transform(frame), self.overlay_kind)
 
+    def roi(self, frame: int, driver_frame: int, strength: float) -> np.ndarray:
+        """The ROI (S, S) of the transferred track at ``frame``, drawn as prep drew the shot's (its grow), for a
+        Stage I whose region tap reads it: the transferred lips' ROI, not the shot's own."""
+        shot = self.model.shot
+        track = self.retarget.track(frame, driver_frame, strength)
+        transform = shot.transform(frame)
+        grow = float((shot.meta.get("prep", {}).get("config") or {}).get("roi_grow", PrepConfig.roi_grow))
+        return roi_mask({k: transform.to_crop(v) for k, v in track.contours.items()}, shot.crop_size, grow=grow)
+
     def frame_labels(self, frame: int, driver_frame: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
         """(labels (L, L) uint8, region (S, S) float32) at ``frame`` with the driver's ``driver_frame``: the
         shot's own labels except where the overlay changed, and the union of both lower-face regions."""
@@ -162,7 +173,8 @@ class ExpressionTransfer:
             diff = np.abs(new.image - orig.image).max(-1) > 0.25 / 255.0
             if diff.any():
                 fg = np.maximum(self.model.shot.fg_mask(frame), new.region)
-                fresh = self.model.labels_from_image(new.image, fg_mask=fg)
+                roi = self.roi(frame, driver_frame, strength) if self.model.stage1.needs_roi else None
+                fresh = self.model.labels_from_image(new.image, fg_mask=fg, roi_mask=roi)
                 size = own.shape[0]
                 reach = cv2.resize(diff.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
                 k = 2 * LABEL_GROW + 1

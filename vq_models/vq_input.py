@@ -15,10 +15,14 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["build_vq_input", "context_colour", "gaussian_blur", "masked_instance_norm", "rgb_multiplier",
-           "scale_multipliers", "resize_mask", "CONTEXT_SIGMA"]
+           "region_channels", "region_tap_multiplier", "scale_multipliers", "resize_mask", "CONTEXT_SIGMA",
+           "EYE_MOUTH_SPLIT"]
 
 # the context colour tap's Gaussian sigma as a fraction of the label width (1.5 px at 128² labels)
 CONTEXT_SIGMA = 0.012
+# the region tap's line between the eye and the mouth parts of the ROI, as a fraction of the aligned crop's
+# height: the FFHQ-style crop puts the eyes near 0.4 and the mouth near 0.72 whatever the face's size
+EYE_MOUTH_SPLIT = 0.56
 
 
 @torch.no_grad()
@@ -32,6 +36,8 @@ def build_vq_input(
     image_multiplier: float = 0.0,
     context_multiplier: float = 0.0,
     context_sigma: float = CONTEXT_SIGMA,
+    roi: torch.Tensor | None = None,
+    region_multiplier: float = 0.0,
 ) -> torch.Tensor:
     """The paper's mip-map VQ input ``X_VQ``: each tapped map instance-normalised, bilinearly upsampled to
     ``label_size``, concatenated along channels and multiplied by the foreground mask.
@@ -55,7 +61,15 @@ def build_vq_input(
     On the synthetic shot a fifth of the pupil's pixels sit under the catchlight, and with plain colour
     they joined skin/hair highlight codes (see Stage1Config.vq_context_weight for the figures).
 
-    Returns a detached (B, sum C_r [+ 3] [+ 3], label_size, label_size) tensor.
+    ``region_multiplier`` > 0 adds the *region* tap last: the ROI mask ``roi`` (B, 1, S', S') split into its
+    eye and mouth parts (:func:`region_channels`), scaled by :func:`region_tap_multiplier`. Why: appearance alone
+    lets a code straddle a dark pupil and black hair or brows, a brown iris and brown brows, an upper lip and
+    the skin above it, so the code-to-part matching gives each part only some of its pixels. The tracker
+    already knows which pixels are near an eye or the mouth; with that as two channels, codes inside an eye
+    or the mouth stay apart from the rest of the face and from each other, and appearance still decides the
+    parts within each region (measured on the untuned `vqedit synth --vary` faces: benchmarks/RESULTS.md).
+
+    Returns a detached (B, sum C_r [+ 3] [+ 3] [+ 2], label_size, label_size) tensor.
     """
     if scale_multipliers is not None and len(scale_multipliers) != len(resolutions):
         raise ValueError(f"{len(scale_multipliers)} scale multipliers for {len(resolutions)} resolutions")
@@ -88,6 +102,10 @@ def build_vq_input(
             # skin contexts point opposite ways; with the background in the statistics they did not
             # (synthetic shot, 3 seeds: pupil IoU 0.44-0.52 with whole-crop statistics, 0.74-0.77 with these)
             parts.append(masked_instance_norm(context, weight) * float(context_multiplier))
+    if region_multiplier > 0:
+        if roi is None:
+            raise ValueError("the region tap needs the ROI mask")
+        parts.append(region_channels(roi, label_size) * float(region_multiplier))
     x = torch.cat(parts, dim=1)
     if fg_mask is not None:
         x = x * resize_mask(fg_mask, label_size).to(x)
@@ -166,6 +184,24 @@ def rgb_multiplier(weight: float) -> float:
     if weight < 0:
         raise ValueError(f"RGB tap weight must be >= 0, got {weight}")
     return math.sqrt(float(weight) / 3.0)
+
+
+def region_channels(roi: torch.Tensor, label_size: int, split: float = EYE_MOUTH_SPLIT) -> torch.Tensor:
+    """The ROI mask (B, H, W) or (B, 1, H, W) in [0, 1] as two channels at ``label_size``: its part above
+    ``split`` × height (the eyes) and below it (the mouth), each mapped to [-1, 1]. A pixel outside the ROI
+    is (-1, -1), in an eye (1, -1), in the mouth (-1, 1), so the three regions are equally far apart."""
+    m = resize_mask(roi, label_size)
+    rows = (torch.arange(label_size, dtype=m.dtype, device=m.device) + 0.5) / label_size
+    above = (rows < split).to(m.dtype).view(1, 1, label_size, 1)
+    return torch.cat([m * above, m * (1.0 - above)], dim=1) * 2.0 - 1.0
+
+
+def region_tap_multiplier(weight: float) -> float:
+    """Multiplier for the two-channel region tap so it holds ``weight`` of the squared feature norm (the units
+    of :func:`scale_multipliers`); 0 = tap off."""
+    if weight < 0:
+        raise ValueError(f"region tap weight must be >= 0, got {weight}")
+    return math.sqrt(float(weight) / 2.0)
 
 
 def resize_mask(mask: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

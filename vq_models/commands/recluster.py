@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "recluster"
-HELP = "re-run only the Stage I codebook (new K, RGB/context-tap weights, ROI weight or seed) without retraining"
+HELP = "re-run only the Stage I codebook (new K, RGB/context/region-tap weights, ROI weight or seed) without retraining"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +16,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="share of the context colour tap, the colour around each pixel (0 = off)")
     parser.add_argument("--context-sigma", type=float, default=None,
                         help="context blur sigma as a fraction of the label width (e.g. 0.012)")
+    parser.add_argument("--region-weight", type=float, default=None,
+                        help="share of the region tap, the ROI's eye and mouth parts as two channels (0 = off)")
     parser.add_argument("--roi-weight", type=float, default=None, help="weight of eye/mouth pixels in the k-means (>= 1)")
     parser.add_argument("--seed", type=int, default=None, help="k-means seed")
     parser.add_argument("--lloyd", type=int, default=None, help="Lloyd passes (default: the model's, else 15)")
@@ -28,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from vq_models.train.recluster import recluster
 
     s = recluster(args.shot, num_codes=args.codes, rgb_weight=args.rgb_weight,
-                  context_weight=args.context_weight, context_sigma=args.context_sigma, roi_weight=args.roi_weight,
+                  context_weight=args.context_weight, context_sigma=args.context_sigma,
+                  region_weight=args.region_weight, roi_weight=args.roi_weight,
                   seed=args.seed, lloyd=args.lloyd, force=args.force, device=args.device)
     print(f"vqedit recluster: {s['from']['num_codes']} -> {s['changes'].get('num_codes', s['from']['num_codes'])} "
           f"codes, {s['lloyd_passes']} Lloyd passes, {s['seconds']} s; labels and codebook rewritten")

@@ -37,7 +37,7 @@ def features_in_order(net: InversionNet, data: ShotFrames, config: Stage1Config,
         idx = list(range(s, min(n, s + config.label_batch_size)))
         batch = data.batch(idx, dev)
         img, feats, _ = net(batch["input"])
-        x = net.vq_input(feats, config.label_size, batch["fg"], img)
+        x = net.vq_input(feats, config.label_size, batch["fg"], img, batch["roi"])
         yield idx, x, batch, img
 
 
@@ -67,7 +67,7 @@ def foreground_features(net: InversionNet, data: ShotFrames, config: Stage1Confi
 
 
 def colour_tap_meta(config: Stage1Config, net: InversionNet) -> dict[str, float]:
-    """The RGB and context-colour taps as meta.json records them (what Stage1Model.load rebuilds X_VQ from);
+    """The RGB, context-colour and region taps as meta.json records them (what Stage1Model.load rebuilds X_VQ from);
     one definition for training and ``vqedit recluster``."""
     return {
         "vq_rgb_weight": config.vq_rgb_weight,
@@ -75,6 +75,8 @@ def colour_tap_meta(config: Stage1Config, net: InversionNet) -> dict[str, float]
         "vq_context_weight": config.vq_context_weight,
         "vq_context_multiplier": net.vq_context_multiplier,
         "vq_context_sigma": net.vq_context_sigma,
+        "vq_region_weight": config.vq_region_weight,
+        "vq_region_multiplier": net.vq_region_multiplier,
     }
 
 

@@ -1,4 +1,4 @@
-"""Re-run only Stage I's codebook on a trained shot: new K, RGB/context-tap weights, ROI weight or seed, no
+"""Re-run only Stage I's codebook on a trained shot: new K, RGB/context/region-tap weights, ROI weight or seed, no
 retraining.
 
 Why: the inversion network is the expensive part of Stage I (minutes to hours); the codebook is a k-means
@@ -38,7 +38,7 @@ from vq_models.train.codebook import (
 )
 from vq_models.train.stage1_config import Stage1Config, check_colour_tap
 from vq_models.train.stage1_data import ShotFrames
-from vq_models.vq_input import rgb_multiplier
+from vq_models.vq_input import region_tap_multiplier, rgb_multiplier
 
 
 def stale_dependents(shot_root: Path) -> list[Path]:
@@ -54,6 +54,7 @@ def recluster(
     rgb_weight: float | None = None,
     context_weight: float | None = None,
     context_sigma: float | None = None,
+    region_weight: float | None = None,
     roi_weight: float | None = None,
     seed: int | None = None,
     lloyd: int | None = None,
@@ -72,7 +73,8 @@ def recluster(
         changes["num_codes"] = int(num_codes)
     for name, flag, value in (("vq_rgb_weight", "--rgb-weight", rgb_weight),
                               ("vq_context_weight", "--context-weight", context_weight),
-                              ("vq_context_sigma", "--context-sigma", context_sigma)):
+                              ("vq_context_sigma", "--context-sigma", context_sigma),
+                              ("vq_region_weight", "--region-weight", region_weight)):
         if value is not None:
             check_colour_tap(name, value, flag)
             changes[name] = float(value)
@@ -103,6 +105,7 @@ def recluster(
     net.vq_rgb_multiplier = rgb_multiplier(config.vq_rgb_weight)
     net.vq_context_multiplier = rgb_multiplier(config.vq_context_weight)
     net.vq_context_sigma = config.vq_context_sigma
+    net.vq_region_multiplier = region_tap_multiplier(config.vq_region_weight)
     data = ShotFrames(shot, config.input_size)
     points = foreground_features(net, data, config, dev)
     vq, passes = fit_codebook(points, config, net.vq_dim, dev)
@@ -129,6 +132,7 @@ def recluster(
     summary = {
         "from": {"num_codes": old.num_codes, "vq_rgb_weight": old.vq_rgb_weight,
                  "vq_context_weight": old.vq_context_weight, "vq_context_sigma": old.vq_context_sigma,
+                 "vq_region_weight": old.vq_region_weight,
                  "vq_refine_roi_weight": old.vq_refine_roi_weight, "seed": old.seed},
         "changes": changes,
         "lloyd_passes": passes,

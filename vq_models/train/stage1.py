@@ -39,7 +39,7 @@ from vq_models.train.logging import TrainLogger
 from vq_models.train.stage1_config import STAGE1_PRESETS, Stage1Config, check_generator_fit
 from vq_models.train.stage1_data import BatchOrder, ShotFrames
 from vq_models.train.stage1_step import to_loss_size, train_step
-from vq_models.vq_input import rgb_multiplier, scale_multipliers
+from vq_models.vq_input import region_tap_multiplier, rgb_multiplier, scale_multipliers
 
 log = logging.getLogger("vqedit.stage1")
 
@@ -77,7 +77,8 @@ def train_stage1(shot_dir: str | Path, config: Stage1Config, *, device: str = "c
     resolutions = tuple(int(r) for r in config.vq_resolutions)
     multipliers = scale_multipliers([gen.channels[r] for r in resolutions], config.vq_scale_weights)
     net = InversionNet(enc, gen, backbone.latent_avg, resolutions, multipliers, rgb_multiplier(config.vq_rgb_weight),
-                       rgb_multiplier(config.vq_context_weight), config.vq_context_sigma).to(dev)
+                       rgb_multiplier(config.vq_context_weight), config.vq_context_sigma,
+                       region_tap_multiplier(config.vq_region_weight)).to(dev)
     code_dim = net.vq_dim
     gen.style.requires_grad_(False)  # W+ comes from the encoder: the mapping only samples "real" W for D
     if not backbone.train_generator:

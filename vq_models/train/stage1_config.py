@@ -48,6 +48,9 @@ class Stage1Config:
     # vq_input.build_vq_input. Tells a catchlight on a pupil from a highlight on skin.
     vq_context_weight: float = 0.0
     vq_context_sigma: float = CONTEXT_SIGMA
+    # the ROI mask split into its eye and mouth parts as two more taps with this share (0 = off, the paper);
+    # see vq_input.build_vq_input. Keeps a pupil's codes apart from hair and an upper lip's from skin.
+    vq_region_weight: float = 0.0
     label_size: int = 64  # label map resolution (paper 256)
     vq_refine_epochs: int = 1  # quantizer-only EMA passes over all frames after inversion (0 = off)
     vq_refine_lloyd: int = 0  # then Lloyd passes over every frame's final features at once (0 = off)
@@ -96,7 +99,7 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
     "tiny": Stage1Config(
         image_size=32, input_size=32, generator_max_channels=16, encoder_kind="spatial", encoder_channels=8, num_codes=8,
         vq_decay=0.9, kmeans_iters=20, dead_code_threshold=1.0, vq_resolutions=(16, 32), label_size=32,
-        vq_scale_weights=(1.0, 1.0), vq_refine_epochs=1, vq_refine_lloyd=3, lambda_l2_roi=5.0, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
+        vq_scale_weights=(1.0, 1.0), vq_region_weight=3.0, vq_refine_epochs=1, vq_refine_lloyd=3, lambda_l2_roi=5.0, lr_encoder=2e-3, lr_discriminator=2e-4, lr_generator=2e-3, batch_size=2,
         iterations=6, checkpoint_every=3, log_every=1, label_batch_size=4,
     ),
     # CPU scale with the parts artists edit separated: a 128² generator tapped finest-first, noise maps predicted
@@ -105,6 +108,7 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
     "cpu": Stage1Config(
         image_size=128, input_size=128, generator_max_channels=32, encoder_kind="spatial", encoder_channels=16,
         encoder_noise_maps=True, vq_rgb_weight=12.0, vq_context_weight=3.0, vq_context_sigma=CONTEXT_SIGMA,
+        vq_region_weight=3.0,
         vq_refine_reinit=True, vq_refine_roi_weight=4.0,
         num_codes=255, vq_decay=0.9, kmeans_iters=30, dead_code_threshold=2.0, vq_resolutions=(32, 64, 128),
         vq_scale_weights=(0.5, 1.0, 4.0), label_size=128, vq_refine_epochs=0, vq_refine_lloyd=15,
@@ -124,6 +128,7 @@ STAGE1_PRESETS: dict[str, Stage1Config] = {
 COLOUR_TAP_RULES: dict[str, tuple[Any, str]] = {
     "vq_rgb_weight": (lambda v: v >= 0, "must be >= 0 (0 = no RGB tap)"),
     "vq_context_weight": (lambda v: v >= 0, "must be >= 0 (0 = no context tap)"),
+    "vq_region_weight": (lambda v: v >= 0, "must be >= 0 (0 = no region tap)"),
     "vq_context_sigma": (lambda v: 0 < v <= 0.25, "must be in (0, 0.25] (a fraction of the label width)"),
 }
 

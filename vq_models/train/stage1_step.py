@@ -88,7 +88,7 @@ def train_step(ddp_net: nn.Module, ddp_disc: nn.Module, net: InversionNet, disc:
     scalars["loss/discriminator"] = _item(loss_d)
 
     # passive VQ: detached features, no grad, output never used by the networks
-    x_vq = net.vq_input(feats, config.label_size, batch["fg"], img)
+    x_vq = net.vq_input(feats, config.label_size, batch["fg"], img, batch["roi"])
     _, stats = vq(x_vq, fg_mask=batch["fg"], update=True)
     scalars.update(stats.as_scalars())
     scalars["vq/restarts_total"] = float(vq.restarts_total)
