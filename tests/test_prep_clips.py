@@ -16,6 +16,7 @@ from vq_models.face.prep import PRESETS, run_prep
 from vq_models.io.images import read_image, write_image
 from vq_models.io.sources import open_source
 from vq_models.tracking.schema import load_tracking
+from vq_models.vq_input import EYE_MOUTH_SPLIT
 
 pytestmark = pytest.mark.clips
 cv2.setNumThreads(1)
@@ -55,6 +56,10 @@ def test_masks_cover_eyes_and_mouth(shot13):
             assert roi[int(round(y)), int(round(x))] > 0.5
         assert fg[int(round(lm[2, 1])), int(round(lm[2, 0]))] > 0.5  # nose is face
         assert fg[2, 2] < 0.05 and roi.mean() < 0.2  # corner is background, ROI is small
+        # Stage I's region tap splits the ROI at a fixed crop height: the eyes' ROI lies above it, the mouth's below
+        rows = np.nonzero((roi > 0.05).any(axis=1))[0] / roi.shape[0]
+        assert not np.any((rows > EYE_MOUTH_SPLIT - 0.02) & (rows < EYE_MOUTH_SPLIT + 0.02)), f
+        assert rows.min() < EYE_MOUTH_SPLIT < rows.max()
         # the overlay changes the lower face only
         diff = np.abs(shot.overlay(f) - shot.aligned(f)).sum(-1)
         # (a patch, not one pixel: the shaded 3D lips can match the plate's own lip colour at a pixel)
