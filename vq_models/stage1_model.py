@@ -212,6 +212,15 @@ def build_encoder(enc_config: dict[str, Any]) -> nn.Module:
     raise InputError(f"stage1 meta.json: encoder.kind {kind!r} unknown (expected 'light', 'spatial' or 'e4e')")
 
 
+def resize_to_input(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` (S, S[, C]) at ``size``² the way Stage I's frames are resized (area filter shrinking,
+    bilinear growing): one rule for the image, its masks and ``ShotFrames``' copies of them."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
 def to_network_tensor(rgb: np.ndarray, fg_mask: np.ndarray | None, size: int) -> tuple[Tensor, Tensor]:
     """sRGB float (S, S, 3) [0, 1] + mask (S, S) → foreground-masked (1, 3, size, size) in [-1, 1] and the
     (1, 1, size, size) mask. Background is black before the [-1, 1] shift, as the paper masks c and ĉ."""
@@ -222,10 +231,7 @@ def to_network_tensor(rgb: np.ndarray, fg_mask: np.ndarray | None, size: int) ->
     mask = np.ones(rgb.shape[:2], np.float32) if fg_mask is None else np.asarray(fg_mask, dtype=np.float32)
     if mask.shape != rgb.shape[:2]:
         raise InputError(f"fg_mask shape {mask.shape} does not match image {rgb.shape[:2]}")
-    if rgb.shape[0] != size or rgb.shape[1] != size:
-        interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
-        mask = cv2.resize(mask, (size, size), interpolation=interp)
+    rgb, mask = resize_to_input(rgb, size), resize_to_input(mask, size)
     m = torch.from_numpy(np.clip(mask, 0, 1)).float()[None, None]
     x = torch.from_numpy(np.clip(rgb, 0, 1)).float().permute(2, 0, 1)[None]
     return (x * m) * 2.0 - 1.0, m
@@ -238,10 +244,7 @@ def roi_tensor(roi_mask: np.ndarray, image_shape: tuple[int, ...], size: int) ->
     roi = np.asarray(roi_mask, dtype=np.float32)
     if roi.shape != tuple(image_shape):
         raise InputError(f"roi_mask shape {roi.shape} does not match image {tuple(image_shape)}")
-    if roi.shape[0] != size or roi.shape[1] != size:
-        interp = cv2.INTER_AREA if roi.shape[0] > size else cv2.INTER_LINEAR
-        roi = cv2.resize(roi, (size, size), interpolation=interp)
-    roi = np.clip(roi * 255.0 + 0.5, 0, 255).astype(np.uint8).astype(np.float32) / 255.0
+    roi = np.clip(resize_to_input(roi, size) * 255.0 + 0.5, 0, 255).astype(np.uint8).astype(np.float32) / 255.0
     return torch.from_numpy(roi)[None, None]
 
 

@@ -6,13 +6,13 @@ re-run the codebook on a trained network, without training anything.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data.distributed import DistributedSampler
 
 from vq_models.shot import Shot
+from vq_models.stage1_model import resize_to_input
 
 __all__ = ["ShotFrames", "BatchOrder"]
 
@@ -29,9 +29,7 @@ class ShotFrames(torch.utils.data.Dataset):
         self.data = torch.empty(n, 8, size, size, dtype=torch.uint8)
         for i, f in enumerate(self.frames):
             planes = [shot.overlay(f), shot.aligned(f), shot.fg_mask(f)[..., None], shot.roi_mask(f)[..., None]]
-            if planes[0].shape[0] != size:
-                interp = cv2.INTER_AREA if planes[0].shape[0] > size else cv2.INTER_LINEAR
-                planes = [cv2.resize(p, (size, size), interpolation=interp).reshape(size, size, -1) for p in planes]
+            planes = [resize_to_input(p, size).reshape(size, size, -1) for p in planes]
             stacked = np.concatenate(planes, axis=2)
             self.data[i] = torch.from_numpy(np.clip(stacked * 255.0 + 0.5, 0, 255).astype(np.uint8)).permute(2, 0, 1)
 
