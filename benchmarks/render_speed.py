@@ -65,7 +65,8 @@ def shot_rates(shot_dir: Path, frames: int, device: str = "cpu") -> tuple[float,
     model = ShotModel.load(shot_dir, device)
     fl = model.frames
     crops = [model.shot.aligned(fl[i % len(fl)]) for i in range(min(frames, len(fl)))]
-    labels_fps = _rate(lambda i: model.labels_from_image(crops[i % len(crops)]), frames, device)
+    # each crop labelled as its own frame (that frame's ROI, which a Stage I with the region tap reads)
+    labels_fps = _rate(lambda i: model.labels_from_image(crops[i % len(crops)], fl[i % len(crops)]), frames, device)
     frame_fps = _rate(lambda i: model.render_frame(fl[i % len(fl)], None, mode="identity"), frames, device)
     return labels_fps, frame_fps, model.render_size
 

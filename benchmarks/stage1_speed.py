@@ -78,11 +78,11 @@ def main() -> int:
         meta = json.loads((out / "meta.json").read_text())
         model = Stage1Model.load(out, device=args.device)
         d = draw_frame(0, args.crop)
-        model.labels_from_image(d["overlay"], d["fg"])  # warm-up
+        model.labels_from_image(d["overlay"], d["fg"], d["roi"])  # warm-up
         t = time.monotonic()
         n = 5
         for _ in range(n):
-            model.labels_from_image(d["overlay"], d["fg"])
+            model.labels_from_image(d["overlay"], d["fg"], d["roi"])
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         label_ms = (time.monotonic() - t) / n * 1000
