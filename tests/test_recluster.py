@@ -37,7 +37,7 @@ def test_recluster_changes_k_and_rgb_tap_and_inference_agrees(trained: Path, cap
     assert main(["recluster", str(trained), "--codes", "5", "--rgb-weight", "3", "--seed", "2"]) == 0
     assert "8 -> 5 codes" in capsys.readouterr().out
     meta = json.loads((s1 / "meta.json").read_text())
-    assert meta["num_codes"] == 5 and meta["code_dim"] == 16 + 16 + 3 + 2  # + the tiny preset's region tap + 2
+    assert meta["num_codes"] == 5 and meta["code_dim"] == 16 + 16 + 3 + 2  # + 2: the tiny preset's region tap
     assert meta["reclustered"][-1]["from"]["num_codes"] == 8 and meta["reclustered"][-1]["changes"]["seed"] == 2
     assert "num_codes: 5" in (s1 / "config.yaml").read_text()
     assert (s1 / "model.safetensors").read_bytes() == weights_before  # the network is untouched
@@ -70,7 +70,7 @@ def test_recluster_adds_the_context_tap_and_inference_agrees(trained: Path):
     shot = Shot.open(trained)
     again = model.labels_from_image(shot.overlay(1001), shot.fg_mask(1001), shot.roi_mask(1001))
     assert (again[fg] == read_label_map(s1 / "labels" / "frame.1001.png")[fg]).mean() > 0.97
-    # and back off again: the codebook shrinks to the features and the RGB tap
+    # and back off again: the codebook shrinks to the features, the RGB and the region taps
     assert main(["recluster", str(trained), "--context-weight", "0"]) == 0
     assert json.loads((s1 / "meta.json").read_text())["code_dim"] == 16 + 16 + 3 + 2
     # the region tap off: two channels fewer, and labelling needs no ROI any more
