@@ -221,6 +221,12 @@ def resize_to_input(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
+def stored_8bit(image: np.ndarray) -> np.ndarray:
+    """``image`` in [0, 1] as the uint8 Stage I keeps its frames and masks in (``ShotFrames``); labelling a
+    new image rounds its masks the same way, so a training frame gives its stored labels again."""
+    return np.clip(np.asarray(image, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def to_network_tensor(rgb: np.ndarray, fg_mask: np.ndarray | None, size: int) -> tuple[Tensor, Tensor]:
     """sRGB float (S, S, 3) [0, 1] + mask (S, S) → foreground-masked (1, 3, size, size) in [-1, 1] and the
     (1, 1, size, size) mask. Background is black before the [-1, 1] shift, as the paper masks c and ĉ."""
@@ -244,7 +250,7 @@ def roi_tensor(roi_mask: np.ndarray, image_shape: tuple[int, ...], size: int) ->
     roi = np.asarray(roi_mask, dtype=np.float32)
     if roi.shape != tuple(image_shape):
         raise InputError(f"roi_mask shape {roi.shape} does not match image {tuple(image_shape)}")
-    roi = np.clip(resize_to_input(roi, size) * 255.0 + 0.5, 0, 255).astype(np.uint8).astype(np.float32) / 255.0
+    roi = stored_8bit(resize_to_input(roi, size)).astype(np.float32) / 255.0
     return torch.from_numpy(roi)[None, None]
 
 

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data.distributed import DistributedSampler
 
 from vq_models.shot import Shot
-from vq_models.stage1_model import resize_to_input
+from vq_models.stage1_model import resize_to_input, stored_8bit
 
 __all__ = ["ShotFrames", "BatchOrder"]
 
@@ -31,7 +31,7 @@ class ShotFrames(torch.utils.data.Dataset):
             planes = [shot.overlay(f), shot.aligned(f), shot.fg_mask(f)[..., None], shot.roi_mask(f)[..., None]]
             planes = [resize_to_input(p, size).reshape(size, size, -1) for p in planes]
             stacked = np.concatenate(planes, axis=2)
-            self.data[i] = torch.from_numpy(np.clip(stacked * 255.0 + 0.5, 0, 255).astype(np.uint8)).permute(2, 0, 1)
+            self.data[i] = torch.from_numpy(stored_8bit(stacked)).permute(2, 0, 1)
 
     def __len__(self) -> int:
         return len(self.frames)
