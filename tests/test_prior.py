@@ -109,6 +109,14 @@ def test_save_load_round_trip_and_file_errors(tmp_path):
     assert not (tmp_path / "bad.json").exists()
 
 
+def test_part_table_maps_every_label_to_its_segment():
+    prior = Prior(16, {"skin": [1, 2], "pupils": [7]})
+    table = prior.part_table()
+    labels = np.array([[1, 2, 7], [0, 15, 7]], np.uint8)
+    assert table[labels].tolist() == [[0, 0, 1], [-1, -1, 1]]
+    assert table[np.array([255], np.uint8)].tolist() == [-1]  # any uint8 label indexes it
+
+
 def test_propose_prior_finds_pupils_teeth_and_survives_blinks():
     labs, imgs, regions = frames()
     prior = propose_prior(labs, imgs, regions, 20)

@@ -9,8 +9,10 @@ Per target frame t and driver frame d (paper Sec. 4: the lower face of the face 
    was prepped with (``prep.overlay`` in shot.json: the 3D mesh, or the 2D polygons for shots prepped
    without a mesh or before the 3D overlay), so Stage I sees what it was trained on;
 3. Stage I labels the new overlay (``labels_from_image``); the new labels replace the shot's own only where
-   the overlay changed (grown by :data:`LABEL_GROW` label pixels for the encoder's reach), so ``strength``
-   0 gives the shot's own labels bit for bit;
+   the overlay changed (grown by :data:`LABEL_GROW` label pixels for the encoder's reach) and, when the
+   shot has a prior, only where the pixel's part changes (skin → lip, lip → mouth interior...): another
+   code of the same part is Stage I's noise, and taking it re-renders skin the driver did not move, so the
+   plate's own grain there is lost. ``strength`` 0 gives the shot's own labels bit for bit;
 4. Stage II renders the window t-1, t, t+1 from the transferred sequence (d-1, d, d+1, clamped to the
    driver's frames), and the render is composited edit-only inside the union of the target's and the
    transferred lower-face regions (feathered): the plate elsewhere is untouched bit for bit.
@@ -128,6 +130,12 @@ class ExpressionTransfer:
             while len(cache) > _CACHE_FRAMES:
                 cache.popitem(last=False)
 
+    def _part_table(self) -> np.ndarray | None:
+        """The shot prior's code → part lookup (:meth:`~vq_models.edits.prior.Prior.part_table`), None without
+        a prior."""
+        prior = self.model.prior(required=False)
+        return None if prior is None else prior.part_table()
+
     def original_overlay(self, frame: int) -> FrameOverlay:
         """The shot's own tracking at ``frame`` rendered by the same path as the transferred one."""
         with self._lock:
@@ -179,6 +187,9 @@ class ExpressionTransfer:
                 reach = cv2.resize(diff.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
                 k = 2 * LABEL_GROW + 1
                 reach = cv2.dilate(reach.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+                parts = self._part_table()
+                if parts is not None:  # a new code of the same part is Stage I's noise, not the driver's
+                    reach &= parts[fresh] != parts[own]
                 labels = np.where(reach, fresh, own).astype(np.uint8)
         self._remember(self._labels, key, (labels, region))
         return labels, region
