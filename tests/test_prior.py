@@ -115,6 +115,7 @@ def test_part_table_maps_every_label_to_its_segment():
     labels = np.array([[1, 2, 7], [0, 15, 7]], np.uint8)
     assert table[labels].tolist() == [[0, 0, 1], [-1, -1, 1]]
     assert table[np.array([255], np.uint8)].tolist() == [-1]  # any uint8 label indexes it
+    assert prior.part_table(leave_out=("pupils",))[labels].tolist() == [[0, 0, -1], [-1, -1, -1]]
 
 
 def test_propose_prior_finds_pupils_teeth_and_survives_blinks():

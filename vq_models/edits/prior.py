@@ -93,12 +93,13 @@ class Prior:
                 return name
         return None
 
-    def part_table(self) -> np.ndarray:
-        """code → index of its segment (in ``segments`` order), -1 for codes no segment lists: one lookup
-        (``table[labels]``) gives every pixel's part."""
+    def part_table(self, leave_out: Sequence[str] = ()) -> np.ndarray:
+        """code → index of its segment (in ``segments`` order), -1 for codes no segment lists and for those of
+        the segments in ``leave_out``: one lookup (``table[labels]``) gives every pixel's part."""
         table = np.full(max(int(self.num_codes), 256), -1, np.int32)  # any uint8 label indexes it
-        for i, codes in enumerate(self.segments.values()):
-            table[[c for c in codes if 0 <= c < len(table)]] = i
+        for i, (name, codes) in enumerate(self.segments.items()):
+            if name not in leave_out:
+                table[[c for c in codes if 0 <= c < len(table)]] = i
         return table
 
     def to_json(self) -> dict[str, Any]:
