@@ -127,12 +127,16 @@ def test_new_labels_replace_the_shots_outside_the_mouth_only_where_the_part_chan
     for f in frames:
         assert np.array_equal(skin.frame_labels(f, 1016, 1.0)[0], model.label_map(f))
     assert not skin.render_frame(frames[1], 1016, 1.0).alpha.any()
+    # an artist regrouping the codes on a running server gets labels for the new prior, not cached ones
+    skin.model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {"mouth_interior": every_code}})
+    regrouped = [skin.frame_labels(f, 1016, 1.0)[0] for f in frames]
     # every code a mouth part: every new code counts, as without a prior
     mouth = transfer_with({"mouth_interior": every_code})
     bare = transfer_with(None)
     for f in frames:
         every = bare.frame_labels(f, 1016, 1.0)[0]
         assert np.array_equal(mouth.frame_labels(f, 1016, 1.0)[0], every)
+        assert np.array_equal(regrouped[frames.index(f)], every)
         with_prior = transfer.frame_labels(f, 1016, 1.0)[0]
         kept = with_prior != model.label_map(f)
         assert np.array_equal(every[kept], with_prior[kept])  # the prior only ever removes changes

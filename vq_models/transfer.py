@@ -129,7 +129,7 @@ class ExpressionTransfer:
         self.overlay_kind = shot_overlay_kind(model.shot.meta)
         self._heights = self.retarget.target_heights()
         self._lock = threading.Lock()
-        self._labels: OrderedDict[tuple[int, int, float], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._labels: OrderedDict[tuple[int, int, float, str | None], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._original: OrderedDict[int, FrameOverlay] = OrderedDict()
 
     def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
@@ -138,12 +138,6 @@ class ExpressionTransfer:
             cache.move_to_end(key)
             while len(cache) > _CACHE_FRAMES:
                 cache.popitem(last=False)
-
-    def _steady_parts(self) -> np.ndarray | None:
-        """code → part for the parts the driver does not move (:data:`DRIVEN_PARTS` map to -1), None without a
-        prior (:meth:`~vq_models.edits.prior.Prior.part_table`)."""
-        prior = self.model.prior(required=False)
-        return None if prior is None else prior.part_table(leave_out=DRIVEN_PARTS)
 
     def original_overlay(self, frame: int) -> FrameOverlay:
         """The shot's own tracking at ``frame`` rendered by the same path as the transferred one."""
@@ -174,8 +168,11 @@ class ExpressionTransfer:
 
     def frame_labels(self, frame: int, driver_frame: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
         """(labels (L, L) uint8, region (S, S) float32) at ``frame`` with the driver's ``driver_frame``: the
-        shot's own labels except where the overlay changed, and the union of both lower-face regions."""
-        key = (int(frame), int(driver_frame), float(strength))
+        shot's own labels except where the overlay changed (and, outside the mouth, the part: step 3 of the
+        module docstring), and the union of both lower-face regions."""
+        prior = self.model.prior(required=False)
+        # the prior is part of the key: an artist regrouping codes on a running server must not get stale labels
+        key = (int(frame), int(driver_frame), float(strength), None if prior is None else repr(prior.segments))
         with self._lock:
             hit = self._labels.get(key)
         if hit is not None:
@@ -196,8 +193,8 @@ class ExpressionTransfer:
                 reach = cv2.resize(diff.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
                 k = 2 * LABEL_GROW + 1
                 reach = cv2.dilate(reach.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
-                parts = self._steady_parts()
-                if parts is not None:  # a new code of the same steady part is Stage I's noise, not the driver's
+                if prior is not None:  # a new code of the same steady part is Stage I's noise, not the driver's
+                    parts = prior.part_table(leave_out=DRIVEN_PARTS)
                     reach &= (parts[own] < 0) | (parts[fresh] != parts[own])
                 labels = np.where(reach, fresh, own).astype(np.uint8)
         self._remember(self._labels, key, (labels, region))
