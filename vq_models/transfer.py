@@ -129,7 +129,7 @@ class ExpressionTransfer:
         self.overlay_kind = shot_overlay_kind(model.shot.meta)
         self._heights = self.retarget.target_heights()
         self._lock = threading.Lock()
-        self._labels: OrderedDict[tuple[int, int, float, str | None], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._labels: OrderedDict[tuple[int, int, float], tuple[Any, Any, np.ndarray]] = OrderedDict()
         self._original: OrderedDict[int, FrameOverlay] = OrderedDict()
 
     def _remember(self, cache: OrderedDict, key: Any, value: Any) -> None:
@@ -169,36 +169,45 @@ class ExpressionTransfer:
     def frame_labels(self, frame: int, driver_frame: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
         """(labels (L, L) uint8, region (S, S) float32) at ``frame`` with the driver's ``driver_frame``: the
         shot's own labels except where the overlay changed (and, outside the mouth, the part: step 3 of the
-        module docstring), and the union of both lower-face regions."""
+        module docstring), and the union of both lower-face regions. The prior is read on every call (an
+        artist may regroup codes on a running server); only Stage I's relabelling is cached."""
+        own = self.model.label_map(frame)
+        fresh, reach, region = self._relabelled(frame, driver_frame, strength)
+        if fresh is None:
+            return own, region
         prior = self.model.prior(required=False)
-        # the prior is part of the key: an artist regrouping codes on a running server must not get stale labels
-        key = (int(frame), int(driver_frame), float(strength), None if prior is None else repr(prior.segments))
+        if prior is not None:  # a new code of the same steady part is Stage I's noise, not the driver's
+            parts = prior.part_table(leave_out=DRIVEN_PARTS)
+            reach = reach & ((parts[own] < 0) | (parts[fresh] != parts[own]))
+        return np.where(reach, fresh, own).astype(np.uint8), region
+
+    def _relabelled(self, frame: int, driver_frame: int,
+                    strength: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """(Stage I's labels of the transferred overlay, where they may replace the shot's own, the lower-face
+        region), cached: the expensive part of :meth:`frame_labels`. The labels are None where nothing changed."""
+        key = (int(frame), int(driver_frame), float(strength))
         with self._lock:
             hit = self._labels.get(key)
         if hit is not None:
             return hit
-        own = self.model.label_map(frame)
         orig = self.original_overlay(int(frame))
-        region = orig.region
-        labels = own
+        out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray] = (None, None, orig.region)
         if strength > 0:
             new = self.overlay(frame, driver_frame, strength)
             region = np.maximum(orig.region, new.region)
+            out = (None, None, region)
             diff = np.abs(new.image - orig.image).max(-1) > 0.25 / 255.0
             if diff.any():
                 fg = np.maximum(self.model.shot.fg_mask(frame), new.region)
                 roi = self.roi(frame, driver_frame, strength) if self.model.stage1.needs_roi else None
                 fresh = self.model.labels_from_image(new.image, fg_mask=fg, roi_mask=roi)
-                size = own.shape[0]
+                size = fresh.shape[0]
                 reach = cv2.resize(diff.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
                 k = 2 * LABEL_GROW + 1
                 reach = cv2.dilate(reach.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
-                if prior is not None:  # a new code of the same steady part is Stage I's noise, not the driver's
-                    parts = prior.part_table(leave_out=DRIVEN_PARTS)
-                    reach &= (parts[own] < 0) | (parts[fresh] != parts[own])
-                labels = np.where(reach, fresh, own).astype(np.uint8)
-        self._remember(self._labels, key, (labels, region))
-        return labels, region
+                out = (fresh, reach, region)
+        self._remember(self._labels, key, out)
+        return out
 
     def detail_exclude(self, frame: int, driver_frame: int, strength: float) -> frozenset[int]:
         """The shot frames whose mouth opening is too far from the transferred one at ``frame`` to lend their
