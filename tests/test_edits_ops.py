@@ -128,6 +128,36 @@ def test_eye_open_moves_the_lash_line_down_with_the_lid():
     assert top[cols].min() - 1 < low.mean() < rows.mean()  # half closed: half way down
 
 
+def test_eye_open_draws_a_lash_band_of_the_margins_darkest_code_under_lid_skin():
+    """A real closed eye (lp_d0) is the lid fold's skin over a dark band where the lids meet: with the shot's
+    code brightness, closing puts the upper margin's darkest code along the lid's edge, a band that thins as
+    the value rises, and fills the rest of the opening with skin from above the margin."""
+    face = synthetic_face()
+    lash = 17
+    prior = Prior(num_codes=20, segments={**PRIOR.segments, "eyelids": [LID, lash]})
+    was_open = opening(face)
+    top, bottom, _ = geo.column_extents(was_open)
+    cols = np.nonzero(top >= 0)[0]
+    face[top[cols] - 1, cols] = lash
+    luma = np.full(20, 0.5)
+    luma[lash] = 0.1
+    luma[BROW] = 0.05  # darker still, but not in the margin: never the band
+    ctx = FrameContext(code_luma=luma)
+    _, closed, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, prior=prior, ctx=ctx)
+    _, half, _ = run({"op": "eye_open", "eye": "both"}, 0.5, labels=face, prior=prior, ctx=ctx)
+    assert not opening(closed).any()
+    for eye_x in EYE_X:
+        eye_cols = cols[np.abs(cols - eye_x) <= 3]  # the eye's middle, where the opening is tallest
+        for x in eye_cols:
+            column = closed[top[x]:bottom[x] + 1, x]
+            assert column[-2:].tolist() == [lash, lash]  # the band: 0.17 of a 13-pixel eye, at the bottom
+            assert set(column[:-2].tolist()) <= {SKIN, FOREHEAD, LID} and lash not in column[:-2]
+        band_rows = [int((half[top[x]:bottom[x] + 1, x] == lash).sum()) for x in eye_cols]
+        assert max(band_rows) == 1  # half closed: a thinner band (the moved margin row) at the lid's edge
+    _, plain, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, prior=prior)
+    assert (plain == lash).sum() < (closed == lash).sum()  # no brightness known: the moved margin row only
+
+
 def test_gaze_moves_the_tracked_iris_whatever_the_prior_calls_its_codes():
     """Part of a real iris carries codes filed under other segments (lp_d13: background); gaze moves every
     pixel of the tracked iris, or those stay behind as a second, fainter iris."""
