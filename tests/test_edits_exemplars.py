@@ -58,6 +58,18 @@ def test_closing_borrows_the_closed_frame_moved_onto_this_eye(shot):
     assert np.array_equal(out[40:], labels[40:])  # far from the eye nothing changes
 
 
+def test_transplant_takes_any_frame_as_donor_and_changes_nothing_from_itself(shot):
+    """The blink what-if's yardstick moves the answer's own eye onto the open frame, whichever frame it is
+    (even one not counted as closed); a frame moved onto itself is itself."""
+    frames, ex = shot
+    labels = frames[1][0]
+    assert np.array_equal(ex.transplant(labels, 1, "left", 1), labels)
+    half = ex.transplant(labels, 1, "left", 5)  # frame 5 is too open to lend for eye_open, not for this
+    assert half is not None and not np.array_equal(half, labels)
+    assert (half == IRIS).sum() == (frames[5][0] == IRIS).sum()  # same size eye, same place: its iris whole
+    assert ex.transplant(labels, 1, "right", 3) is None  # no such eye tracked
+
+
 def test_near_open_values_excluded_frames_and_unblinking_shots_keep_the_column_rule(shot):
     frames, ex = shot
     labels = frames[1][0]

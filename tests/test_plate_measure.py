@@ -77,6 +77,11 @@ def test_blink_whatif_on_a_shot_that_blinks(tiny_shot, tmp_path):
         assert abs(event["another_blink_frame"] - event["event_frame"]) > 3
         assert event["another_gain_db"] == pytest.approx(event["another_blink_db"] - event["psnr_plate_db"])
         assert result["mean_another_gain_db"] is not None
+    # the answer's own labels in the open frame's place: a real render, scored like the edit
+    assert np.isfinite(event["answer_labels_db"])
+    assert event["answer_labels_gain_db"] == pytest.approx(event["answer_labels_db"] - event["psnr_plate_db"])
+    assert result["mean_answer_labels_gain_db"] == pytest.approx(
+        np.mean([e["answer_labels_gain_db"] for e in result["events"]]))
 
 
 @pytest.mark.clips

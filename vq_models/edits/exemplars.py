@@ -200,7 +200,14 @@ class PartExemplars:
         if current is None or value * current.opening >= CLOSED_SHARE * self.median(side):
             return None
         donor = self.closed_donor(side, (exclude or set()) | {int(frame)}, like=int(frame))
-        moved = self._moved(donor, side, current, labels.shape) if donor is not None else None
+        return self.transplant(labels, frame, side, donor) if donor is not None else None
+
+    def transplant(self, labels: np.ndarray, frame: int, side: str, donor: int) -> np.ndarray | None:
+        """``labels`` (frame ``frame``'s) with part ``side``'s region replaced by frame ``donor``'s labels there,
+        moved by the similarity of the two parts' corners; the region is both outlines (this frame's and the
+        donor's, moved) grown by :data:`REGION_GROW`. None when either frame does not track the part."""
+        current = self._eyes(frame).get(side)
+        moved = self._moved(donor, side, current, labels.shape) if current is not None else None
         if moved is None:
             return None
         region = np.zeros(labels.shape, np.uint8)

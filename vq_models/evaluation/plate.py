@@ -29,7 +29,7 @@ import numpy as np
 
 from vq_models import metrics as M
 from vq_models.composite import face_alpha
-from vq_models.edits.exemplars import CLOSED_SHARE, pose_nearest_blink
+from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_blink
 from vq_models.errors import InputError
 from vq_models.face.align import crop as crop_plate
 from vq_models.io.colour import to_network
@@ -264,6 +264,7 @@ def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0
     program = {"version": 1, "edits": [{"op": "eye_open", "eye": "both", "value": 0.0}]}
     out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
     _another_blink(model, out, eyes, leave_out)
+    _answer_labels(model, out, program, feather, detail, leave_out)
     out.update({"median_opening": med, "gap": gap, "program": program})
     return out
 
@@ -296,6 +297,38 @@ def _another_blink(model: Any, report: dict[str, Any], eyes: np.ndarray, leave_o
         row.update({"another_blink_frame": donor, "another_blink_db": db, "another_gain_db": db - row["psnr_plate_db"]})
         gains.append(db - row["psnr_plate_db"])
     report["mean_another_gain_db"] = float(np.mean(gains)) if gains else None
+
+
+def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], feather: float, detail: str | None,
+                   leave_out: int) -> None:
+    """Adds to each blink row what the real closed frame's *own* labels render to in the open frame's place:
+    the event frame's eye regions moved onto the open frame's eyes
+    (:meth:`~vq_models.edits.exemplars.PartExemplars.transplant`), rendered as the edit is (same program for
+    the neighbouring frames, no detail from the left-out window), against the event (``answer_labels_db``,
+    ``answer_labels_gain_db``).
+
+    This is what asking for exactly the real closed eye gets from this shot's renderer, so it separates the
+    label edit's share of a shortfall from the renderer's: a clip where even the answer's own labels stay
+    below a dB bar cannot reach it by a better label edit."""
+    frames = model.frames
+    s = model.shot.crop_size
+    gains = []
+    for row in report.get("events", []):
+        ref, event = row["open_frame"], row["event_frame"]
+        labels = model.label_map(ref)
+        for side in PART_CONTOURS:
+            moved = model.exemplars.transplant(labels, ref, side, event)
+            labels = labels if moved is None else moved
+        exclude = {f for f in frames if abs(f - event) <= leave_out}
+        image = model.detail.plates.image(ref)
+        fr = model.render_frame(ref, program, labels=labels, feather=feather, mode="edit-only", detail=detail,
+                                exclude_frames=exclude)
+        comp = crop_plate(to_network(fr.composite(image)), model.shot.transform(ref), s)
+        real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
+        db = _psnr_boxes(comp, real, row["boxes"])
+        row.update({"answer_labels_db": db, "answer_labels_gain_db": db - row["psnr_plate_db"]})
+        gains.append(db - row["psnr_plate_db"])
+    report["mean_answer_labels_gain_db"] = float(np.mean(gains)) if gains else None
 
 
 def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 0.25, feather: float = 8.0,
