@@ -8,7 +8,7 @@ import pytest
 
 from vq_models.errors import InputError
 from vq_models.face.gaps import bridge_gaps
-from vq_models.face.masks import fg_mask, polygon_mask, roi_mask, template_contours
+from vq_models.face.masks import fg_mask, person_matte_usable, polygon_mask, roi_mask, template_contours
 from vq_models.face.overlay import LIPS_ALBEDO, MOUTH_ALBEDO, SKIN_ALBEDO, render_overlay
 from vq_models.face.select import FaceSelector
 from vq_models.face.tracker import FaceDetection
@@ -40,10 +40,33 @@ def test_masks_cover_eyes_and_mouth_and_respect_person_matte():
     for x, y in [LM5[0], LM5[1], LM5[3] + [3, 0], LM5[4] - [3, 0], (LM5[3] + LM5[4]) / 2]:
         assert roi[int(round(y)), int(round(x))] > 0.5
     assert roi[int(LM5[2, 1]), int(LM5[2, 0])] < 0.1  # nose tip is not ROI
+    oval = polygon_mask([c["face_oval"]], 128) >= 0.5
+    xs = np.nonzero(oval[60])[0]
     person = np.ones((128, 128), np.float32)
-    person[:, 64:] = 0.0  # right half of the image is background
+    person[:, xs.max() - 3:] = 0.0  # a profile: background reaches a few pixels into the oval's right edge
     fg = fg_mask(c, 128, person)
-    assert fg[60, 50] > 0.9 and fg[60, 80] < 0.05 and fg[5, 5] == 0.0
+    assert fg[60, 50] > 0.9 and fg[60, xs.max()] < 0.05 and fg[5, 5] == 0.0
+
+
+def test_the_person_matte_trims_only_the_ovals_rim_and_a_failed_matte_is_ignored():
+    """MediaPipe's selfie segmenter can keep only the eyes and teeth of a dark face on a dark background; the
+    face is face inside the oval whatever the matte says, and a matte that keeps under half of the oval is not
+    used at all (Stage I would file the face under the background's code)."""
+    c = template_contours(LM5)
+    oval = fg_mask(c, 128)
+    person = np.ones((128, 128), np.float32)
+    person[:, 75:] = 0.0  # the matte loses the face's right third, the right eye included
+    assert person_matte_usable(oval, person)
+    half = fg_mask(c, 128, person)
+    assert half[60, 80] > 0.95  # the right eye's cheek, inside the rim: still face
+    xs = np.nonzero(oval[72] >= 0.5)[0]
+    assert half[72, xs.max() - 1] < 0.05  # at the oval's edge the matte still trims
+    assert half[72, xs.min() + 1] == pytest.approx(oval[72, xs.min() + 1])
+    eyes_only = np.zeros((128, 128), np.float32)
+    for x, y in LM5[:2]:
+        cv2.circle(eyes_only, (int(x), int(y)), 5, 1.0, -1)
+    np.testing.assert_array_equal(fg_mask(c, 128, eyes_only), oval)  # a failed matte: the oval alone
+    assert not person_matte_usable(oval, eyes_only) and person_matte_usable(oval, np.ones_like(oval))
 
 
 def test_overlay_paints_lower_face_only():

@@ -37,17 +37,43 @@ def _soften(mask: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma)
 
 
+#: the person matte may trim the face oval only this close to its edge (a share of the oval's width): the cheek
+#: past a profile's silhouette is background there, but the inner face is face whatever the matte says
+MATTE_RIM_SHARE = 0.12
+#: a person matte that keeps less than this share of the oval failed on the frame and is not used: MediaPipe's
+#: selfie segmenter keeps only the eyes and teeth of a dark face on a dark background (synthetic variant 707:
+#: median 0.19 of the oval), where real footage and lighter faces keep 0.99-1.0
+MATTE_MIN_COVER = 0.5
+
+
+def person_matte_usable(oval: np.ndarray, person: np.ndarray) -> bool:
+    """Whether the person matte keeps at least :data:`MATTE_MIN_COVER` of the face oval (both soft masks)."""
+    inside = np.asarray(oval) >= 0.5
+    if not inside.any():
+        return False
+    return float((np.asarray(person)[inside] >= 0.5).mean()) >= MATTE_MIN_COVER
+
+
 def fg_mask(contours: dict[str, np.ndarray], size: int, person: np.ndarray | None = None,
             feather: float = 0.01) -> np.ndarray:
-    """Face-only foreground: the face oval ∩ person segmentation, soft-edged (``feather`` × size sigma).
+    """Face-only foreground: the face oval, trimmed near its edge by the person segmentation, soft-edged
+    (``feather`` × size sigma).
 
     The mesh's oval stops at the upper forehead and runs along the jaw, so hair, neck and clothing fall
-    outside it; intersecting with the person matte removes background that the oval might still cover
-    at the cheeks (profile views) or behind a hand.
+    outside it; the person matte removes background that the oval still covers at the cheeks (profile views).
+    It may do so only within :data:`MATTE_RIM_SHARE` of the oval's edge, and a matte that fails on the frame
+    (:func:`person_matte_usable`) is ignored: everything downstream (Stage I's codes, Stage II's region, the
+    compositing alpha) treats pixels outside this mask as background.
     """
     oval = polygon_mask([contours["face_oval"]], size) if "face_oval" in contours else np.zeros((size, size), np.float32)
-    if person is not None:
-        oval = np.minimum(oval, np.asarray(person, np.float32))
+    if person is not None and person_matte_usable(oval, person):
+        person = np.asarray(person, np.float32)
+        width = float(np.ptp(np.asarray(contours["face_oval"])[:, 0]))
+        r = int(round(MATTE_RIM_SHARE * width))
+        inner = (oval >= 0.5).astype(np.uint8)
+        if r > 0:
+            inner = cv2.erode(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        oval = np.minimum(oval, np.maximum(person, inner.astype(np.float32)))
     return np.clip(_soften(oval, feather * size), 0.0, 1.0)
 
 

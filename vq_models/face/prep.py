@@ -24,7 +24,7 @@ from vq_models.errors import InputError
 from vq_models.face import topology
 from vq_models.face.align import Quad, ffhq_quad, quad_transform, smooth_quads, transform_scale
 from vq_models.face.gaps import bridge_gaps
-from vq_models.face.masks import fg_mask, roi_mask, template_contours
+from vq_models.face.masks import fg_mask, person_matte_usable, polygon_mask, roi_mask, template_contours
 from vq_models.face.overlay import OVERLAY_2D, OVERLAY_3D, OVERLAY_KINDS, OVERLAY_MIXED, frame_overlay
 from vq_models.face.select import FaceSelector
 from vq_models.shot import CropTransform, Shot, ShotWriter
@@ -217,6 +217,7 @@ def run_prep(
     pool = ThreadPoolExecutor(max_workers=2)
     pending = []
     flat_frames: list[int] = []  # frames whose overlay fell back to the 2D polygons (no usable mesh)
+    matte_failed: list[int] = []  # frames whose person matte kept under half the face (fg is the oval alone)
     for f, q in tqdm(list(zip(frame_list, quads, strict=True)), desc="prep: write", unit="fr",
                      disable=not progress):
         t = transforms[f]
@@ -229,6 +230,9 @@ def run_prep(
         tr = tracks[f]
         crop_contours = {k: t.to_crop(v) for k, v in tr.contours.items()}
         person = tracker.person_mask(aligned8) if (tracker is not None and config.person_segmentation) else None
+        if person is not None and "face_oval" in crop_contours and not person_matte_usable(
+                polygon_mask([crop_contours["face_oval"]], size), person):
+            matte_failed.append(f)
         fg = fg_mask(crop_contours, size, person, feather=config.fg_feather)
         roi = roi_mask(crop_contours, size, grow=config.roi_grow)
         over = frame_overlay(aligned, tr, t, config.overlay)  # the one renderer expression transfer re-renders with
@@ -245,6 +249,9 @@ def run_prep(
         tracker.close()
 
     jitter = eye_jitter_pct(tracks, transforms, size)
+    if matte_failed:
+        log.warning("person segmentation kept under half of the face on %d of %d frame(s); the face oval alone is "
+                    "their foreground: %s", len(matte_failed), len(frame_list), matte_failed)
     meta = {
         "tool": "mediapipe 0.10.21 face_mesh (478 points)" if external is None else f"file: {tracking_path}",
         "contours": contour_source,
@@ -263,6 +270,7 @@ def run_prep(
         "overlay": (OVERLAY_2D if len(flat_frames) == len(frame_list)
                     else OVERLAY_3D if not flat_frames else OVERLAY_MIXED),
         "overlay_2d_frames": flat_frames if 0 < len(flat_frames) < len(frame_list) else [],
+        "person_matte_failed_frames": matte_failed,
     }
     shot = writer.finish({"prep": prep_info})
     if preview:
