@@ -47,6 +47,7 @@ def test_every_frame_has_a_face_and_crops_are_stable(shot13):
 
 def test_masks_cover_eyes_and_mouth(shot13):
     shot = shot13.shot
+    assert shot.meta["prep"]["person_matte_failed_frames"] == []  # a real face: the matte is kept on every frame
     tracking = load_tracking(shot.tracking_path)
     for f in (1, 20, 40):
         lm = shot.transform(f).to_crop(tracking.frames[f].landmarks5)
