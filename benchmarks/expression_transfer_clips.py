@@ -12,8 +12,9 @@ over the range, beside the same correlation for the untouched target (what the t
 
 Writes ``OUT/openings.json`` and ``OUT/contact_sheet.png`` (for the frames where the driver's mouth is most
 closed, median and most open: driver | target plate | result, each the lower face at plate resolution, no
-resampling). Real clips stay out of the repository: write OUT outside it. The last line reads
-``expression_transfer_clips DRIVER -> TARGET: r X.XX (untouched target r Y.YY) over N frames``.
+resampling). It also scores each result's sharpness where the transfer changed the plate (high-frequency energy
+over the plate's there). Real clips stay out of the repository: write OUT outside it. The last line reads
+``expression_transfer_clips DRIVER -> TARGET: r X.XX (untouched target r Y.YY) over N frames; sharpness ...``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from vq_models.cli import main as vqedit  # noqa: E402
 from vq_models.detail import PlateFrames  # noqa: E402
+from vq_models.evaluation.plate import laplacian_energy  # noqa: E402
 from vq_models.io.colour import to_network  # noqa: E402
 from vq_models.io.images import read_image, write_image  # noqa: E402
 from vq_models.shot import Shot  # noqa: E402
@@ -79,6 +81,21 @@ def lower_face_box(shot: Shot, frame: int, size: tuple[int, int]) -> tuple[int, 
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
     return max(0, x0), max(0, y0), min(size[0], x1), min(size[1], y1)
+
+
+def render_sharpness(target: Path, pairs: list[tuple[int, int]], comps: dict[int, Path]) -> np.ndarray:
+    """Per pair: the result's high-frequency energy over the target plate's (``laplacian_energy``) where the
+    transfer changed the plate (|result - plate| above 2/255), NaN where it changed nothing: 1 keeps the
+    plate's density, a 128² render stretched over the face scores near 0.15."""
+    src = PlateFrames(Shot.open(target))
+    out = []
+    for t, _ in pairs:
+        plate = np.asarray(to_network(src.image(t)), np.float32)[..., :3]
+        result = np.asarray(to_network(read_image(comps[t])), np.float32)[..., :3]
+        changed = np.abs(result - plate).max(axis=-1) > 2.0 / 255.0
+        out.append(laplacian_energy(result, changed) / laplacian_energy(plate, changed) if changed.sum() > 50
+                   else float("nan"))
+    return np.array(out)
 
 
 def contact_sheet(out: Path, driver: Path, target: Path, pairs: list[tuple[int, int]], comps: dict[int, Path],
@@ -135,18 +152,21 @@ def main() -> int:
     before = shot_openings(args.target, [t for t, _ in pairs])
     after = tracked_openings([comps[t] for t, _ in pairs])
     r, r0 = pearson(driver, after), pearson(driver, before)
+    sharp = render_sharpness(args.target, pairs, comps)
     order = np.argsort(np.nan_to_num(driver, nan=np.inf))
     rows = [int(order[0]), int(order[len(order) // 2]), int(order[np.isfinite(driver).sum() - 1])]
     sheet = contact_sheet(args.out, args.driver, args.target, pairs, comps, rows)
     (args.out / "openings.json").write_text(json.dumps({
         "pairs": pairs, "driver": driver.tolist(), "target_before": before.tolist(), "result": after.tolist(),
-        "r": r, "r_untouched": r0,
+        "r": r, "r_untouched": r0, "sharpness": [None if not np.isfinite(v) else v for v in sharp],
     }, indent=1))
-    for (t, d), a, b, c in zip(pairs, driver, before, after, strict=True):
-        print(f"target {t} driver {d}: driver {a:.3f} target {b:.3f} result {c:.3f}")
+    for (t, d), a, b, c, h in zip(pairs, driver, before, after, sharp, strict=True):
+        print(f"target {t} driver {d}: driver {a:.3f} target {b:.3f} result {c:.3f} sharpness {h:.2f}")
     print(f"contact sheet: {sheet}")
+    ok = np.isfinite(sharp)
+    median = f"{np.median(sharp[ok]):.2f}, lowest {np.min(sharp[ok]):.2f}" if ok.any() else "-"
     print(f"expression_transfer_clips {args.driver.name} -> {args.target.name}: r {r:.2f} "
-          f"(untouched target r {r0:.2f}) over {n} frames")
+          f"(untouched target r {r0:.2f}) over {n} frames; sharpness of the changed region {median}")
     return 0
 
 
