@@ -18,6 +18,7 @@ from vq_models.detail import (
     split_bands,
     warp_donor,
 )
+from vq_models.edits.prior import Prior
 from vq_models.errors import InputError
 from vq_models.evaluation.plate import laplacian_energy
 from vq_models.io.images import read_image
@@ -61,7 +62,7 @@ def test_donor_index_prefers_agreeing_segments():
     maps = {f: np.zeros((L, L), np.uint8) for f in frames}
     maps[2][4:8, 4:8] = 5  # frame 2 has code 5 where the edit asks for code 6; 5 and 6 are one segment
     maps[3][4:8, 4:8] = 7
-    prior = type("P", (), {"segments": {"lid": [5, 6], "other": [7]}})()
+    prior = Prior(num_codes=8, segments={"lid": [5, 6], "other": [7]})
     index = DonorIndex(frames, lambda f: maps[f], code_groups(8, prior))
     edited = np.zeros((L, L), np.uint8)
     edited[4:8, 4:8] = 6

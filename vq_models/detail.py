@@ -50,8 +50,8 @@ class DetailSettings:
     region's donor band fades into the plate's own. ``min_donor_match``: the least share of changed label
     pixels a donor must agree on (by the prior's segments) to lend its band; below it the changed region
     keeps the render's own band (a transferred mouth then renders as a blur); much lower, a removed part's
-    look comes back from a donor that still has it (``teeth 0`` loses 1.4 dB at 0.3; benchmarks/RESULTS.md). ``donor_margin``: label pixels around each changed region that count in
-    the match (the surroundings must agree too, or the donor's detail sits in another context).
+    look comes back from a donor that still has it (``teeth 0`` loses 1.4 dB at 0.3; benchmarks/RESULTS.md).
+    ``donor_margin``: label pixels around each changed region that count in the match (the surroundings must agree too, or the donor's detail sits in another context).
     ``donor_edge``: render pixels inside the donor's own face silhouette where its band stops (the rest of
     the changed region keeps the render's band): where the two frames' faces differ in outline (a smile widens
     the cheeks) the donor's silhouette against the background would draw a bright line across this face.
@@ -229,13 +229,11 @@ class DonorIndex:
 
 def code_groups(num_codes: int, prior: Any | None) -> np.ndarray:
     """(K,) segment id per code: codes of one prior segment share an id; codes in no segment keep their own."""
-    groups = np.arange(num_codes, dtype=np.int32) + 1_000
-    if prior is not None:
-        for i, codes in enumerate(prior.segments.values()):
-            for c in codes:
-                if 0 <= int(c) < num_codes:
-                    groups[int(c)] = i
-    return groups
+    own = np.arange(num_codes, dtype=np.int32) + 1_000
+    if prior is None:
+        return own
+    parts = prior.part_table()[:num_codes]
+    return np.where(parts >= 0, parts, own).astype(np.int32)
 
 
 def region_exclude(region: np.ndarray, exclude: set[int], rules: Sequence[DonorRule]) -> set[int]:

@@ -73,10 +73,13 @@ class PlateFrame:
 
 
 def render_on_plate(model: Any, frame: int, program: Any = None, mode: str = "identity", feather: float = 4.0,
-                    detail: str | None = None, exclude: set[int] | None = None) -> PlateFrame:
-    """Render ``frame`` and composite it over its plate (read from the shot's plate source), in display sRGB."""
+                    detail: str | None = None, exclude: set[int] | None = None,
+                    labels: np.ndarray | None = None) -> PlateFrame:
+    """Render ``frame`` and composite it over its plate (read from the shot's plate source), in display sRGB.
+    ``labels``: the (L, L) map to render at ``frame`` instead of the shot's edited one (``render_frame``)."""
     image = model.detail.plates.image(frame)
-    fr = model.render_frame(frame, program, feather=feather, mode=mode, detail=detail, exclude_frames=exclude)
+    fr = model.render_frame(frame, program, feather=feather, mode=mode, labels=labels, detail=detail,
+                            exclude_frames=exclude)
     comp = fr.composite(image)
     return PlateFrame(frame, to_network(comp), to_network(image), fr.alpha)
 
@@ -321,10 +324,8 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
             moved = model.exemplars.transplant(labels, ref, side, event)
             labels = labels if moved is None else moved
         exclude = {f for f in frames if abs(f - event) <= leave_out}
-        image = model.detail.plates.image(ref)
-        fr = model.render_frame(ref, program, labels=labels, feather=feather, mode="edit-only", detail=detail,
-                                exclude_frames=exclude)
-        comp = crop_plate(to_network(fr.composite(image)), model.shot.transform(ref), s)
+        pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude, labels=labels)
+        comp = crop_plate(pf.comp, model.shot.transform(ref), s)
         real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
         db = _psnr_boxes(comp, real, row["boxes"])
         row.update({"answer_labels_db": db, "answer_labels_gain_db": db - row["psnr_plate_db"]})
