@@ -51,7 +51,8 @@ class DetailSettings:
     pixels a donor must agree on (by the prior's segments) to lend its band; below it the changed region
     keeps the render's own band (a transferred mouth then renders as a blur); much lower, a removed part's
     look comes back from a donor that still has it (``teeth 0`` loses 1.4 dB at 0.3; benchmarks/RESULTS.md).
-    ``donor_margin``: label pixels around each changed region that count in the match (the surroundings must agree too, or the donor's detail sits in another context).
+    ``donor_margin``: label pixels around each changed region that count in the match (the surroundings
+    must agree too, or the donor's detail sits in another context).
     ``donor_edge``: render pixels inside the donor's own face silhouette where its band stops (the rest of
     the changed region keeps the render's band): where the two frames' faces differ in outline (a smile widens
     the cheeks) the donor's silhouette against the background would draw a bright line across this face.
