@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from vq_models.cli import main
-from vq_models.evaluation.plate import blink_whatif, find_events, laplacian_energy, plate_metrics
+from vq_models.edits.exemplars import REGION_GROW_CHOICES
+from vq_models.evaluation.plate import blink_whatif, laplacian_energy, plate_metrics
+from vq_models.events import find_events
 from vq_models.runtime import ShotModel
 
 
@@ -72,6 +74,7 @@ def test_blink_whatif_on_a_shot_that_blinks(tiny_shot, tmp_path):
     assert np.isfinite(event["psnr_edit_db"]) and np.isfinite(event["psnr_plate_db"])
     assert event["gain_db"] == pytest.approx(event["psnr_edit_db"] - event["psnr_plate_db"])
     assert event["open_frame"] < event["event_frame"]
+    assert event["region_grow"] in REGION_GROW_CHOICES  # fitted on the shot's other blinks, else the default
     # the yardstick: another real closed frame of the shot, never one within the left-out window
     if "another_blink_frame" in event:
         assert abs(event["another_blink_frame"] - event["event_frame"]) > 3

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
 from vq_models.composite import RENDER_REACH_PX, edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
+from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
@@ -63,7 +65,10 @@ class ShotModel:
         self._tracking: Any = None
         self._lock = threading.RLock()
         self._regions: dict[int, dict[str, np.ndarray]] = {}
-        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map, self.head_pose)
+        self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map, self.head_pose,
+                                       region_grow=self._fitted_region_grow)
+        self._grow_fits: dict[frozenset[int], GrowFit | None] = {}
+        self._grow_lock = threading.Lock()
         self.detail = PlateDetail(shot, self.label_map, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma = getattr(stage2, "code_luma", None)
@@ -214,6 +219,23 @@ class ShotModel:
         return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()))
+
+    def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:
+        """The exemplar region's share fitted on the shot's own blinks, none of ``exclude`` looked at
+        (:func:`~vq_models.edits.exemplar_fit.fit_region_grow`); None where too few blinks can say. Fitted once
+        per left-out set and kept: the first closing ``eye_open`` on a shot pays a few renders."""
+        with self._grow_lock:
+            if exclude not in self._grow_fits:
+                self._grow_fits[exclude] = fit_region_grow(self.exemplars, self.label_map, self.render_window,
+                                                           self._crop_at_render_size, exclude)
+            fit = self._grow_fits[exclude]
+        return None if fit is None else fit.grow
+
+    def _crop_at_render_size(self, frame: int) -> np.ndarray:
+        """The frame's real aligned crop, area-resized to the render's size (sRGB in [0, 1])."""
+        crop = np.clip(self.shot.aligned(frame), 0.0, 1.0)
+        size = self.render_size
+        return crop if crop.shape[0] == size else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
     def head_pose(self, frame: int) -> np.ndarray:
         """The head's in-plane pose at ``frame``: the 2×2 linear part (rotation and scale) of its plate-to-crop

@@ -24,9 +24,13 @@ import numpy as np
 # exemplar path is taken when the asked-for opening is below it too: near-open values keep the column rule,
 # which moves the lid without replacing the iris's codes.
 CLOSED_SHARE = 0.5
-# The replaced region: the part's contour (this frame's and the exemplar's, moved) grown by this share of its
-# width, so the lid and the crease above it come from the exemplar too.
-REGION_GROW = {"left": 0.3, "right": 0.3}
+# The replaced region: the part's contour (this frame's and the exemplar's, moved) grown by a share of its
+# width. REGION_GROW is the share where the shot cannot say (fewer than two usable blinks): on lp_d13 the lid's
+# fold and the crease above it come from the exemplar too. A shot with blinks enough chooses between the two
+# regimes in REGION_GROW_CHOICES, the outlines alone or with fold and crease, by replaying eye_open on its own
+# blinks (edits/exemplar_fit.py).
+REGION_GROW = 0.3
+REGION_GROW_CHOICES = (0.0, 0.3)
 # Where ``eye_open`` closed an eye, frames whose eye is open wider than asked (plus this share of the shot's
 # median opening) lend no plate detail: their band carries an iris, whatever their labels say.
 DONOR_OPENING_SLACK = 0.25
@@ -112,14 +116,18 @@ class PartExemplars:
     ``parts(frame)`` gives ``{"left": PartTrack, "right": PartTrack}`` in label pixels (any may be
     missing); ``label_map(frame)`` the frame's Stage I labels; ``pose(frame)`` (optional) the head's in-plane
     pose as the 2×2 linear part of the frame's plate-to-crop transform, so the exemplar can be the closed
-    frame whose head is turned and scaled most like this one's."""
+    frame whose head is turned and scaled most like this one's. ``region_grow(exclude)`` (optional) the
+    share of the eye's width to take around it when frames ``exclude`` may not lend (None: :data:`REGION_GROW`);
+    the shot model fits it on the shot's own blinks (:func:`vq_models.edits.exemplar_fit.fit_region_grow`)."""
 
     def __init__(self, frames: list[int], parts: Callable[[int], Mapping[str, PartTrack]],
-                 label_map: Callable[[int], np.ndarray], pose: Callable[[int], np.ndarray] | None = None):
+                 label_map: Callable[[int], np.ndarray], pose: Callable[[int], np.ndarray] | None = None,
+                 region_grow: Callable[[frozenset[int]], float | None] | None = None):
         self.frames = list(frames)
         self._eyes = parts
         self._label_map = label_map
         self._pose = pose
+        self._region_grow = region_grow
         self._openings: dict[str, np.ndarray] | None = None
         self._lock = threading.Lock()
 
@@ -145,6 +153,10 @@ class PartExemplars:
         limit = CLOSED_SHARE * self.median(side)
         order = np.argsort(np.nan_to_num(o, nan=np.inf))
         return [self.frames[i] for i in order if o[i] < limit and self.frames[i] not in (exclude or set())]
+
+    def track(self, frame: int, side: str) -> PartTrack | None:
+        """Part ``side`` at ``frame`` in label pixels, None where it is not tracked."""
+        return self._eyes(frame).get(side)
 
     def opening_at(self, frame: int, side: str) -> float | None:
         """Part ``side``'s tracked opening at ``frame`` (label pixels), None where it is not tracked."""
@@ -193,19 +205,30 @@ class PartExemplars:
         return moved, track.contour @ m[:, :2].T + m[:, 2]
 
     def close(self, labels: np.ndarray, frame: int, side: str, value: float,
-              exclude: set[int] | None = None) -> np.ndarray | None:
+              exclude: set[int] | None = None, grow: float | None = None) -> np.ndarray | None:
         """``labels`` with part ``side``'s region taken from the shot's most closed frame for it, or None when
-        the exemplar path does not apply (value not closed enough, part not tracked, no closed frame)."""
+        the exemplar path does not apply (value not closed enough, part not tracked, no closed frame).
+        ``grow``: the region's share of the eye's width (default: :meth:`region_grow` for ``exclude``)."""
         current = self._eyes(frame).get(side)
         if current is None or value * current.opening >= CLOSED_SHARE * self.median(side):
             return None
         donor = self.closed_donor(side, (exclude or set()) | {int(frame)}, like=int(frame))
-        return self.transplant(labels, frame, side, donor) if donor is not None else None
+        if donor is None:
+            return None
+        return self.transplant(labels, frame, side, donor, self.region_grow(exclude) if grow is None else grow)
 
-    def transplant(self, labels: np.ndarray, frame: int, side: str, donor: int) -> np.ndarray | None:
+    def region_grow(self, exclude: set[int] | frozenset[int] | None = None) -> float:
+        """The share of the eye's width taken around a borrowed eye when frames ``exclude`` may not lend: the
+        shot's fitted choice, else :data:`REGION_GROW`."""
+        fitted = self._region_grow(frozenset(exclude or ())) if self._region_grow is not None else None
+        return REGION_GROW if fitted is None else float(fitted)
+
+    def transplant(self, labels: np.ndarray, frame: int, side: str, donor: int,
+                   grow: float = REGION_GROW) -> np.ndarray | None:
         """``labels`` (frame ``frame``'s) with part ``side``'s region replaced by frame ``donor``'s labels there,
         moved by the similarity of the two parts' corners; the region is both outlines (this frame's and the
-        donor's, moved) grown by :data:`REGION_GROW`. None when either frame does not track the part."""
+        donor's, moved) grown by ``grow`` × the eye's width (at 0, the outlines alone). None when either frame
+        does not track the part."""
         current = self._eyes(frame).get(side)
         moved = self._moved(donor, side, current, labels.shape) if current is not None else None
         if moved is None:
@@ -213,8 +236,10 @@ class PartExemplars:
         region = np.zeros(labels.shape, np.uint8)
         for poly in (current.contour, moved[1]):
             cv2.fillPoly(region, [np.round(poly).astype(np.int32).reshape(-1, 1, 2)], 1)
-        r = max(1, int(round(REGION_GROW[side] * float(np.ptp(current.contour[:, 0])))))
-        region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+        r = int(round(grow * float(np.ptp(current.contour[:, 0]))))
+        if r > 0:
+            region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        region = region.astype(bool)
         out = labels.copy()
         out[region] = moved[0][region]
         return out

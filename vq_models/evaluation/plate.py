@@ -31,6 +31,7 @@ from vq_models import metrics as M
 from vq_models.composite import face_alpha
 from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_blink
 from vq_models.errors import InputError
+from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events
 from vq_models.face.align import crop as crop_plate
 from vq_models.io.colour import to_network
 from vq_models.tracking.schema import load_tracking
@@ -173,29 +174,6 @@ def _extent(contours: dict[str, Any], tf: Any, name: str) -> tuple[float, float]
     return float(np.ptp(c[:, 0])), float(np.ptp(c[:, 1]))
 
 
-def find_events(values: np.ndarray, low: float, high: float, gap: int, before: bool = True) -> list[tuple[int, int]]:
-    """(reference index, event index) pairs: each run of ``values < low`` is one event (its minimum); its
-    reference is the index ``gap`` before the run (after it when ``before`` is False) if ``values`` there is
-    at least ``high``. Used for blinks (eye opening) and closed mouths."""
-    v = np.nan_to_num(np.asarray(values, np.float64), nan=np.inf)
-    below = v < low
-    pairs: list[tuple[int, int]] = []
-    i = 0
-    while i < len(v):
-        if not below[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < len(v) and below[j + 1]:
-            j += 1
-        event = i + int(np.argmin(v[i:j + 1]))
-        ref = i - gap if before else j + gap
-        if 0 <= ref < len(v) and v[ref] >= high and np.isfinite(v[ref]):
-            pairs.append((ref, event))
-        i = j + 1
-    return pairs
-
-
 def _part_boxes(model: Any, frame: int, names: Sequence[str], grow: float) -> list[tuple[int, int, int, int]]:
     """Crop-space boxes (x0, y0, x1, y1) around the tracked contours ``names`` at ``frame``, grown by
     ``grow`` × the part's width on each side."""
@@ -253,8 +231,8 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
             "mean_plate_db": float(np.mean([r["psnr_plate_db"] for r in rows])) if rows else None}
 
 
-def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0.8, feather: float = 8.0,
-                 detail: str | None = None, leave_out: int = 3) -> dict[str, Any]:
+def blink_whatif(model: Any, gap: int = BLINK_GAP, closed: float = BLINK_CLOSED, open_: float = BLINK_OPEN,
+                 feather: float = 8.0, detail: str | None = None, leave_out: int = BLINK_LEAVE_OUT) -> dict[str, Any]:
     """Eye closing against the shot's own blinks (see the module docstring).
 
     A blink is a run of frames whose mean eye opening is below ``closed`` × the shot's median; its open
@@ -268,6 +246,8 @@ def blink_whatif(model: Any, gap: int = 4, closed: float = 0.5, open_: float = 0
     out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
     _another_blink(model, out, eyes, leave_out)
     _answer_labels(model, out, program, feather, detail, leave_out)
+    for row in out["events"]:  # how much around each borrowed eye the edit took (edits/exemplar_fit.py)
+        row["region_grow"] = model.exemplars.region_grow({f for f in model.frames if abs(f - row["event_frame"]) <= leave_out})
     out.update({"median_opening": med, "gap": gap, "program": program})
     return out
 

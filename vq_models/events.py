@@ -1,0 +1,43 @@
+"""Events in a per-frame signal: blinks in the eye opening, closed mouths in the mouth opening.
+
+Its own module because the blink and mouth what-ifs (``evaluation.plate``) and the exemplar fit
+(``edits.exemplar_fit``, which replays the what-if on the shot's own blinks to choose how eye_open borrows)
+must find the same events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events"]
+
+# A blink: a run of frames whose eye opening is below BLINK_CLOSED x the shot's median; its open frame is
+# BLINK_GAP frames before the run and at least BLINK_OPEN x the median. While a blink is the answer, frames
+# within BLINK_LEAVE_OUT of its deepest frame lend nothing (neither labels nor plate detail).
+BLINK_CLOSED = 0.5
+BLINK_OPEN = 0.8
+BLINK_GAP = 4
+BLINK_LEAVE_OUT = 3
+
+
+def find_events(values: np.ndarray, low: float, high: float, gap: int, before: bool = True) -> list[tuple[int, int]]:
+    """(reference index, event index) pairs: each run of ``values < low`` is one event (its minimum); its
+    reference is the index ``gap`` before the run (after it when ``before`` is False) if ``values`` there is
+    at least ``high``. Used for blinks (eye opening) and closed mouths."""
+    v = np.nan_to_num(np.asarray(values, np.float64), nan=np.inf)
+    below = v < low
+    pairs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(v):
+        if not below[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(v) and below[j + 1]:
+            j += 1
+        event = i + int(np.argmin(v[i:j + 1]))
+        ref = i - gap if before else j + gap
+        if 0 <= ref < len(v) and v[ref] >= high and np.isfinite(v[ref]):
+            pairs.append((ref, event))
+        i = j + 1
+    return pairs
