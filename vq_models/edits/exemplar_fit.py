@@ -16,6 +16,7 @@ once per shot (and once per left-out set while measuring).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from vq_models.edits.exemplars import PART_CONTOURS, REGION_GROW_CHOICES, PartExemplars
 from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events
+from vq_models.metrics import psnr_in_boxes
 
 __all__ = ["GrowFit", "fit_region_grow", "own_blinks", "BOX_GROW", "MIN_BLINKS"]
 
@@ -48,7 +50,9 @@ def own_blinks(exemplars: PartExemplars, exclude: frozenset[int] = frozenset()) 
     (:mod:`vq_models.events`) on the mean of both eyes' openings; a blink whose frames from the open one to
     the closed one's leave-out window touch ``exclude`` is dropped (it may not be looked at)."""
     o = exemplars.openings()
-    eyes = np.nanmean(np.stack([o[side] for side in PART_CONTOURS]), axis=0)
+    with warnings.catch_warnings():  # a frame where neither eye is tracked is NaN, and stays out of every blink
+        warnings.simplefilter("ignore", RuntimeWarning)
+        eyes = np.nanmean(np.stack([o[side] for side in PART_CONTOURS]), axis=0)
     if not np.isfinite(eyes).any():
         return []
     median = float(np.nanmedian(eyes))
@@ -74,11 +78,6 @@ def _boxes(exemplars: PartExemplars, frames: Sequence[int], scale: float, size: 
         x1, y1 = (pts.max(axis=0) + g) * scale
         boxes.append((max(0, int(x0)), max(0, int(y0)), min(size, int(np.ceil(x1)) + 1), min(size, int(np.ceil(y1)) + 1)))
     return boxes
-
-
-def _psnr_in(a: np.ndarray, b: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> float:
-    err = np.concatenate([((a[y0:y1, x0:x1] - b[y0:y1, x0:x1]) ** 2).ravel() for x0, y0, x1, y1 in boxes])
-    return float(10.0 * np.log10(1.0 / max(float(err.mean()), 1e-10)))
 
 
 def _closed_window(exemplars: PartExemplars, label_map: Callable[[int], np.ndarray], ref: int,
@@ -122,7 +121,7 @@ def fit_region_grow(exemplars: PartExemplars, label_map: Callable[[int], np.ndar
         if not boxes:
             continue
         for g, window in windows.items():
-            scores[g].append(_psnr_in(np.asarray(render_window(window), np.float32), target, boxes))
+            scores[g].append(psnr_in_boxes(np.asarray(render_window(window), np.float32), target, boxes))
         used.append((ref, event))
     if len(used) < MIN_BLINKS:
         return None

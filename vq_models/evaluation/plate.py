@@ -197,12 +197,6 @@ def _union(a: Sequence[tuple[int, int, int, int]], b: Sequence[tuple[int, int, i
     return [(min(p[0], q[0]), min(p[1], q[1]), max(p[2], q[2]), max(p[3], q[3])) for p, q in zip(a, b, strict=True)]
 
 
-def _psnr_boxes(a: np.ndarray, b: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> float:
-    err = np.concatenate([((a[y0:y1, x0:x1] - b[y0:y1, x0:x1]) ** 2).ravel() for x0, y0, x1, y1 in boxes])
-    mse = float(err.mean())
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-
 def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], parts: Sequence[str], grow: float,
             feather: float, detail: str | None, leave_out: int) -> dict[str, Any]:
     frames = model.frames
@@ -221,8 +215,8 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
         plate_crop = crop_plate(pf.plate, model.shot.transform(ref), s)
         real_crop = crop_plate(real, model.shot.transform(event), s)
         boxes = _union(_part_boxes(model, ref, parts, grow), _part_boxes(model, event, parts, grow))
-        edit_db = _psnr_boxes(edit_crop, real_crop, boxes)
-        plate_db = _psnr_boxes(plate_crop, real_crop, boxes)
+        edit_db = M.psnr_in_boxes(edit_crop, real_crop, boxes)
+        plate_db = M.psnr_in_boxes(plate_crop, real_crop, boxes)
         rows.append({"open_frame": ref, "event_frame": event, "psnr_edit_db": edit_db, "psnr_plate_db": plate_db,
                      "gain_db": edit_db - plate_db, "boxes": boxes})
     gains = [r["gain_db"] for r in rows]
@@ -276,7 +270,7 @@ def _another_blink(model: Any, report: dict[str, Any], eyes: np.ndarray, leave_o
             continue
         real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
         other = crop_plate(to_network(model.detail.plates.image(donor)), model.shot.transform(donor), s)
-        db = _psnr_boxes(other, real, row["boxes"])
+        db = M.psnr_in_boxes(other, real, row["boxes"])
         row.update({"another_blink_frame": donor, "another_blink_db": db, "another_gain_db": db - row["psnr_plate_db"]})
         gains.append(db - row["psnr_plate_db"])
     report["mean_another_gain_db"] = float(np.mean(gains)) if gains else None
@@ -307,7 +301,7 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
         pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude, labels=labels)
         comp = crop_plate(pf.comp, model.shot.transform(ref), s)
         real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
-        db = _psnr_boxes(comp, real, row["boxes"])
+        db = M.psnr_in_boxes(comp, real, row["boxes"])
         row.update({"answer_labels_db": db, "answer_labels_gain_db": db - row["psnr_plate_db"]})
         gains.append(db - row["psnr_plate_db"])
     report["mean_answer_labels_gain_db"] = float(np.mean(gains)) if gains else None
