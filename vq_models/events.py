@@ -7,9 +7,11 @@ must find the same events.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
-__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events"]
+__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "left_out"]
 
 # A blink: a run of frames whose eye opening is below BLINK_CLOSED x the shot's median; its open frame is
 # BLINK_GAP frames before the run and at least BLINK_OPEN x the median. While a blink is the answer, frames
@@ -41,3 +43,9 @@ def find_events(values: np.ndarray, low: float, high: float, gap: int, before: b
             pairs.append((ref, event))
         i = j + 1
     return pairs
+
+
+def left_out(frames: Iterable[int], event: int, leave_out: int) -> set[int]:
+    """The frames within ``leave_out`` of ``event``: while that event is a what-if's answer they lend nothing
+    (labels or plate detail), so the answer is not copied in."""
+    return {f for f in frames if abs(f - event) <= leave_out}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vq_models.edits.exemplars import PART_CONTOURS, REGION_GROW_CHOICES, PartExemplars
-from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events
+from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events, left_out
 from vq_models.metrics import psnr_in_boxes
 
 __all__ = ["GrowFit", "fit_region_grow", "own_blinks", "BOX_GROW", "MIN_BLINKS"]
@@ -111,7 +111,7 @@ def fit_region_grow(exemplars: PartExemplars, label_map: Callable[[int], np.ndar
     scores: dict[float, list[float]] = {float(g): [] for g in choices}
     used = []
     for ref, event in own_blinks(exemplars, exclude):
-        leave = set(exclude) | {f for f in exemplars.frames if abs(f - event) <= BLINK_LEAVE_OUT}
+        leave = set(exclude) | left_out(exemplars.frames, event, BLINK_LEAVE_OUT)
         windows = {g: _closed_window(exemplars, label_map, ref, leave, g) for g in scores}
         if any(w is None for w in windows.values()):
             continue

@@ -31,7 +31,7 @@ from vq_models import metrics as M
 from vq_models.composite import face_alpha
 from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_blink
 from vq_models.errors import InputError
-from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events
+from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events, left_out
 from vq_models.face.align import crop as crop_plate
 from vq_models.io.colour import to_network
 from vq_models.tracking.schema import load_tracking
@@ -205,7 +205,7 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
     for ref_i, event_i in pairs:
         ref, event = frames[ref_i], frames[event_i]
         # the answer (the real event frame and its neighbours) is never a detail donor
-        exclude = {f for f in frames if abs(f - event) <= leave_out}
+        exclude = left_out(frames, event, leave_out)
         try:
             pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude)
         except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
@@ -241,7 +241,7 @@ def blink_whatif(model: Any, gap: int = BLINK_GAP, closed: float = BLINK_CLOSED,
     _another_blink(model, out, eyes, leave_out)
     _answer_labels(model, out, program, feather, detail, leave_out)
     for row in out["events"]:  # how much around each borrowed eye the edit took (edits/exemplar_fit.py)
-        row["region_grow"] = model.exemplars.region_grow({f for f in model.frames if abs(f - row["event_frame"]) <= leave_out})
+        row["region_grow"] = model.exemplars.region_grow(left_out(model.frames, row["event_frame"], leave_out))
     out.update({"median_opening": med, "gap": gap, "program": program})
     return out
 
@@ -297,7 +297,7 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
         for side in PART_CONTOURS:
             moved = model.exemplars.transplant(labels, ref, side, event)
             labels = labels if moved is None else moved
-        exclude = {f for f in frames if abs(f - event) <= leave_out}
+        exclude = left_out(frames, event, leave_out)
         pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude, labels=labels)
         comp = crop_plate(pf.comp, model.shot.transform(ref), s)
         real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
