@@ -13,6 +13,7 @@ from vq_models.detail import (
     DetailSettings,
     DonorIndex,
     code_groups,
+    donor_window,
     gaussian,
     label_mask_to_sub,
     split_bands,
@@ -92,6 +93,37 @@ def test_warp_donor_follows_both_transforms():
     assert cur.plate_to_crop is not None
 
 
+@pytest.mark.parametrize("sigma", [8.0, 13.3, 21.0])
+def test_a_large_blur_on_a_shrunk_copy_matches_the_full_size_blur(sigma):
+    import cv2
+
+    image = _texture(301, 407, seed=5)  # sizes that are no multiple of the shrink factor
+    exact = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    fast = gaussian(image, sigma)
+    assert fast.shape == image.shape and fast.dtype == np.float32
+    inner = (slice(int(2 * sigma), -int(2 * sigma)),) * 2
+    assert np.abs(fast - exact).mean() < 1e-3 and np.abs(fast - exact)[inner].max() < 3e-3
+    # and it is a low pass of the right width: a blur half as wide would leave far more of the texture
+    narrower = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma / 2, sigmaY=sigma / 2, borderType=cv2.BORDER_REFLECT)
+    assert np.abs(fast - exact)[inner].mean() < 0.2 * np.abs(narrower - exact)[inner].mean()
+
+
+def test_a_donor_window_lends_what_the_whole_plate_lends():
+    donor = _texture(120, 160, seed=4)
+    # rotated, scaled and shifted: the window must hold every pixel the bilinear warp samples
+    angle = np.deg2rad(7.0)
+    rot = 0.9 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    don = CropTransform.from_plate_to_crop(np.hstack([rot, [[-30.0], [-20.0]]]))
+    sub = CropTransform.from_plate_to_crop(np.array([[1.0, 0, 3.5], [0, 1.0, 2.0]]))
+    size = (50, 40)
+    box = donor_window(don, sub, size, (160, 120))
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 120 and (x1 - x0) * (y1 - y0) < 160 * 120 / 2
+    whole = warp_donor(donor, don, sub, size)
+    part = warp_donor(donor[y0:y1, x0:x1], don, sub, size, origin=(x0, y0))
+    np.testing.assert_allclose(part, whole, atol=1e-5)
+
+
 def test_label_mask_reaches_the_sub_window_at_plate_density():
     mask = np.zeros((32, 32), np.float32)
     mask[8:16, 8:16] = 1.0
@@ -137,6 +169,16 @@ def test_edit_with_detail_leaves_the_plate_outside_the_alpha(model, tmp_path):
     outside = fr.alpha == 0
     assert outside.any() and (~outside).any()
     np.testing.assert_array_equal(comp.pixels[outside], plate.pixels[outside])
+
+
+def test_a_plate_box_reads_as_the_whole_plate_cut(model):
+    frame = model.frames[2]
+    whole = model.detail.plates.read(frame)
+    h, w = whole.shape[:2]
+    box = (w // 5, h // 4, w - 3, h - 7)
+    np.testing.assert_allclose(model.detail.plates.read(frame, box), whole[box[1]:box[3], box[0]:box[2]], atol=1e-6)
+    with pytest.raises(InputError, match="outside"):
+        model.detail.plates.read(frame, (0, 0, w + 1, h))
 
 
 def test_unreadable_plate_falls_back_to_none_and_refuses_plate(tiny_shot, tmp_path):

@@ -32,7 +32,7 @@ from vq_models.frame_render import FrameRender, save_composite
 from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
-__all__ = ["RENDER_MODES", "FrameRender", "LabelOverride", "ShotModel", "plate_size", "save_composite", "shot_summary"]
+__all__ = ["RENDER_MODES", "FrameRender", "LabelOverride", "ShotModel", "save_composite", "shot_summary"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class ShotModel:
     @property
     def plate_info(self) -> dict[str, Any]:
         plate = self.shot.plate
-        w, h = plate_size(plate)
+        w, h = self.shot.plate_size
         dw = tuple(plate.get("display_window") or (0, 0, w, h))
         return {
             "width": w,
@@ -404,16 +404,15 @@ class ShotModel:
         alpha_sub = (alpha_sub * coverage).astype(np.float32)
         alpha_sub[coverage <= 0] = 0.0
         alpha = np.zeros((size[1], size[0]), np.float32)
-        rgb_srgb = np.zeros((size[1], size[0], 3), np.float32)
         alpha[y0:y1, x0:x1] = alpha_sub
-        rgb_srgb[y0:y1, x0:x1] = rgb_sub
         # Colour-convert only where the render shows (alpha > 0): on a 2K/4K plate the face is a small
         # part of the frame and the OCIO conversion of the whole plate would cost more than the network.
-        rgb = np.zeros(rgb_srgb.shape, np.float32)
-        ys, xs = np.nonzero(alpha > 0)
+        rgb = np.zeros((size[1], size[0], 3), np.float32)
+        ys, xs = np.nonzero(alpha_sub > 0)
         if ys.size:
-            box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-            rgb[box] = from_network(np.clip(rgb_srgb[box], 0.0, 1.0), info["colorspace"])
+            by, bx = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+            converted = from_network(np.clip(rgb_sub[by, bx], 0.0, 1.0), info["colorspace"])
+            rgb[y0 + by.start:y0 + by.stop, x0 + bx.start:x0 + bx.stop] = converted
         return FrameRender(
             frame=frame,
             rgb=rgb,
@@ -462,15 +461,6 @@ def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: in
     sub = CropTransform.from_plate_to_crop(np.asarray(transform.plate_to_crop, np.float64) @ shift)
     return (x0, y0, x1, y1), sub
 
-
-def plate_size(plate: dict[str, Any]) -> tuple[int, int]:
-    """(width, height) of the plate's display window from shot.json's plate description."""
-    if plate.get("display_window"):
-        dw = plate["display_window"]
-        return int(dw[2]), int(dw[3])
-    if plate.get("width") and plate.get("height"):
-        return int(plate["width"]), int(plate["height"])
-    raise InputError("shot.json: plate has no display_window or width/height")
 
 
 def shot_summary(model: ShotModel) -> dict[str, Any]:

@@ -162,6 +162,17 @@ class Shot(ShotLayout):
     def plate(self) -> dict[str, Any]:
         return dict(self.meta.get("plate", {}))
 
+    @property
+    def plate_size(self) -> tuple[int, int]:
+        """(width, height) of the plate's display window, from shot.json's plate description."""
+        plate = self.plate
+        if plate.get("display_window"):
+            dw = plate["display_window"]
+            return int(dw[2]), int(dw[3])
+        if plate.get("width") and plate.get("height"):
+            return int(plate["width"]), int(plate["height"])
+        raise InputError(f"{self.root}/shot.json: plate has no display_window or width/height")
+
     def _check_frame(self, frame: int) -> None:
         if frame not in set(self.frames):
             raise InputError(f"{self.root}: frame {frame} is not in the shot ({self.frames[0]}-{self.frames[-1]})")
