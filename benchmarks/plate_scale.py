@@ -15,7 +15,7 @@ shot's own. For each plate size it reports:
   median seconds per frame over the measured frames, each frame read for the first time (the plate's EXR read
   included, as on a farm);
 - ``edit``: the same for ``eye_open 0`` (``edit-only``: detail from a donor frame where the labels changed);
-- peak memory of one edited frame: ``tracemalloc``'s peak (the numpy arrays, which are what grows with the
+- peak memory of one edited frame's ``render_frame`` (plates not yet cached): ``tracemalloc``'s peak (the numpy arrays, which are what grows with the
   plate; torch's own CPU buffers are not traced and depend only on the crop) and the process's peak resident size
   so far (plates are measured in the order given, so give them smallest first);
 - face-region SSIM and ROI sharpness of the identity composite against the re-plated plate
@@ -175,8 +175,10 @@ def measure(shot_dir: Path, frames: list[int]) -> dict:
         outside += int((np.abs(comp - plate).max(axis=-1)[alpha <= 0] > 0).sum())
     row["edit_s"] = statistics.median(edit_s)
     row["changed_outside_alpha"] = outside
+    fresh = ShotModel.load(shot_dir)
+    fresh.render_frame(frames[0], None, mode="identity", detail="none")  # networks and label maps loaded
     tracemalloc.start()
-    _timed_render(ShotModel.load(shot_dir), frames[-1], program, "edit-only")
+    fresh.render_frame(frames[-1], program, mode="edit-only", detail="plate")
     row["peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     row["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
