@@ -135,7 +135,7 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
 
 
 #: plate frames kept in memory per shot (linear float32 colour): a render needs its own frame and a few donors;
-#: eight 1080p frames or three 4K ones
+#: twelve 1080p frames or three 4K ones
 CACHE_MIB = 320.0
 
 

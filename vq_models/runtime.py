@@ -462,7 +462,6 @@ def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: in
     return (x0, y0, x1, y1), sub
 
 
-
 def shot_summary(model: ShotModel) -> dict[str, Any]:
     """Plain-data description of a model (for `info`/`list_models` replies and logs)."""
     return json.loads(json.dumps({
