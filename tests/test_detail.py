@@ -179,6 +179,14 @@ def test_a_plate_box_reads_as_the_whole_plate_cut(model):
     np.testing.assert_allclose(model.detail.plates.read(frame, box), whole[box[1]:box[3], box[0]:box[2]], atol=1e-6)
     with pytest.raises(InputError, match="outside"):
         model.detail.plates.read(frame, (0, 0, w + 1, h))
+    # a fresh cache asked for two bands of rows, then the first again: each read as the whole plate has it
+    from vq_models.detail import PlateFrames
+
+    plates = PlateFrames(model.shot)
+    for b in ((2, 3, w - 1, h // 3), (0, h // 2, w, h), (2, 3, w - 1, h // 3)):
+        np.testing.assert_allclose(plates.read(frame, b), whole[b[1]:b[3], b[0]:b[2]], atol=1e-6)
+    top, rows, _ = plates._cache[frame]
+    assert top == 3 and rows.shape[0] == h - 3  # widened to cover both asks, not the whole frame
 
 
 def test_unreadable_plate_falls_back_to_none_and_refuses_plate(tiny_shot, tmp_path):

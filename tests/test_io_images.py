@@ -92,6 +92,30 @@ def test_full_frame_places_data_window(tmp_path: Path) -> None:
     assert np.array_equal(full[0:4, 12:16], img.pixels[2:6, 0:4])
 
 
+@pytest.mark.parametrize("ext", ["exr", "png"])
+def test_reading_some_rows_gives_those_rows_and_says_where_they_are(tmp_path: Path, ext: str) -> None:
+    rng = np.random.default_rng(7)
+    if ext == "exr":  # a data window inside the display window, as EXR plates store it
+        img = _plate(channels=3)
+        path = tmp_path / "plate.exr"
+        write_image(path, img, dtype="float")
+    else:
+        img = ImageData(rng.random((9, 5, 3)).astype(np.float32))
+        path = tmp_path / "plate.png"
+        write_image(path, img, dtype="uint16")
+    whole = read_image(path)
+    part = read_image(path, rows=(2, 5))
+    np.testing.assert_array_equal(part.pixels, whole.pixels[2:5])
+    dx, dy, dw, _ = whole.data_window
+    assert part.data_window == (dx, dy + 2, dw, 3) and part.display_window == whole.display_window
+    # placed on the display window, the rows land where the whole image has them
+    np.testing.assert_array_equal(part.full_frame()[dy + 2:dy + 5], whole.full_frame()[dy + 2:dy + 5])
+    assert part.rows(1, 2).data_window == (dx, dy + 3, dw, 1)
+    for bad in ((3, 3), (-1, 2), (0, whole.pixels.shape[0] + 1)):
+        with pytest.raises(ImageIOError, match="outside"):
+            read_image(path, rows=bad)
+
+
 def test_png_keeps_full_frame_when_format_has_no_data_window(tmp_path: Path) -> None:
     img = _plate(channels=3)
     img.pixels = np.clip(img.pixels, 0, 1)

@@ -42,6 +42,9 @@ def test_exr_sequence_source(tmp_path: Path) -> None:
         assert net[5, 8, 0] == pytest.approx(expected, abs=1e-3)
         assert net[0, 0, 0] == 0.0  # outside the data window
         assert src.describe()["frames"] == "1001-1004"
+        rows = src.read(1003, rows=(1, 4))
+        assert rows.data_window == (4, 3, 8, 3) and rows.colorspace == "lin_rec709"
+        np.testing.assert_array_equal(rows.pixels, img.pixels[1:4])
         with pytest.raises(InputError, match="frame 1010 is not in the source"):
             src.read(1010)
 
@@ -96,6 +99,8 @@ def test_still_and_missing(tmp_path: Path) -> None:
     a, b = src.read(10), src.read(12)
     a.pixels[:] = 0  # frames are independent copies
     assert b.pixels.mean() == pytest.approx(0.5, abs=1 / 255)
+    part = src.read(11, rows=(1, 3))  # a source that cannot decode part of a frame cuts the whole one
+    assert part.pixels.shape == (2, 6, 3) and part.data_window == (0, 1, 6, 2)
     with pytest.raises(ImageIOError, match=r"nothing\.exr: file not found"):
         open_source(str(tmp_path / "nothing.exr"))
     with pytest.raises(ImageIOError, match="is a directory"):

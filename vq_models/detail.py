@@ -145,7 +145,7 @@ class PlateFrames:
 
     def __init__(self, shot: Shot, cache_mib: float | None = None):
         self.shot = shot
-        self._cache: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[int, np.ndarray, str]] = OrderedDict()
         self.cache_mib = CACHE_MIB if cache_mib is None else float(cache_mib)
         self._source: Any = None
         self._lock = threading.Lock()
@@ -187,49 +187,67 @@ class PlateFrames:
             self._source = source
         return self._source
 
+    def _readable(self) -> Any:
+        """The open plate source; an unreadable one raises, naming it (call with the lock held)."""
+        source = self._open()
+        if source is None:
+            raise InputError(f"{self.shot.root}: the plate source {self.shot.plate.get('source')!r} is not "
+                             "readable (plate detail needs it; render with detail 'none')")
+        return source
+
     def image(self, frame: int) -> Any:
         """The plate frame as the source gives it (an ImageData in the plate's colour space)."""
         with self._lock:
-            source = self._open()
-            if source is None:
-                raise InputError(f"{self.shot.root}: the plate source {self.shot.plate.get('source')!r} is not "
-                                 "readable (plate detail needs it; render with detail 'none')")
-            return source.read(int(frame))
+            return self._readable().read(int(frame))
 
     def read(self, frame: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """(H, W, 3) display sRGB over the plate's display window, or over its ``box`` = (x0, y0, x1, y1).
 
-        Only the box is converted to display sRGB: on a 4K plate the face's footprint is a third of the frame,
-        and the colour conversion of the whole frame cost more than the render. The frame's linear colour
-        channels are cached (:data:`CACHE_MIB` in all, at least two frames)."""
+        Only the box is read from the file (its rows, where the source can) and converted to display sRGB: on a
+        4K plate the face's footprint is a third of the frame, and decoding and converting the whole frame cost
+        more than the render. Linear rows read are cached (:data:`CACHE_MIB` in all, at least two frames)."""
         from vq_models.io.colour import to_network
 
-        linear, space = self._linear(int(frame))
-        if box is not None:
-            x0, y0, x1, y1 = (int(v) for v in box)
-            h, w = linear.shape[:2]
-            if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-                raise InputError(f"plate box {box}: outside the {w}x{h} plate")
-            linear = linear[y0:y1, x0:x1]
-        return to_network(linear, space)
+        w, h = self.shot.plate_size
+        x0, y0, x1, y1 = (0, 0, w, h) if box is None else (int(v) for v in box)
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise InputError(f"plate box {box}: outside the {w}x{h} plate")
+        top, linear, space = self._linear(int(frame), y0, y1)
+        return to_network(linear[y0 - top:y1 - top, x0:x1], space)
 
-    def _linear(self, frame: int) -> tuple[np.ndarray, str]:
-        """The frame's colour channels over the display window in the plate's colour space (cached)."""
+    def _linear(self, frame: int, y0: int, y1: int) -> tuple[int, np.ndarray, str]:
+        """(first row, rows, colour space): the frame's colour channels in the plate's colour space over the
+        display window's width, covering at least rows ``y0`` to ``y1`` (cached)."""
         with self._lock:
-            if frame in self._cache:
+            entry = self._cache.get(frame)
+            if entry is not None and entry[0] <= y0 and y1 <= entry[0] + entry[1].shape[0]:
                 self._cache.move_to_end(frame)
-                return self._cache[frame]
-        image = self.image(frame)
-        if tuple(image.data_window) != tuple(image.display_window):
-            image = ImageData(image.full_frame(), image.channels, display_window=image.display_window,
-                              data_window=image.display_window)
-        entry = (np.ascontiguousarray(image.rgb(), np.float32), str(image.colorspace))
+                return entry
+        if entry is not None:  # widen to what is cached as well, so the entry keeps covering earlier asks
+            y0, y1 = min(y0, entry[0]), max(y1, entry[0] + entry[1].shape[0])
+        entry = self._read_rows(frame, y0, y1)
         with self._lock:
             self._cache[frame] = entry
-            budget = max(2, int(self.cache_mib * 2**20 // max(entry[0].nbytes, 1)))
-            while len(self._cache) > budget:
+            self._cache.move_to_end(frame)
+            budget = self.cache_mib * 2**20
+            while len(self._cache) > 2 and sum(e[1].nbytes for e in self._cache.values()) > budget:
                 self._cache.popitem(last=False)
             return entry
+
+    def _read_rows(self, frame: int, y0: int, y1: int) -> tuple[int, np.ndarray, str]:
+        """Rows ``y0`` to ``y1`` of the display window, read alone where the file's data window is the display
+        window (the usual plate); otherwise the whole frame placed on the display window."""
+        with self._lock:
+            source = self._readable()
+            if tuple(source.data_window) == tuple(source.display_window):
+                image = source.read(int(frame), rows=(y0, y1))
+                top = y0
+            else:
+                image = source.read(int(frame))
+                image = ImageData(image.full_frame(), image.channels, display_window=image.display_window,
+                                  data_window=image.display_window)
+                top = 0
+        return top, np.ascontiguousarray(image.rgb(), np.float32), str(image.colorspace)
 
 
 class DonorIndex:

@@ -6,7 +6,7 @@ without importing each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,16 @@ class ImageData(DisplaySize):
         """Index of a channel by (case-insensitive) name, or None."""
         lower = [c.lower() for c in self.channels]
         return lower.index(name.lower()) if name.lower() in lower else None
+
+    def rows(self, first: int, end: int) -> ImageData:
+        """The pixel rows ``first`` to ``end`` (exclusive) of the data window, as an image whose data window
+        covers just them (the display window unchanged)."""
+        h = self.pixels.shape[0]
+        if not 0 <= first < end <= h:
+            raise ValueError(f"rows {first}-{end}: outside the data window's {h} rows")
+        dx, dy, dw, _ = self.data_window
+        return replace(self, pixels=self.pixels[first:end], data_window=(dx, dy + first, dw, end - first),
+                       metadata=dict(self.metadata))
 
     def full_frame(self, fill: float = 0.0) -> np.ndarray:
         """Pixels over the display window: data outside it is cropped, missing areas get ``fill``."""

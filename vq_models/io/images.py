@@ -170,8 +170,13 @@ def read_image(
     allow_mono: bool = False,
     channels: int | None = None,
     require_8bit: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> ImageData:
     """Read an image file as float32 over its data window.
+
+    ``rows=(first, end)`` reads only those pixel rows of the data window (0 = its top row; end exclusive), and
+    the image's data window covers just them: a render needs the face's rows of a 4K plate, and decoding the
+    rest cost more than the render.
 
     ``allow_mono=False`` rejects grey images where colour is expected (a wrong file picked as a plate).
     ``channels=N`` returns exactly N channels: extra ones are dropped, RGB gains an opaque alpha for N=4,
@@ -184,10 +189,19 @@ def read_image(
         header = _header_from_spec(spec, path)
         if require_8bit and str(spec.format) != "uint8":
             raise ImageIOError(f"{path}: {header.bit_depth} image where an 8-bit image is required")
-        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+        first, end = (0, spec.height) if rows is None else (int(rows[0]), int(rows[1]))
+        if not 0 <= first < end <= spec.height:
+            raise ImageIOError(f"{path}: rows {first}-{end} are outside its {spec.height} rows")
+        if rows is None:
+            pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+        else:
+            pixels = inp.read_scanlines(0, 0, spec.y + first, spec.y + end, 0, 0, spec.nchannels, "float")
         if pixels is None:
             raise ImageIOError(f"{path}: cannot read pixels, file truncated or corrupt ({_oiio_error(inp)})")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(end - first, spec.width, spec.nchannels)
+    data_window = header.data_window
+    if rows is not None:
+        data_window = (data_window[0], data_window[1] + first, data_window[2], end - first)
     names = header.channels
     colour_names = {"r", "g", "b"}
     is_mono = spec.nchannels < 3 and not colour_names & {n.lower() for n in names}
@@ -198,7 +212,7 @@ def read_image(
     return ImageData(
         pixels=np.ascontiguousarray(pixels),
         channels=list(names),
-        data_window=header.data_window,
+        data_window=data_window,
         display_window=header.display_window,
         pixel_aspect=header.pixel_aspect,
         colorspace=header.colorspace,

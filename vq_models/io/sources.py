@@ -85,12 +85,17 @@ class FrameSource(FrameRange):
         if frame not in self.frames:
             raise InputError(f"{self.path}: frame {frame} is not in the source ({format_frame_list(self.frames)})")
 
-    def read(self, frame: int) -> ImageData:
-        """Frame ``frame`` with its windows and metadata; ``colorspace`` is the source's."""
+    def read(self, frame: int, rows: tuple[int, int] | None = None) -> ImageData:
+        """Frame ``frame`` with its windows and metadata; ``colorspace`` is the source's. ``rows=(first, end)``:
+        only those pixel rows of the data window (see :meth:`ImageData.rows`)."""
         self._check(int(frame))
-        image = self._read(int(frame))
+        image = self._read(int(frame)) if rows is None else self._read_rows(int(frame), (int(rows[0]), int(rows[1])))
         image.colorspace = self.colorspace
         return image
+
+    def _read_rows(self, frame: int, rows: tuple[int, int]) -> ImageData:
+        """Rows of a frame; a source that cannot decode part of a frame (a video) reads it whole."""
+        return self._read(frame).rows(*rows)
 
     def read_network(self, frame: int) -> np.ndarray:
         """Frame ``frame`` as the networks see it: display sRGB float32 (H, W, 3) over the display window."""
@@ -125,6 +130,9 @@ class SequenceSource(FrameSource):
 
     def _read(self, frame: int) -> ImageData:
         return read_image(self.sequence.path(frame), allow_mono=True)
+
+    def _read_rows(self, frame: int, rows: tuple[int, int]) -> ImageData:
+        return read_image(self.sequence.path(frame), allow_mono=True, rows=rows)
 
 
 class VideoSource(FrameSource):
