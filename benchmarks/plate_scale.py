@@ -144,20 +144,17 @@ def face_pixels(model, frames: list[int]) -> float:
     return float(np.median(sizes))
 
 
-def _timed_render(model, frame: int, program, mode: str) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Seconds for ``render_frame`` (what a render server spends on a frame, its plate read included), then
-    the composite over the plate (the host's part, not timed), the plate and the alpha."""
-    from vq_models.io.colour import to_network
-
+def _timed_render(model, frame: int, program, mode: str):
+    """Seconds for ``render_frame`` (what a render server spends on a frame, its plate read included) and the
+    render (the host composites it; not timed)."""
     t0 = time.perf_counter()
     fr = model.render_frame(frame, program, mode=mode, detail="plate")
-    seconds = time.perf_counter() - t0
-    image = model.detail.plates.image(frame)
-    return seconds, to_network(fr.composite(image)), to_network(image), np.asarray(fr.alpha)
+    return time.perf_counter() - t0, fr
 
 
 def measure(shot_dir: Path, frames: list[int]) -> dict:
     """The module docstring's figures on one (re-plated) shot."""
+    from vq_models.evaluation.checks import LocalityCount, on_window
     from vq_models.evaluation.plate import plate_metrics
     from vq_models.runtime import ShotModel
 
@@ -168,13 +165,15 @@ def measure(shot_dir: Path, frames: list[int]) -> dict:
     row["identity_s"] = statistics.median(_timed_render(model, f, None, "identity")[0] for f in frames)
     model = ShotModel.load(shot_dir)  # cold plate cache again for the edit's timing
     model.render_frame(frames[0], None, mode="identity", detail="none")
-    edit_s, outside = [], 0
+    edit_s, locality = [], LocalityCount()
     for f in frames:
-        seconds, comp, plate, alpha = _timed_render(model, f, program, "edit-only")
+        seconds, fr = _timed_render(model, f, program, "edit-only")
         edit_s.append(seconds)
-        outside += int((np.abs(comp - plate).max(axis=-1)[alpha <= 0] > 0).sum())
+        plate = model.detail.plates.image(f)
+        alpha = on_window(fr.alpha, plate.display_window, plate.data_window)
+        locality.add(f, fr.composite(plate).pixels, plate.pixels, alpha)
     row["edit_s"] = statistics.median(edit_s)
-    row["changed_outside_alpha"] = outside
+    row["changed_outside_alpha"] = locality.differing
     fresh = ShotModel.load(shot_dir)
     fresh.render_frame(frames[0], None, mode="identity", detail="none")  # networks and label maps loaded
     tracemalloc.start()
