@@ -219,8 +219,8 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any]
     if pass_name == "render" and fmt in ("raw", "half"):
         # premultiplied RGBA over the render's bounding box, the plate's colour space, in the payload's dtype
-        box = fr.alpha_box()
-        payload = {"rgba": _rgba_payload(fr, box, "float16" if fmt == "half" else "float32", shm)}
+        box, rgb, alpha = fr.alpha_box_arrays()
+        payload = {"rgba": _rgba_payload(rgb, alpha, "float16" if fmt == "half" else "float32", shm)}
     else:
         if pass_name == "render":
             image = fr.rgba_image()
@@ -246,14 +246,11 @@ def do_render(cache: ModelCache, fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _rgba_payload(fr: Any, box: tuple[int, int, int, int], dtype: str, shm: bool) -> dict[str, Any]:
-    """The array map of ``fr``'s premultiplied RGBA over ``box`` in ``dtype`` (computed once, in that dtype),
-    as a /dev/shm payload file for a same-host client (``shm``) or packed bytes."""
-    x, y, w, h = box
-    wx, wy = fr.rgba_window[:2]
-    rows, cols = slice(y - wy, y + h - wy), slice(x - wx, x + w - wx)
-    dst = np.empty((h, w, 4), dtype)
-    _premultiply_into(dst, fr.rgb[rows, cols], fr.alpha[rows, cols])
+def _rgba_payload(rgb: np.ndarray, alpha: np.ndarray, dtype: str, shm: bool) -> dict[str, Any]:
+    """The array map of the premultiplied RGBA of ``rgb``/``alpha`` (a render's alpha box) in ``dtype``
+    (computed once, in that dtype), as a /dev/shm payload file for a same-host client (``shm``) or packed bytes."""
+    dst = np.empty(alpha.shape + (4,), dtype)
+    _premultiply_into(dst, rgb, alpha)
     if shm:
         sweep_shm()
         return encode_array_shm(dst)

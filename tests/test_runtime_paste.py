@@ -83,6 +83,41 @@ def test_composite_in_box_equals_composite_image(model):
     assert not np.array_equal(boxed.pixels, plate.pixels) and np.array_equal(boxed.pixels[..., 3], plate.pixels[..., 3])
 
 
+def test_frame_render_keeps_only_the_alpha_box(model):
+    """A render holds its alpha's tight bounding box, not the plate: the box's edges all show, the whole-frame
+    views put it back in place, and its composite equals composite_image over the whole frame."""
+    frame = model.frames[6]
+    fr = model.render_frame(frame, labels=_edited(model, frame), mode="edit-only", feather=2.0)
+    x, y, w, h = fr.box
+    wx, wy, ww, wh = fr.display_window
+    assert fr.box_alpha.shape == (h, w) and fr.box_rgb.shape == (h, w, 3)
+    assert 0 < w * h < ww * wh  # an edit covers part of the face, not the plate
+    shown = fr.box_alpha > 0
+    assert shown[0].any() and shown[-1].any() and shown[:, 0].any() and shown[:, -1].any()  # tight
+    full = fr.alpha
+    assert full.shape == (wh, ww) and full.sum() == pytest.approx(float(fr.box_alpha.sum()))
+    np.testing.assert_array_equal(full[y - wy:y - wy + h, x - wx:x - wx + w], fr.box_alpha)
+    assert fr.alpha_box() == fr.box
+    rng = np.random.default_rng(1)
+    plate = ImageData(rng.uniform(0, 2, (wh, ww, 3)).astype(np.float32), ["R", "G", "B"], fr.display_window,
+                      fr.display_window, colorspace=fr.colorspace)
+    assert np.array_equal(fr.composite(plate).pixels, composite_image(fr.rgb, fr.alpha, plate).pixels)
+
+
+def test_frame_render_with_nothing_shown(model):
+    """An edit-only render that changes nothing holds an empty box: its composite is the plate bit for bit and
+    its render pass is one transparent pixel at the window's origin."""
+    frame = model.frames[2]
+    fr = model.render_frame(frame, None, mode="edit-only", feather=2.0)
+    assert fr.box[2:] == (0, 0) and not fr.alpha.any()
+    wx, wy, ww, wh = fr.display_window
+    plate = ImageData(np.full((wh, ww, 3), 0.25, np.float32), ["R", "G", "B"], fr.display_window,
+                      fr.display_window, colorspace=fr.colorspace)
+    assert np.array_equal(fr.composite(plate).pixels, plate.pixels)
+    rgba = fr.rgba_image()
+    assert rgba.data_window == (wx, wy, 1, 1) and not rgba.pixels.any()
+
+
 def test_save_composite_encodings(tmp_path):
     lin = ImageData(np.linspace(0, 1, 4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3), colorspace="lin_rec709")
     save_composite(tmp_path / "a.exr", lin)

@@ -403,20 +403,24 @@ class ShotModel:
                                                    crop_size=self.shot.crop_size)
         alpha_sub = (alpha_sub * coverage).astype(np.float32)
         alpha_sub[coverage <= 0] = 0.0
-        alpha = np.zeros((size[1], size[0]), np.float32)
-        alpha[y0:y1, x0:x1] = alpha_sub
-        # Colour-convert only where the render shows (alpha > 0): on a 2K/4K plate the face is a small
-        # part of the frame and the OCIO conversion of the whole plate would cost more than the network.
-        rgb = np.zeros((size[1], size[0], 3), np.float32)
-        ys, xs = np.nonzero(alpha_sub > 0)
+        # Kept over the alpha's bounding box only, and colour-converted only there: on a 2K/4K plate the face
+        # is a small part of the frame, and whole-plate arrays or an OCIO conversion of the whole plate would
+        # cost more than the network.
+        wx, wy = int(info["display_window"][0]), int(info["display_window"][1])
+        ys, xs = np.flatnonzero((alpha_sub > 0).any(axis=1)), np.flatnonzero((alpha_sub > 0).any(axis=0))
         if ys.size:
-            by, bx = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
-            converted = from_network(np.clip(rgb_sub[by, bx], 0.0, 1.0), info["colorspace"])
-            rgb[y0 + by.start:y0 + by.stop, x0 + bx.start:x0 + bx.stop] = converted
+            by, bx = slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+            box = (wx + x0 + bx.start, wy + y0 + by.start, bx.stop - bx.start, by.stop - by.start)
+            box_rgb = from_network(np.clip(rgb_sub[by, bx], 0.0, 1.0), info["colorspace"]).astype(np.float32, copy=False)
+            box_alpha = np.ascontiguousarray(alpha_sub[by, bx])
+        else:
+            box = (wx, wy, 0, 0)
+            box_rgb, box_alpha = np.zeros((0, 0, 3), np.float32), np.zeros((0, 0), np.float32)
         return FrameRender(
             frame=frame,
-            rgb=rgb,
-            alpha=alpha,
+            box=box,
+            box_rgb=box_rgb,
+            box_alpha=box_alpha,
             changed=np.asarray(changed, bool),
             labels=window[1].astype(np.uint8),
             crop=crop,
