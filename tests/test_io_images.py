@@ -116,6 +116,18 @@ def test_reading_some_rows_gives_those_rows_and_says_where_they_are(tmp_path: Pa
             read_image(path, rows=bad)
 
 
+def test_rgb_picks_colour_channels_by_name() -> None:
+    """R, G, B side by side come back as a view (no copy of a 4K plate); any other order or layout as the
+    named channels in R, G, B order; grey repeated."""
+    px = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5)
+    after_z = ImageData(px, ["Z", "R", "G", "B", "A"])
+    assert np.shares_memory(after_z.rgb(), px) and np.array_equal(after_z.rgb(), px[..., 1:4])
+    shuffled = ImageData(px, ["B", "Z", "G", "R", "A"])
+    assert np.array_equal(shuffled.rgb(), px[..., [3, 2, 0]]) and not np.shares_memory(shuffled.rgb(), px)
+    grey = ImageData(px[..., :1], ["Y"])
+    assert np.array_equal(grey.rgb(), np.repeat(px[..., :1], 3, axis=2))
+
+
 def test_png_keeps_full_frame_when_format_has_no_data_window(tmp_path: Path) -> None:
     img = _plate(channels=3)
     img.pixels = np.clip(img.pixels, 0, 1)
