@@ -87,6 +87,17 @@ def test_alpha_and_extra_channels_are_kept() -> None:
     assert np.allclose(convert(grey, "lin_rec709", "sRGB")[..., 0], _srgb_encode(grey[..., 0]), atol=1e-4)
 
 
+def test_convert_is_the_same_whatever_the_array_shape() -> None:
+    """One pixel, a list of pixels, an image and a batch of images convert alike, into a new array."""
+    rng = np.random.default_rng(1)
+    batch = rng.uniform(-0.1, 3.0, (2, 5, 7, 3)).astype(np.float32)
+    expect = _srgb_encode(batch)
+    for arr in (batch, batch[0], batch[0].reshape(-1, 3), batch[0, 0, 0]):
+        out = convert(arr, "lin_rec709", "sRGB")
+        assert out.shape == arr.shape and out.dtype == np.float32 and not np.shares_memory(out, arr)
+        np.testing.assert_allclose(out, expect.reshape(-1, 3)[: arr.size // 3].reshape(arr.shape), rtol=2e-4, atol=1e-4)
+
+
 def test_to_network_uses_display_window_and_clips() -> None:
     px = np.full((2, 3, 4), 0.18, np.float32)
     px[0, 0, :3] = 5.0

@@ -126,15 +126,19 @@ def convert(pixels: np.ndarray, src: str, dst: str) -> np.ndarray:
     if arr.ndim == 0:
         raise ValueError("convert needs an array with a channel axis")
     c = arr.shape[-1]
-    flat = arr.reshape(1, -1, c)
-    rgb = flat[..., :3] if c >= 3 else np.repeat(flat[..., :1], 3, axis=-1)
+    # an image's rows stay rows: OpenImageIO shares the work among its threads by rows, and the whole array as
+    # one 1xN row ran on one thread (a 4K face box converted 1.5 times slower)
+    rows = arr.reshape(-1, arr.shape[-2], c) if arr.ndim >= 3 else arr.reshape(1, -1, c)
+    rgb = rows[..., :3] if c >= 3 else np.repeat(rows[..., :1], 3, axis=-1)
     buf = oiio.ImageBuf(np.ascontiguousarray(rgb))
     out = oiio.ImageBufAlgo.colorconvert(buf, src_o, dst_o)
     if out.has_error:
         raise InputError(f"colour conversion {src!r} -> {dst!r} failed: {out.geterror().splitlines()[0]}")
     conv = np.asarray(out.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(rgb.shape)
-    result = flat.copy()
-    if c >= 3:
+    if c == 3:
+        return conv.reshape(arr.shape)
+    result = rows.copy()
+    if c > 3:
         result[..., :3] = conv
     else:
         result[..., :1] = conv[..., :1]
