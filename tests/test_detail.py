@@ -57,6 +57,26 @@ def test_split_takes_donor_band_or_render_band_where_labels_changed():
     np.testing.assert_allclose(half, with_donor, atol=1e-5)
 
 
+def test_split_with_local_regions_is_the_whole_frame_formula():
+    """Regions computed inside their own boxes give the formula over the whole frame: two eyes sharing a
+    donor, one without a donor, an overlap where the weights add past one, and an empty weight."""
+    plate, donor, render = _texture(seed=3), _texture(seed=4), gaussian(_texture(seed=5), 2.0)
+    yy, xx = np.mgrid[:64, :64].astype(np.float32)
+    def blob(cy, cx):
+        return np.clip(1.5 - np.hypot(yy - cy, xx - cx) / 6.0, 0.0, 1.0).astype(np.float32)
+    regions = [(blob(20, 18), donor), (blob(22, 26), donor), (blob(44, 40), None), (np.zeros((64, 64), np.float32), donor)]
+    out = split_bands(render, plate, 2.0, regions, donor_sigma=3.0)
+    total = sum(w for w, _ in regions)
+    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0)
+    low, low_d = gaussian(render, 2.0), gaussian(render, 3.0)
+    expect = low + (1.0 - total * scale)[..., None] * (plate - gaussian(plate, 2.0))
+    for w, d in regions:
+        part = render if d is None else low_d + d - gaussian(d, 3.0)
+        expect = expect + (w * scale)[..., None] * (part - low)
+    assert total.max() > 1.0
+    np.testing.assert_allclose(out, expect, atol=1e-5)
+
+
 def test_donor_index_prefers_agreeing_segments():
     L = 16
     frames = [1, 2, 3]

@@ -31,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vq_models.composite import alpha_bounds, paste_to_plate
 from vq_models.edits.spec import DonorRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
@@ -106,7 +107,7 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     small_sigma = float(np.sqrt(max(sigma * sigma - k * k / 4.0, 1e-6)) / k)
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=small_sigma, sigmaY=small_sigma, borderType=cv2.BORDER_REFLECT)
     big = cv2.resize(small, (ws * k, hs * k), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(big[:h, :w])
+    return big[:h, :w]  # a view: callers only compute with it, and a 4K face's copy cost 30-60 ms
 
 
 def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
@@ -118,19 +119,33 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
     enough: that region keeps the render's own band (soft, never a ghost of the plate). ``donor_sigma``
     (default ``sigma``) splits render and donor there."""
     low = gaussian(render, sigma)
-    plate_band = plate - gaussian(plate, sigma)
-    if not replacements:
-        return low + plate_band
-    total = np.zeros(plate.shape[:2], np.float32)
-    for weight, _ in replacements:
-        total += weight
-    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0).astype(np.float32)
-    out = low + ((1.0 - total * scale)[..., None]) * plate_band
-    ds = sigma if donor_sigma is None else donor_sigma
-    low_d = low if ds == sigma else gaussian(render, ds)
-    for weight, donor in replacements:
-        part = low_d + (donor - gaussian(donor, ds)) if donor is not None else render
-        out += (weight * scale)[..., None] * (part - low)
+    out = plate - gaussian(plate, sigma)  # the plate's band; the sum is built in place in it
+    regions = [(w, d, alpha_bounds(w)) for w, d in replacements]
+    regions = [(w, d, (slice(b[1], b[3]), slice(b[0], b[2]))) for w, d, b in regions if b is not None]
+    if regions:
+        # every region's arithmetic inside the boxes of the weights: an eye is a small part of a 4K face's window
+        y0, x0 = min(b[0].start for _, _, b in regions), min(b[1].start for _, _, b in regions)
+        y1, x1 = max(b[0].stop for _, _, b in regions), max(b[1].stop for _, _, b in regions)
+        union = (slice(y0, y1), slice(x0, x1))
+        total = np.zeros((y1 - y0, x1 - x0), np.float32)
+        for weight, _, (ys, xs) in regions:
+            total[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] += weight[ys, xs]
+        scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0).astype(np.float32)
+        out[union] *= (1.0 - total * scale)[..., None]
+        ds = sigma if donor_sigma is None else donor_sigma
+        low_d = low if ds == sigma else gaussian(render, ds)
+        donor_bands: dict[int, np.ndarray] = {}  # both eyes of a blink share their donor: one band for both
+        for weight, donor, box in regions:
+            if donor is None:
+                part = render[box]
+            else:
+                if id(donor) not in donor_bands:
+                    donor_bands[id(donor)] = donor - gaussian(donor, ds)
+                part = low_d[box] + donor_bands[id(donor)][box]
+            ys, xs = box
+            local = scale[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
+            out[box] += (weight[box] * local)[..., None] * (part - low[box])
+    out += low
     return out
 
 
@@ -356,7 +371,6 @@ def warp_donor(donor_plate: np.ndarray, donor_transform: CropTransform, sub_tran
 
 def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size: int, size: tuple[int, int]) -> np.ndarray:
     """A label-space mask (L, L) in [0, 1] resampled onto the sub-window's plate pixels (bilinear)."""
-    from vq_models.composite import paste_to_plate
 
     warped, cover = paste_to_plate(np.asarray(mask, np.float32), sub_transform, size, crop_size=crop_size)
     return np.clip(warped * cover, 0.0, 1.0).astype(np.float32)
