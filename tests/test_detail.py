@@ -11,6 +11,7 @@ import pytest
 
 from vq_models.detail import (
     DetailSettings,
+    DonorBand,
     DonorIndex,
     code_groups,
     donor_window,
@@ -48,12 +49,13 @@ def test_split_keeps_plate_detail_where_labels_did_not_change():
 def test_split_takes_donor_band_or_render_band_where_labels_changed():
     plate, donor, render = _texture(seed=0), _texture(seed=1), gaussian(_texture(seed=2), 2.0)
     ones = np.ones(plate.shape[:2], np.float32)
-    with_donor = split_bands(render, plate, 2.0, [(ones, donor)])
+    band = DonorBand.of(donor, 2.0)
+    with_donor = split_bands(render, plate, 2.0, [(ones, band)])
     np.testing.assert_allclose(with_donor, gaussian(render, 2.0) + donor - gaussian(donor, 2.0), atol=1e-5)
     without = split_bands(render, plate, 2.0, [(ones, None)])
     np.testing.assert_allclose(without, render, atol=1e-5)  # no ghost of the plate: the render as drawn
     # overlapping weights never add more than one band
-    half = split_bands(render, plate, 2.0, [(ones, donor), (ones, donor)])
+    half = split_bands(render, plate, 2.0, [(ones, band), (ones, band)])
     np.testing.assert_allclose(half, with_donor, atol=1e-5)
 
 
@@ -64,14 +66,19 @@ def test_split_with_local_regions_is_the_whole_frame_formula():
     yy, xx = np.mgrid[:64, :64].astype(np.float32)
     def blob(cy, cx):
         return np.clip(1.5 - np.hypot(yy - cy, xx - cx) / 6.0, 0.0, 1.0).astype(np.float32)
-    regions = [(blob(20, 18), donor), (blob(22, 26), donor), (blob(44, 40), None), (np.zeros((64, 64), np.float32), donor)]
+    band = DonorBand.of(donor[8:40, 4:44], 3.0, origin=(4, 8))  # around the first two regions only
+    regions = [(blob(20, 18), band), (blob(22, 26), band), (blob(44, 40), None), (np.zeros((64, 64), np.float32), band)]
     out = split_bands(render, plate, 2.0, regions, donor_sigma=3.0)
     total = sum(w for w, _ in regions)
     scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0)
     low, low_d = gaussian(render, 2.0), gaussian(render, 3.0)
     expect = low + (1.0 - total * scale)[..., None] * (plate - gaussian(plate, 2.0))
     for w, d in regions:
-        part = render if d is None else low_d + d - gaussian(d, 3.0)
+        if d is None:
+            part = render
+        else:
+            part = low_d.copy()
+            part[8:40, 4:44] += donor[8:40, 4:44] - gaussian(donor[8:40, 4:44], 3.0)
         expect = expect + (w * scale)[..., None] * (part - low)
     assert total.max() > 1.0
     np.testing.assert_allclose(out, expect, atol=1e-5)
@@ -233,6 +240,29 @@ def test_a_plate_of_another_size_is_refused_not_sliced(tiny_shot, tmp_path):
     assert not m.detail.available()
     with pytest.raises(InputError, match="plate is 96x96 but shot.json's plate is 200x200"):
         m.detail.plates.read(m.frames[0])
+
+
+def test_a_donor_band_around_a_region_is_the_whole_windows_band_there(model):
+    """The donor is read, warped and split only around the changed regions, with a margin that lets the blur
+    see what it would over the whole render window; a band asked for outside its box refuses."""
+    from vq_models.runtime import _footprint
+
+    frame, donor = model.frames[2], model.frames[5]
+    (x0, y0, x1, y1), sub = _footprint(model.shot.transform(frame), model.shot.crop_size, model.shot.plate_size)
+    size = (x1 - x0, y1 - y0)
+    weight = np.zeros((size[1], size[0]), np.float32)
+    cy, cx = size[1] // 2, size[0] // 3
+    weight[cy - 6:cy + 6, cx - 8:cx + 8] = 1.0
+    sigma = 3.0
+    band = model.detail._donor_band(donor, [weight], sub, size, sigma)
+    rows, cols = band.box
+    assert (rows.stop - rows.start) * (cols.stop - cols.start) < size[0] * size[1] / 2
+    whole = DonorBand.of(warp_donor(model.detail.plates.read(donor), model.shot.transform(donor), sub, size), sigma)
+    box = (slice(cy - 6, cy + 6), slice(cx - 8, cx + 8))
+    np.testing.assert_allclose(band.over(box), whole.over(box), atol=2e-3)
+    assert np.abs(whole.over(box)).max() > 0.01  # the plate has detail there to compare
+    with pytest.raises(ValueError, match="does not cover"):
+        band.over((slice(0, size[1]), slice(0, size[0])))
 
 
 def test_donor_band_stops_inside_the_donors_own_silhouette(model):

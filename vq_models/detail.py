@@ -110,14 +110,42 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     return big[:h, :w]  # a view: callers only compute with it, and a 4K face's copy cost 30-60 ms
 
 
+@dataclass
+class DonorBand:
+    """A donor frame's detail band (its pixels less their blur at the donor sigma) over ``box`` = (rows,
+    columns) of the render window: a changed eye needs the donor only around itself, not over a 4K face."""
+
+    box: tuple[slice, slice]
+    band: np.ndarray  # (rows, columns, 3)
+
+    @classmethod
+    def of(cls, donor: np.ndarray, sigma: float, origin: tuple[int, int] = (0, 0)) -> DonorBand:
+        """The band of ``donor``, an image over the window's rows and columns from ``origin`` = (x, y)."""
+        h, w = donor.shape[:2]
+        x, y = int(origin[0]), int(origin[1])
+        return cls((slice(y, y + h), slice(x, x + w)), donor - gaussian(donor, sigma))
+
+    def covers(self, box: tuple[slice, slice]) -> bool:
+        return all(mine.start <= want.start and want.stop <= mine.stop for mine, want in zip(self.box, box, strict=True))
+
+    def over(self, box: tuple[slice, slice]) -> np.ndarray:
+        """The band over ``box`` (window coordinates), which it must cover."""
+        if not self.covers(box):
+            raise ValueError(f"donor band over {self.box} does not cover {box}")
+        (ys, xs), (my, mx) = box, self.box
+        return self.band[ys.start - my.start:ys.stop - my.start, xs.start - mx.start:xs.stop - mx.start]
+
+
 def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
-                replacements: list[tuple[np.ndarray, np.ndarray | None]] = (), donor_sigma: float | None = None) -> np.ndarray:
+                replacements: Sequence[tuple[np.ndarray, DonorBand | None]] = (),
+                donor_sigma: float | None = None) -> np.ndarray:
     """``G(render) + (1 - sum w) H(plate) + sum w H(donor)`` (see the module docstring).
 
     Images are (H, W, 3) float32 in one colour encoding. ``replacements`` lists, per changed region, its
-    weight (H, W) in [0, 1] and the donor image lending its band there, or None where no donor is good
-    enough: that region keeps the render's own band (soft, never a ghost of the plate). ``donor_sigma``
-    (default ``sigma``) splits render and donor there."""
+    weight (H, W) in [0, 1] and the donor band lending its detail there (:class:`DonorBand`, at
+    ``donor_sigma``, covering the weight's box), or None where no donor is good enough: that region keeps the
+    render's own band (soft, never a ghost of the plate). ``donor_sigma`` (default ``sigma``) splits the
+    render there."""
     low = gaussian(render, sigma)
     out = plate - gaussian(plate, sigma)  # the plate's band; the sum is built in place in it
     regions = [(w, d, alpha_bounds(w)) for w, d in replacements]
@@ -134,20 +162,18 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
         out[union] *= (1.0 - total * scale)[..., None]
         ds = sigma if donor_sigma is None else donor_sigma
         low_d = low if ds == sigma else gaussian(render, ds)
-        donor_bands: dict[int, np.ndarray] = {}  # both eyes of a blink share their donor: one band for both
         for weight, donor, box in regions:
-            if donor is None:
-                part = render[box]
-            else:
-                if id(donor) not in donor_bands:
-                    donor_bands[id(donor)] = donor - gaussian(donor, ds)
-                part = low_d[box] + donor_bands[id(donor)][box]
+            part = render[box] if donor is None else low_d[box] + donor.over(box)
             ys, xs = box
             local = scale[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
             out[box] += (weight[box] * local)[..., None] * (part - low[box])
     out += low
     return out
 
+
+#: how far (in donor sigmas) around a changed region its donor is read and split: the Gaussian's weight
+#: beyond four sigmas is below 1e-4
+DONOR_REACH = 4.0
 
 #: plate frames kept in memory per shot (linear float32 colour): a render needs its own frame and a few donors;
 #: twelve 1080p frames or three 4K ones
@@ -432,9 +458,9 @@ class PlateDetail:
         plate = self.plates.read(frame, box)
         render_px = plate_px_per_render_px(self.shot.transform(frame), self.shot.crop_size, self.render_size)
         sigma = self.settings.sigma * render_px
-        replacements: list[tuple[np.ndarray, np.ndarray | None]] = []
+        donor_sigma = self.settings.donor_sigma * render_px
+        regions: list[tuple[np.ndarray, int | None]] = []  # (weight on the window, donor or None)
         donors: list[tuple[int | None, float]] = []
-        warped: dict[int, np.ndarray] = {}
         changed = np.asarray(changed, bool)
         if changed.any():
             label_px = render_px * self.render_size / changed.shape[0]
@@ -444,18 +470,41 @@ class PlateDetail:
                 weight = label_mask_to_sub(cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)), sub_transform,
                                            self.shot.crop_size, size)
                 weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
-                if donor is not None and score >= self.settings.min_donor_match:
-                    if donor not in warped:  # two regions often share a donor (both eyes of one blink)
-                        window = donor_window(self.shot.transform(donor), sub_transform, size, self.shot.plate_size)
-                        warped[donor] = warp_donor(self.plates.read(donor, window), self.shot.transform(donor),
-                                                   sub_transform, size, origin=window[:2])
-                    image = warped[donor]
-                    inside = self.donor_support(donor, sub_transform, size, label_px)
-                    replacements += [(weight * inside, image), (weight * (1.0 - inside), None)]
-                else:
+                if donor is None or score < self.settings.min_donor_match:
                     donor = None
-                    replacements.append((weight, None))
+                regions.append((weight, donor))
                 donors.append((donor, round(score, 4)))
-        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements,
-                          self.settings.donor_sigma * render_px)
+        replacements: list[tuple[np.ndarray, DonorBand | None]] = []
+        # two regions often share a donor (both eyes of one blink): one band and one support for both
+        bands: dict[int, tuple[DonorBand, np.ndarray]] = {}
+        for weight, donor in regions:
+            if donor is None:
+                replacements.append((weight, None))
+                continue
+            if donor not in bands:
+                bands[donor] = (self._donor_band(donor, [w for w, d in regions if d == donor], sub_transform, size,
+                                                 donor_sigma),
+                                self.donor_support(donor, sub_transform, size, label_px))
+            band, inside = bands[donor]
+            replacements += [(weight * inside, band), (weight * (1.0 - inside), None)]
+        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma)
         return out, DetailResult("plate", sigma, donors)
+
+    def _donor_band(self, donor: int, weights: Sequence[np.ndarray], sub_transform: CropTransform,
+                    size: tuple[int, int], sigma: float) -> DonorBand:
+        """``donor``'s band at ``sigma`` around the boxes of ``weights`` (on the render window), read, warped
+        and split only there: :data:`DONOR_REACH` sigmas of margin so the blur sees what it would over the
+        whole window."""
+        bounds = [b for b in (alpha_bounds(w) for w in weights) if b is not None]
+        if not bounds:
+            bounds = [(0, 0, 1, 1)]
+        reach = int(np.ceil(DONOR_REACH * sigma)) + 1
+        x0, y0 = max(0, min(b[0] for b in bounds) - reach), max(0, min(b[1] for b in bounds) - reach)
+        x1 = min(int(size[0]), max(b[2] for b in bounds) + reach)
+        y1 = min(int(size[1]), max(b[3] for b in bounds) + reach)
+        box_transform = sub_transform.windowed(x0, y0)
+        donor_transform = self.shot.transform(donor)
+        window = donor_window(donor_transform, box_transform, (x1 - x0, y1 - y0), self.shot.plate_size)
+        pixels = warp_donor(self.plates.read(donor, window), donor_transform, box_transform, (x1 - x0, y1 - y0),
+                            origin=window[:2])
+        return DonorBand.of(pixels, sigma, origin=(x0, y0))

@@ -450,8 +450,6 @@ class ShotModel:
 def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: int = 3) -> tuple[tuple[int, int, int, int], Any]:
     """The plate box (x0, y0, x1, y1) holding the crop's footprint (plus ``margin`` pixels, clipped to the
     plate) and the crop transform for that box's pixels."""
-    from vq_models.shot import CropTransform
-
     s = float(crop_size)
     corners = np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]])
     pts = corners @ np.asarray(transform.crop_to_plate)[:, :2].T + np.asarray(transform.crop_to_plate)[:, 2]
@@ -461,9 +459,7 @@ def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: in
     x1 = int(np.clip(np.ceil(pts[:, 0].max()) + margin + 1, x0 + 1, w))
     y1 = int(np.clip(np.ceil(pts[:, 1].max()) + margin + 1, y0 + 1, h))
     x0, y0 = min(x0, x1 - 1), min(y0, y1 - 1)
-    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-    sub = CropTransform.from_plate_to_crop(np.asarray(transform.plate_to_crop, np.float64) @ shift)
-    return (x0, y0, x1, y1), sub
+    return (x0, y0, x1, y1), transform.windowed(x0, y0)
 
 
 def shot_summary(model: ShotModel) -> dict[str, Any]:

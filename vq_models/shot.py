@@ -53,6 +53,12 @@ class CropTransform:
         p = np.asarray(points, dtype=np.float64)
         return p @ self.plate_to_crop[:, :2].T + self.plate_to_crop[:, 2]
 
+    def windowed(self, x: float, y: float) -> CropTransform:
+        """The transform for a window of the plate whose top-left pixel is plate pixel (``x``, ``y``): work
+        on a face's box of a 4K plate indexes that box's pixels from 0."""
+        shift = np.array([[1.0, 0.0, float(x)], [0.0, 1.0, float(y)], [0.0, 0.0, 1.0]])
+        return CropTransform.from_plate_to_crop(np.asarray(self.plate_to_crop, np.float64) @ shift)
+
     def to_plate(self, points: np.ndarray) -> np.ndarray:
         p = np.asarray(points, dtype=np.float64)
         return p @ self.crop_to_plate[:, :2].T + self.crop_to_plate[:, 2]
