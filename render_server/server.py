@@ -207,6 +207,7 @@ class RenderServer:
             max_models=self.cache.max_models,
             max_bytes=self.cache.max_bytes,
             max_message_bytes=self.max_message_bytes,
+            **_plate_cache(),
             workers=self.workers,
             in_flight=len(self._inflight),
             uptime_s=time.time() - self._started,
@@ -228,3 +229,13 @@ class RenderServer:
         with self._push_lock:
             if self._push is not None:
                 self._push.send_multipart([key, *envelope, reply], copy=False)
+
+
+def _plate_cache() -> dict[str, int]:
+    """What the detail pass's plate row cache holds and may hold (:class:`vq_models.detail.PlateRowCache`, one
+    for the process, all loaded shots together); nothing where the models do not use it."""
+    try:
+        from vq_models.detail import PLATE_CACHE
+    except ImportError:
+        return {}
+    return {"plate_cache_bytes": PLATE_CACHE.nbytes(), "plate_cache_max_bytes": int(PLATE_CACHE.budget_mib * 2**20)}

@@ -101,6 +101,30 @@ def test_lru_cache_evicts_by_count(shot_models_dir):  # noqa: F811
         server.stop()
 
 
+def test_plate_cache_is_one_budget_for_the_server(shot_models_dir):  # noqa: F811
+    """--plate-cache-mb bounds the detail pass's plate rows of all loaded shots together, and info says what
+    it holds: renders of two shots under a budget smaller than one frame keep only the two latest entries."""
+    server = ServerProcess(shot_models_dir, "--plate-cache-mb", "0.01")
+    c = RenderClient(server.address, timeout=30, retries=0)
+    try:
+        assert c.info()["plate_cache_bytes"] == 0 and c.info()["plate_cache_max_bytes"] == int(0.01 * 2**20)
+        sizes = []
+        for model in ("alpha", "beta"):
+            for frame in (1001, 1003, 1005):
+                c.render_frame(model, frame, fmt="raw")
+                sizes.append(c.info()["plate_cache_bytes"])
+        assert 0 < sizes[0] < sizes[1]  # one frame's rows, then two
+        assert max(sizes) == sizes[1]  # never more than the two latest entries, across both shots
+    finally:
+        c.close()
+        server.stop()
+
+
+def test_a_bad_plate_cache_budget_is_refused_by_name(shot_models_dir):  # noqa: F811
+    with pytest.raises(RuntimeError, match="plate cache budget -1.0 MiB"):
+        ServerProcess(shot_models_dir, "--plate-cache-mb", "-1")
+
+
 def test_sigterm_answers_in_flight_requests(shot_models_dir):  # noqa: F811
     server = ServerProcess(shot_models_dir, "--grace", "0.3", backend=SLOW_BACKEND)
     c = RenderClient(server.address, timeout=15, retries=0)

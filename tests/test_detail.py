@@ -212,8 +212,35 @@ def test_a_plate_box_reads_as_the_whole_plate_cut(model):
     plates = PlateFrames(model.shot)
     for b in ((2, 3, w - 1, h // 3), (0, h // 2, w, h), (2, 3, w - 1, h // 3)):
         np.testing.assert_allclose(plates.read(frame, b), whole[b[1]:b[3], b[0]:b[2]], atol=1e-6)
-    top, rows, _ = plates._cache[frame]
+    top, rows, _ = plates.cached(frame)
     assert top == 3 and rows.shape[0] == h - 3  # widened to cover both asks, not the whole frame
+
+
+def test_plate_rows_share_one_budget_and_leave_with_their_shot(model):
+    """Two shots' plate frames share one cache: the budget drops the least recently used first but keeps the
+    two latest, and a shot's rows leave the cache when the shot is gone."""
+    import gc
+
+    from vq_models.detail import PlateFrames, PlateRowCache
+
+    frame_bytes = model.detail.plates.read(model.frames[0]).nbytes
+    cache = PlateRowCache(budget_mib=2.5 * frame_bytes / 2**20)
+    first, second = PlateFrames(model.shot, cache), PlateFrames(model.shot, cache)
+    first.read(model.frames[0])
+    first.read(model.frames[1])
+    second.read(model.frames[2])  # three frames over a budget of two and a half: the oldest goes
+    assert first.cached(model.frames[0]) is None and first.cached(model.frames[1]) is not None
+    assert second.cached(model.frames[2]) is not None and cache.nbytes() == 2 * frame_bytes
+    first.read(model.frames[1])  # a hit makes it the most recent: the next read drops the other shot's frame
+    second.read(model.frames[3])
+    assert second.cached(model.frames[2]) is None and first.cached(model.frames[1]) is not None
+    cache.budget_mib = 0  # the two latest always stay
+    assert cache.nbytes() == 2 * frame_bytes
+    del first
+    gc.collect()
+    assert cache.nbytes() == frame_bytes and second.cached(model.frames[3]) is not None
+    with pytest.raises(InputError, match="plate cache budget"):
+        cache.budget_mib = float("nan")
 
 
 def test_unreadable_plate_falls_back_to_none_and_refuses_plate(tiny_shot, tmp_path):

@@ -21,7 +21,9 @@ resampled; only the render and the donor are.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -175,19 +177,91 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
 #: beyond four sigmas is below 1e-4
 DONOR_REACH = 4.0
 
-#: plate frames kept in memory per shot (linear float32 colour): a render needs its own frame and a few donors;
-#: twelve 1080p frames or three 4K ones
+#: plate rows kept in memory for the detail pass (linear float32 colour), all shots of a process together (a
+#: render server holding several shots): a render needs its own frame and a few donors; twelve 1080p frames or
+#: three 4K ones. ``vqedit serve --plate-cache-mb`` sets it for a server.
 CACHE_MIB = 320.0
+
+#: a cache entry: (first display-window row, rows (H, W, 3) float32, colour space)
+RowEntry = tuple[int, np.ndarray, str]
+
+
+class PlateRowCache:
+    """Plate rows read for the detail pass, least recently used first out, under one budget for the whole
+    process. Why one: a server keeps several shots loaded, and a budget per shot multiplied by the shots
+    (320 MiB each at 4K) is memory nobody asked for; an evicted or unloaded shot's rows leave with it.
+
+    The two most recent entries always stay, so a render and its donor never read twice however small the
+    budget. An entry dropped while a render still uses it stays alive with that render."""
+
+    def __init__(self, budget_mib: float = CACHE_MIB):
+        self._entries: OrderedDict[tuple[int, int], RowEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._owners = itertools.count()
+        self.budget_mib = budget_mib
+
+    @property
+    def budget_mib(self) -> float:
+        return self._budget_mib
+
+    @budget_mib.setter
+    def budget_mib(self, value: float) -> None:
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise InputError(f"plate cache budget {value} MiB: expected a number >= 0")
+        with self._lock:
+            self._budget_mib = value
+            self._trim()
+
+    def new_owner(self, holder: object) -> int:
+        """A key for ``holder``'s entries, which are dropped when ``holder`` is garbage-collected."""
+        owner = next(self._owners)
+        weakref.finalize(holder, self.forget, owner)
+        return owner
+
+    def get(self, owner: int, frame: int) -> RowEntry | None:
+        with self._lock:
+            entry = self._entries.get((owner, frame))
+            if entry is not None:
+                self._entries.move_to_end((owner, frame))
+            return entry
+
+    def put(self, owner: int, frame: int, entry: RowEntry) -> None:
+        with self._lock:
+            self._entries[(owner, frame)] = entry
+            self._entries.move_to_end((owner, frame))
+            self._trim()
+
+    def forget(self, owner: int) -> None:
+        """Drop every entry of ``owner``."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == owner]:
+                del self._entries[key]
+
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(e[1].nbytes for e in self._entries.values())
+
+    def _trim(self) -> None:  # caller holds the lock
+        budget = self._budget_mib * 2**20
+        total = sum(e[1].nbytes for e in self._entries.values())
+        while len(self._entries) > 2 and total > budget:
+            _, dropped = self._entries.popitem(last=False)
+            total -= dropped[1].nbytes
+
+
+#: the process's plate row cache (every :class:`PlateFrames` uses it unless given another)
+PLATE_CACHE = PlateRowCache()
 
 
 class PlateFrames:
     """Display-sRGB plate pixels of a shot's frames, read from the plate source recorded in shot.json,
     with a small cache (a render needs its own frame and at most a few donors)."""
 
-    def __init__(self, shot: Shot, cache_mib: float | None = None):
+    def __init__(self, shot: Shot, cache: PlateRowCache | None = None):
         self.shot = shot
-        self._cache: OrderedDict[int, tuple[int, np.ndarray, str]] = OrderedDict()
-        self.cache_mib = CACHE_MIB if cache_mib is None else float(cache_mib)
+        self.cache = PLATE_CACHE if cache is None else cache
+        self._owner = self.cache.new_owner(self)
         self._source: Any = None
         self._lock = threading.Lock()
 
@@ -246,7 +320,7 @@ class PlateFrames:
 
         Only the box is read from the file (its rows, where the source can) and converted to display sRGB: on a
         4K plate the face's footprint is a third of the frame, and decoding and converting the whole frame cost
-        more than the render. Linear rows read are cached (:data:`CACHE_MIB` in all, at least two frames)."""
+        more than the render. Linear rows read are cached (:class:`PlateRowCache`)."""
         from vq_models.io.colour import to_network
 
         w, h = self.shot.plate_size
@@ -256,26 +330,23 @@ class PlateFrames:
         top, linear, space = self._linear(int(frame), y0, y1)
         return to_network(linear[y0 - top:y1 - top, x0:x1], space)
 
-    def _linear(self, frame: int, y0: int, y1: int) -> tuple[int, np.ndarray, str]:
+    def _linear(self, frame: int, y0: int, y1: int) -> RowEntry:
         """(first row, rows, colour space): the frame's colour channels in the plate's colour space over the
         display window's width, covering at least rows ``y0`` to ``y1`` (cached)."""
-        with self._lock:
-            entry = self._cache.get(frame)
-            if entry is not None and entry[0] <= y0 and y1 <= entry[0] + entry[1].shape[0]:
-                self._cache.move_to_end(frame)
-                return entry
+        entry = self.cache.get(self._owner, frame)
+        if entry is not None and entry[0] <= y0 and y1 <= entry[0] + entry[1].shape[0]:
+            return entry
         if entry is not None:  # widen to what is cached as well, so the entry keeps covering earlier asks
             y0, y1 = min(y0, entry[0]), max(y1, entry[0] + entry[1].shape[0])
         entry = self._read_rows(frame, y0, y1)
-        with self._lock:
-            self._cache[frame] = entry
-            self._cache.move_to_end(frame)
-            budget = self.cache_mib * 2**20
-            while len(self._cache) > 2 and sum(e[1].nbytes for e in self._cache.values()) > budget:
-                self._cache.popitem(last=False)
-            return entry
+        self.cache.put(self._owner, frame, entry)
+        return entry
 
-    def _read_rows(self, frame: int, y0: int, y1: int) -> tuple[int, np.ndarray, str]:
+    def cached(self, frame: int) -> RowEntry | None:
+        """The rows of ``frame`` in the cache, if any (first row, rows, colour space)."""
+        return self.cache.get(self._owner, int(frame))
+
+    def _read_rows(self, frame: int, y0: int, y1: int) -> RowEntry:
         """Rows ``y0`` to ``y1`` of the display window, read alone where the file's data window is the display
         window (the usual plate); otherwise the whole frame placed on the display window."""
         with self._lock:

@@ -22,6 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the models: cuda, cuda:1, cpu (default cpu)")
     parser.add_argument("--max-models", type=int, default=4, help="models kept loaded at once (LRU, default 4)")
     parser.add_argument("--max-memory-mb", type=int, default=0, help="bound on loaded models' memory (0 = none)")
+    parser.add_argument("--plate-cache-mb", type=float, default=None,
+                        help="plate rows kept for the detail pass, all shots together (default 320)")
     parser.add_argument("--workers", type=int, default=2, help="worker threads for model work (default 2)")
     parser.add_argument("--max-message-mb", type=float, default=256.0, help="largest request accepted (default 256)")
     parser.add_argument("--curve-secret", metavar="FILE", help="server .key_secret file: turns CURVE authentication on")
@@ -56,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     except ImportError:
         pass
+    if args.plate_cache_mb is not None:
+        from vq_models.detail import PLATE_CACHE
+
+        PLATE_CACHE.budget_mib = args.plate_cache_mb  # refuses a negative or non-finite budget, naming it
     cache = ModelCache(models, resolve_loader(args.backend), args.device, args.max_models, args.max_memory_mb * 2**20)
     curve = ServerCurve(Path(args.curve_secret), Path(args.curve_clients)) if args.curve_secret else None
     server = RenderServer(
