@@ -61,7 +61,7 @@ def collecting_releases() -> Iterator[list[Any]]:
 
 def release_after_reply(*objs: Any) -> None:
     """Keep ``objs`` alive until this request's reply has been handed to the socket. A frame render holds
-    plate-sized arrays whose release (returning their pages to the system, under the GIL) is better done
+    arrays the size of the face's box on the plate, whose release (returning their pages to the system, under the GIL) is better done
     while the reply travels and the host composites than before the reply is sent. Outside
     :func:`collecting_releases` (a handler called directly) nothing is kept."""
     bag = getattr(_AFTER_REPLY, "objs", None)
