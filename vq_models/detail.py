@@ -109,7 +109,7 @@ def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     small_sigma = float(np.sqrt(max(sigma * sigma - k * k / 4.0, 1e-6)) / k)
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=small_sigma, sigmaY=small_sigma, borderType=cv2.BORDER_REFLECT)
     big = cv2.resize(small, (ws * k, hs * k), interpolation=cv2.INTER_LINEAR)
-    return big[:h, :w]  # a view: callers only compute with it, and a 4K face's copy cost 30-60 ms
+    return big[:h, :w]  # a view: callers only compute with it, and a copy of a 4K face's window is not free
 
 
 @dataclass
@@ -189,7 +189,7 @@ RowEntry = tuple[int, np.ndarray, str]
 class PlateRowCache:
     """Plate rows read for the detail pass, least recently used first out, under one budget for the whole
     process. Why one: a server keeps several shots loaded, and a budget per shot multiplied by the shots
-    (320 MiB each at 4K) is memory nobody asked for; an evicted or unloaded shot's rows leave with it.
+    is memory nobody asked for; an evicted or unloaded shot's rows leave with it.
 
     The two most recent entries always stay, so a render and its donor never read twice however small the
     budget. An entry dropped while a render still uses it stays alive with that render."""
@@ -256,7 +256,7 @@ PLATE_CACHE = PlateRowCache()
 
 class PlateFrames:
     """Display-sRGB plate pixels of a shot's frames, read from the plate source recorded in shot.json,
-    with a small cache (a render needs its own frame and at most a few donors)."""
+    through the process's :class:`PlateRowCache` (a render needs its own frame and at most a few donors)."""
 
     def __init__(self, shot: Shot, cache: PlateRowCache | None = None):
         self.shot = shot
@@ -468,7 +468,6 @@ def warp_donor(donor_plate: np.ndarray, donor_transform: CropTransform, sub_tran
 
 def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size: int, size: tuple[int, int]) -> np.ndarray:
     """A label-space mask (L, L) in [0, 1] resampled onto the sub-window's plate pixels (bilinear)."""
-
     warped, cover = paste_to_plate(np.asarray(mask, np.float32), sub_transform, size, crop_size=crop_size)
     return np.clip(warped * cover, 0.0, 1.0).astype(np.float32)
 

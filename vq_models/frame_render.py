@@ -27,8 +27,8 @@ class FrameRender:
     The render is held over :attr:`box` only, the bounding box of its alpha > 0 (display coordinates):
     ``box_rgb`` is the un-premultiplied render there, in the plate's colour space (what
     :func:`vq_models.composite.composite_image` blends), ``box_alpha`` its alpha.
-    Why a box: a face covers a fraction of a 2K/4K plate, and full-frame arrays (133 MB a frame at 4K)
-    would cost more to allocate and scan than the face's own pixels. :attr:`rgb`, :attr:`alpha` and
+    Why a box: a face covers a fraction of a 2K/4K plate, and full-frame arrays would cost more to allocate
+    and scan than the face's own pixels. :attr:`rgb`, :attr:`alpha` and
     :attr:`rgba` build the whole display window on demand, for checks that compare whole frames.
     ``changed`` is the label-space mask of pixels the edits changed at this frame.
     """

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from host_plugin.modes import RENDER_MODES  # one owner of the render modes, shared with the hosts
-from vq_models.composite import RENDER_REACH_PX, edit_alpha, face_alpha, paste_to_plate
+from vq_models.composite import RENDER_REACH_PX, alpha_bounds, edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
@@ -407,9 +407,9 @@ class ShotModel:
         # is a small part of the frame, and whole-plate arrays or an OCIO conversion of the whole plate would
         # cost more than the network.
         wx, wy = int(info["display_window"][0]), int(info["display_window"][1])
-        ys, xs = np.flatnonzero((alpha_sub > 0).any(axis=1)), np.flatnonzero((alpha_sub > 0).any(axis=0))
-        if ys.size:
-            by, bx = slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+        bounds = alpha_bounds(alpha_sub)
+        if bounds is not None:
+            by, bx = slice(bounds[1], bounds[3]), slice(bounds[0], bounds[2])
             box = (wx + x0 + bx.start, wy + y0 + by.start, bx.stop - bx.start, by.stop - by.start)
             box_rgb = from_network(np.clip(rgb_sub[by, bx], 0.0, 1.0), info["colorspace"]).astype(np.float32, copy=False)
             box_alpha = np.ascontiguousarray(alpha_sub[by, bx])

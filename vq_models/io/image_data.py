@@ -124,7 +124,8 @@ class ImageData(DisplaySize):
         a grey image is repeated into three channels.
 
         A view of :attr:`pixels` where R, G, B lie side by side in that order (the usual file), else a copy:
-        on a 4K plate the copy cost 75 MiB and a fancy-index pass per read. Do not write into it."""
+        a plate's rows are read for every render, and a copy of them is memory and time for nothing. Do not
+        write into it."""
         idx = [self.channel_index(n) for n in ("R", "G", "B")]
         if all(i is not None for i in idx):
             first = int(idx[0])  # type: ignore[arg-type]
