@@ -23,7 +23,7 @@ from vq_models.detail import (
 from vq_models.edits.prior import Prior
 from vq_models.errors import InputError
 from vq_models.evaluation.plate import laplacian_energy
-from vq_models.io.images import read_image
+from vq_models.io.images import ImageData, read_image
 from vq_models.runtime import ShotModel
 from vq_models.shot import CropTransform
 
@@ -241,6 +241,32 @@ def test_plate_rows_share_one_budget_and_leave_with_their_shot(model):
     assert cache.nbytes() == frame_bytes and second.cached(model.frames[3]) is not None
     with pytest.raises(InputError, match="plate cache budget"):
         cache.budget_mib = float("nan")
+
+
+def test_a_frame_the_caller_read_from_the_shots_plate_is_taken_as_read(model):
+    """A farm render reads the whole plate frame to composite over; offered to the detail pass it is used
+    instead of a second read of the file, the render unchanged. A frame from another file or another window
+    is refused."""
+    from vq_models.detail import PlateFrames, PlateRowCache
+    from vq_models.io.sources import open_source
+
+    frame = model.frames[4]
+    path = model.detail.plates.source_path()
+    with open_source(str(path), colorspace=model.shot.plate.get("colorspace") or None) as source:
+        image = source.read(frame)
+    plates = PlateFrames(model.shot, PlateRowCache())
+    assert not plates.offer(frame, image, path.parent / "elsewhere.%04d.exr")
+    cropped = ImageData(image.pixels[1:], image.channels, (0, 1, image.pixels.shape[1], image.pixels.shape[0] - 1),
+                        image.display_window, colorspace=image.colorspace)
+    assert not plates.offer(frame, cropped, path)
+    assert plates.cached(frame) is None
+    assert plates.offer(frame, image, str(path))
+    top, rows, _ = plates.cached(frame)
+    assert top == 0 and np.array_equal(rows, image.rgb())
+    reads = []
+    plates._read_rows = lambda *a: reads.append(a)  # a second read of the file would land here
+    np.testing.assert_array_equal(plates.read(frame, (3, 5, 40, 30)), model.detail.plates.read(frame, (3, 5, 40, 30)))
+    assert reads == []
 
 
 def test_unreadable_plate_falls_back_to_none_and_refuses_plate(tiny_shot, tmp_path):

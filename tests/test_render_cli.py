@@ -135,3 +135,6 @@ def test_errors_are_one_line(tiny_shot, tmp_path, capsys):
     assert "no Stage I model" in error(str(untrained), "--out", out)
     assert "frame number" in error(str(tiny_shot), "--out", str(tmp_path / "o" / "f.exr"))
     assert not (tmp_path / "o").exists()  # nothing half-written
+    # a write that fails on the background writer still ends the task with one line naming the file
+    (tmp_path / "file").write_text("not a folder")
+    assert "file/f.1001.exr" in error(str(tiny_shot), "--out", str(tmp_path / "file" / "f.%04d.exr"), "--frames", "1001-1003")

@@ -342,6 +342,24 @@ class PlateFrames:
         self.cache.put(self._owner, frame, entry)
         return entry
 
+    def offer(self, frame: int, image: ImageData, path: str | Path) -> bool:
+        """Cache ``image``, frame ``frame`` as a caller read it from ``path``, when ``path`` is this shot's own
+        plate source and the image covers its display window: a farm render reads the whole frame to composite
+        over, and the detail pass then need not decode the face's rows of the file again. Whether it was taken."""
+        from vq_models.io.colour import resolve_colorspace
+
+        mine = self.source_path()
+        if mine is None or Path(path).resolve() != mine.resolve() or not self.available():
+            return False
+        if tuple(image.data_window) != tuple(image.display_window) or tuple(image.display_window[2:]) != self.shot.plate_size:
+            return False
+        with self._lock:
+            space = self._readable().colorspace
+        if resolve_colorspace(str(image.colorspace)) != resolve_colorspace(str(space)):
+            return False
+        self.cache.put(self._owner, int(frame), (0, np.ascontiguousarray(image.rgb(), np.float32), str(image.colorspace)))
+        return True
+
     def cached(self, frame: int) -> RowEntry | None:
         """The rows of ``frame`` in the cache, if any (first row, rows, colour space)."""
         return self.cache.get(self._owner, int(frame))

@@ -117,6 +117,8 @@ def _render_in_process(args: argparse.Namespace, shot_dir: Path, frames: list[in
     from tqdm import tqdm
 
     from vq_models.frame_render import save_composite
+    from vq_models.io.background import BackgroundWrites
+    from vq_models.io.images import write_image
     from vq_models.io.sources import open_source
     from vq_models.runtime import ShotModel
 
@@ -124,14 +126,16 @@ def _render_in_process(args: argparse.Namespace, shot_dir: Path, frames: list[in
     source = open_source(plate, frames, colorspace=colorspace)
     written = []
     try:
-        for frame in tqdm(frames, desc=f"render {model.name}", unit="frame", disable=args.no_progress):
-            fr = model.render_frame(frame, program, feather=args.feather, mode=mode, detail=args.detail)
-            save_composite(out_pattern % frame, fr.composite(source.read(frame)))
-            if args.passes:
-                from vq_models.io.images import write_image
-
-                write_image(rgba_pattern(out_pattern) % frame, fr.rgba_image("lin_rec709"), dtype="half")
-            written.append(frame)
+        with BackgroundWrites() as writes:  # frame N is encoded while frame N+1 renders
+            for frame in tqdm(frames, desc=f"render {model.name}", unit="frame", disable=args.no_progress):
+                image = source.read(frame)
+                if args.detail != "none":  # the frame just read is the detail pass's too, when it is the shot's plate
+                    model.detail.plates.offer(frame, image, plate)
+                fr = model.render_frame(frame, program, feather=args.feather, mode=mode, detail=args.detail)
+                writes.submit(save_composite, out_pattern % frame, fr.composite(image))
+                if args.passes:
+                    writes.submit(write_image, rgba_pattern(out_pattern) % frame, fr.rgba_image("lin_rec709"), dtype="half")
+                written.append(frame)
     finally:
         source.close()
     return written
