@@ -188,6 +188,17 @@ def measure(shot_dir: Path, frames: list[int]) -> dict:
     return row
 
 
+def write_sheet(shot_dir: Path, path: Path) -> None:
+    """The real-clip demo's plate contact sheet (``vq_models.demo.real_clip``) for a re-plated shot, at 1:1."""
+    from vq_models.demo.real_clip import SHEET_EDITS, pick_frames, write_plate_sheet
+    from vq_models.runtime import ShotModel
+
+    model = ShotModel.load(shot_dir)
+    picks = pick_frames(model)
+    rows = [(name, picks[part], {"version": 1, "edits": [edit]}) for name, (part, edit) in SHEET_EDITS.items()]
+    write_plate_sheet(model, rows, path, height=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shot", type=Path, help="trained shot directory (default: train the quick demo's)")
@@ -198,6 +209,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--work", type=Path, help="keep the re-plated shots here (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="with --work: keep re-plated shots already there")
+    parser.add_argument("--sheet", type=Path, help="write the last plate's contact sheet here, one sheet pixel per "
+                        "plate pixel: eyes closed, gaze, teeth removed (plate | plate detail | bare render | alpha)")
     args = parser.parse_args()
 
     import torch
@@ -231,6 +244,9 @@ def main() -> None:
                   f"(process {row['max_rss_mib']:.0f} MiB) | "
                   f"SSIM {row['ssim']:.3f}, sharpness {row['sharpness']:.2f} | changed outside alpha "
                   f"{row['changed_outside_alpha']} px", flush=True)
+        if args.sheet is not None:
+            write_sheet(out, args.sheet)
+            print(f"contact sheet at plate pixels: {args.sheet}")
     print("plate_scale " + "; ".join(f"{r['plate']} face {r['face_px']:.0f}px: {r['identity_s']:.2f}/{r['edit_s']:.2f} s "
                                      f"{r['peak_mib']:.0f} MiB SSIM {r['ssim']:.3f} sharp {r['sharpness']:.2f}"
                                      for r in results))

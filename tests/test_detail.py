@@ -318,6 +318,54 @@ def test_a_donor_band_around_a_region_is_the_whole_windows_band_there(model):
         band.over((slice(0, size[1]), slice(0, size[0])))
 
 
+def test_a_part_moved_within_the_frame_takes_its_own_plate_band_moved(model):
+    """Where an op moved a part (a gazing iris), the band is this frame's plate from the shift back: the
+    part's own texture and grain at its new place, not a soft render band."""
+    from vq_models.edits.spec import DetailMove
+
+    s, L = model.shot.crop_size, model.label_size
+    crop_is_sub = CropTransform.from_plate_to_crop(np.array([[1.0, 0, 0.0], [0, 1.0, 0.0]]))
+    plate = _texture(s, s, seed=7)
+    landed = np.zeros((L, L), bool)
+    landed[L // 3:L // 3 + 4, L // 2:L // 2 + 5] = True
+    step = s // L  # plate pixels per label pixel here
+    moved, shifts = model.detail._moved_bands(plate, [DetailMove(landed, (2.0, 0.0))], crop_is_sub, (s, s), L,
+                                              render_px=1.0, sigma=2.0)
+    assert shifts == [(2.0 * step, 0.0)]
+    (weight, band), = moved
+    inside = (slice(L // 3 * step + 2, (L // 3 + 4) * step - 2), slice(L // 2 * step + 2, (L // 2 + 5) * step - 2))
+    assert weight[inside].min() > 0.5
+    expect = DonorBand.of(np.roll(plate, 2 * step, axis=1), 2.0)  # pixel x takes the plate's x - shift
+    np.testing.assert_allclose(band.over(inside), expect.over(inside), atol=1e-5)
+
+
+def test_a_gaze_render_moves_the_plates_iris_detail(model, monkeypatch):
+    """With the iris's own plate band moved along, a gaze keeps more of the plate's high-frequency energy
+    where it shows than with the render's band there (the op without its moves)."""
+    import dataclasses
+
+    from vq_models.edits import program as program_module
+    from vq_models.io.colour import to_network
+
+    frame = model.frames[3]
+    program = {"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.3, 0.0]}]}
+    plate = model.detail.plates.read(frame)
+
+    def sharpness() -> tuple[float, list | None]:
+        fr = model.render_frame(frame, program, mode="edit-only", detail="plate")
+        x, y, w, h = fr.box
+        shown = fr.box_alpha > 0.5
+        edited = to_network(fr.composite(model.detail.plates.image(frame)))[y:y + h, x:x + w]
+        return laplacian_energy(edited, shown) / laplacian_energy(plate[y:y + h, x:x + w], shown), fr.detail.moves
+
+    moved, moves = sharpness()
+    assert moves and all(abs(dx) > 0 for dx, _ in moves)
+    gaze = program_module.OPS["gaze"]
+    monkeypatch.setitem(program_module.OPS, "gaze", dataclasses.replace(gaze, detail_moves=None))
+    unmoved, none = sharpness()
+    assert none is None and moved > unmoved + 0.03
+
+
 def test_donor_band_stops_inside_the_donors_own_silhouette(model):
     """Where two frames' face outlines differ (a smile widens the cheeks), the donor's silhouette against the
     background must not be pasted across this face as a bright line: its band stops inside its own face."""

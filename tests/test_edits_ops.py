@@ -392,3 +392,27 @@ def test_program_applies_keyframes_in_order_and_reports_exact_change():
     assert 0 < opening(out6).sum() < opening(lab).sum()
     with pytest.raises(InputError, match="num_codes"):
         apply_program(program, np.full((8, 8), 40, np.uint8), 1001, PRIOR)
+
+
+def test_gaze_says_where_each_iris_landed_and_how_far_it_moved():
+    """The detail pass moves the plate's own iris with the labels: each moved iris reports the pixels it
+    landed on and its shift, and a later edit that covers them (an eye closed after the gaze) takes them back."""
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    program = parse_program({"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.25, 0.0]}]}, PRIOR)
+    after, changed, rules = apply_program_rules(program, before, 0, PRIOR)
+    moves = [r for r in rules if type(r).__name__ == "DetailMove"]
+    assert len(moves) == 2
+    for move in moves:
+        sx, sy = move.shift
+        assert sx == round(0.25 * 13) and sy == 0
+        landed = move.landed
+        assert landed.any() and np.isin(after[landed], [IRIS, PUPIL]).all() and changed[landed].all()
+        ys, xs = np.nonzero(landed)  # the codes there came from the shift back
+        assert np.array_equal(after[ys, xs], before[ys, xs - int(sx)])
+    closed = parse_program({"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.25, 0.0]},
+                                                    {"op": "eye_open", "eye": "left", "value": 0.0}]}, PRIOR)
+    _, _, rules = apply_program_rules(closed, before, 0, PRIOR)
+    kept = [r for r in rules if type(r).__name__ == "DetailMove"]
+    assert len(kept) == 1 and kept[0].landed[:, 32:].any() and not kept[0].landed[:, :32].any()

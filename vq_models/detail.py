@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from vq_models.composite import alpha_bounds, paste_to_plate
-from vq_models.edits.spec import DonorRule
+from vq_models.edits.spec import DetailMove, DonorRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.io.image_data import ImageData
@@ -431,10 +431,11 @@ def code_groups(num_codes: int, prior: Any | None) -> np.ndarray:
     return np.where(parts >= 0, parts, own).astype(np.int32)
 
 
-def region_exclude(region: np.ndarray, exclude: set[int], rules: Sequence[DonorRule]) -> set[int]:
+def region_exclude(region: np.ndarray, exclude: set[int], rules: Sequence[DonorRule | DetailMove]) -> set[int]:
     """The frames that must not lend to one changed ``region`` (L, L): ``exclude`` and those of every rule
     whose changed pixels meet the region (an op's rule binds what that op changed, not the whole edit)."""
-    return set(exclude).union(*(r.exclude for r in rules if np.any(np.asarray(r.changed, bool) & region)))
+    return set(exclude).union(*(r.exclude for r in rules
+                                if isinstance(r, DonorRule) and np.any(np.asarray(r.changed, bool) & region)))
 
 
 def changed_regions(changed: np.ndarray, margin: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -497,6 +498,7 @@ class DetailResult:
     mode: str  # "plate" or "none"
     sigma_plate_px: float = 0.0
     donors: list[tuple[int | None, float]] | None = None  # per changed region: (frame, match share)
+    moves: list[tuple[float, float]] | None = None  # parts moved within the frame: their shift in plate pixels
 
 
 class PlateDetail:
@@ -535,12 +537,14 @@ class PlateDetail:
 
     def apply(self, frame: int, render_sub: np.ndarray, box: tuple[int, int, int, int], sub_transform: CropTransform,
               changed: np.ndarray, edited: np.ndarray, exclude: set[int] | None = None,
-              rules: Sequence[DonorRule] = ()) -> tuple[np.ndarray, DetailResult]:
+              rules: Sequence[DonorRule | DetailMove] = ()) -> tuple[np.ndarray, DetailResult]:
         """Detail the render pasted onto the sub-window ``box`` = (x0, y0, x1, y1) of the display window.
 
         ``render_sub`` is display sRGB on that window; ``changed``/``edited`` are the label-space changed mask
         and edited labels at this frame. Donors are never ``frame`` itself nor any frame in ``exclude``, nor,
-        for a changed region, a frame a :class:`~vq_models.edits.spec.DonorRule` meeting that region excludes."""
+        for a changed region, a frame a :class:`~vq_models.edits.spec.DonorRule` meeting that region excludes.
+        Where an op moved a part within the frame (:class:`~vq_models.edits.spec.DetailMove`), the band there is
+        this frame's plate moved the same way."""
         x0, y0, x1, y1 = box
         size = (x1 - x0, y1 - y0)
         plate = self.plates.read(frame, box)
@@ -563,6 +567,12 @@ class PlateDetail:
                 regions.append((weight, donor))
                 donors.append((donor, round(score, 4)))
         replacements: list[tuple[np.ndarray, DonorBand | None]] = []
+        moved, shifts = self._moved_bands(plate, [r for r in rules if isinstance(r, DetailMove)], sub_transform, size,
+                                          changed.shape[0], render_px, donor_sigma)
+        if moved:  # a moved part's own band wins over a region's donor or render band
+            keep = np.clip(1.0 - sum(w for w, _ in moved), 0.0, 1.0)
+            regions = [(weight * keep, donor) for weight, donor in regions]
+            replacements += moved
         # two regions often share a donor (both eyes of one blink): one band and one support for both
         bands: dict[int, tuple[DonorBand, np.ndarray]] = {}
         for weight, donor in regions:
@@ -576,7 +586,35 @@ class PlateDetail:
             band, inside = bands[donor]
             replacements += [(weight * inside, band), (weight * (1.0 - inside), None)]
         out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma)
-        return out, DetailResult("plate", sigma, donors)
+        return out, DetailResult("plate", sigma, donors, shifts or None)
+
+    def _moved_bands(self, plate: np.ndarray, moves: Sequence[DetailMove], sub_transform: CropTransform,
+                     size: tuple[int, int], label_size: int, render_px: float,
+                     sigma: float) -> tuple[list[tuple[np.ndarray, DonorBand]], list[tuple[float, float]]]:
+        """Per moved part: its weight on the window (landed pixels, grown and feathered like a changed region)
+        and this frame's plate band from its shift back, over the weight's box (:data:`DONOR_REACH` sigmas
+        out); with each shift in plate pixels."""
+        label_px = render_px * self.render_size / label_size
+        linear = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] * (self.shot.crop_size / label_size)
+        out, shifts = [], []
+        for move in moves:
+            weight = label_mask_to_sub(cv2.dilate(np.asarray(move.landed, np.uint8), np.ones((3, 3), np.uint8)),
+                                       sub_transform, self.shot.crop_size, size)
+            weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
+            bounds = alpha_bounds(weight)
+            if bounds is None:
+                continue
+            dx, dy = linear @ np.asarray(move.shift, np.float64)
+            reach = int(np.ceil(DONOR_REACH * sigma)) + 1
+            x0, y0 = max(0, bounds[0] - reach), max(0, bounds[1] - reach)
+            x1, y1 = min(int(size[0]), bounds[2] + reach), min(int(size[1]), bounds[3] + reach)
+            # each pixel of the box takes the plate pixel the part came from: (x, y) - (dx, dy)
+            m = np.array([[1.0, 0.0, x0 - dx], [0.0, 1.0, y0 - dy]])
+            pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REFLECT)
+            out.append((weight, DonorBand.of(pixels, sigma, origin=(x0, y0))))
+            shifts.append((round(float(dx), 2), round(float(dy), 2)))
+        return out, shifts
 
     def _donor_band(self, donor: int, weights: Sequence[np.ndarray], sub_transform: CropTransform,
                     size: tuple[int, int], sigma: float) -> DonorBand:

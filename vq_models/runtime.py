@@ -26,7 +26,7 @@ from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
-from vq_models.edits.spec import DonorRule, FrameContext
+from vq_models.edits.spec import DetailMove, DonorRule, FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
 from vq_models.shot import Shot
@@ -279,7 +279,7 @@ class ShotModel:
         return out, changed
 
     def _edited(self, frame: int, program: Any, exclude: set[int] | None,
-                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule]]:
+                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
         """:meth:`edited_labels` and the program's donor rules at ``frame`` (:class:`DonorRule`)."""
         own = self.label_map(frame)
         labels = own if override is None else np.asarray(override.labels(frame), np.uint8)
@@ -296,7 +296,7 @@ class ShotModel:
         return labels, changed
 
     def _window(self, frame: int, program: Any, exclude: set[int] | None,
-                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule]]:
+                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
         """:meth:`window` and the donor rules of the program at t."""
         frames = self.frames
         i = frames.index(self._frame(frame))
@@ -357,7 +357,7 @@ class ShotModel:
         if detail not in DETAIL_MODES:
             raise InputError(f"detail {detail!r}: choose from {', '.join(DETAIL_MODES)}")
         frame = self._frame(frame)
-        rules: list[DonorRule] = []  # a full window given as labels carries no program, so no rules
+        rules: list[DonorRule | DetailMove] = []  # a full window given as labels carries no program, so none
         if labels is not None:
             window = np.asarray(labels)
             original = self.label_map(frame)

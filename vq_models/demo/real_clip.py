@@ -116,10 +116,11 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_plate_sheet(model: Any, rows: list[tuple[str, int, dict[str, Any]]], path: Path,
-                      height: int = 300) -> tuple[Path, dict[str, str]]:
+                      height: int | None = 300) -> tuple[Path, dict[str, str]]:
     """One row per edit, cut around the edited region at the plate's own pixel density (every cell the same
     shape): plate, edit with plate detail, edit as the bare render (the paper's paste), alpha. Edits the
-    shot's prior cannot do are left out and returned with the reason."""
+    shot's prior cannot do are left out and returned with the reason. ``height``: each row's cells scaled to
+    it (nearest), or None for one sheet pixel per plate pixel (how a compositor looks at a 4K plate)."""
     from vq_models.errors import InputError
     from vq_models.evaluation import sheet_row, write_sheet, zoom_box
     from vq_models.evaluation.plate import render_on_plate
@@ -139,11 +140,12 @@ def write_plate_sheet(model: Any, rows: list[tuple[str, int, dict[str, Any]]], p
         alpha = np.repeat(detailed.alpha[..., None], 3, axis=2)
         cells = [_cut(img, box) for img in (detailed.plate, detailed.comp, bare.comp, alpha)]
         note = "" if changed else "\nno label changed"
-        sheet_rows.append((f"{name}\nframe {frame}{note}", sheet_row(cells, height)))
+        sheet_rows.append((f"{name}\nframe {frame}{note}", sheet_row(cells, height or cells[0].shape[0])))
     if not sheet_rows:  # nothing the prior can edit: the plate alone, so the sheet still shows the shot
         frame = model.frames[len(model.frames) // 2]
         plate = model.detail.plates.read(frame)
-        sheet_rows.append((f"no edit usable\nframe {frame}", sheet_row([_cut(plate, _box_of(_face_mask(model, frame)))], height)))
+        cell = _cut(plate, _box_of(_face_mask(model, frame)))
+        sheet_rows.append((f"no edit usable\nframe {frame}", sheet_row([cell], height or cell.shape[0])))
     write_sheet(path, sheet_rows, ["plate", "edit (plate detail)", "edit (bare render)", "alpha"])
     return path, skipped
 

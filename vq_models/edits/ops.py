@@ -21,7 +21,7 @@ import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import FrameContext, Operation, OpSpec
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -217,7 +217,19 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
     same way the iris is the iris/pupil pixels together with the tracked iris where the frame has one: part
     of a real iris carries codes the prior files elsewhere (lp_d13: background), and left behind they drew
     a second iris."""
+    return _gaze(labels, value, params, prior, ctx)[0]
+
+
+def gaze_moves(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
+               ctx: FrameContext) -> list[DetailMove]:
+    """Where :func:`gaze` moved each iris, and by how much (the detail pass moves the plate's iris with it)."""
+    return _gaze(labels, value, params, prior, ctx)[1]
+
+
+def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
+          ctx: FrameContext) -> tuple[np.ndarray, list[DetailMove]]:
     out = labels.copy()
+    moves: list[DetailMove] = []
     dx, dy = value
     prior.codes("eye_whites")
     iris_codes = _require_any(prior, ("irises", "pupils"))
@@ -241,7 +253,8 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
         vacated = iris & ~land
         out[vacated] = white
         out[land] = moved_codes[land]
-    return out
+        moves.append(DetailMove(land, (float(sx), float(sy))))
+    return out, moves
 
 
 def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> tuple[int, int]:
@@ -416,7 +429,8 @@ def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
 FACE_OPERATIONS: dict[str, Operation] = {
     "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"), eye_open,
                           eye_open_donors),
-    "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze),
+    "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze,
+                      detail_moves=gaze_moves),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),

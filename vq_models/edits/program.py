@@ -27,7 +27,7 @@ from host_plugin.keys import INTERPOLATIONS, interpolate
 from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
 from vq_models.edits.segment_ops import SEGMENT_OPERATIONS
-from vq_models.edits.spec import DonorRule, FrameContext, Operation, OpSpec, Value
+from vq_models.edits.spec import DetailMove, DonorRule, FrameContext, Operation, OpSpec, Value
 from vq_models.errors import InputError
 
 PROGRAM_VERSION = 1
@@ -316,18 +316,28 @@ def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior:
 
 
 def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
-                        context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[DonorRule]]:
-    """:func:`apply_program`, also returning each edit's :class:`DonorRule` (where it changed labels, which
-    frames must not lend plate detail there) for the ops that declare one."""
+                        context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
+    """:func:`apply_program`, also returning what the detail pass must know of each edit: its
+    :class:`DonorRule` (where it changed labels, which frames must not lend plate detail there) and its
+    :class:`DetailMove` (a part moved within the frame), for the ops that declare them. A move keeps only the
+    pixels no later edit changed again (an iris a later ``eye_open`` covered is lid, not iris)."""
     original = _check_labels(labels, prior)
     ctx = context or FrameContext()
     out = original
-    rules: list[DonorRule] = []
+    rules: list[DonorRule | DetailMove] = []
+    moved: list[tuple[DetailMove, np.ndarray]] = []  # each move with the labels right after its edit
     for edit, value in program.values_at(frame):
+        before = out
         out, changed = apply_edit(edit, value, out, prior, ctx, program.source)
-        rule = OPS[edit.op].donor_exclude
-        if rule is not None and changed.any():
-            exclude = rule(value, edit.params, ctx)
+        op = OPS[edit.op]
+        if op.donor_exclude is not None and changed.any():
+            exclude = op.donor_exclude(value, edit.params, ctx)
             if exclude:
                 rules.append(DonorRule(changed, frozenset(exclude)))
+        if op.detail_moves is not None and changed.any():
+            moved += [(m, out) for m in op.detail_moves(before, value, edit.params, prior, ctx)]
+    for move, after in moved:
+        landed = move.landed & (out == after) & (out != original)
+        if landed.any():
+            rules.append(DetailMove(landed, move.shift))
     return out.copy(), out != original, rules

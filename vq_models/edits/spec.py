@@ -39,6 +39,9 @@ class Operation:
     #: where this op changed the labels, because their look there contradicts the edit whatever their labels
     #: say (an open eye where the op closed one). None: any frame may lend.
     donor_exclude: Callable[..., frozenset[int]] | None = None
+    #: ``detail_moves(labels, value, params, prior, ctx)``: the :class:`DetailMove` of each part this op moves
+    #: within the frame (labels are the map before the op). None: the op moves nothing.
+    detail_moves: Callable[..., list[DetailMove]] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,17 @@ class DonorRule:
 
     changed: np.ndarray
     exclude: frozenset[int]
+
+
+@dataclass
+class DetailMove:
+    """A part an op moved within its own frame (an iris the gaze shifted): the pixels it ``landed`` on (L, L)
+    and the ``shift`` (dx, dy) in label pixels. The plate's own detail there is the part's, moved the same
+    way, so the detail pass takes the frame's plate band from ``shift`` back instead of a soft render band or
+    another frame's."""
+
+    landed: np.ndarray
+    shift: tuple[float, float]
 
 
 @dataclass
