@@ -416,3 +416,16 @@ def test_gaze_says_where_each_iris_landed_and_how_far_it_moved():
     _, _, rules = apply_program_rules(closed, before, 0, PRIOR)
     kept = [r for r in rules if type(r).__name__ == "DetailMove"]
     assert len(kept) == 1 and kept[0].landed[:, 32:].any() and not kept[0].landed[:, :32].any()
+
+
+def test_a_translated_segment_says_where_it_landed():
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    program = parse_program({"version": 1, "edits": [{"op": "translate", "code": NOSE, "value": [3, -2]}]}, PRIOR)
+    after, changed, rules = apply_program_rules(program, before, 0, PRIOR)
+    (move,) = [r for r in rules if type(r).__name__ == "DetailMove"]
+    assert move.shift == (3.0, -2.0)
+    ys, xs = np.nonzero(move.landed)
+    assert ys.size and (after[ys, xs] == NOSE).all() and (before[ys + 2, xs - 3] == NOSE).all()
+    assert changed[move.landed].all()  # pixels where the nose lands on itself are no move: they did not change

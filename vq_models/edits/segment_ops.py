@@ -11,7 +11,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.ops import code_for
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import FrameContext, Operation, OpSpec
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec
 from vq_models.errors import InputError
 
 _BIG = 1e6
@@ -48,6 +48,17 @@ def translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[st
     moved = geo.shift(target, dx, dy, False)
     codes = geo.shift(np.where(target, labels, 0).astype(labels.dtype), dx, dy, 0)
     return _move(labels, target, moved, codes)
+
+
+def translate_moves(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
+                    ctx: FrameContext) -> list[DetailMove]:
+    """Where :func:`translate` put the segment, and its shift: the plate's own detail of the segment moves with
+    it (a mole, a brow, a scar keeps its texture and grain at the new place)."""
+    target = _target(labels, params, prior)
+    dx, dy = int(round(value[0])), int(round(value[1]))
+    if (dx == 0 and dy == 0) or not target.any():
+        return []
+    return [DetailMove(geo.shift(target, dx, dy, False), (float(dx), float(dy)))]
 
 
 def scale(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
@@ -104,7 +115,8 @@ def paint(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
 
 SEGMENT_OPERATIONS: dict[str, Operation] = {
     "replace": Operation(OpSpec("scalar", 0.0, 1.0, target="to", doc="switch: applied where value >= 0.5"), replace),
-    "translate": Operation(OpSpec("vec2", -_BIG, _BIG, target="one", doc="[dx, dy] in label-map pixels"), translate),
+    "translate": Operation(OpSpec("vec2", -_BIG, _BIG, target="one", doc="[dx, dy] in label-map pixels"), translate,
+                           detail_moves=translate_moves),
     "scale": Operation(OpSpec("scale", 0.0, 100.0, target="one", doc="factor or [sx, sy] about the segment's centre"), scale),
     "dilate": Operation(OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"), dilate),
     "erode": Operation(OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"), erode),
