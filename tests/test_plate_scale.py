@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -70,3 +71,21 @@ def test_render_on_the_replated_plate_is_local_and_keeps_its_grain(replated: Pat
     # identity with plate detail keeps the plate's grain; a bare upscaled render would score far lower
     assert row["sharpness"] > 0.8 and row["ssim"] > 0.9
     assert row["identity_s"] > 0 and row["edit_s"] > 0 and row["peak_mib"] > 0
+
+
+def test_the_sheet_shows_plate_pixels_one_to_one(replated: Path, tmp_path: Path):
+    """--sheet: each edit's cells are cut from the plate at its own pixels, so the grain a compositor looks
+    for is in the figure, not resampled away: a block of the first plate cell is found verbatim (to 8-bit)
+    in the plate."""
+    from vq_models.io.images import read_image
+
+    path = tmp_path / "sheet.png"
+    plate_scale.write_sheet(replated, path)
+    sheet = read_image(path).pixels[..., :3]
+    cell = np.float32(sheet[24:34, 124:134])  # inside the first cell: below the header, right of the labels
+    assert cell.std() > 0.005  # the grain is there
+    shot = Shot.open(replated)
+    with open_source(shot.plate["source"], colorspace=shot.plate["colorspace"]) as source:
+        frames = [np.float32(np.clip(to_network(source.read(f)), 0, 1)) for f in shot.frames]
+    best = min(float(cv2.matchTemplate(frame, cell, cv2.TM_SQDIFF).min()) for frame in frames)
+    assert best / cell.size < (1.0 / 255) ** 2  # one sheet pixel per plate pixel, 8-bit rounding apart
