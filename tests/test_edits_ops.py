@@ -429,3 +429,19 @@ def test_a_translated_segment_says_where_it_landed():
     ys, xs = np.nonzero(move.landed)
     assert ys.size and (after[ys, xs] == NOSE).all() and (before[ys + 2, xs - 3] == NOSE).all()
     assert changed[move.landed].all()  # pixels where the nose lands on itself are no move: they did not change
+
+
+def test_a_raised_brow_says_where_it_landed_and_removal_moves_nothing():
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    raised = parse_program({"version": 1, "edits": [{"op": "brows", "mode": "raise", "side": "left", "value": 0.6}]},
+                           PRIOR)
+    after, changed, rules = apply_program_rules(raised, before, 0, PRIOR)
+    (move,) = [r for r in rules if type(r).__name__ == "DetailMove"]
+    sx, sy = move.shift
+    assert sx == 0 and sy < 0
+    ys, xs = np.nonzero(move.landed)
+    assert ys.size and (after[ys, xs] == BROW).all() and (before[ys - int(sy), xs] == BROW).all()
+    removed = parse_program({"version": 1, "edits": [{"op": "brows", "mode": "remove", "value": 1.0}]}, PRIOR)
+    assert not [r for r in apply_program_rules(removed, before, 0, PRIOR)[2] if type(r).__name__ == "DetailMove"]

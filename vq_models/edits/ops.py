@@ -377,7 +377,19 @@ def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
     """``remove``: thin brows from the top by ``value`` (1 = gone), filling with the nearest skin code.
     ``raise``: move brows up by ``value`` × brow height (negative lowers); they only land on skin or brow
     pixels, and the uncovered part takes the nearest skin code."""
+    return _brows(labels, value, params, prior, ctx)[0]
+
+
+def brows_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+                ctx: FrameContext) -> list[DetailMove]:
+    """Where a raised (or lowered) brow landed and its shift: the plate's own brow hairs move with it."""
+    return _brows(labels, value, params, prior, ctx)[1]
+
+
+def _brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+           ctx: FrameContext) -> tuple[np.ndarray, list[DetailMove]]:
     out = labels.copy()
+    moves: list[DetailMove] = []
     mask_all = prior.mask(labels, "brows")
     skin = prior.mask(labels, "skin")
     skin_code = pick_code(labels, prior, "skin")
@@ -404,7 +416,8 @@ def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             land = moved & (skin | mask_all)
             out = geo.nearest_fill(out, brow & ~land, skin & ~mask_all, skin_code)
             out[land] = codes[land]
-    return out
+            moves.append(DetailMove(land, (0.0, float(dy))))
+    return out, moves
 
 
 def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
@@ -436,6 +449,7 @@ FACE_OPERATIONS: dict[str, Operation] = {
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
-                    doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows),
+                    doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,
+                       detail_moves=brows_moves),
     "nose_width": Operation(OpSpec("scalar", 0.05, 5.0, doc="horizontal scale of the nose about its centre"), nose_width),
 }
