@@ -41,24 +41,25 @@ def _move(labels: np.ndarray, target: np.ndarray, moved: np.ndarray, codes: np.n
 def translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
               ctx: FrameContext) -> np.ndarray:
     """Move a segment/code by [dx, dy] label pixels; the uncovered area takes the nearest other code."""
-    target = _target(labels, params, prior)
-    dx, dy = int(round(value[0])), int(round(value[1]))
-    if (dx == 0 and dy == 0) or not target.any():
-        return labels.copy()
-    moved = geo.shift(target, dx, dy, False)
-    codes = geo.shift(np.where(target, labels, 0).astype(labels.dtype), dx, dy, 0)
-    return _move(labels, target, moved, codes)
+    return _translate(labels, value, params, prior)[0]
 
 
 def translate_moves(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
                     ctx: FrameContext) -> list[DetailMove]:
     """Where :func:`translate` put the segment, and its shift: the plate's own detail of the segment moves with
     it (a mole, a brow, a scar keeps its texture and grain at the new place)."""
+    return _translate(labels, value, params, prior)[1]
+
+
+def _translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any],
+               prior: Prior) -> tuple[np.ndarray, list[DetailMove]]:
     target = _target(labels, params, prior)
     dx, dy = int(round(value[0])), int(round(value[1]))
     if (dx == 0 and dy == 0) or not target.any():
-        return []
-    return [DetailMove(geo.shift(target, dx, dy, False), (float(dx), float(dy)))]
+        return labels.copy(), []
+    moved = geo.shift(target, dx, dy, False)
+    codes = geo.shift(np.where(target, labels, 0).astype(labels.dtype), dx, dy, 0)
+    return _move(labels, target, moved, codes), [DetailMove(moved, (float(dx), float(dy)))]
 
 
 def scale(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,

@@ -52,7 +52,7 @@ class DonorRule:
     exclude: frozenset[int]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetailMove:
     """A part an op moved within its own frame (an iris the gaze shifted): the pixels it ``landed`` on (L, L)
     and the ``shift`` (dx, dy) in label pixels. The plate's own detail there is the part's, moved the same
