@@ -366,6 +366,24 @@ def test_a_gaze_render_moves_the_plates_iris_detail(model, monkeypatch):
     assert none is None and moved > unmoved + 0.03
 
 
+def test_a_moved_iris_painted_over_is_not_drawn_back(model):
+    """Paint over a program's result (the server's paint input): where the given map no longer shows the
+    moved iris, the iris's moved detail is not applied; where it still does, it is."""
+    frame = model.frames[3]
+    program = {"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.3, 0.0]}]}
+    edited, _ = model.edited_labels(frame, program)
+    full = model.render_frame(frame, program, mode="edit-only", detail="plate", labels=edited)
+    assert full.detail.moves and len(full.detail.moves) == 2
+    painted = edited.copy()
+    half = model.label_size // 2
+    left = model.render_frame(frame, program, mode="edit-only", detail="plate")
+    changed = edited != model.label_map(frame)
+    painted[:, :half][changed[:, :half]] = model.label_map(frame)[:, :half][changed[:, :half]]  # undo one eye
+    one = model.render_frame(frame, program, mode="edit-only", detail="plate", labels=painted)
+    assert one.detail.moves is not None and len(one.detail.moves) == 1
+    assert left.detail.moves == full.detail.moves
+
+
 def test_donor_band_stops_inside_the_donors_own_silhouette(model):
     """Where two frames' face outlines differ (a smile widens the cheeks), the donor's silhouette against the
     background must not be pasted across this face as a bright line: its band stops inside its own face."""

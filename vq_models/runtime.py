@@ -365,6 +365,7 @@ class ShotModel:
             if window.shape == (L, L):  # the edited map at t; t-1 and t+1 as the program makes them
                 centre = window
                 window, _, rules = self._window(frame, program, exclude_frames, override)
+                rules = _moves_kept(rules, centre == window[1])
                 window[1] = centre
             if window.shape != (3, L, L):
                 raise InputError(f"labels: expected ({L}, {L}) or (3, {L}, {L}), got {window.shape}")
@@ -445,6 +446,21 @@ class ShotModel:
             path = Path(tmp) / "exemplar.png"
             write_image(path, np.asarray(rgb), dtype="uint8")
             return path.read_bytes()
+
+
+def _moves_kept(rules: list[DonorRule | DetailMove], same: np.ndarray) -> list[DonorRule | DetailMove]:
+    """The program's rules for a map the caller changed further (paint over the program's result): a move
+    keeps only the pixels where the given map still shows what the program moved there, so a part painted
+    over is not drawn back by its own moved detail."""
+    kept: list[DonorRule | DetailMove] = []
+    for rule in rules:
+        if isinstance(rule, DetailMove):
+            landed = rule.landed & same
+            if not landed.any():
+                continue
+            rule = DetailMove(landed, rule.shift)
+        kept.append(rule)
+    return kept
 
 
 def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: int = 3) -> tuple[tuple[int, int, int, int], Any]:
