@@ -292,13 +292,12 @@ class PlateFrames:
             path = self.source_path()
             if path is None:
                 return None
-            plate = self.shot.plate
-            source = open_source(str(path), colorspace=plate.get("colorspace") or None)
-            want = plate.get("display_window") or [0, 0, plate.get("width"), plate.get("height")]
-            if (source.width, source.height) != (want[2], want[3]):
+            source = open_source(str(path), colorspace=self.shot.plate.get("colorspace") or None)
+            w, h = self.shot.plate_size
+            if (source.width, source.height) != (w, h):
                 source.close()
                 raise InputError(f"{path}: the plate is {source.width}x{source.height} but shot.json's plate is "
-                                 f"{want[2]}x{want[3]} (moved or replaced? plate detail needs the shot's own plate)")
+                                 f"{w}x{h} (moved or replaced? plate detail needs the shot's own plate)")
             self._source = source
         return self._source
 
@@ -353,10 +352,8 @@ class PlateFrames:
             return False
         if tuple(image.data_window) != tuple(image.display_window) or tuple(image.display_window[2:]) != self.shot.plate_size:
             return False
-        with self._lock:
-            space = self._readable().colorspace
-        if resolve_colorspace(str(image.colorspace)) != resolve_colorspace(str(space)):
-            return False
+        if resolve_colorspace(str(image.colorspace)) != resolve_colorspace(str(self._source.colorspace)):
+            return False  # available() opened the source
         self.cache.put(self._owner, int(frame), (0, np.ascontiguousarray(image.rgb(), np.float32), str(image.colorspace)))
         return True
 
@@ -485,6 +482,17 @@ def warp_donor(donor_plate: np.ndarray, donor_transform: CropTransform, sub_tran
                           borderMode=cv2.BORDER_REFLECT)
 
 
+def _reach_box(weights: Sequence[np.ndarray], sigma: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The window box (x0, y0, x1, y1) around the weights' boxes, :data:`DONOR_REACH` ``sigma`` out, clipped to
+    the window (w, h) = ``size``: where a band is split so its blur sees what it would over the whole window."""
+    bounds = [b for b in (alpha_bounds(w) for w in weights) if b is not None] or [(0, 0, 1, 1)]
+    reach = int(np.ceil(DONOR_REACH * sigma)) + 1
+    x0, y0 = max(0, min(b[0] for b in bounds) - reach), max(0, min(b[1] for b in bounds) - reach)
+    x1 = min(int(size[0]), max(b[2] for b in bounds) + reach)
+    y1 = min(int(size[1]), max(b[3] for b in bounds) + reach)
+    return x0, y0, x1, y1
+
+
 def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size: int, size: tuple[int, int]) -> np.ndarray:
     """A label-space mask (L, L) in [0, 1] resampled onto the sub-window's plate pixels (bilinear)."""
     warped, cover = paste_to_plate(np.asarray(mask, np.float32), sub_transform, size, crop_size=crop_size)
@@ -559,9 +567,7 @@ class PlateDetail:
             skip = {int(frame)} | set(exclude or ())
             for own, grown in changed_regions(changed, self.settings.donor_margin):
                 donor, score = self.donors().best(edited, own, grown, exclude=region_exclude(own, skip, rules))
-                weight = label_mask_to_sub(cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)), sub_transform,
-                                           self.shot.crop_size, size)
-                weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
+                weight = self._region_weight(own, sub_transform, size, label_px)
                 if donor is None or score < self.settings.min_donor_match:
                     donor = None
                 regions.append((weight, donor))
@@ -588,6 +594,14 @@ class PlateDetail:
         out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma)
         return out, DetailResult("plate", sigma, donors, shifts or None)
 
+    def _region_weight(self, mask: np.ndarray, sub_transform: CropTransform, size: tuple[int, int],
+                       label_px: float) -> np.ndarray:
+        """A changed (or moved-to) label region's weight on the window: grown by one label pixel, resampled and
+        feathered by ``feather`` label pixels."""
+        grown = cv2.dilate(np.asarray(mask, np.uint8), np.ones((3, 3), np.uint8))
+        weight = label_mask_to_sub(grown, sub_transform, self.shot.crop_size, size)
+        return np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
+
     def _moved_bands(self, plate: np.ndarray, moves: Sequence[DetailMove], sub_transform: CropTransform,
                      size: tuple[int, int], label_size: int, render_px: float,
                      sigma: float) -> tuple[list[tuple[np.ndarray, DonorBand]], list[tuple[float, float]]]:
@@ -598,16 +612,11 @@ class PlateDetail:
         linear = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] * (self.shot.crop_size / label_size)
         out, shifts = [], []
         for move in moves:
-            weight = label_mask_to_sub(cv2.dilate(np.asarray(move.landed, np.uint8), np.ones((3, 3), np.uint8)),
-                                       sub_transform, self.shot.crop_size, size)
-            weight = np.clip(gaussian(weight, self.settings.feather * label_px), 0.0, 1.0)
-            bounds = alpha_bounds(weight)
-            if bounds is None:
+            weight = self._region_weight(move.landed, sub_transform, size, label_px)
+            if alpha_bounds(weight) is None:
                 continue
             dx, dy = linear @ np.asarray(move.shift, np.float64)
-            reach = int(np.ceil(DONOR_REACH * sigma)) + 1
-            x0, y0 = max(0, bounds[0] - reach), max(0, bounds[1] - reach)
-            x1, y1 = min(int(size[0]), bounds[2] + reach), min(int(size[1]), bounds[3] + reach)
+            x0, y0, x1, y1 = _reach_box([weight], sigma, size)
             # each pixel of the box takes the plate pixel the part came from: (x, y) - (dx, dy)
             m = np.array([[1.0, 0.0, x0 - dx], [0.0, 1.0, y0 - dy]])
             pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -621,13 +630,7 @@ class PlateDetail:
         """``donor``'s band at ``sigma`` around the boxes of ``weights`` (on the render window), read, warped
         and split only there: :data:`DONOR_REACH` sigmas of margin so the blur sees what it would over the
         whole window."""
-        bounds = [b for b in (alpha_bounds(w) for w in weights) if b is not None]
-        if not bounds:
-            bounds = [(0, 0, 1, 1)]
-        reach = int(np.ceil(DONOR_REACH * sigma)) + 1
-        x0, y0 = max(0, min(b[0] for b in bounds) - reach), max(0, min(b[1] for b in bounds) - reach)
-        x1 = min(int(size[0]), max(b[2] for b in bounds) + reach)
-        y1 = min(int(size[1]), max(b[3] for b in bounds) + reach)
+        x0, y0, x1, y1 = _reach_box(weights, sigma, size)
         box_transform = sub_transform.windowed(x0, y0)
         donor_transform = self.shot.transform(donor)
         window = donor_window(donor_transform, box_transform, (x1 - x0, y1 - y0), self.shot.plate_size)

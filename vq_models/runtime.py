@@ -280,7 +280,8 @@ class ShotModel:
 
     def _edited(self, frame: int, program: Any, exclude: set[int] | None,
                 override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
-        """:meth:`edited_labels` and the program's donor rules at ``frame`` (:class:`DonorRule`)."""
+        """:meth:`edited_labels` and what the detail pass must know of the program at ``frame`` (its
+        :class:`DonorRule` and :class:`DetailMove` list)."""
         own = self.label_map(frame)
         labels = own if override is None else np.asarray(override.labels(frame), np.uint8)
         prog = self.parse_program(program)
@@ -297,7 +298,7 @@ class ShotModel:
 
     def _window(self, frame: int, program: Any, exclude: set[int] | None,
                 override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
-        """:meth:`window` and the donor rules of the program at t."""
+        """:meth:`window` and the program's detail rules at t (:meth:`_edited`)."""
         frames = self.frames
         i = frames.index(self._frame(frame))
         prog = self.parse_program(program)
