@@ -76,6 +76,7 @@ def _map_points(points: list, a: np.ndarray) -> list:
 
 def replate(shot_dir: Path, out_dir: Path, width: int, height: int, scale: float, frames: list[int]) -> Path:
     """A copy of the shot at ``frames`` whose plate is ``width``×``height`` (see the module docstring)."""
+    from vq_models.detail import PlateFrames
     from vq_models.io.images import write_image
     from vq_models.io.sources import open_source
     from vq_models.shot import CropTransform, Shot
@@ -93,8 +94,10 @@ def replate(shot_dir: Path, out_dir: Path, width: int, height: int, scale: float
     plate_dir = out_dir / "plate"
     plate_dir.mkdir(exist_ok=True)
     meta = shot.plate
-    with open_source(str(shot_dir / meta["source"]) if not Path(meta["source"]).is_absolute() else meta["source"],
-                     colorspace=meta.get("colorspace") or None) as source:
+    source_path = PlateFrames(shot).source_path()  # the shot's plate, found the way the detail pass finds it
+    if source_path is None:
+        raise SystemExit(f"{shot_dir}: its plate source {meta.get('source')!r} is not readable")
+    with open_source(str(source_path), colorspace=meta.get("colorspace") or None) as source:
         for f in frames:
             image = source.read(f)
             px = np.asarray(image.pixels[..., :3], np.float32)
