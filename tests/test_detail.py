@@ -366,6 +366,32 @@ def test_a_gaze_render_moves_the_plates_iris_detail(model, monkeypatch):
     assert none is None and moved > unmoved + 0.03
 
 
+def test_a_keyframed_gaze_glides_between_label_pixels(model):
+    """Values whose shift is under half a label pixel leave the labels alone but still move the iris on the
+    plate, by more as the value grows (the composites move away from the first one step by step, inside
+    one alpha around the irises), and the plate shift the detail pass reports grows with the value."""
+    from vq_models.io.colour import to_network
+
+    frame = model.frames[3]
+    image = model.detail.plates.image(frame)
+    comps, alphas, shifts = [], [], []
+    for value in (0.0, 0.015, 0.03, 0.045):
+        program = {"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [value, 0.0]}]}
+        assert not model.edited_labels(frame, program)[1].any()  # all of it under half a label pixel
+        fr = model.render_frame(frame, program, mode="edit-only", detail="plate")
+        comps.append(to_network(fr.composite(image)))
+        alphas.append(fr.alpha)
+        shifts.append(fr.detail.moves[0][0] if fr.detail.moves else 0.0)
+    assert not alphas[0].any() and np.array_equal(comps[0], to_network(image))  # gaze 0 changes nothing
+    shown = alphas[1] > 0
+    assert shown.any() and all(np.array_equal(a > 0, shown) for a in alphas[2:])
+    iris = model.regions(frame)["left_iris"] | model.regions(frame)["right_iris"]
+    assert shown.sum() < 0.25 * shown.size and iris.any()  # around the irises, not the face
+    apart = [float(np.abs(c - comps[1])[shown].mean()) for c in comps[1:]]
+    assert apart[0] == 0.0 and apart[1] > 0.0 and apart[2] > apart[1], apart
+    assert shifts[1] > 0 and np.allclose(np.diff(shifts), shifts[1], atol=0.015), shifts  # reported to 0.01 px
+
+
 def test_a_moved_iris_painted_over_is_not_drawn_back(model):
     """Paint over a program's result (the server's paint input): where the given map no longer shows the
     moved iris, the iris's moved detail is not applied; where it still does, it is."""

@@ -405,17 +405,47 @@ def test_gaze_says_where_each_iris_landed_and_how_far_it_moved():
     moves = [r for r in rules if type(r).__name__ == "DetailMove"]
     assert len(moves) == 2
     for move in moves:
-        sx, sy = move.shift
-        assert sx == round(0.25 * 13) and sy == 0
+        assert move.shift == pytest.approx((0.25 * 13, 0.0))  # exact: the labels move 3, the render the rest
+        assert move.label_shift == (3, 0) and move.remainder == pytest.approx((0.25, 0.0))
         landed = move.landed
-        assert landed.any() and np.isin(after[landed], [IRIS, PUPIL]).all() and changed[landed].all()
+        assert landed.any() and np.isin(after[landed], [IRIS, PUPIL]).all()
+        assert (landed & ~changed).any(), "the iris landing on itself is part of the moved iris"
         ys, xs = np.nonzero(landed)  # the codes there came from the shift back
-        assert np.array_equal(after[ys, xs], before[ys, xs - int(sx)])
+        assert np.array_equal(after[ys, xs], before[ys, xs - 3])
     closed = parse_program({"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.25, 0.0]},
                                                     {"op": "eye_open", "eye": "left", "value": 0.0}]}, PRIOR)
     _, _, rules = apply_program_rules(closed, before, 0, PRIOR)
     kept = [r for r in rules if type(r).__name__ == "DetailMove"]
     assert len(kept) == 1 and kept[0].landed[:, 32:].any() and not kept[0].landed[:, :32].any()
+
+
+def test_a_gaze_under_half_a_label_pixel_moves_the_render_not_the_labels():
+    """A keyframed gaze passes through values whose shift is a fraction of a label pixel: the labels stay,
+    and each iris reports its move (all of it remainder) so the render glides instead of stepping."""
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    program = parse_program({"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.03, 0.0]}]}, PRIOR)
+    after, changed, rules = apply_program_rules(program, before, 0, PRIOR)
+    assert np.array_equal(after, before) and not changed.any()
+    moves = [r for r in rules if type(r).__name__ == "DetailMove"]
+    assert len(moves) == 2
+    for move in moves:
+        assert move.label_shift == (0, 0) and move.remainder == pytest.approx((0.03 * 13, 0.0))
+        assert np.isin(before[move.landed], [IRIS, PUPIL]).all() and move.within is not None
+    neutral = parse_program({"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.0, 0.0]}]}, PRIOR)
+    assert apply_program_rules(neutral, before, 0, PRIOR)[2] == []
+
+
+def test_a_translation_under_half_a_label_pixel_is_a_move_without_label_change():
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    program = parse_program({"version": 1, "edits": [{"op": "translate", "code": NOSE, "value": [0.3, 0.0]}]}, PRIOR)
+    after, changed, rules = apply_program_rules(program, before, 0, PRIOR)
+    (move,) = rules
+    assert np.array_equal(after, before) and np.array_equal(move.landed, before == NOSE)
+    assert move.remainder == pytest.approx((0.3, 0.0))
 
 
 def test_a_translated_segment_says_where_it_landed():
@@ -428,7 +458,8 @@ def test_a_translated_segment_says_where_it_landed():
     assert move.shift == (3.0, -2.0)
     ys, xs = np.nonzero(move.landed)
     assert ys.size and (after[ys, xs] == NOSE).all() and (before[ys + 2, xs - 3] == NOSE).all()
-    assert changed[move.landed].all()  # pixels where the nose lands on itself are no move: they did not change
+    assert np.array_equal(move.landed, after == NOSE)  # where it lands on itself too: the nose shows moved there
+    assert move.remainder == (0.0, 0.0)
 
 
 def test_a_raised_brow_says_where_it_landed_and_removal_moves_nothing():

@@ -30,7 +30,8 @@ class FrameRender:
     Why a box: a face covers a fraction of a 2K/4K plate, and full-frame arrays would cost more to allocate
     and scan than the face's own pixels. :attr:`rgb`, :attr:`alpha` and
     :attr:`rgba` build the whole display window on demand, for checks that compare whole frames.
-    ``changed`` is the label-space mask of pixels the edits changed at this frame.
+    ``changed`` is the label-space mask of pixels the edits changed at this frame, and of parts they moved
+    (:func:`vq_models.moved_parts.redrawn`): what the render redrew.
     """
 
     frame: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from vq_models.edits.program import EditProgram, apply_program_rules, parse_prog
 from vq_models.edits.spec import DetailMove, DonorRule, FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
+from vq_models.moved_parts import move_remainders, redrawn
 from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
@@ -366,14 +367,16 @@ class ShotModel:
             if window.shape == (L, L):  # the edited map at t; t-1 and t+1 as the program makes them
                 centre = window
                 window, _, rules = self._window(frame, program, exclude_frames, override)
-                rules = _moves_kept(rules, centre == window[1])
+                rules = _moves_kept(rules, centre == window[1], window[1] != original)
                 window[1] = centre
             if window.shape != (3, L, L):
                 raise InputError(f"labels: expected ({L}, {L}) or (3, {L}, {L}), got {window.shape}")
             changed = window[1] != original
         else:
             window, changed, rules = self._window(frame, program, exclude_frames, override)
-        crop = self.render_window(window.astype(np.uint8))
+        moves = [r for r in rules if isinstance(r, DetailMove)]
+        changed = redrawn(changed, moves)
+        crop = move_remainders(self.render_window(window.astype(np.uint8)), moves, self.label_size)
         transform = self.shot.transform(frame)
         info = self.plate_info
         size = (info["display_window"][2], info["display_window"][3])
@@ -449,17 +452,21 @@ class ShotModel:
             return path.read_bytes()
 
 
-def _moves_kept(rules: list[DonorRule | DetailMove], same: np.ndarray) -> list[DonorRule | DetailMove]:
+def _moves_kept(rules: list[DonorRule | DetailMove], same: np.ndarray,
+                by_program: np.ndarray) -> list[DonorRule | DetailMove]:
     """The program's rules for a map the caller changed further (paint over the program's result): a move
-    keeps only the pixels where the given map still shows what the program moved there, so a part painted
-    over is not drawn back by its own moved detail."""
+    keeps only the pixels where the given map (``same``) still shows what the program moved there, so a part
+    painted over is not drawn back by its own moved detail. Where the program changed labels to move the part
+    (``by_program``) and the paint took all of them back, the part is back in its place: the pixels it landed
+    on with its own codes (an iris overlapping itself) then show it unmoved too."""
     kept: list[DonorRule | DetailMove] = []
     for rule in rules:
         if isinstance(rule, DetailMove):
+            moved_codes = rule.landed & by_program
             landed = rule.landed & same
-            if not landed.any():
+            if not landed.any() or (moved_codes.any() and not (moved_codes & same).any()):
                 continue
-            rule = DetailMove(landed, rule.shift)
+            rule = replace(rule, landed=landed)
         kept.append(rule)
     return kept
 

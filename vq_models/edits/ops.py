@@ -21,7 +21,7 @@ import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec, label_shift
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -243,30 +243,30 @@ def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, A
         x0, y0, x1, y1 = box
         width = x1 - x0 + 1
         cx, cy = geo.centroid(iris)  # type: ignore[misc]
-        sx, sy = _visible_shift(eye, cx, cy, dx * width, dy * width)
-        if sx == 0 and sy == 0:
+        shift = _visible_shift(eye, cx, cy, dx * width, dy * width)
+        if shift == (0.0, 0.0):
             continue
+        sx, sy = label_shift(shift)
         moved = geo.shift(iris, sx, sy, False)
         moved_codes = geo.shift(np.where(iris, labels, 0).astype(labels.dtype), sx, sy, 0)
         land = moved & eye
-        white = pick_code(labels, prior, "eye_whites", within=eye)
-        vacated = iris & ~land
-        out[vacated] = white
+        out[iris & ~land] = pick_code(labels, prior, "eye_whites", within=eye)
         out[land] = moved_codes[land]
-        moves.append(DetailMove(land, (float(sx), float(sy))))
+        moves.append(DetailMove(land, shift, within=eye))
     return out, moves
 
 
-def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> tuple[int, int]:
-    """The longest integer shift along (sx, sy) that keeps the iris centre on an eye-opening pixel, so an
-    extreme gaze parks the iris at the corner of the eye instead of hiding it under the lids."""
+def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> tuple[float, float]:
+    """The longest shift along (sx, sy) that keeps the iris centre on an eye-opening pixel, so an extreme
+    gaze parks the iris at the corner of the eye instead of hiding it under the lids. Not rounded: the labels
+    move the whole label pixels of it, the render the rest (:class:`DetailMove`)."""
     h, w = eye.shape
     for t in np.linspace(1.0, 0.0, 65):
-        ix, iy = int(round(t * sx)), int(round(t * sy))
+        ix, iy = label_shift((t * sx, t * sy))  # where the labels put it
         px, py = int(round(cx + ix)), int(round(cy + iy))
         if 0 <= px < w and 0 <= py < h and eye[py, px]:
-            return ix, iy
-    return 0, 0
+            return float(t * sx), float(t * sy)
+    return 0.0, 0.0
 
 
 def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -408,15 +408,16 @@ def _brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: P
             out = geo.nearest_fill(out, hole, skin & ~mask_all, skin_code)
         else:
             x0, y0, x1, y1 = geo.bbox(brow)  # type: ignore[misc]
-            dy = -int(round(value * (y1 - y0 + 1)))
-            if dy == 0:
+            shift = (0.0, -float(value) * (y1 - y0 + 1))
+            if shift[1] == 0.0:
                 continue
+            dy = label_shift(shift)[1]
             moved = geo.shift(brow, 0, dy, False)
             codes = geo.shift(np.where(brow, labels, 0).astype(labels.dtype), 0, dy, 0)
             land = moved & (skin | mask_all)
             out = geo.nearest_fill(out, brow & ~land, skin & ~mask_all, skin_code)
             out[land] = codes[land]
-            moves.append(DetailMove(land, (0.0, float(dy))))
+            moves.append(DetailMove(land, shift, within=skin | mask_all))
     return out, moves
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -319,8 +319,10 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
                         context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
     """:func:`apply_program`, also returning what the detail pass must know of each edit: its
     :class:`DonorRule` (where it changed labels, which frames must not lend plate detail there) and its
-    :class:`DetailMove` (a part moved within the frame), for the ops that declare them. A move keeps only the
-    pixels no later edit changed again (an iris a later ``eye_open`` covered is lid, not iris)."""
+    :class:`DetailMove` (a part moved within the frame), for the ops that declare them. A move keeps the
+    pixels where the part landed that no later edit changed again (an iris a later ``eye_open`` covered is lid,
+    not iris), also those that show the same code as before (the part of a moved iris that lands on itself
+    still shows the iris moved, its catchlight included)."""
     original = _check_labels(labels, prior)
     ctx = context or FrameContext()
     out = original
@@ -334,10 +336,10 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
             exclude = op.donor_exclude(value, edit.params, ctx)
             if exclude:
                 rules.append(DonorRule(changed, frozenset(exclude)))
-        if op.detail_moves is not None and changed.any():
+        if op.detail_moves is not None:  # asked even where no label changed: a move under half a label pixel
             moved += [(m, out) for m in op.detail_moves(before, value, edit.params, prior, ctx)]
     for move, after in moved:
-        landed = move.landed & (out == after) & (out != original)
+        landed = move.landed & (out == after)
         if landed.any():
-            rules.append(DetailMove(landed, move.shift))
+            rules.append(replace(move, landed=landed))
     return out.copy(), out != original, rules

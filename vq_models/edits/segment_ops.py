@@ -11,7 +11,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.ops import code_for
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec, label_shift
 from vq_models.errors import InputError
 
 _BIG = 1e6
@@ -54,12 +54,15 @@ def translate_moves(labels: np.ndarray, value: tuple[float, float], params: Mapp
 def _translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any],
                prior: Prior) -> tuple[np.ndarray, list[DetailMove]]:
     target = _target(labels, params, prior)
-    dx, dy = int(round(value[0])), int(round(value[1]))
-    if (dx == 0 and dy == 0) or not target.any():
+    shift = (float(value[0]), float(value[1]))
+    if shift == (0.0, 0.0) or not target.any():
         return labels.copy(), []
+    dx, dy = label_shift(shift)
+    if dx == 0 and dy == 0:  # under half a label pixel: the labels stay, the render moves (DetailMove)
+        return labels.copy(), [DetailMove(target, shift)]
     moved = geo.shift(target, dx, dy, False)
     codes = geo.shift(np.where(target, labels, 0).astype(labels.dtype), dx, dy, 0)
-    return _move(labels, target, moved, codes), [DetailMove(moved, (float(dx), float(dy)))]
+    return _move(labels, target, moved, codes), [DetailMove(moved, shift)]
 
 
 def scale(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,

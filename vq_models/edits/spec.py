@@ -52,15 +52,35 @@ class DonorRule:
     exclude: frozenset[int]
 
 
+def label_shift(shift: tuple[float, float]) -> tuple[int, int]:
+    """The whole label pixels of a shift (nearest, halves away from zero): what a label map can move."""
+    return tuple(int(np.sign(v) * np.floor(abs(v) + 0.5)) for v in shift)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class DetailMove:
     """A part an op moved within its own frame (an iris the gaze shifted): the pixels it ``landed`` on (L, L)
-    and the ``shift`` (dx, dy) in label pixels. The plate's own detail there is the part's, moved the same
-    way, so the detail pass takes the frame's plate band from ``shift`` back instead of a soft render band or
-    another frame's."""
+    and the ``shift`` (dx, dy) in label pixels, exact. The labels moved it by :attr:`label_shift`; the rest
+    (:attr:`remainder`, under half a label pixel) is drawn by moving the render there, so a keyframed gaze
+    glides instead of stepping a label pixel (several plate pixels) at a time. The plate's own detail there
+    is the part's, moved the same way, so the detail pass takes the frame's plate band from ``shift`` back
+    instead of a soft render band or another frame's.
+
+    ``within`` (L, L), when given, is where the part moves (an eye's opening): the render is moved by the
+    remainder only there, so the lids around an iris stay where their labels are."""
 
     landed: np.ndarray
     shift: tuple[float, float]
+    within: np.ndarray | None = None
+
+    @property
+    def label_shift(self) -> tuple[int, int]:
+        return label_shift(self.shift)
+
+    @property
+    def remainder(self) -> tuple[float, float]:
+        (dx, dy), (ix, iy) = self.shift, self.label_shift
+        return float(dx - ix), float(dy - iy)
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""A part moved by less than its labels can say: the render moved by the remainder, and the pixels redrawn."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vq_models.edits.spec import DetailMove, label_shift
+from vq_models.moved_parts import move_remainders, redrawn
+
+
+def _disc_render(size: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """A white render with a soft dark disc (an iris as Stage II draws it)."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    dark = np.clip(r + 0.5 - np.hypot(xx - cx, yy - cy), 0.0, 1.0)
+    return np.repeat((0.9 - 0.8 * dark)[..., None], 3, axis=2).astype(np.float32)
+
+
+def _centroid_x(render: np.ndarray) -> float:
+    dark = np.clip(0.9 - render[..., 0], 0.0, None)
+    return float((dark * np.arange(render.shape[1])[None, :]).sum() / dark.sum())
+
+
+def test_label_shift_rounds_halves_away_from_zero():
+    assert label_shift((2.5, -2.5)) == (3, -3)
+    assert label_shift((0.49, -0.49)) == (0, 0)
+    move = DetailMove(np.zeros((4, 4), bool), (3.3, -1.6))
+    assert move.label_shift == (3, -2) and move.remainder == pytest.approx((0.3, 0.4))
+
+
+@pytest.mark.parametrize("remainder", [0.25, -0.4, 0.5])
+def test_the_render_moves_by_the_remainder_inside_the_part(remainder):
+    L, R = 16, 64  # four render pixels per label pixel
+    render = _disc_render(R, 30.0, 32.0, 6.0)
+    landed = np.zeros((L, L), bool)
+    cv2.circle(landed.view(np.uint8), (7, 8), 2, 1, -1)
+    move = DetailMove(landed, (2.0 + remainder, 0.0))  # 2.5: the labels move 3, the render -0.5
+    out = move_remainders(render, [move], L)
+    assert abs(move.remainder[0]) == pytest.approx(abs(remainder))
+    assert _centroid_x(out) - _centroid_x(render) == pytest.approx(move.remainder[0] * R / L, abs=0.15)
+    far = np.ones((R, R), bool)
+    far[16:48, 12:48] = False  # beyond the part grown by a label pixel and its feather
+    np.testing.assert_array_equal(out[far], render[far])
+
+
+def test_a_whole_pixel_move_leaves_the_render_as_drawn():
+    render = _disc_render(32, 16.0, 16.0, 4.0)
+    landed = np.zeros((16, 16), bool)
+    landed[6:10, 6:10] = True
+    np.testing.assert_array_equal(move_remainders(render, [DetailMove(landed, (2.0, -1.0))], 16), render)
+
+
+def test_the_remainder_stays_inside_where_the_part_moves():
+    """An iris under the lid: the render moves only inside the eye's opening, the lid stays put."""
+    L, R = 16, 64
+    render = _disc_render(R, 30.0, 32.0, 6.0)
+    render[:26] = 0.3  # a lid above the opening
+    landed = np.zeros((L, L), bool)
+    cv2.circle(landed.view(np.uint8), (7, 8), 2, 1, -1)
+    within = np.zeros((L, L), bool)
+    within[7:] = True  # the opening starts at label row 7 (render row 28)
+    out = move_remainders(render, [DetailMove(landed, (0.0, -0.45), within=within)], L)
+    np.testing.assert_allclose(out[:24], render[:24], atol=1e-6)
+    assert np.abs(out[30:40] - render[30:40]).max() > 0.05
+
+
+def test_redrawn_adds_what_moved_parts_cover():
+    changed = np.zeros((8, 8), bool)
+    changed[0, 0] = True
+    landed = np.zeros((8, 8), bool)
+    landed[3:5, 3:5] = True
+    assert redrawn(changed, [DetailMove(landed, (0.3, 0.0))]).sum() == 5
+    assert redrawn(changed, [DetailMove(landed, (0.0, 0.0))]).sum() == 1
