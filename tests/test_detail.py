@@ -84,6 +84,41 @@ def test_split_with_local_regions_is_the_whole_frame_formula():
     np.testing.assert_allclose(out, expect, atol=1e-5)
 
 
+def _disc_scene(size: int = 96, r: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured white plate with a dark disc (an iris), a render without it, and the disc's mask."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    disc = (np.hypot(xx - size / 2, yy - size / 2) <= r).astype(np.float32)
+    white = 0.7 + 0.05 * (_texture(size, size, seed=3) - 0.5)
+    plate = white * (1.0 - 0.9 * disc[..., None])
+    return plate.astype(np.float32), gaussian(white, 2.0), disc
+
+
+def test_a_removed_part_leaves_no_outline_in_the_plates_band():
+    """Where an edit removed a part (an iris gone, teeth gone), neither its own band nor its halo around it
+    shows: with a plain blur the band outside a feathered weight carried the part's outline as a ring."""
+    import cv2
+
+    plate, render, disc = _disc_scene()
+    grown = cv2.dilate(disc, np.ones((5, 5), np.uint8))
+    weight = np.clip(gaussian(grown, 3.0) * 0.92, 0.0, 1.0)  # a feathered weight peaking below 1
+    sigma = 3.0
+    plain = split_bands(render, plate, sigma, [(weight, None)])
+    clean = split_bands(render, plate, sigma, [(weight, None)], removed=grown)
+    inside = disc > 0.5
+    ring = (cv2.dilate(grown, np.ones((15, 15), np.uint8)) > 0) & (grown == 0)
+    luma = lambda a: a.mean(axis=2)  # noqa: E731
+    assert np.abs(luma(plain - render))[inside].mean() > 0.02  # the plain split leaks the disc
+    assert np.abs(luma(clean - render))[inside].mean() < 0.005
+    # around it: the plate's own texture, no halo of the disc (its band's mean on the ring is the texture's)
+    halo_plain = abs(float(luma(plain - plate)[ring].mean()))
+    halo_clean = abs(float(luma(clean - plate)[ring].mean()))
+    assert halo_clean < 0.3 * halo_plain
+    # far from it, nothing changes
+    far = np.ones(disc.shape, bool)
+    far[20:76, 20:76] = False
+    np.testing.assert_allclose(clean[far], plain[far], atol=1e-6)
+
+
 def test_donor_index_prefers_agreeing_segments():
     L = 16
     frames = [1, 2, 3]

@@ -13,7 +13,8 @@ unchanged. Where an edit changed the labels (w = 1, feathered), the plate's band
 (an iris through a closed lid), so the band comes from a *donor*: the frame of the same shot whose labels
 there look most like the edited ones (a real blink for a closed eye), warped through both frames' crop
 transforms so head motion is taken out. Without a donor good enough, the changed region keeps the render's
-band alone (soft, never a ghost).
+band alone (soft, never a ghost). The plate's band never shows on the changed pixels themselves, nor carries
+their old content's halo around them (:func:`band_without`).
 
 Everything happens in the plate's pixel grid inside the crop's footprint, so the current plate is never
 resampled; only the render and the donor are.
@@ -140,28 +141,52 @@ class DonorBand:
 
 def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
                 replacements: Sequence[tuple[np.ndarray, DonorBand | None]] = (),
-                donor_sigma: float | None = None) -> np.ndarray:
+                donor_sigma: float | None = None, removed: np.ndarray | None = None) -> np.ndarray:
     """``G(render) + (1 - sum w) H(plate) + sum w H(donor)`` (see the module docstring).
 
     Images are (H, W, 3) float32 in one colour encoding. ``replacements`` lists, per changed region, its
     weight (H, W) in [0, 1] and the donor band lending its detail there (:class:`DonorBand`, at
     ``donor_sigma``, covering the weight's box), or None where no donor is good enough: that region keeps the
     render's own band (soft, never a ghost of the plate). ``donor_sigma`` (default ``sigma``) splits the
-    render there."""
+    render there.
+
+    ``removed`` (H, W) in [0, 1]: plate pixels whose content the edit replaced. Their own band never shows
+    (the share the feathered weights leave of it goes to the regions' bands there, or to the render's where
+    no region reaches), and around them the plate's band is taken against a blur of the plate without them
+    (:func:`band_without`): a plain blur spreads what was removed a few sigmas out, and the band there carries
+    its outline beyond the changed region (a crisp ring where a gazing iris was)."""
     low = gaussian(render, sigma)
     out = plate - gaussian(plate, sigma)  # the plate's band; the sum is built in place in it
+    if removed is not None:
+        band_without(out, plate, removed, sigma)
     regions = [(w, d, alpha_bounds(w)) for w, d in replacements]
     regions = [(w, d, (slice(b[1], b[3]), slice(b[0], b[2]))) for w, d, b in regions if b is not None]
-    if regions:
+    gone = alpha_bounds(removed) if removed is not None else None
+    boxes = [b for _, _, b in regions] + ([(slice(gone[1], gone[3]), slice(gone[0], gone[2]))] if gone else [])
+    if boxes:
         # every region's arithmetic inside the boxes of the weights: an eye is a small part of a 4K face's window
-        y0, x0 = min(b[0].start for _, _, b in regions), min(b[1].start for _, _, b in regions)
-        y1, x1 = max(b[0].stop for _, _, b in regions), max(b[1].stop for _, _, b in regions)
+        y0, x0 = min(b[0].start for b in boxes), min(b[1].start for b in boxes)
+        y1, x1 = max(b[0].stop for b in boxes), max(b[1].stop for b in boxes)
         union = (slice(y0, y1), slice(x0, x1))
         total = np.zeros((y1 - y0, x1 - x0), np.float32)
         for weight, _, (ys, xs) in regions:
             total[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] += weight[ys, xs]
         scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-6), 1.0).astype(np.float32)
-        out[union] *= (1.0 - total * scale)[..., None]
+        keep = 1.0 - total * scale  # the plate band's share
+        spill = None
+        if removed is not None:
+            # a removed part's own pixels never show their band, however the feathered weights add up there
+            # (a narrow crescent an iris left peaks below 1): that share goes to the regions' own bands there,
+            # in proportion, and to the render's band where no region reaches
+            spill = keep * removed[union]
+            keep -= spill
+            shared = total * scale
+            reached = shared > 1e-6
+            scale = scale * np.where(reached, 1.0 + spill / np.maximum(shared, 1e-6), 1.0).astype(np.float32)
+            spill = np.where(reached, 0.0, spill).astype(np.float32)
+        out[union] *= keep[..., None]
+        if spill is not None:
+            out[union] += spill[..., None] * (render[union] - low[union])
         ds = sigma if donor_sigma is None else donor_sigma
         low_d = low if ds == sigma else gaussian(render, ds)
         for weight, donor, box in regions:
@@ -176,6 +201,29 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
 #: how far (in donor sigmas) around a changed region its donor is read and split: the Gaussian's weight
 #: beyond four sigmas is below 1e-4
 DONOR_REACH = 4.0
+
+
+def band_without(band: np.ndarray, plate: np.ndarray, removed: np.ndarray, sigma: float) -> None:
+    """Set ``band`` (= ``plate - G(plate)``) to ``plate - G_kept(plate)`` wherever the blur reaches ``removed``
+    pixels, in place. ``G_kept`` is the normalised blur of the pixels kept, ``G(plate (1 - r)) / G(1 - r)``, so
+    the band around a removed part shows the plate's texture there, not the part's halo. Where nearly every
+    pixel the blur sees was removed (the changed region's core, which its own band replaces), the plain band
+    stays."""
+    size = (removed.shape[1], removed.shape[0])
+    if alpha_bounds(removed) is None:
+        return
+    inner = _reach_box([removed], sigma, size)  # pixels whose blur sees removed content
+    reach = int(np.ceil(DONOR_REACH * sigma)) + 1  # and what their blur over ``inner`` sees in turn
+    ox0, oy0 = max(0, inner[0] - reach), max(0, inner[1] - reach)
+    ox1, oy1 = min(size[0], inner[2] + reach), min(size[1], inner[3] + reach)
+    kept = 1.0 - np.clip(removed[oy0:oy1, ox0:ox1], 0.0, 1.0)
+    num = gaussian(plate[oy0:oy1, ox0:ox1] * kept[..., None], sigma)
+    den = gaussian(np.ascontiguousarray(kept), sigma)
+    ys, xs = slice(inner[1] - oy0, inner[3] - oy0), slice(inner[0] - ox0, inner[2] - ox0)
+    num, den = num[ys, xs], den[ys, xs]
+    box = (slice(inner[1], inner[3]), slice(inner[0], inner[2]))
+    band[box] = np.where((den > 1e-3)[..., None], plate[box] - num / np.maximum(den, 1e-3)[..., None], band[box])
+
 
 #: plate rows kept in memory for the detail pass (linear float32 colour), all shots of a process together (a
 #: render server holding several shots): a render needs its own frame and a few donors; twelve 1080p frames or
@@ -591,7 +639,10 @@ class PlateDetail:
                                 self.donor_support(donor, sub_transform, size, label_px))
             band, inside = bands[donor]
             replacements += [(weight * inside, band), (weight * (1.0 - inside), None)]
-        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma)
+        removed = None
+        if changed.any():  # not grown: the unchanged rim around keeps its own band, as the what-ifs prefer
+            removed = label_mask_to_sub(changed.astype(np.float32), sub_transform, self.shot.crop_size, size)
+        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma, removed)
         return out, DetailResult("plate", sigma, donors, shifts or None)
 
     def _region_weight(self, mask: np.ndarray, sub_transform: CropTransform, size: tuple[int, int],
