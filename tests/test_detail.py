@@ -374,6 +374,24 @@ def test_a_part_moved_within_the_frame_takes_its_own_plate_band_moved(model):
     np.testing.assert_allclose(band.over(inside), expect.over(inside), atol=1e-5)
 
 
+def test_a_part_moved_between_plate_pixels_keeps_its_grain(model):
+    """A gaze moves by fractions of a plate pixel: the moved band is resampled with a filter that keeps the
+    plate's grain (bilinear at half a pixel averages neighbours and halves the grain's energy)."""
+    from vq_models.edits.spec import DetailMove
+
+    s, L = model.shot.crop_size, model.label_size
+    crop_is_sub = CropTransform.from_plate_to_crop(np.array([[1.0, 0, 0.0], [0, 1.0, 0.0]]))
+    plate = gaussian(_texture(s, s, seed=8), 0.7)  # grain a few pixels across, as film's
+    landed = np.zeros((L, L), bool)
+    landed[L // 3:L // 3 + 6, L // 3:L // 3 + 8] = True
+    step = s / L
+    (weight, band), = model.detail._moved_bands(plate, [DetailMove(landed, (2.0 + 0.5 / step, 0.0))], crop_is_sub,
+                                                (s, s), L, render_px=1.0, sigma=2.0)[0]
+    ys, xs = np.nonzero(weight > 0.99)
+    box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    assert band.over(box).std() > 0.9 * DonorBand.of(plate, 2.0).over(box).std()
+
+
 def test_a_gaze_render_moves_the_plates_iris_detail(model, monkeypatch):
     """With the iris's own plate band moved along, a gaze keeps more of the plate's high-frequency energy
     where it shows than with the render's band there (the op without its moves)."""

@@ -670,7 +670,7 @@ class PlateDetail:
             x0, y0, x1, y1 = _reach_box([weight], sigma, size)
             # each pixel of the box takes the plate pixel the part came from: (x, y) - (dx, dy)
             m = np.array([[1.0, 0.0, x0 - dx], [0.0, 1.0, y0 - dy]])
-            pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
                                     borderMode=cv2.BORDER_REFLECT)
             out.append((weight, DonorBand.of(pixels, sigma, origin=(x0, y0))))
             shifts.append((round(float(dx), 2), round(float(dy), 2)))
