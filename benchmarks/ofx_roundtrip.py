@@ -15,8 +15,6 @@ does), alternating (a) and (b), median of ``--repeats``. The last line reads
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,28 +28,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "ofx_host")]
 
 from host import OfxHost  # noqa: E402
+from roundtrip import stage_shot  # noqa: E402  (the same staged plate sizes as the server round trip)
 from server_fixtures import ServerProcess  # noqa: E402
 
 from host_plugin.node import EditKnobs, EditNode, Plate  # noqa: E402
+from vq_models.shot import Shot  # noqa: E402
 
 SIZES = (1024, 256)
-
-
-def stage(shot: Path, dst: Path, size: int) -> Path:
-    """A copy of ``shot`` whose plate is declared ``size``² (crop transforms rescaled to match)."""
-    shutil.copytree(shot, dst, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
-    meta = json.loads((dst / "shot.json").read_text())
-    k = size / float(meta["plate"]["display_window"][2])
-    meta["plate"]["display_window"] = meta["plate"]["data_window"] = [0, 0, size, size]
-    (dst / "shot.json").write_text(json.dumps(meta))
-    tf = json.loads((dst / "transforms.json").read_text())
-    unscale = np.array([[1 / k, 0, 0.5 / k - 0.5], [0, 1 / k, 0.5 / k - 0.5], [0, 0, 1]])
-    for entry in tf["frames"].values():
-        p2c = (np.vstack([np.asarray(entry["plate_to_crop"], np.float64), [0, 0, 1]]) @ unscale)[:2]
-        entry["plate_to_crop"] = p2c.tolist()
-        entry["crop_to_plate"] = np.linalg.inv(np.vstack([p2c, [0, 0, 1]]))[:2].tolist()
-    (dst / "transforms.json").write_text(json.dumps(tf))
-    return dst
 
 
 def build(root: Path) -> Path:
@@ -80,11 +63,11 @@ def main() -> int:
         binary = build(root) if not args.binary else Path(args.binary)
         models = root / "models"
         for size in SIZES:
-            stage(shot, models / f"bench{size}", size)
+            stage_shot(shot, models / f"bench{size}", size)
         server = ServerProcess(models, "--workers", "1")
         results: dict[int, tuple[float, float]] = {}
         try:
-            frame = int(json.loads((shot / "shot.json").read_text())["frames"][1])
+            frame = Shot.open(shot).frames[1]
             for size in SIZES:
                 plate = np.random.default_rng(size).uniform(0, 1, (size, size, 3)).astype(np.float32)
                 node = EditNode(EditKnobs(server=server.address, model=f"bench{size}", feather=8.0))

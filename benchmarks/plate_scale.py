@@ -79,14 +79,15 @@ def replate(shot_dir: Path, out_dir: Path, width: int, height: int, scale: float
     from vq_models.detail import PlateFrames
     from vq_models.io.images import write_image
     from vq_models.io.sources import open_source
-    from vq_models.shot import CropTransform, Shot
+    from vq_models.shot import CropTransform, Shot, ShotLayout
 
-    shot = Shot.open(shot_dir)
+    shot, out = Shot.open(shot_dir), ShotLayout(out_dir)
+    rewritten = (out.meta_path, out.transforms_path, out.tracking_path)  # the rest links to the shot's own
     out_dir.mkdir(parents=True, exist_ok=True)
     for child in shot_dir.iterdir():
-        if child.name not in ("shot.json", "transforms.json", "tracking.json") and not (out_dir / child.name).exists():
+        if out_dir / child.name not in rewritten and not (out_dir / child.name).exists():
             (out_dir / child.name).symlink_to(child.resolve())
-    tracking = json.loads((shot_dir / "tracking.json").read_text())
+    tracking = json.loads(shot.tracking_path.read_text())
     centres = [np.asarray(tracking["frames"][str(f)]["landmarks5"], np.float64).mean(axis=0) for f in frames
                if str(f) in tracking["frames"]]
     a = _similarity(scale, np.median(centres, axis=0), width, height)
@@ -107,12 +108,12 @@ def replate(shot_dir: Path, out_dir: Path, width: int, height: int, scale: float
             write_image(plate_dir / f"frame.{f:04d}.exr", np.maximum(big * (1.0 + grain), 0.0), dtype="half",
                         colorspace=image.colorspace)
 
-    shot_meta = json.loads((shot_dir / "shot.json").read_text())
+    shot_meta = json.loads(shot.meta_path.read_text())
     shot_meta["frames"] = list(frames)
     shot_meta["plate"].update({"source": str((plate_dir / "frame.%04d.exr").resolve()), "kind": "sequence",
                                "frames": f"{frames[0]}-{frames[-1]}", "width": width, "height": height,
                                "display_window": [0, 0, width, height], "data_window": [0, 0, width, height]})
-    (out_dir / "shot.json").write_text(json.dumps(shot_meta, indent=2))
+    out.meta_path.write_text(json.dumps(shot_meta, indent=2))
 
     inv = np.linalg.inv(a)
     transforms = {"version": 1, "frames": {}}
@@ -120,7 +121,7 @@ def replate(shot_dir: Path, out_dir: Path, width: int, height: int, scale: float
         tf = shot.transform(f)
         p2c = np.vstack([tf.plate_to_crop, [0.0, 0.0, 1.0]]) @ inv
         transforms["frames"][str(f)] = CropTransform.from_plate_to_crop(p2c[:2]).to_json()
-    (out_dir / "transforms.json").write_text(json.dumps(transforms))
+    out.transforms_path.write_text(json.dumps(transforms))
 
     tracking["image_size"] = [width, height]
     for key, frame in list(tracking["frames"].items()):
@@ -131,7 +132,7 @@ def replate(shot_dir: Path, out_dir: Path, width: int, height: int, scale: float
             if frame.get(name):
                 frame[name] = _map_points(frame[name], a)
         frame["contours"] = {k: _map_points(v, a) for k, v in (frame.get("contours") or {}).items()}
-    (out_dir / "tracking.json").write_text(json.dumps(tracking))
+    out.tracking_path.write_text(json.dumps(tracking))
     return out_dir
 
 
@@ -218,7 +219,7 @@ def main() -> None:
 
     import torch
 
-    from vq_models.shot import Shot
+    from vq_models.shot import Shot, ShotLayout
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +238,7 @@ def main() -> None:
             width, height, scale = parse_plate(entry.strip(), source_height)
             t0 = time.perf_counter()
             out = work / f"plate_{width}x{height}_{scale:g}"
-            if not (args.reuse and (out / "shot.json").is_file()):
+            if not (args.reuse and ShotLayout(out).meta_path.is_file()):
                 out = replate(args.shot, out, width, height, scale, span)
             row = {"plate": f"{width}x{height}", "scale": scale, "replate_s": time.perf_counter() - t0,
                    **measure(out, frames)}

@@ -52,6 +52,7 @@ from host_plugin.protocol import decode_array  # noqa: E402
 from vq_models.io.images import ImageData, decode_image_bytes  # noqa: E402
 from vq_models.process import keep_freed_memory  # noqa: E402
 from vq_models.runtime import ShotModel  # noqa: E402
+from vq_models.shot import ShotLayout  # noqa: E402
 
 SIZES = (256, 1024)
 
@@ -64,18 +65,20 @@ def _rescaled(matrix: list[list[float]], k: float) -> list[list[float]]:
 
 
 def stage_shot(shot: Path, dst: Path, size: int) -> Path:
-    """Copy ``shot`` with its plate declared ``size``² and the crop transforms rescaled to match."""
+    """Copy ``shot`` with its plate declared ``size``² and the crop transforms rescaled to match (the plate's
+    pixels are not needed: these benchmarks send their own plate with each request)."""
     shutil.copytree(shot, dst, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
-    meta = json.loads((dst / "shot.json").read_text())
+    layout = ShotLayout(dst)
+    meta = json.loads(layout.meta_path.read_text())
     old = int(meta["plate"]["display_window"][2])
     meta["plate"]["display_window"] = meta["plate"]["data_window"] = [0, 0, size, size]
-    (dst / "shot.json").write_text(json.dumps(meta, indent=1))
-    tf = json.loads((dst / "transforms.json").read_text())
+    layout.meta_path.write_text(json.dumps(meta, indent=1))
+    tf = json.loads(layout.transforms_path.read_text())
     for entry in tf["frames"].values():
         p2c = _rescaled(entry["plate_to_crop"], size / old)
         entry["plate_to_crop"] = p2c
         entry["crop_to_plate"] = np.linalg.inv(np.vstack([p2c, [0, 0, 1]]))[:2].tolist()
-    (dst / "transforms.json").write_text(json.dumps(tf))
+    layout.transforms_path.write_text(json.dumps(tf))
     return dst
 
 

@@ -95,13 +95,15 @@ def main() -> int:
 
     import torch
 
+    from vq_models.shot import ShotLayout
+
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     synth, shot = work / "synth", work / "shot"
     if not (synth / "parts.json").is_file():
         _cli(["synth", str(synth), "--frames", str(args.frames), "--size", str(args.plate_size),
               "--seed", str(args.synth_seed), *(["--vary"] if args.vary else []), "--no-progress"])
-    if not (shot / "shot.json").is_file():
+    if not ShotLayout(shot).meta_path.is_file():
         _cli(["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
               "--out", str(shot), "--size", str(args.crop)])
 

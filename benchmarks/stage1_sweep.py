@@ -30,11 +30,12 @@ REQUIRED = ("pupils", "irises", "eye_whites", "upper_teeth", "lower_teeth", "upp
 
 def _prepare(work: Path, frames: int, plate: int, crop: int) -> tuple[Path, Path]:
     from vq_models.cli import main as cli
+    from vq_models.shot import ShotLayout
 
     synth, shot = work / "synth", work / "shot"
     if not (synth / "parts.json").is_file():
         assert cli(["synth", str(synth), "--frames", str(frames), "--size", str(plate), "--no-progress"]) == 0
-    if not (shot / "shot.json").is_file():
+    if not ShotLayout(shot).meta_path.is_file():
         assert cli(["prep", str(synth / "plate" / "frame.%04d.exr"), "--tracking", str(synth / "tracking.json"),
                     "--out", str(shot), "--size", str(crop)]) == 0
     return synth, shot

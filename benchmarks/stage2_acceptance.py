@@ -45,13 +45,15 @@ def _vqedit(argv: list[str]) -> None:
 
 
 def _done(step: str, out: Path) -> bool:
-    shot = out / "shot"
+    from vq_models.shot import ShotLayout
+
+    shot = ShotLayout(out / "shot")
     return {
         "synth": (out / "synth" / "tracking.json").is_file() and (out / "synth" / "whatif").is_dir(),
-        "prep": (shot / "shot.json").is_file(),
-        "stage1": (shot / "stage1" / "meta.json").is_file(),
-        "stage2": (shot / "stage2" / "meta.json").is_file(),
-        "prior": (shot / "prior.json").is_file(),
+        "prep": shot.meta_path.is_file(),
+        "stage1": shot.stage1_meta_path.is_file(),
+        "stage2": shot.stage2_meta_path.is_file(),
+        "prior": shot.prior_path.is_file(),
         "measure": False,
     }[step]
 

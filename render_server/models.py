@@ -133,10 +133,12 @@ class ModelCache:
             if hit is not None:
                 self._drivers.move_to_end(name)
                 return hit
-        path = self.root / name
-        if not (path / "shot.json").is_file():
-            raise ProtocolError(NO_MODEL, f"driver {name!r}: no shot folder of that name in {self.root}")
+        from vq_models.shot import ShotLayout
         from vq_models.transfer import DriverShot
+
+        path = self.root / name
+        if not ShotLayout(path).meta_path.is_file():
+            raise ProtocolError(NO_MODEL, f"driver {name!r}: no shot folder of that name in {self.root}")
 
         try:
             driver = DriverShot(path)

@@ -33,6 +33,9 @@ STAGE2_DIR = "stage2"
 META_FILE = "meta.json"  # in stage1/ and stage2/: written last, so its presence marks a complete model
 LABEL_DIR = "labels"  # in stage1/: one uint8 code map per frame, FRAME_NAME
 PRIOR_FILE = "prior.json"
+SHOT_FILE = "shot.json"  # the shot's frames, crop size and plate source
+TRANSFORMS_FILE = "transforms.json"  # each frame's plate <-> crop transform
+TRACKING_FILE = "tracking.json"  # each frame's tracked landmarks, contours and mesh in plate pixels
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,17 @@ class ShotLayout:
         return self.root / PRIOR_FILE
 
     @property
+    def meta_path(self) -> Path:
+        """shot.json: written last by prep, so a folder holding it is a complete shot."""
+        return self.root / SHOT_FILE
+
+    @property
+    def transforms_path(self) -> Path:
+        return self.root / TRANSFORMS_FILE
+
+    @property
     def tracking_path(self) -> Path:
-        return self.root / "tracking.json"
+        return self.root / TRACKING_FILE
 
     def image_path(self, kind: str, frame: int) -> Path:
         return self.root / IMAGE_DIRS[kind] / FRAME_NAME.format(frame)
@@ -140,7 +152,7 @@ class Shot(ShotLayout):
     @classmethod
     def open(cls, path: str | Path) -> Shot:
         root = Path(path)
-        meta_path = root / "shot.json"
+        meta_path = ShotLayout(root).meta_path
         if not meta_path.is_file():
             raise InputError(f"{root}: not a shot directory (no shot.json; run `vqedit prep` first)")
         meta = read_json(meta_path)
@@ -206,7 +218,7 @@ class Shot(ShotLayout):
 
     def transform(self, frame: int) -> CropTransform:
         if not self._transforms:
-            path = self.root / "transforms.json"
+            path = self.transforms_path
             data = read_json(path, "missing from the shot directory")
             for key, entry in data.get("frames", {}).items():
                 self._transforms[int(key)] = CropTransform(
@@ -214,7 +226,7 @@ class Shot(ShotLayout):
                     np.asarray(entry["crop_to_plate"], dtype=np.float64),
                 )
         if frame not in self._transforms:
-            raise InputError(f"{self.root}/transforms.json: no transform for frame {frame}")
+            raise InputError(f"{self.transforms_path}: no transform for frame {frame}")
         return self._transforms[frame]
 
 
@@ -256,8 +268,9 @@ class ShotWriter:
 
     def finish(self, extra: dict[str, Any] | None = None) -> Shot:
         frames = sorted(self.frames)
+        layout = ShotLayout(self.root)
         atomic_write_json(
-            self.root / "transforms.json",
+            layout.transforms_path,
             {"version": SHOT_VERSION, "frames": {str(f): self.transforms[f].to_json() for f in frames}},
         )
         meta = {
@@ -268,5 +281,5 @@ class ShotWriter:
             "plate": self.plate,
         }
         meta.update(extra or {})
-        atomic_write_json(self.root / "shot.json", meta)
+        atomic_write_json(layout.meta_path, meta)
         return Shot.open(self.root)

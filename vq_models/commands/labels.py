@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     shot = Shot.open(args.shot)
     model = Stage1Model.load(shot.stage1_dir, load_networks=False)
-    plate_size = plate_size_of(shot.meta, str(shot.root / "shot.json"))
+    plate_size = plate_size_of(shot.meta, str(shot.meta_path))
     frames = shot.frames
     if args.frames:
         from vq_models.io.sequences import parse_frame_range

@@ -27,7 +27,7 @@ from vq_models.face.gaps import bridge_gaps
 from vq_models.face.masks import fg_mask, person_matte_usable, polygon_mask, roi_mask, template_contours
 from vq_models.face.overlay import OVERLAY_2D, OVERLAY_3D, OVERLAY_KINDS, OVERLAY_MIXED, frame_overlay
 from vq_models.face.select import FaceSelector
-from vq_models.shot import CropTransform, Shot, ShotWriter
+from vq_models.shot import CropTransform, Shot, ShotLayout, ShotWriter
 from vq_models.tracking.schema import FrameTrack, Tracking, load_tracking, save_tracking
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def run_prep(
         "bridged": bridged,
         "face": {"index": face_index, "pick": list(pick) if pick else None, "faces_seen": selector.faces_seen},
     }
-    save_tracking(Tracking((plate_w, plate_h), {f: tracks[f] for f in frame_list}, meta), Path(out) / "tracking.json")
+    save_tracking(Tracking((plate_w, plate_h), {f: tracks[f] for f in frame_list}, meta), ShotLayout(out).tracking_path)
     prep_info = {
         **meta,
         "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
