@@ -203,7 +203,7 @@ class FrameResult:
     render: Any  # premultiplied RGBA over ``render_window`` as the server sent it (float16 for format "half")
     render_window: Window
     render_exr: bytes | None  # the exact EXR bytes from the server when the request asked for EXR
-    changed: Any  # (L, L) bool: label-map pixels the edit changed
+    changed: Any  # (L, L) bool: label-map pixels the edit changed or moved (what the render redrew)
     data_window: Window
     display_window: Window
     colorspace: str  # the plate's colour space as the server names it
