@@ -1,9 +1,8 @@
 """Parts an edit moved within the frame (:class:`~vq_models.edits.spec.DetailMove`: a gazing iris, a raised
 brow, a translated segment) as the render must draw them beyond what their labels say.
 
-A label pixel is several plate pixels (about 3 on a 512² plate, 13 for a 1,500-pixel face at 4K). A label map
-moves a part by whole label pixels only, so a keyframed gaze would hold still for frames and then jump a label
-pixel. The render takes the rest: Stage II draws the part at its whole-pixel place, and the render there is
+A label pixel is several plate pixels, the more the larger the face on the plate. A label map moves a part by
+whole label pixels only, so a keyframed gaze would hold still for frames and then jump a label pixel. The render takes the rest: Stage II draws the part at its whole-pixel place, and the render there is
 moved by the remainder (under half a label pixel, bilinear, which at the render's own softness costs nothing
 the detail pass keeps). The detail pass moves the plate's band of the part by the exact shift, so the two agree.
 """
