@@ -119,6 +119,33 @@ def test_a_removed_part_leaves_no_outline_in_the_plates_band():
     np.testing.assert_allclose(clean[far], plain[far], atol=1e-6)
 
 
+def test_where_the_render_band_stands_in_the_plates_grain_is_added(model):
+    """A changed region without a donor keeps the render's band, which has no grain: the detail pass adds
+    grain measured on the plate around it, the same strength, and nothing outside the region."""
+    from test_grain import _grainy_plate
+
+    from vq_models.grain import finest_band
+
+    plate = _grainy_plate(size=192, seed=4)
+    render = gaussian(plate, 3.0)
+    region = np.zeros(plate.shape[:2], np.float32)
+    region[60:130, 70:140] = 1.0
+    weight = gaussian(region, 2.0)
+    out = split_bands(render, plate, 3.0, [(weight, None)], removed=region)
+    before = out.copy()
+    grain = model.detail._regrain(out, plate, [weight], region, frame=7, box=(0, 0, 192, 192), sigma=3.0)
+    assert grain is not None and grain > 0
+    mad = lambda a: float(np.median(np.abs(a)) / 0.6745)  # noqa: E731
+    inside = (slice(70, 120), slice(80, 130))
+    assert mad(finest_band(before)[inside]) < 0.3 * mad(finest_band(plate)[inside])  # the render band: no grain
+    assert mad(finest_band(out)[inside]) == pytest.approx(mad(finest_band(plate)[inside]), rel=0.3)
+    untouched = weight == 0
+    np.testing.assert_array_equal(out[untouched], before[untouched])
+    flat = np.full_like(plate, 0.5)  # a plate without grain (a synthetic shot) gets none
+    again = split_bands(gaussian(flat, 3.0), flat, 3.0, [(weight, None)], removed=region)
+    assert model.detail._regrain(again.copy(), flat, [weight], region, 7, (0, 0, 192, 192), 3.0) is None
+
+
 def test_donor_index_prefers_agreeing_segments():
     L = 16
     frames = [1, 2, 3]

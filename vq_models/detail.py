@@ -38,6 +38,7 @@ from vq_models.composite import alpha_bounds, paste_to_plate
 from vq_models.edits.spec import DetailMove, DonorRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
+from vq_models.grain import measure_grain, synthesize_grain
 from vq_models.io.image_data import ImageData
 from vq_models.shot import CropTransform, Shot
 
@@ -201,6 +202,9 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
 #: how far (in donor sigmas) around a changed region its donor is read and split: the Gaussian's weight
 #: beyond four sigmas is below 1e-4
 DONOR_REACH = 4.0
+#: how far (in ``DONOR_REACH`` multiples of the split's sigma) around the render's band the plate's grain is
+#: measured: enough kept pixels of each brightness, still the same part of the face
+GRAIN_REACH = 2.0
 
 
 def band_without(band: np.ndarray, plate: np.ndarray, removed: np.ndarray, sigma: float) -> None:
@@ -555,6 +559,7 @@ class DetailResult:
     sigma_plate_px: float = 0.0
     donors: list[tuple[int | None, float]] | None = None  # per changed region: (frame, match share)
     moves: list[tuple[float, float]] | None = None  # parts moved within the frame: their shift in plate pixels
+    grain: float | None = None  # mean sigma of the plate's grain added where the render's band stood in
 
 
 class PlateDetail:
@@ -643,7 +648,31 @@ class PlateDetail:
         if changed.any():  # not grown: the unchanged rim around keeps its own band, as the what-ifs prefer
             removed = label_mask_to_sub(changed.astype(np.float32), sub_transform, self.shot.crop_size, size)
         out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma, removed)
-        return out, DetailResult("plate", sigma, donors, shifts or None)
+        grain = self._regrain(out, plate, [w for w, band in replacements if band is None], removed, frame, box, sigma)
+        return out, DetailResult("plate", sigma, donors, shifts or None, grain)
+
+    def _regrain(self, out: np.ndarray, plate: np.ndarray, render_weights: Sequence[np.ndarray],
+                 removed: np.ndarray | None, frame: int, box: tuple[int, int, int, int], sigma: float) -> float | None:
+        """Add the plate's grain (:mod:`vq_models.grain`) where the render's own band replaced the plate's, in
+        place; measured on the pixels the edit kept around them. Returns the grain's mean sigma (None: no render
+        band, or a plate without grain)."""
+        if not render_weights:
+            return None
+        share = np.clip(sum(render_weights), 0.0, 1.0)
+        bounds = alpha_bounds(share)
+        if bounds is None:
+            return None
+        h, w = share.shape
+        x0, y0, x1, y1 = _reach_box([share], GRAIN_REACH * sigma, (w, h))
+        kept = np.ones((y1 - y0, x1 - x0), bool) if removed is None else removed[y0:y1, x0:x1] <= 0.0
+        profile = measure_grain(plate[y0:y1, x0:x1], kept)
+        if profile.empty:
+            return None
+        bx0, by0, bx1, by1 = bounds
+        region = out[by0:by1, bx0:bx1]
+        noise = synthesize_grain(profile, region.mean(axis=2), frame, (box[0] + bx0, box[1] + by0))
+        region += share[by0:by1, bx0:bx1, None] * noise
+        return round(float(profile.sigma.mean()), 5)
 
     def _region_weight(self, mask: np.ndarray, sub_transform: CropTransform, size: tuple[int, int],
                        label_px: float) -> np.ndarray:
