@@ -221,6 +221,26 @@ def test_label_mask_reaches_the_sub_window_at_plate_density():
     assert out[24, 24] == pytest.approx(1.0) and out[4, 4] == 0.0 and out[40, 40] == 0.0
 
 
+@pytest.mark.parametrize("angle", [0.0, 0.4])
+def test_a_label_mask_resampled_around_itself_equals_the_whole_window(angle):
+    """Only the box around the mask is resampled; the result is the whole window's resampling (rotated and
+    scaled crops, masks at the map's edge included)."""
+    from vq_models.composite import paste_to_plate
+
+    c, s_ = np.cos(angle) * 0.3, np.sin(angle) * 0.3
+    sub = CropTransform.from_plate_to_crop(np.array([[c, -s_, 20.0], [s_, c, -30.0]]))
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        mask = np.zeros((32, 32), np.float32)
+        y, x = rng.integers(0, 28, 2)
+        mask[y:y + rng.integers(1, 5), x:x + rng.integers(1, 5)] = 1.0
+        mask[0, 31] = 0.5
+        warped, cover = paste_to_plate(mask, sub, (300, 280), crop_size=64)
+        np.testing.assert_allclose(label_mask_to_sub(mask, sub, 64, (300, 280)), np.clip(warped * cover, 0, 1),
+                                   atol=1e-6)
+    assert not label_mask_to_sub(np.zeros((32, 32), np.float32), sub, 64, (300, 280)).any()
+
+
 def test_settings_refuse_nonsense():
     with pytest.raises(InputError, match="sigma"):
         DetailSettings(sigma=0)

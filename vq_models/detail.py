@@ -546,9 +546,23 @@ def _reach_box(weights: Sequence[np.ndarray], sigma: float, size: tuple[int, int
 
 
 def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size: int, size: tuple[int, int]) -> np.ndarray:
-    """A label-space mask (L, L) in [0, 1] resampled onto the sub-window's plate pixels (bilinear)."""
-    warped, cover = paste_to_plate(np.asarray(mask, np.float32), sub_transform, size, crop_size=crop_size)
-    return np.clip(warped * cover, 0.0, 1.0).astype(np.float32)
+    """A label-space mask (L, L) in [0, 1] resampled onto the sub-window's plate pixels (bilinear). Only the
+    plate box around the mask's own box is resampled: a changed eye is a small part of a 4K face's window."""
+    mask = np.asarray(mask, np.float32)
+    out = np.zeros((int(size[1]), int(size[0])), np.float32)
+    ys, xs = np.nonzero(mask > 0)
+    if not ys.size:
+        return out
+    k = crop_size / float(mask.shape[0])
+    corners = np.array([[x, y] for x in (xs.min() - 2, xs.max() + 3) for y in (ys.min() - 2, ys.max() + 3)], np.float64)
+    plate = sub_transform.to_plate(corners * k - 0.5)  # label pixel edges, two pixels out, in crop then plate pixels
+    x0, y0 = (max(0, int(np.floor(v)) - 1) for v in plate.min(axis=0))
+    x1, y1 = (min(int(size[i]), int(np.ceil(v)) + 2) for i, v in enumerate(plate.max(axis=0)))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    warped, cover = paste_to_plate(mask, sub_transform.windowed(x0, y0), (x1 - x0, y1 - y0), crop_size=crop_size)
+    out[y0:y1, x0:x1] = np.clip(warped * cover, 0.0, 1.0)
+    return out
 
 
 @dataclass
