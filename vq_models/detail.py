@@ -161,9 +161,9 @@ def split_bands(render: np.ndarray, plate: np.ndarray, sigma: float,
     if removed is not None:
         band_without(out, plate, removed, sigma)
     regions = [(w, d, alpha_bounds(w)) for w, d in replacements]
-    regions = [(w, d, (slice(b[1], b[3]), slice(b[0], b[2]))) for w, d, b in regions if b is not None]
+    regions = [(w, d, _box_slices(b)) for w, d, b in regions if b is not None]
     gone = alpha_bounds(removed) if removed is not None else None
-    boxes = [b for _, _, b in regions] + ([(slice(gone[1], gone[3]), slice(gone[0], gone[2]))] if gone else [])
+    boxes = [b for _, _, b in regions] + ([_box_slices(gone)] if gone else [])
     if boxes:
         # every region's arithmetic inside the boxes of the weights: an eye is a small part of a 4K face's window
         y0, x0 = min(b[0].start for b in boxes), min(b[1].start for b in boxes)
@@ -217,15 +217,13 @@ def band_without(band: np.ndarray, plate: np.ndarray, removed: np.ndarray, sigma
     if alpha_bounds(removed) is None:
         return
     inner = _reach_box([removed], sigma, size)  # pixels whose blur sees removed content
-    reach = int(np.ceil(DONOR_REACH * sigma)) + 1  # and what their blur over ``inner`` sees in turn
-    ox0, oy0 = max(0, inner[0] - reach), max(0, inner[1] - reach)
-    ox1, oy1 = min(size[0], inner[2] + reach), min(size[1], inner[3] + reach)
+    ox0, oy0, ox1, oy1 = _grown_box(inner, sigma, size)  # and what their blur over ``inner`` sees in turn
     kept = 1.0 - np.clip(removed[oy0:oy1, ox0:ox1], 0.0, 1.0)
     num = gaussian(plate[oy0:oy1, ox0:ox1] * kept[..., None], sigma)
     den = gaussian(np.ascontiguousarray(kept), sigma)
-    ys, xs = slice(inner[1] - oy0, inner[3] - oy0), slice(inner[0] - ox0, inner[2] - ox0)
+    ys, xs = _box_slices((inner[0] - ox0, inner[1] - oy0, inner[2] - ox0, inner[3] - oy0))
     num, den = num[ys, xs], den[ys, xs]
-    box = (slice(inner[1], inner[3]), slice(inner[0], inner[2]))
+    box = _box_slices(inner)
     band[box] = np.where((den > 1e-3)[..., None], plate[box] - num / np.maximum(den, 1e-3)[..., None], band[box])
 
 
@@ -538,11 +536,20 @@ def _reach_box(weights: Sequence[np.ndarray], sigma: float, size: tuple[int, int
     """The window box (x0, y0, x1, y1) around the weights' boxes, :data:`DONOR_REACH` ``sigma`` out, clipped to
     the window (w, h) = ``size``: where a band is split so its blur sees what it would over the whole window."""
     bounds = [b for b in (alpha_bounds(w) for w in weights) if b is not None] or [(0, 0, 1, 1)]
+    union = (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
+    return _grown_box(union, sigma, size)
+
+
+def _grown_box(box: tuple[int, int, int, int], sigma: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1) grown by :data:`DONOR_REACH` ``sigma`` on each side, clipped to (w, h) = ``size``."""
     reach = int(np.ceil(DONOR_REACH * sigma)) + 1
-    x0, y0 = max(0, min(b[0] for b in bounds) - reach), max(0, min(b[1] for b in bounds) - reach)
-    x1 = min(int(size[0]), max(b[2] for b in bounds) + reach)
-    y1 = min(int(size[1]), max(b[3] for b in bounds) + reach)
-    return x0, y0, x1, y1
+    return (max(0, box[0] - reach), max(0, box[1] - reach), min(int(size[0]), box[2] + reach),
+            min(int(size[1]), box[3] + reach))
+
+
+def _box_slices(box: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """(rows, columns) of a box (x0, y0, x1, y1)."""
+    return slice(box[1], box[3]), slice(box[0], box[2])
 
 
 def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size: int, size: tuple[int, int]) -> np.ndarray:
@@ -555,11 +562,8 @@ def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size:
         return out
     k = crop_size / float(mask.shape[0])
     corners = np.array([[x, y] for x in (xs.min() - 2, xs.max() + 3) for y in (ys.min() - 2, ys.max() + 3)], np.float64)
-    plate = sub_transform.to_plate(corners * k - 0.5)  # label pixel edges, two pixels out, in crop then plate pixels
-    x0, y0 = (max(0, int(np.floor(v)) - 1) for v in plate.min(axis=0))
-    x1, y1 = (min(int(size[i]), int(np.ceil(v)) + 2) for i, v in enumerate(plate.max(axis=0)))
-    if x1 <= x0 or y1 <= y0:
-        return out
+    # label pixel edges, two pixels out, in crop pixels
+    x0, y0, x1, y1 = sub_transform.plate_box(corners * k - 0.5, size, margin=1)
     warped, cover = paste_to_plate(mask, sub_transform.windowed(x0, y0), (x1 - x0, y1 - y0), crop_size=crop_size)
     out[y0:y1, x0:x1] = np.clip(warped * cover, 0.0, 1.0)
     return out

@@ -84,10 +84,9 @@ def _unit_noise_band(shape: tuple[int, ...], blur: float, rng: np.random.Generat
     return band / max(float(band.std()), 1e-12)
 
 
-def _flat(plate: np.ndarray, kept: np.ndarray) -> np.ndarray:
+def _flat(luma: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """The ``kept`` pixels with the least structure just above the grain (the band between 1 and 3 pixels):
     lip lines, lashes and pores are in the finest band too, and a profile read on them regrains too strongly."""
-    luma = plate.mean(axis=2).astype(np.float32)
     mid = np.abs(cv2.GaussianBlur(luma, (0, 0), GRAIN_SPLIT_PX) - cv2.GaussianBlur(luma, (0, 0), 3 * GRAIN_SPLIT_PX))
     if np.count_nonzero(kept) < MIN_BIN_PIXELS:
         return kept
@@ -97,12 +96,13 @@ def _flat(plate: np.ndarray, kept: np.ndarray) -> np.ndarray:
 def measure_grain(plate: np.ndarray, kept: np.ndarray) -> GrainProfile:
     """The grain of ``plate`` ((H, W, C) display encoding) over the ``kept`` (H, W) bool pixels."""
     full = finest_band(plate)
-    kept = _flat(plate, kept)
+    luma = plate.mean(axis=2).astype(np.float32)
+    kept = _flat(luma, kept)
     step = max(1, int(np.ceil(np.sqrt(np.count_nonzero(kept) / MEASURE_PIXELS))))
     target = _neighbour_correlation(full[::step], kept[::step])  # whole rows: neighbours stay neighbours
     band, kept = full[::step, ::step], kept[::step, ::step]
     channels = plate.shape[2]
-    brightness = plate[::step, ::step].mean(axis=2)
+    brightness = luma[::step, ::step]
     edges = np.linspace(0.0, 1.0, BRIGHTNESS_BINS + 1)
     centres = 0.5 * (edges[:-1] + edges[1:])
     sigma = np.full((BRIGHTNESS_BINS, channels), np.nan)

@@ -476,14 +476,8 @@ def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: in
     plate) and the crop transform for that box's pixels."""
     s = float(crop_size)
     corners = np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]])
-    pts = corners @ np.asarray(transform.crop_to_plate)[:, :2].T + np.asarray(transform.crop_to_plate)[:, 2]
-    w, h = int(size[0]), int(size[1])
-    x0 = int(np.clip(np.floor(pts[:, 0].min()) - margin, 0, w))
-    y0 = int(np.clip(np.floor(pts[:, 1].min()) - margin, 0, h))
-    x1 = int(np.clip(np.ceil(pts[:, 0].max()) + margin + 1, x0 + 1, w))
-    y1 = int(np.clip(np.ceil(pts[:, 1].max()) + margin + 1, y0 + 1, h))
-    x0, y0 = min(x0, x1 - 1), min(y0, y1 - 1)
-    return (x0, y0, x1, y1), transform.windowed(x0, y0)
+    box = transform.plate_box(corners, size, margin)
+    return box, transform.windowed(box[0], box[1])
 
 
 def shot_summary(model: ShotModel) -> dict[str, Any]:

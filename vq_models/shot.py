@@ -66,6 +66,17 @@ class CropTransform:
         p = np.asarray(points, dtype=np.float64)
         return p @ self.crop_to_plate[:, :2].T + self.crop_to_plate[:, 2]
 
+    def plate_box(self, corners: np.ndarray, size: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+        """The plate box (x0, y0, x1, y1) holding crop-space ``corners`` (N, 2) plus ``margin`` pixels, clipped to
+        the plate (w, h) = ``size`` and never empty: where work on part of a crop needs plate pixels."""
+        pts = self.to_plate(corners)
+        w, h = int(size[0]), int(size[1])
+        x0 = int(np.clip(np.floor(pts[:, 0].min()) - margin, 0, w))
+        y0 = int(np.clip(np.floor(pts[:, 1].min()) - margin, 0, h))
+        x1 = int(np.clip(np.ceil(pts[:, 0].max()) + margin + 1, x0 + 1, w))
+        y1 = int(np.clip(np.ceil(pts[:, 1].max()) + margin + 1, y0 + 1, h))
+        return min(x0, x1 - 1), min(y0, y1 - 1), x1, y1
+
     def to_json(self) -> dict[str, Any]:
         return {"plate_to_crop": self.plate_to_crop.tolist(), "crop_to_plate": self.crop_to_plate.tolist()}
 
