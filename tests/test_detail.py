@@ -492,6 +492,33 @@ def test_a_keyframed_gaze_glides_between_label_pixels(model):
     assert shifts[1] > 0 and np.allclose(np.diff(shifts), shifts[1], atol=0.015), shifts  # reported to 0.01 px
 
 
+def test_a_keyframed_eye_open_lowers_the_lid_between_label_rows(model):
+    """eye_open values just under 1 close no label row, yet each lowers the lid on the plate a little more:
+    the composites move away from the unedited plate step by step, inside one alpha around the eyes, and
+    the plate outside that alpha is untouched."""
+    from vq_models.io.colour import to_network
+
+    frame = max(model.frames, key=lambda f: model.exemplars.opening_at(f, "left") or 0.0)  # not mid-blink
+    image = model.detail.plates.image(frame)
+    plate = to_network(image)
+    comps, alphas = [], []
+    for value in (1.0, 0.97, 0.94, 0.91):
+        program = {"version": 1, "edits": [{"op": "eye_open", "value": value}]}
+        assert not model.edited_labels(frame, program)[1].any()  # every column keeps its rows
+        fr = model.render_frame(frame, program, mode="edit-only", detail="plate")
+        comps.append(to_network(fr.composite(image)))
+        alphas.append(fr.alpha)
+    assert not alphas[0].any() and np.array_equal(comps[0], plate)
+    shown = alphas[1] > 0
+    assert shown.any() and all(np.array_equal(a > 0, shown) for a in alphas[2:])
+    eyes = model.regions(frame)["left_eye"] | model.regions(frame)["right_eye"]
+    assert shown.sum() < 0.25 * shown.size and eyes.any()
+    for comp in comps[1:]:
+        np.testing.assert_array_equal(comp[~shown], plate[~shown])
+    apart = [float(np.abs(c - plate)[shown].mean()) for c in comps[1:]]
+    assert 0.0 < apart[0] < apart[1] < apart[2], apart
+
+
 def test_a_moved_iris_painted_over_is_not_drawn_back(model):
     """Paint over a program's result (the server's paint input): where the given map no longer shows the
     moved iris, the iris's moved detail is not applied; where it still does, it is."""

@@ -476,3 +476,52 @@ def test_a_raised_brow_says_where_it_landed_and_removal_moves_nothing():
     assert ys.size and (after[ys, xs] == BROW).all() and (before[ys - int(sy), xs] == BROW).all()
     removed = parse_program({"version": 1, "edits": [{"op": "brows", "mode": "remove", "value": 1.0}]}, PRIOR)
     assert not [r for r in apply_program_rules(removed, before, 0, PRIOR)[2] if type(r).__name__ == "DetailMove"]
+
+
+def _edge_field(op: dict, value: float) -> tuple[np.ndarray, np.ndarray]:
+    """The op's labels and its summed edge field (zeros when it reports none) through the program."""
+    from vq_models.edits.program import apply_program_rules
+    from vq_models.edits.spec import EdgeShift
+
+    program = parse_program({"version": 1, "edits": [dict(op, value=value)]}, PRIOR)
+    out, _, rules = apply_program_rules(program, synthetic_face(), 0, PRIOR)
+    edges = [r for r in rules if isinstance(r, EdgeShift)]
+    assert len(edges) <= 1
+    return out, edges[0].rows if edges else np.zeros((L, L), np.float32)
+
+
+def test_eye_open_puts_each_lid_at_its_exact_place_between_label_rows():
+    """Labels close a column by whole rows; the edge field carries the rest, so the lid's edge (the first
+    open row plus the field there) is where the value says, and moves with every value, even one that
+    changes no label."""
+    top, bottom, _ = geo.column_extents(opening(synthetic_face()))
+    cols = np.nonzero(top >= 0)[0]
+    height = (bottom - top + 1).astype(np.float64)
+    assert not _edge_field({"op": "eye_open"}, 1.0)[1].any()
+    barely, field = _edge_field({"op": "eye_open"}, 0.97)
+    assert np.array_equal(barely, synthetic_face()) and field.max() > 0.0  # no label moved, the lid did
+    for value in np.linspace(0.95, 0.3, 14):
+        out, field = _edge_field({"op": "eye_open"}, float(value))
+        assert np.abs(field).max() <= 0.5
+        new_top, _, _ = geo.column_extents(opening(out))
+        for x in cols:
+            if new_top[x] < 0:
+                continue
+            exact = bottom[x] + 1 - value * height[x]
+            assert new_top[x] + field[new_top[x], x] == pytest.approx(exact, abs=1e-5), (value, x)
+            assert field[new_top[x] + 2, x] == 0.0  # the lower part of the opening stays
+
+
+def test_mouth_open_puts_the_lower_lip_at_its_exact_place_between_label_rows():
+    before = synthetic_face()
+    top, bottom, _ = geo.column_extents(np.isin(before, [MOUTH, UTEETH, LTEETH, TONGUE]))
+    lip_top, _, _ = geo.column_extents(before == LLIP)
+    cols = [x for x in np.nonzero(top >= 0)[0] if lip_top[x] > bottom[x]]
+    for value in (0.9, 0.75, 0.5, 1.1, 1.4):
+        out, field = _edge_field({"op": "mouth_open"}, value)
+        assert np.abs(field).max() <= 0.5 and field.any()
+        moved_top, _, _ = geo.column_extents(out == LLIP)
+        for x in cols:
+            height = bottom[x] - top[x] + 1
+            exact = lip_top[x] + value * height - height
+            assert moved_top[x] + field[moved_top[x], x] == pytest.approx(exact, abs=1e-5), (value, x)

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vq_models.edits.spec import DetailMove, label_shift
-from vq_models.moved_parts import move_remainders, redrawn
+from vq_models.edits.spec import DetailMove, EdgeShift, label_shift
+from vq_models.moved_parts import move_remainders, redrawn, shift_edges
+from vq_models.shot import CropTransform
 
 
 def _disc_render(size: int, cx: float, cy: float, r: float) -> np.ndarray:
@@ -72,3 +73,37 @@ def test_redrawn_adds_what_moved_parts_cover():
     landed[3:5, 3:5] = True
     assert redrawn(changed, [DetailMove(landed, (0.3, 0.0))]).sum() == 5
     assert redrawn(changed, [DetailMove(landed, (0.0, 0.0))]).sum() == 1
+
+
+def _edge_row(image: np.ndarray, x: int) -> float:
+    """Sub-pixel row where column ``x`` of a dark-over-light image crosses half way (its edge)."""
+    col = image[:, x, 0]
+    y = int(np.nonzero(col > 0.5)[0][0])
+    return y - 1 + (0.5 - col[y - 1]) / (col[y] - col[y - 1]) + 0.5
+
+
+@pytest.mark.parametrize("rest", [0.3, -0.45])
+def test_an_edge_field_moves_the_edge_along_the_crops_vertical_by_its_rest(rest):
+    """A lid's edge at a label row, the field's rest over the rows around it: on a plate where a label pixel
+    is 6 plate pixels, the edge moves 6 × rest plate pixels down, and nothing beyond the smoothed field moves."""
+    L, crop, scale = 16, 64, 1.5  # 4 crop pixels per label pixel, 1.5 plate pixels per crop pixel
+    transform = CropTransform.from_plate_to_crop(np.array([[1 / scale, 0.0, 0.0], [0.0, 1 / scale, 0.0]]))
+    size = int(crop * scale)
+    yy = np.arange(size, dtype=np.float32)[:, None, None]
+    image = np.broadcast_to(np.clip(yy - 47.5 + 0.5, 0.0, 1.0) * 0.8 + 0.1, (size, size, 3)).copy()  # edge at 48
+    rows = np.zeros((L, L), np.float32)
+    rows[5:9, 4:12] = rest  # label rows 5-8 (plate rows 30-54) hold the edge
+    out = shift_edges(image, [EdgeShift(rows)], transform, crop)
+    label_px = scale * crop / L
+    assert _edge_row(out, size // 2) - _edge_row(image, size // 2) == pytest.approx(rest * label_px, abs=0.15)
+    far = np.ones((size, size), bool)
+    far[14:72, 10:86] = False  # the field's box grown by its smoothing (3 sigma) and the resampling
+    np.testing.assert_array_equal(out[far], image[far])
+    assert shift_edges(image, [EdgeShift(np.zeros((L, L), np.float32))], transform, crop) is image
+
+
+def test_redrawn_adds_what_an_edge_field_moves():
+    changed = np.zeros((8, 8), bool)
+    rows = np.zeros((8, 8), np.float32)
+    rows[2, 1:4] = -0.2
+    assert redrawn(changed, [], [EdgeShift(rows)]).sum() == 3

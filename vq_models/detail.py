@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from vq_models.composite import alpha_bounds, paste_to_plate
-from vq_models.edits.spec import DetailMove, DonorRule
+from vq_models.edits.spec import DetailMove, DonorRule, EditRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -478,7 +478,7 @@ def code_groups(num_codes: int, prior: Any | None) -> np.ndarray:
     return np.where(parts >= 0, parts, own).astype(np.int32)
 
 
-def region_exclude(region: np.ndarray, exclude: set[int], rules: Sequence[DonorRule | DetailMove]) -> set[int]:
+def region_exclude(region: np.ndarray, exclude: set[int], rules: Sequence[EditRule]) -> set[int]:
     """The frames that must not lend to one changed ``region`` (L, L): ``exclude`` and those of every rule
     whose changed pixels meet the region (an op's rule binds what that op changed, not the whole edit)."""
     return set(exclude).union(*(r.exclude for r in rules
@@ -616,7 +616,7 @@ class PlateDetail:
 
     def apply(self, frame: int, render_sub: np.ndarray, box: tuple[int, int, int, int], sub_transform: CropTransform,
               changed: np.ndarray, edited: np.ndarray, exclude: set[int] | None = None,
-              rules: Sequence[DonorRule | DetailMove] = ()) -> tuple[np.ndarray, DetailResult]:
+              rules: Sequence[EditRule] = ()) -> tuple[np.ndarray, DetailResult]:
         """Detail the render pasted onto the sub-window ``box`` = (x0, y0, x1, y1) of the display window.
 
         ``render_sub`` is display sRGB on that window; ``changed``/``edited`` are the label-space changed mask

@@ -14,17 +14,26 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from vq_models.edits.spec import DetailMove
+from vq_models.composite import alpha_bounds
+from vq_models.detail import gaussian, label_mask_to_sub
+from vq_models.edits.spec import DetailMove, EdgeShift
+from vq_models.shot import CropTransform
+
+#: how far an edge field's label-pixel steps are smoothed, in label pixels (a Gaussian sigma): a column's rest
+#: differs from its neighbour's by up to a row, and the edge they draw is one curve
+EDGE_SMOOTH = 0.5
 
 
-def redrawn(changed: np.ndarray, moves: Sequence[DetailMove]) -> np.ndarray:
-    """The label pixels a render must redraw: those the edits changed and those a moved part covers. A move
-    under half a label pixel changes no label, and the part landing on itself keeps its codes; both still
-    show the part moved."""
+def redrawn(changed: np.ndarray, moves: Sequence[DetailMove], edges: Sequence[EdgeShift] = ()) -> np.ndarray:
+    """The label pixels a render must redraw: those the edits changed, those a moved part covers and those
+    an edge field moves. A move under half a label pixel changes no label, and the part landing on itself
+    keeps its codes; both still show the part moved."""
     out = np.asarray(changed, bool).copy()
     for move in moves:
         if move.shift != (0.0, 0.0):
             out |= move.landed
+    for edge in edges:
+        out |= edge.support
     return out
 
 
@@ -48,4 +57,39 @@ def move_remainders(render: np.ndarray, moves: Sequence[DetailMove], label_size:
         moved = cv2.warpAffine(out, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         w = np.clip(weight, 0.0, 1.0)[..., None]
         out = out + w * (moved.reshape(out.shape) - out)
+    return out
+
+
+def shift_edges(image: np.ndarray, edges: Sequence[EdgeShift], sub_transform: CropTransform,
+                crop_size: int) -> np.ndarray:
+    """``image`` (H, W, C), the finished edit on the sub-window ``sub_transform`` maps the crop to, with each
+    edge field's rest drawn: every pixel moved along the crop's vertical by its label-pixel field (resampled,
+    smoothed by :data:`EDGE_SMOOTH` label pixels; Lanczos, so lashes and grain stay sharp between plate
+    pixels). Pixels outside the smoothed field are returned unchanged."""
+    if not edges:
+        return image
+    field = np.sum([np.asarray(edge.rows, np.float32) for edge in edges], axis=0)
+    if not np.any(field):
+        return image
+    h, w = image.shape[:2]
+    per_row = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] @ np.array([0.0, crop_size / field.shape[0]])
+    label_px = float(np.hypot(*per_row))
+    rows = (label_mask_to_sub(np.clip(field, 0.0, None), sub_transform, crop_size, (w, h))
+            - label_mask_to_sub(np.clip(-field, 0.0, None), sub_transform, crop_size, (w, h)))
+    bounds = alpha_bounds(np.abs(rows))
+    if bounds is None:
+        return image
+    sigma = EDGE_SMOOTH * label_px
+    reach = int(np.ceil(3.0 * sigma)) + 1
+    x0, y0 = max(0, bounds[0] - reach), max(0, bounds[1] - reach)
+    x1, y1 = min(w, bounds[2] + reach), min(h, bounds[3] + reach)
+    rows = gaussian(rows[y0:y1, x0:x1], sigma)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    # each pixel takes the image from its shift back: dst(p) = src(p - d(p))
+    map_x = xs - (rows * per_row[0]).astype(np.float32)
+    map_y = ys - (rows * per_row[1]).astype(np.float32)
+    out = np.array(image, np.float32, copy=True)
+    moved = cv2.remap(out, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    box = out[y0:y1, x0:x1]
+    box[...] = np.where((rows != 0.0).reshape(rows.shape + (1,) * (box.ndim - 2)), moved.reshape(box.shape), box)
     return out

@@ -26,10 +26,10 @@ from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
-from vq_models.edits.spec import DetailMove, DonorRule, FrameContext
+from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
-from vq_models.moved_parts import move_remainders, redrawn
+from vq_models.moved_parts import move_remainders, redrawn, shift_edges
 from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
@@ -280,7 +280,7 @@ class ShotModel:
         return out, changed
 
     def _edited(self, frame: int, program: Any, exclude: set[int] | None,
-                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
+                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[EditRule]]:
         """:meth:`edited_labels` and what the detail pass must know of the program at ``frame`` (its
         :class:`DonorRule` and :class:`DetailMove` list)."""
         own = self.label_map(frame)
@@ -298,7 +298,7 @@ class ShotModel:
         return labels, changed
 
     def _window(self, frame: int, program: Any, exclude: set[int] | None,
-                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
+                override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[EditRule]]:
         """:meth:`window` and the program's detail rules at t (:meth:`_edited`)."""
         frames = self.frames
         i = frames.index(self._frame(frame))
@@ -359,7 +359,7 @@ class ShotModel:
         if detail not in DETAIL_MODES:
             raise InputError(f"detail {detail!r}: choose from {', '.join(DETAIL_MODES)}")
         frame = self._frame(frame)
-        rules: list[DonorRule | DetailMove] = []  # a full window given as labels carries no program, so none
+        rules: list[EditRule] = []  # a full window given as labels carries no program, so none
         if labels is not None:
             window = np.asarray(labels)
             original = self.label_map(frame)
@@ -375,6 +375,7 @@ class ShotModel:
         else:
             window, changed, rules = self._window(frame, program, exclude_frames, override)
         moves = [r for r in rules if isinstance(r, DetailMove)]
+        edges = [r for r in rules if isinstance(r, EdgeShift)]
         changed = redrawn(changed, moves)
         crop = move_remainders(self.render_window(window.astype(np.uint8)), moves, self.label_size)
         transform = self.shot.transform(frame)
@@ -391,6 +392,9 @@ class ShotModel:
             no_donors = set(exclude_frames or ()) | set(override.detail_exclude if override is not None else ())
             rgb_sub, detail_result = self.detail.apply(frame, rgb_sub, (x0, y0, x1, y1), sub, np.asarray(changed, bool),
                                                        window[1], exclude=no_donors, rules=rules)
+        # an edge's rest moves the finished edit there, detail and all; the alpha covers what it moves
+        rgb_sub = shift_edges(rgb_sub, edges, sub, self.shot.crop_size)
+        changed = redrawn(changed, (), edges)
         face = self.shot.fg_mask(frame)
         if override is not None:
             face = np.maximum(face, np.asarray(override.region, np.float32))
@@ -452,15 +456,20 @@ class ShotModel:
             return path.read_bytes()
 
 
-def _moves_kept(rules: list[DonorRule | DetailMove], same: np.ndarray,
-                by_program: np.ndarray) -> list[DonorRule | DetailMove]:
+def _moves_kept(rules: list[EditRule], same: np.ndarray,
+                by_program: np.ndarray) -> list[EditRule]:
     """The program's rules for a map the caller changed further (paint over the program's result): a move
     keeps only the pixels where the given map (``same``) still shows what the program moved there, so a part
     painted over is not drawn back by its own moved detail. Where the program changed labels to move the part
     (``by_program``) and the paint took all of them back, the part is back in its place: the pixels it landed
     on with its own codes (an iris overlapping itself) then show it unmoved too."""
-    kept: list[DonorRule | DetailMove] = []
+    kept: list[EditRule] = []
     for rule in rules:
+        if isinstance(rule, EdgeShift):  # an edge the paint covered is the paint's
+            rows = np.where(same, rule.rows, 0.0).astype(np.float32)
+            if np.any(rows):
+                kept.append(EdgeShift(rows))
+            continue
         if isinstance(rule, DetailMove):
             moved_codes = rule.landed & by_program
             landed = rule.landed & same

@@ -121,9 +121,22 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     lp_d0 +4.4 → +5.3 dB, lp_d13 (four blinks) +2.3 → +3.3 dB; synthetic eyes-closed what-if 32.9 → 35.2 dB
     (main) and 35.4 → 33.9 dB (variant 101, whose drawn closed eye has no band). At 0 no opening pixel
     remains."""
+    return _eye_open(labels, value, params, prior, ctx)[0]
+
+
+def eye_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+                   ctx: FrameContext) -> np.ndarray:
+    """Where :func:`eye_open`'s column rule put each lid at whole rows, the rest of its exact place
+    (:class:`~vq_models.edits.spec.EdgeShift`); none where an eye was borrowed from a real blink."""
+    return _eye_open(labels, value, params, prior, ctx)[1]
+
+
+def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+              ctx: FrameContext) -> tuple[np.ndarray, np.ndarray]:
     out = labels.copy()
+    edges = np.zeros(labels.shape, np.float32)
     if value >= 1.0:
-        return out
+        return out, edges
     side = params.get("eye", "both")
     geometric = []
     for one in (("left", "right") if side == "both" else (side,)):
@@ -135,7 +148,7 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
         else:
             out = borrowed
     if not geometric:
-        return out
+        return out, edges
     opening = _eye_opening(labels, prior, ctx)
     not_lid = opening | np.isin(labels, prior.codes_of(("brows", "hair")))
     for eye in _sides(opening, "both" if len(geometric) == 2 else geometric[0], ctx, "eye"):
@@ -151,6 +164,8 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
             t, b = int(top[x]), int(bottom[x])
             keep = int(round(value * (b - t + 1)))
             new_top = b - keep + 1
+            # the lid and its edge move on by the rest of the column's exact closing (the render draws it)
+            edges[max(0, t - margin_rows):min(new_top, b) + 1, x] = keep - value * (b - t + 1)
             rows = np.nonzero(eye[t:new_top, x])[0] + t
             if rows.size == 0:
                 continue
@@ -167,7 +182,7 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
                 out[margin + (new_top - t), x] = lashes
             if lash is not None:
                 out[rows[rows >= new_top - band], x] = lash
-    return out
+    return out, edges
 
 
 def _lash_code(labels: np.ndarray, top: np.ndarray, cols: np.ndarray, margin_rows: int, opening: np.ndarray,
@@ -337,9 +352,22 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
     the upper lip stays, the interior stretches (nearest neighbour) and the lower lip moves with its
     bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin)."""
+    return _mouth_open(labels, value, params, prior, ctx)[0]
+
+
+def mouth_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+                     ctx: FrameContext) -> np.ndarray:
+    """Where :func:`mouth_open` put each column's lower lip at whole rows, the rest of its exact place
+    (:class:`~vq_models.edits.spec.EdgeShift`)."""
+    return _mouth_open(labels, value, params, prior, ctx)[1]
+
+
+def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+                ctx: FrameContext) -> tuple[np.ndarray, np.ndarray]:
     out = labels.copy()
+    edges = np.zeros(labels.shape, np.float32)
     if value == 1.0:
-        return out
+        return out, edges
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)
@@ -363,6 +391,9 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
             out[ys, x] = col[src]
             painted[ys, x] = True
         dst = lip_rows + d
+        # the lower lip (and the interior's edge above it) moves on by the rest of the exact scale
+        low = max(t, t + new_h - 1)
+        edges[low:min(h, int(dst.max(initial=low)) + 2), x] = value * height - new_h
         ok = (dst >= 0) & (dst < h)
         out[dst[ok], x] = col[lip_rows[ok]]
         painted[dst[ok], x] = True
@@ -370,7 +401,7 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     if holes.any():
         source = ~(inner | lower_lip | upper_lip | painted)
         out = geo.nearest_fill(out, holes, source, _fill_code(labels, prior, ("skin",)) if not source.any() else 0)
-    return out
+    return out, edges
 
 
 def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -442,13 +473,14 @@ def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
 
 FACE_OPERATIONS: dict[str, Operation] = {
     "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"), eye_open,
-                          eye_open_donors),
+                          eye_open_donors, edge_shift=eye_open_edges),
     "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze,
                       detail_moves=gaze_moves),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),
-    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open),
+    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open,
+                            edge_shift=mouth_open_edges),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,
                        detail_moves=brows_moves),

@@ -27,7 +27,16 @@ from host_plugin.keys import INTERPOLATIONS, interpolate
 from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
 from vq_models.edits.segment_ops import SEGMENT_OPERATIONS
-from vq_models.edits.spec import DetailMove, DonorRule, FrameContext, Operation, OpSpec, Value
+from vq_models.edits.spec import (
+    DetailMove,
+    DonorRule,
+    EdgeShift,
+    EditRule,
+    FrameContext,
+    Operation,
+    OpSpec,
+    Value,
+)
 from vq_models.errors import InputError
 
 PROGRAM_VERSION = 1
@@ -316,18 +325,20 @@ def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior:
 
 
 def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
-                        context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[DonorRule | DetailMove]]:
-    """:func:`apply_program`, also returning what the detail pass must know of each edit: its
+                        context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[EditRule]]:
+    """:func:`apply_program`, also returning what the render must know of each edit: its
     :class:`DonorRule` (where it changed labels, which frames must not lend plate detail there) and its
     :class:`DetailMove` (a part moved within the frame), for the ops that declare them. A move keeps the
     pixels where the part landed that no later edit changed again (an iris a later ``eye_open`` covered is lid,
     not iris), also those that show the same code as before (the part of a moved iris that lands on itself
-    still shows the iris moved, its catchlight included)."""
+    still shows the iris moved, its catchlight included). The ops' :class:`EdgeShift` fields come summed as one,
+    kept where no later edit changed the labels."""
     original = _check_labels(labels, prior)
     ctx = context or FrameContext()
     out = original
-    rules: list[DonorRule | DetailMove] = []
+    rules: list[EditRule] = []
     moved: list[tuple[DetailMove, np.ndarray]] = []  # each move with the labels right after its edit
+    edges: list[tuple[np.ndarray, np.ndarray]] = []  # each edge field with the labels right after its edit
     for edit, value in program.values_at(frame):
         before = out
         out, changed = apply_edit(edit, value, out, prior, ctx, program.source)
@@ -338,8 +349,13 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
                 rules.append(DonorRule(changed, frozenset(exclude)))
         if op.detail_moves is not None:  # asked even where no label changed: a move under half a label pixel
             moved += [(m, out) for m in op.detail_moves(before, value, edit.params, prior, ctx)]
+        if op.edge_shift is not None:  # also where no label changed: an edge moved under half a row
+            edges.append((op.edge_shift(before, value, edit.params, prior, ctx), out))
     for move, after in moved:
         landed = move.landed & (out == after)
         if landed.any():
             rules.append(replace(move, landed=landed))
+    field = sum((np.where(out == after, rows, 0.0) for rows, after in edges), np.zeros(out.shape, np.float32))
+    if np.any(field):
+        rules.append(EdgeShift(field.astype(np.float32)))
     return out.copy(), out != original, rules

@@ -42,6 +42,9 @@ class Operation:
     #: ``detail_moves(labels, value, params, prior, ctx)``: the :class:`DetailMove` of each part this op moves
     #: within the frame (labels are the map before the op). None: the op moves nothing.
     detail_moves: Callable[..., list[DetailMove]] | None = None
+    #: ``edge_shift(labels, value, params, prior, ctx)``: the :class:`EdgeShift` field of the edges this op placed
+    #: per column at whole label rows (a closing lid, a moving lower lip). None: the op places no such edge.
+    edge_shift: Callable[..., np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,28 @@ class DetailMove:
     def remainder(self) -> tuple[float, float]:
         (dx, dy), (ix, iy) = self.shift, self.label_shift
         return float(dx - ix), float(dy - iy)
+
+
+@dataclass(frozen=True)
+class EdgeShift:
+    """How far (label pixels, + = down) the render must move at each label pixel (``rows``, (L, L) float32) to
+    put the edges an op placed per column where their exact values say. ``eye_open`` and ``mouth_open`` move a
+    lid or a lower lip by a share of each column's height, and a label map rounds that to whole rows, so a
+    slowly keyed squint or jaw would hold still for frames and then jump a label pixel (13 plate pixels for a
+    1,500-pixel face at 4K). Each column's rest, under half a row, is drawn by moving the finished edit there
+    (:func:`vq_models.moved_parts.shift_edges`), lid or lip together with its edge: the labels say which rows,
+    the field says where within them."""
+
+    rows: np.ndarray
+
+    @property
+    def support(self) -> np.ndarray:
+        """The label pixels the field moves (the edit's alpha must cover them)."""
+        return np.asarray(self.rows) != 0.0
+
+
+#: What an edit tells the render beyond its labels (:func:`vq_models.edits.program.apply_program_rules`).
+EditRule = DonorRule | DetailMove | EdgeShift
 
 
 @dataclass
