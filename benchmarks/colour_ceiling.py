@@ -30,6 +30,7 @@ def luminance_maps(shot_dir: Path, synth_dir: Path, size: int) -> tuple[np.ndarr
     at ``size`` and the part names."""
     import cv2
 
+    from vq_models.io.colour import luma as rec709_luma
     from vq_models.io.images import read_label_map
     from vq_models.segmentation_eval import load_parts
     from vq_models.shot import Shot
@@ -42,7 +43,7 @@ def luminance_maps(shot_dir: Path, synth_dir: Path, size: int) -> tuple[np.ndarr
         rgb = shot.aligned(f)
         if rgb.shape[0] != size:
             rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR)
-        luma.append(rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32))
+        luma.append(rec709_luma(np.asarray(rgb, np.float32)))
         gt = read_label_map(synth_dir / "labels" / f"frame.{f:04d}.png")
         parts.append(plate_labels_to_crop(gt, shot.transform(f).plate_to_crop, shot.crop_size, size))
     return np.stack(luma), np.stack(parts), names

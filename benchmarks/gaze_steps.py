@@ -29,9 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    return (rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722).astype(np.float32)
+from vq_models.io.colour import luma
 
 
 def iris_boxes(model, frame: int) -> list[tuple[np.ndarray, tuple[int, int, int, int], int]]:

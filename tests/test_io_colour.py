@@ -121,3 +121,13 @@ def test_from_network_inverts_to_network_within_range() -> None:
         assert np.allclose(back, plate, atol=1e-4), space
     with pytest.raises(ValueError):
         to_network(lin)
+
+
+def test_luma_weighs_rec709_primaries_and_keeps_float_precision():
+    from vq_models.io.colour import REC709_LUMA, luma
+
+    primaries = np.eye(3, dtype=np.float32)
+    np.testing.assert_allclose(luma(primaries), REC709_LUMA, rtol=1e-6)
+    rgba = np.array([[1.0, 1.0, 1.0, 0.25]], np.float64)  # alpha ignored, white is 1
+    assert luma(rgba).dtype == np.float64 and luma(rgba)[0] == pytest.approx(1.0)
+    assert luma(np.full((2, 2, 3), 255, np.uint8)).dtype == np.float32

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from vq_models.errors import InputError
+from vq_models.io.colour import luma
 from vq_models.io.jsonfile import read_json
 from vq_models.nets.spade import SPADEGenerator
 from vq_models.train.checkpoint import load_weights, split_weights
@@ -103,8 +104,7 @@ class Stage2Renderer:
         colours = self.meta.get("code_colours")
         if not isinstance(colours, list) or len(colours) != self.num_codes:
             return None
-        weights = np.array([0.2126, 0.7152, 0.0722])
-        return np.array([float(np.dot(c, weights)) if isinstance(c, list) and len(c) == 3 else np.nan
+        return np.array([float(luma(np.asarray(c, np.float64))) if isinstance(c, list) and len(c) == 3 else np.nan
                          for c in colours])
 
     def _check(self, windows: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 from vq_models.edits.geometry import rasterize_polygon
 from vq_models.errors import InputError
 from vq_models.io.atomic import atomic_write_json
+from vq_models.io.colour import luma as rec709_luma
 from vq_models.io.jsonfile import read_json
 from vq_models.parts import FACE_PARTS
 
@@ -171,10 +172,6 @@ def save_prior(prior: Prior, path: str | Path) -> None:
 # --- automatic proposal -------------------------------------------------------------------------------
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
-
-
 @dataclass
 class _CodeStats:
     """Per-code sums gathered over every frame (blinks and closed mouths simply contribute nothing)."""
@@ -258,7 +255,7 @@ def propose_prior(
     seen = np.nonzero(stats.count > 0)[0]
     n = np.maximum(stats.count, 1)
     mean_rgb = stats.rgb / n[:, None]
-    luma = _luma(mean_rgb)
+    luma = rec709_luma(mean_rgb)
     frac = {name: stats.region[name] / n for name in stats.region}
     rel_y = np.where(stats.rel_n > 0, stats.rel_y / np.maximum(stats.rel_n, 1), 0.0)
 

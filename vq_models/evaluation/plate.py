@@ -33,14 +33,13 @@ from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_
 from vq_models.errors import InputError
 from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events, left_out
 from vq_models.face.align import crop as crop_plate
-from vq_models.io.colour import to_network
+from vq_models.io.colour import luma, to_network
 from vq_models.tracking.schema import load_tracking
 
 
 def laplacian_energy(rgb: np.ndarray, mask: np.ndarray) -> float:
     """Mean |Laplacian| of the luminance inside ``mask``: the high-frequency energy a sharp image keeps."""
-    luma = np.asarray(rgb, np.float32)[..., :3] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-    lap = np.abs(cv2.Laplacian(luma, cv2.CV_32F, ksize=1))
+    lap = np.abs(cv2.Laplacian(luma(np.asarray(rgb, np.float32)), cv2.CV_32F, ksize=1))
     m = np.asarray(mask, bool)
     return float(lap[m].mean()) if m.any() else float("nan")
 

@@ -31,6 +31,9 @@ from vq_models.io.image_data import ImageData
 LINEAR = "lin_rec709"
 SRGB = "sRGB"
 
+#: Rec. 709 luma weights (R, G, B): the one brightness every measure and rule here uses
+REC709_LUMA = (0.2126, 0.7152, 0.0722)
+
 _OCIO_LINEAR = "Linear Rec.709 (sRGB)"
 _OCIO_SRGB = "sRGB Encoded Rec.709 (sRGB)"
 
@@ -172,3 +175,13 @@ def to_network(image: Any, colorspace: str | None = None) -> np.ndarray:
 def from_network(rgb: np.ndarray, colorspace: str) -> np.ndarray:
     """Bring a network's display-sRGB output (H, W, 3) back to a plate's colour space (float32)."""
     return np.ascontiguousarray(convert(np.asarray(rgb, dtype=np.float32), SRGB, colorspace), dtype=np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma (:data:`REC709_LUMA`) of (..., 3) or more channels (extra channels ignored), in the
+    input's float precision (integer input becomes float32)."""
+    arr = np.asarray(rgb)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    r, g, b = REC709_LUMA
+    return arr[..., 0] * r + arr[..., 1] * g + arr[..., 2] * b
