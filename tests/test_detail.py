@@ -519,6 +519,35 @@ def test_a_keyframed_eye_open_lowers_the_lid_between_label_rows(model):
     assert 0.0 < apart[0] < apart[1] < apart[2], apart
 
 
+def test_a_squint_shows_the_frames_own_lid_pulled_down(model, monkeypatch):
+    """eye_open half way: the lid's detail is the frame's own lid pulled down (ColumnPull), which keeps more
+    of the plate's high-frequency energy where the edit shows than the donor or render band the op gets
+    without it, and reports its pull; the plate outside the alpha is untouched either way."""
+    import dataclasses
+
+    from vq_models.edits import program as program_module
+    from vq_models.io.colour import to_network
+
+    frame = max(model.frames, key=lambda f: model.exemplars.opening_at(f, "left") or 0.0)
+    program = {"version": 1, "edits": [{"op": "eye_open", "value": 0.55}]}
+    image = model.detail.plates.image(frame)
+    plate = to_network(image)
+
+    def sharpness() -> tuple[float, list | None]:
+        fr = model.render_frame(frame, program, mode="edit-only", detail="plate")
+        comp = to_network(fr.composite(image))
+        np.testing.assert_array_equal(comp[fr.alpha <= 0], plate[fr.alpha <= 0])
+        shown = fr.alpha > 0.5
+        return laplacian_energy(comp, shown) / laplacian_energy(plate, shown), fr.detail.moves
+
+    pulled, moves = sharpness()
+    assert moves and all(dy > 0 for _, dy in moves)
+    eye_open = program_module.OPS["eye_open"]
+    monkeypatch.setitem(program_module.OPS, "eye_open", dataclasses.replace(eye_open, detail_moves=None))
+    unpulled, none = sharpness()
+    assert none is None and pulled > unpulled + 0.03, (pulled, unpulled)
+
+
 def test_a_moved_iris_painted_over_is_not_drawn_back(model):
     """Paint over a program's result (the server's paint input): where the given map no longer shows the
     moved iris, the iris's moved detail is not applied; where it still does, it is."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
-from vq_models.edits.spec import DetailMove, EdgeShift, label_shift
+from vq_models.edits.spec import ColumnPull, DetailMove, EdgeShift, label_shift
 from vq_models.moved_parts import move_remainders, redrawn, shift_edges
 from vq_models.shot import CropTransform
 
@@ -107,3 +109,39 @@ def test_redrawn_adds_what_an_edge_field_moves():
     rows = np.zeros((8, 8), np.float32)
     rows[2, 1:4] = -0.2
     assert redrawn(changed, [], [EdgeShift(rows)]).sum() == 3
+
+
+def _flat_lid(value: float) -> ColumnPull:
+    nan = np.full(16, np.nan)
+    opening, bottom, rest = nan.copy(), nan.copy(), nan.copy()
+    opening[4:13], bottom[4:13], rest[4:13] = 10.0, 14.0, 0.0  # an opening of rows 10-14 in columns 4-12
+    return ColumnPull(opening, bottom, rest, value, margin=2, skin=3)
+
+
+def test_a_pulled_lid_moves_its_margin_to_the_new_edge_and_stretches_the_skin_above():
+    """Half closed: the lid's edge (row boundary 9.5) moves 2.5 rows down. Just above the new edge the plate
+    shows the old edge (the lashes moved), the skin above stretches from nothing at the fold, the opening
+    that stays and the columns beyond the lid do not move."""
+    lid = _flat_lid(0.5)
+    edge = 9.5 + 2.5
+    assert lid.rows_at(8.0, edge - 0.01) == pytest.approx(2.5)  # shows row 9.49: the old edge
+    assert lid.rows_at(8.0, edge + 0.01) == 0.0  # the opening below is itself
+    assert lid.rows_at(8.0, 9.5 - 2 - 3 - 0.01) == 0.0  # above the fold
+    fold, margin_top = 4.5, 9.5 - 2 + 2.5
+    mid = lid.rows_at(8.0, (fold + margin_top) / 2)
+    assert mid == pytest.approx(1.25, abs=1e-4)  # stretched linearly from the fold to the margin's new top
+    assert lid.rows_at(1.0, 11.0) == 0.0 and lid.rows_at(15.0, 11.0) == 0.0  # beyond the lid's columns
+    assert lid.rows_at(3.5, 10.5) == pytest.approx(0.5 * lid.rows_at(8.0, 10.5))  # fading out past the end
+
+
+def test_a_pulled_lid_leaves_its_rest_to_the_edge_field():
+    """The finished edit is moved by the smoothed rest afterwards, so the pull is the closing less the rest."""
+    lid = _flat_lid(0.5)
+    rest = lid.rest.copy()
+    rest[4:13] = 0.3
+    assert dataclasses.replace(lid, rest=rest).rows_at(8.0, 11.0) == pytest.approx(2.5 - 0.3, abs=0.01)
+
+
+@pytest.mark.parametrize(("value", "strength"), [(1.0, 1.0), (0.5, 1.0), (0.375, 0.5), (0.25, 0.0), (0.0, 0.0)])
+def test_the_pulled_lid_gives_way_to_the_closed_eyes_detail_as_the_eye_closes(value, strength):
+    assert _flat_lid(value).strength == pytest.approx(strength)

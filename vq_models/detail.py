@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from vq_models.composite import alpha_bounds, paste_to_plate
-from vq_models.edits.spec import DetailMove, DonorRule, EditRule
+from vq_models.edits.spec import ColumnPull, DetailMove, DonorRule, EditRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -711,17 +711,37 @@ class PlateDetail:
         out, shifts = [], []
         for move in moves:
             weight = self._region_weight(move.landed, sub_transform, size, label_px)
+            if move.pull is not None:
+                weight *= move.pull.strength
             if alpha_bounds(weight) is None:
                 continue
-            dx, dy = linear @ np.asarray(move.shift, np.float64)
             x0, y0, x1, y1 = _reach_box([weight], sigma, size)
-            # each pixel of the box takes the plate pixel the part came from: (x, y) - (dx, dy)
-            m = np.array([[1.0, 0.0, x0 - dx], [0.0, 1.0, y0 - dy]])
-            pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
-                                    borderMode=cv2.BORDER_REFLECT)
+            if move.pull is not None:
+                pixels, (dx, dy) = self._pulled(plate, move.pull, sub_transform, label_size, (x0, y0, x1, y1))
+            else:
+                dx, dy = linear @ np.asarray(move.shift, np.float64)
+                # each pixel of the box takes the plate pixel the part came from: (x, y) - (dx, dy)
+                m = np.array([[1.0, 0.0, x0 - dx], [0.0, 1.0, y0 - dy]])
+                pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0),
+                                        flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
             out.append((weight, DonorBand.of(pixels, sigma, origin=(x0, y0))))
             shifts.append((round(float(dx), 2), round(float(dy), 2)))
         return out, shifts
+
+    def _pulled(self, plate: np.ndarray, pull: ColumnPull, sub_transform: CropTransform, label_size: int,
+                box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+        """The plate over ``box`` with each pixel taken from ``pull`` rows back along the crop's vertical (the
+        frame's own lid pulled down), and the largest pull in plate pixels."""
+        x0, y0, x1, y1 = box
+        k = self.shot.crop_size / float(label_size)
+        per_row = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] @ np.array([0.0, k])
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        crop = sub_transform.to_crop(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        rows = pull.rows_at((crop[:, 0] + 0.5) / k - 0.5, (crop[:, 1] + 0.5) / k - 0.5).reshape(xs.shape)
+        pixels = cv2.remap(plate, (xs - rows * per_row[0]).astype(np.float32), (ys - rows * per_row[1]).astype(np.float32),
+                           cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+        most = float(np.abs(rows).max(initial=0.0))
+        return pixels, (float(most * per_row[0]), float(most * per_row[1]))
 
     def _donor_band(self, donor: int, weights: Sequence[np.ndarray], sub_transform: CropTransform,
                     size: tuple[int, int], sigma: float) -> DonorBand:

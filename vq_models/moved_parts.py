@@ -16,12 +16,8 @@ import numpy as np
 
 from vq_models.composite import alpha_bounds
 from vq_models.detail import gaussian, label_mask_to_sub
-from vq_models.edits.spec import DetailMove, EdgeShift
+from vq_models.edits.spec import EDGE_SMOOTH, DetailMove, EdgeShift
 from vq_models.shot import CropTransform
-
-#: how far an edge field's label-pixel steps are smoothed, in label pixels (a Gaussian sigma): a column's rest
-#: differs from its neighbour's by up to a row, and the edge they draw is one curve
-EDGE_SMOOTH = 0.5
 
 
 def redrawn(changed: np.ndarray, moves: Sequence[DetailMove], edges: Sequence[EdgeShift] = ()) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec, label_shift
+from vq_models.edits.spec import ColumnPull, DetailMove, FrameContext, Operation, OpSpec, label_shift
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -120,8 +120,18 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     lid-margin codes with a one-row line. Blink what-if with the shot's blinks not used, before → after:
     lp_d0 +4.4 → +5.3 dB, lp_d13 (four blinks) +2.3 → +3.3 dB; synthetic eyes-closed what-if 32.9 → 35.2 dB
     (main) and 35.4 → 33.9 dB (variant 101, whose drawn closed eye has no band). At 0 no opening pixel
-    remains."""
+    remains. The column rule also reports each column's rest under a row (:func:`eye_open_edges`) and, for
+    a squint, the lid pulled down (:func:`eye_open_moves`), so the render draws the lid where the value says
+    with the frame's own lashes."""
     return _eye_open(labels, value, params, prior, ctx)[0]
+
+
+def eye_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+                   ctx: FrameContext) -> list[DetailMove]:
+    """Each lid :func:`eye_open`'s column rule pulled down (:class:`~vq_models.edits.spec.ColumnPull`): the
+    detail pass then shows the frame's own lid, its skin stretched and its lashes moved, where the lid now
+    covers the eye, rather than another frame's band or the render's."""
+    return _eye_open(labels, value, params, prior, ctx)[2]
 
 
 def eye_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
@@ -132,11 +142,12 @@ def eye_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], 
 
 
 def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-              ctx: FrameContext) -> tuple[np.ndarray, np.ndarray]:
+              ctx: FrameContext) -> tuple[np.ndarray, np.ndarray, list[DetailMove]]:
     out = labels.copy()
     edges = np.zeros(labels.shape, np.float32)
+    moves: list[DetailMove] = []
     if value >= 1.0:
-        return out, edges
+        return out, edges, moves
     side = params.get("eye", "both")
     geometric = []
     for one in (("left", "right") if side == "both" else (side,)):
@@ -148,7 +159,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         else:
             out = borrowed
     if not geometric:
-        return out, edges
+        return out, edges, moves
     opening = _eye_opening(labels, prior, ctx)
     not_lid = opening | np.isin(labels, prior.codes_of(("brows", "hair")))
     for eye in _sides(opening, "both" if len(geometric) == 2 else geometric[0], ctx, "eye"):
@@ -160,12 +171,18 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         margin_rows = max(1, int(round(LID_MARGIN_SHARE * width)))
         band = int(round(LASH_BAND_SHARE * width * (1.0 - value)))
         lash = _lash_code(labels, top, cols, margin_rows, opening, ctx.code_luma) if band > 0 else None
+        pull = [np.full(labels.shape[1], np.nan) for _ in range(3)]  # opening, bottom, rest
+        touched = np.zeros(labels.shape, bool)
         for x in cols:
             t, b = int(top[x]), int(bottom[x])
             keep = int(round(value * (b - t + 1)))
             new_top = b - keep + 1
             # the lid and its edge move on by the rest of the column's exact closing (the render draws it)
-            edges[max(0, t - margin_rows):min(new_top, b) + 1, x] = keep - value * (b - t + 1)
+            rest = keep - value * (b - t + 1)
+            edges[max(0, t - margin_rows):min(new_top, b) + 1, x] = rest
+            for rows_of, row in zip(pull, (t, b, rest), strict=True):
+                rows_of[x] = row
+            touched[max(0, t - margin_rows):new_top, x] = True
             rows = np.nonzero(eye[t:new_top, x])[0] + t
             if rows.size == 0:
                 continue
@@ -182,7 +199,11 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
                 out[margin + (new_top - t), x] = lashes
             if lash is not None:
                 out[rows[rows >= new_top - band], x] = lash
-    return out, edges
+        landed = touched & (out != labels)
+        lid = ColumnPull(*pull, float(value), margin_rows, LID_SKIN_ROWS)
+        if landed.any() and lid.strength > 0.0:
+            moves.append(DetailMove(landed, (0.0, 0.0), pull=lid))
+    return out, edges, moves
 
 
 def _lash_code(labels: np.ndarray, top: np.ndarray, cols: np.ndarray, margin_rows: int, opening: np.ndarray,
@@ -473,7 +494,7 @@ def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
 
 FACE_OPERATIONS: dict[str, Operation] = {
     "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"), eye_open,
-                          eye_open_donors, edge_shift=eye_open_edges),
+                          eye_open_donors, detail_moves=eye_open_moves, edge_shift=eye_open_edges),
     "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze,
                       detail_moves=gaze_moves),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},

@@ -60,6 +60,74 @@ def label_shift(shift: tuple[float, float]) -> tuple[int, int]:
     return tuple(int(np.sign(v) * np.floor(abs(v) + 0.5)) for v in shift)  # type: ignore[return-value]
 
 
+#: ``eye_open`` values from which the frame's own lid, pulled down, is the lid's detail (:class:`ColumnPull`),
+#: and below which it is not at all (in between it fades). A squint is the same lid moved; a closed eye is not:
+#: its lashes fall onto the lower lid and the fold unfolds, and lp_d0's blink what-if lost 0.6 dB to the pull.
+PULL_FULL_FROM = 0.5
+PULL_NONE_BELOW = 0.25
+#: how far an op's per-column edge values are smoothed across columns, in label pixels (a Gaussian sigma): a
+#: column's whole rows differ from its neighbour's by a row or more, and the edge they draw is one curve
+EDGE_SMOOTH = 0.5
+
+
+def _smoothed(values: np.ndarray) -> np.ndarray:
+    """``values`` smoothed by a Gaussian of :data:`EDGE_SMOOTH` samples, zeros beyond both ends."""
+    taps = np.arange(-2, 3)
+    kernel = np.exp(-0.5 * (taps / EDGE_SMOOTH) ** 2)
+    return np.convolve(np.pad(np.asarray(values, np.float64), 2), kernel / kernel.sum(), mode="same")[2:-2]
+
+
+@dataclass(frozen=True)
+class ColumnPull:
+    """A lid pulled down by ``eye_open``'s column rule, so the detail pass can show the frame's own lid where it
+    now covers the eye: its margin (the lashes, ``margin`` rows above the opening) moves down with the lid's
+    edge, and the skin ``skin`` rows above the margin stretches over the rows the margin left.
+
+    Per label column (L,), NaN where a column has no lid: ``opening`` and ``bottom``, the opening's first and
+    last rows before the edit, and ``rest``, the column's rest under half a row (:class:`EdgeShift`). The lid
+    closes ``1 - value`` of the opening. :meth:`rows_at` gives, at any label position, how far above it the
+    frame's plate shows what belongs there."""
+
+    opening: np.ndarray
+    bottom: np.ndarray
+    rest: np.ndarray
+    value: float
+    margin: int
+    skin: int
+
+    @property
+    def strength(self) -> float:
+        """How much of the lid's detail the pull gives (:data:`PULL_FULL_FROM`, :data:`PULL_NONE_BELOW`)."""
+        return float(np.clip((self.value - PULL_NONE_BELOW) / (PULL_FULL_FROM - PULL_NONE_BELOW), 0.0, 1.0))
+
+    def rows_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The pull (label rows, + = from above) at label coordinates ``u``, ``v`` (pixel centres at integers),
+        0 outside the lid's columns and below its moved margin (the opening that stays is not moved).
+
+        The lid's edge is a smooth arc the label rows only step along, so the opening's top and bottom are
+        taken as parabolas through the columns' rows: the lid is cut on an arc, not in steps of a label row
+        (13 plate pixels at 4K), and closes most in the middle and not at all at the corners, where the
+        columns' own rows tore the lash line. The finished edit is then moved by the smoothed rest
+        (:func:`vq_models.moved_parts.shift_edges`), so the pull leaves that out."""
+        u = np.asarray(u, np.float64)
+        v = np.asarray(v, np.float64)
+        cols = np.nonzero(np.isfinite(self.opening))[0]
+        if cols.size < 3:
+            return np.zeros(np.broadcast(u, v).shape, np.float32)
+        top = np.polyval(np.polyfit(cols, np.asarray(self.opening, np.float64)[cols] - 0.5, 2), u)
+        bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
+        ends = np.concatenate([[cols[0] - 1], cols, [cols[-1] + 1]])
+        rest = np.interp(u, ends, _smoothed(np.concatenate([[0.0], np.asarray(self.rest, np.float64)[cols], [0.0]])))
+        # the whole closing, fading to nothing a column beyond each end
+        taper = np.clip(np.minimum(u - ends[0], ends[-1] - u), 0.0, 1.0)
+        shift = np.maximum((1.0 - self.value) * np.maximum(bottom - top, 0.0) * taper - rest, 0.0)
+        fold = top - self.margin - self.skin
+        stretch_end = top - self.margin + shift  # the margin's new top: above it the skin is stretched
+        out = np.where(v < stretch_end, shift * (v - fold) / np.maximum(stretch_end - fold, 1e-6), shift)
+        out = np.where((v < fold) | (v >= top + shift) | (taper <= 0.0), 0.0, out)
+        return out.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class DetailMove:
     """A part an op moved within its own frame (an iris the gaze shifted): the pixels it ``landed`` on (L, L)
@@ -70,11 +138,15 @@ class DetailMove:
     instead of a soft render band or another frame's.
 
     ``within`` (L, L), when given, is where the part moves (an eye's opening): the render is moved by the
-    remainder only there, so the lids around an iris stay where their labels are."""
+    remainder only there, so the lids around an iris stay where their labels are.
+
+    ``pull``, when given, moves the part per column instead (:class:`ColumnPull`; ``shift`` is then (0, 0)):
+    the detail pass takes the frame's plate from the pull back over the landed pixels."""
 
     landed: np.ndarray
     shift: tuple[float, float]
     within: np.ndarray | None = None
+    pull: ColumnPull | None = None
 
     @property
     def label_shift(self) -> tuple[int, int]:
