@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vq_models.edits.spec import ColumnPull, DetailMove, EdgeShift, label_shift
+from vq_models.edits.spec import ColumnPull, DetailMove, EdgeShift, JawPull, label_shift
 from vq_models.moved_parts import move_remainders, redrawn, shift_edges
 from vq_models.shot import CropTransform
 
@@ -145,3 +145,31 @@ def test_a_pulled_lid_leaves_its_rest_to_the_edge_field():
 @pytest.mark.parametrize(("value", "strength"), [(1.0, 1.0), (0.5, 1.0), (0.375, 0.5), (0.25, 0.0), (0.0, 0.0)])
 def test_the_pulled_lid_gives_way_to_the_closed_eyes_detail_as_the_eye_closes(value, strength):
     assert _flat_lid(value).strength == pytest.approx(strength)
+
+
+def _flat_jaw(value: float) -> JawPull:
+    nan = np.full(16, np.nan)
+    top, height, lip, rest = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    top[4:13], height[4:13], lip[4:13], rest[4:13] = 10.0, 4.0, 16.0, 0.0  # interior rows 10-13, lip 14-16
+    return JawPull(top, height, lip, rest, value)
+
+
+def test_a_moved_lip_takes_its_own_plate_along_and_the_chin_and_interior_give_way():
+    """mouth_open 1.5 on a 4-row interior: the lip moves 2 rows down. Its top shows the old lip top, the
+    interior above scales into the moved lip (continuous at its top), the chin below stretches back to
+    nothing CHIN_ROWS under the old lip, and above the interior nothing moves."""
+    jaw = _flat_jaw(1.5)
+    assert jaw.rows_at(8.0, 15.5 + 0.01) == pytest.approx(2.0)  # shows 13.51: the old lip's top
+    assert jaw.rows_at(8.0, 17.0) == pytest.approx(2.0)
+    assert jaw.rows_at(8.0, 15.5 - 0.01) == pytest.approx(2.0, abs=0.01)  # the interior's bottom meets it
+    assert jaw.rows_at(8.0, 12.5) == pytest.approx(1.0)  # the interior scales about its top
+    assert jaw.rows_at(8.0, 9.0) == 0.0
+    assert jaw.rows_at(8.0, 20.5) == pytest.approx(1.0)  # half way down the stretched chin
+    assert jaw.rows_at(8.0, 22.6) == 0.0 and jaw.rows_at(1.0, 17.0) == 0.0
+    closing = _flat_jaw(0.5)
+    assert closing.rows_at(8.0, 12.0) == pytest.approx(-2.0)  # the lip moved up shows row 14, the old lip
+
+
+@pytest.mark.parametrize(("value", "strength"), [(1.5, 1.0), (0.5, 1.0), (0.375, 0.5), (0.0, 0.0)])
+def test_a_moved_lip_gives_way_to_the_closed_mouths_detail_as_the_mouth_closes(value, strength):
+    assert _flat_jaw(value).strength == pytest.approx(strength)

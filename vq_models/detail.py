@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from vq_models.composite import alpha_bounds, paste_to_plate
-from vq_models.edits.spec import ColumnPull, DetailMove, DonorRule, EditRule
+from vq_models.edits.spec import ColumnPull, DetailMove, DonorRule, EditRule, JawPull
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -728,10 +728,10 @@ class PlateDetail:
             shifts.append((round(float(dx), 2), round(float(dy), 2)))
         return out, shifts
 
-    def _pulled(self, plate: np.ndarray, pull: ColumnPull, sub_transform: CropTransform, label_size: int,
+    def _pulled(self, plate: np.ndarray, pull: ColumnPull | JawPull, sub_transform: CropTransform, label_size: int,
                 box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[float, float]]:
         """The plate over ``box`` with each pixel taken from ``pull`` rows back along the crop's vertical (the
-        frame's own lid pulled down), and the largest pull in plate pixels."""
+        frame's own lid pulled down, its own lip moved), and the largest pull in plate pixels."""
         x0, y0, x1, y1 = box
         k = self.shot.crop_size / float(label_size)
         per_row = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] @ np.array([0.0, k])

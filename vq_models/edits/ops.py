@@ -21,7 +21,7 @@ import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import ColumnPull, DetailMove, FrameContext, Operation, OpSpec, label_shift
+from vq_models.edits.spec import ColumnPull, DetailMove, FrameContext, JawPull, Operation, OpSpec, label_shift
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -383,12 +383,19 @@ def mouth_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any]
     return _mouth_open(labels, value, params, prior, ctx)[1]
 
 
+def mouth_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
+                     ctx: FrameContext) -> list[DetailMove]:
+    """The lower lip :func:`mouth_open` moved (:class:`~vq_models.edits.spec.JawPull`): the detail pass shows
+    the frame's own lip and chin there, moved, rather than another frame's band or the render's."""
+    return _mouth_open(labels, value, params, prior, ctx)[2]
+
+
 def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                ctx: FrameContext) -> tuple[np.ndarray, np.ndarray]:
+                ctx: FrameContext) -> tuple[np.ndarray, np.ndarray, list[DetailMove]]:
     out = labels.copy()
     edges = np.zeros(labels.shape, np.float32)
     if value == 1.0:
-        return out, edges
+        return out, edges, []
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)
@@ -396,6 +403,8 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     holes = np.zeros_like(inner)
     painted = np.zeros_like(inner)
     top, bottom, _ = geo.column_extents(inner)
+    jaw = [np.full(labels.shape[1], np.nan) for _ in range(4)]  # top, height, lip, rest
+    below_lip_top = np.zeros(labels.shape, bool)
     for x in np.nonzero(top >= 0)[0]:
         t, b = int(top[x]), int(bottom[x])
         height = b - t + 1
@@ -404,6 +413,9 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
         col = labels[:, x]
         lip_rows = np.nonzero(lower_lip[:, x])[0]
         lip_rows = lip_rows[lip_rows > b]
+        for rows_of, row in zip(jaw, (t, height, int(lip_rows.max(initial=b)), value * height - new_h), strict=True):
+            rows_of[x] = row
+        below_lip_top[t + new_h:, x] = True
         moving = np.concatenate([np.arange(t, b + 1), lip_rows])
         holes[moving, x] = True
         if new_h > 0:
@@ -422,7 +434,9 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     if holes.any():
         source = ~(inner | lower_lip | upper_lip | painted)
         out = geo.nearest_fill(out, holes, source, _fill_code(labels, prior, ("skin",)) if not source.any() else 0)
-    return out, edges
+    landed = below_lip_top & (out != labels)
+    lip = JawPull(*jaw, float(value))
+    return out, edges, [DetailMove(landed, (0.0, 0.0), pull=lip)] if landed.any() and lip.strength > 0.0 else []
 
 
 def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -501,7 +515,7 @@ FACE_OPERATIONS: dict[str, Operation] = {
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open,
-                            edge_shift=mouth_open_edges),
+                            detail_moves=mouth_open_moves, edge_shift=mouth_open_edges),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,
                        detail_moves=brows_moves),
