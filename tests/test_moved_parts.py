@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vq_models.edits.spec import ColumnPull, DetailMove, EdgeShift, JawPull, label_shift
+from vq_models.edits.pulls import ColumnPull, JawPull
+from vq_models.edits.spec import DetailMove, EdgeShift, label_shift
 from vq_models.moved_parts import move_remainders, redrawn, shift_edges
 from vq_models.shot import CropTransform
 

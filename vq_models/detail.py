@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 
 from vq_models.composite import alpha_bounds, paste_to_plate
-from vq_models.edits.spec import ColumnPull, DetailMove, DonorRule, EditRule, JawPull
+from vq_models.edits.pulls import ColumnPull, JawPull
+from vq_models.edits.spec import DetailMove, DonorRule, EditRule
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -731,16 +732,18 @@ class PlateDetail:
     def _pulled(self, plate: np.ndarray, pull: ColumnPull | JawPull, sub_transform: CropTransform, label_size: int,
                 box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[float, float]]:
         """The plate over ``box`` with each pixel taken from ``pull`` rows back along the crop's vertical (the
-        frame's own lid pulled down, its own lip moved), and the largest pull in plate pixels."""
+        frame's own lid pulled down, its own lip moved), and the largest pull (by size, with its sign) in plate
+        pixels."""
         x0, y0, x1, y1 = box
         k = self.shot.crop_size / float(label_size)
         per_row = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] @ np.array([0.0, k])
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         crop = sub_transform.to_crop(np.stack([xs.ravel(), ys.ravel()], axis=1))
         rows = pull.rows_at((crop[:, 0] + 0.5) / k - 0.5, (crop[:, 1] + 0.5) / k - 0.5).reshape(xs.shape)
-        pixels = cv2.remap(plate, (xs - rows * per_row[0]).astype(np.float32), (ys - rows * per_row[1]).astype(np.float32),
-                           cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-        most = float(np.abs(rows).max(initial=0.0))
+        map_x = (xs - rows * per_row[0]).astype(np.float32)
+        map_y = (ys - rows * per_row[1]).astype(np.float32)
+        pixels = cv2.remap(plate, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+        most = float(rows.flat[int(np.argmax(np.abs(rows)))]) if rows.size else 0.0  # signed: up or down
         return pixels, (float(most * per_row[0]), float(most * per_row[1]))
 
     def _donor_band(self, donor: int, weights: Sequence[np.ndarray], sub_transform: CropTransform,

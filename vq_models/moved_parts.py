@@ -2,9 +2,10 @@
 brow, a translated segment) as the render must draw them beyond what their labels say.
 
 A label pixel is several plate pixels, the more the larger the face on the plate. A label map moves a part by
-whole label pixels only, so a keyframed gaze would hold still for frames and then jump a label pixel. The render takes the rest: Stage II draws the part at its whole-pixel place, and the render there is
-moved by the remainder (under half a label pixel, bilinear, which at the render's own softness costs nothing
-the detail pass keeps). The detail pass moves the plate's band of the part by the exact shift, so the two agree.
+whole label pixels only, so a keyframed gaze would hold still for frames and then jump a label pixel. The render
+takes the rest: Stage II draws the part at its whole-pixel place, and the render there is moved by the
+remainder (under half a label pixel, bilinear, which at the render's own softness costs nothing the detail pass
+keeps). The detail pass moves the plate's band of the part by the exact shift, so the two agree.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from vq_models.composite import alpha_bounds
 from vq_models.detail import gaussian, label_mask_to_sub
-from vq_models.edits.spec import EDGE_SMOOTH, DetailMove, EdgeShift
+from vq_models.edits.pulls import EDGE_SMOOTH
+from vq_models.edits.spec import DetailMove, EdgeShift
 from vq_models.shot import CropTransform
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import ColumnPull, DetailMove, FrameContext, JawPull, Operation, OpSpec, label_shift
+from vq_models.edits.pulls import ColumnPull, JawPull
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec, label_shift
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -128,7 +129,7 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
 
 def eye_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
                    ctx: FrameContext) -> list[DetailMove]:
-    """Each lid :func:`eye_open`'s column rule pulled down (:class:`~vq_models.edits.spec.ColumnPull`): the
+    """Each lid :func:`eye_open`'s column rule pulled down (:class:`~vq_models.edits.pulls.ColumnPull`): the
     detail pass then shows the frame's own lid, its skin stretched and its lashes moved, where the lid now
     covers the eye, rather than another frame's band or the render's."""
     return _eye_open(labels, value, params, prior, ctx)[2]
@@ -385,7 +386,7 @@ def mouth_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any]
 
 def mouth_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
                      ctx: FrameContext) -> list[DetailMove]:
-    """The lower lip :func:`mouth_open` moved (:class:`~vq_models.edits.spec.JawPull`): the detail pass shows
+    """The lower lip :func:`mouth_open` moved (:class:`~vq_models.edits.pulls.JawPull`): the detail pass shows
     the frame's own lip and chin there, moved, rather than another frame's band or the render's."""
     return _mouth_open(labels, value, params, prior, ctx)[2]
 

@@ -1,0 +1,153 @@
+"""Lids and lips an op moved per label column (``eye_open``, ``mouth_open``), as the detail pass must move the
+frame's own plate to show them: :class:`ColumnPull` for a lid pulled down, :class:`JawPull` for a lower lip moved.
+
+A label map places those edges at whole rows per column, a staircase, while the plate's lid or lip is one smooth
+curve. A pull is therefore evaluated at any label position from its columns' rows taken as a curve (parabolas
+for a lid, smoothed rows for a lip), less each column's rest, which the edge field
+(:class:`~vq_models.edits.spec.EdgeShift`, :func:`vq_models.moved_parts.shift_edges`) adds to the finished edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: ``eye_open`` and ``mouth_open`` values from which the frame's own lid or lip, moved, is its detail
+#: (:class:`ColumnPull`, :class:`JawPull`), and below which it is not at all (in between it fades). A squint is
+#: the same lid moved and a half-closed mouth the same lip; a closed eye or mouth is not (the lashes fall onto
+#: the lower lid and the fold unfolds; closed lips press together): lp_d0's blink what-if lost 0.6 dB and the
+#: variants' closed-mouth what-ifs 3.8-4.5 dB to a pull at 0.
+PULL_FULL_FROM = 0.5
+PULL_NONE_BELOW = 0.25
+
+
+def pull_strength(value: float) -> float:
+    """How much of a moved lid's or lip's detail its pull gives at ``value`` (:data:`PULL_FULL_FROM`)."""
+    return float(np.clip((value - PULL_NONE_BELOW) / (PULL_FULL_FROM - PULL_NONE_BELOW), 0.0, 1.0))
+
+
+#: how far an op's per-column edge values are smoothed across columns, in label pixels (a Gaussian sigma): a
+#: column's whole rows differ from its neighbour's by a row or more, and the edge they draw is one curve
+EDGE_SMOOTH = 0.5
+
+
+def _across_columns(rows: np.ndarray, cols: np.ndarray, u: np.ndarray, sigma: float, ends: str) -> np.ndarray:
+    """Per-column ``rows`` (taken at ``cols``) smoothed across columns by a Gaussian of ``sigma`` columns and
+    interpolated linearly at label positions ``u``; beyond each end, and at the column past it, zeros
+    (``ends="constant"``) or the end's value (``"edge"``)."""
+    values = np.asarray(rows, np.float64)[cols]
+    reach = max(1, int(np.ceil(3.0 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / sigma) ** 2)
+    padded = np.pad(values, reach, mode=ends)  # type: ignore[call-overload]
+    smooth = np.convolve(padded, kernel / kernel.sum(), mode="same")[reach:-reach]
+    outer = (smooth[:1], smooth[-1:]) if ends == "edge" else ([0.0], [0.0])
+    return np.interp(u, np.concatenate([[cols[0] - 1], cols, [cols[-1] + 1]]),
+                     np.concatenate([outer[0], smooth, outer[1]]))
+
+
+@dataclass(frozen=True)
+class ColumnPull:
+    """A lid pulled down by ``eye_open``'s column rule, so the detail pass can show the frame's own lid where it
+    now covers the eye: its margin (the lashes, ``margin`` rows above the opening) moves down with the lid's
+    edge, and the skin ``skin`` rows above the margin stretches over the rows the margin left.
+
+    Per label column (L,), NaN where a column has no lid: ``opening`` and ``bottom``, the opening's first and
+    last rows before the edit, and ``rest``, the column's rest under half a row
+    (:class:`~vq_models.edits.spec.EdgeShift`). The lid closes ``1 - value`` of the opening. :meth:`rows_at`
+    gives, at any label position, how far above it the frame's plate shows what belongs there."""
+
+    opening: np.ndarray
+    bottom: np.ndarray
+    rest: np.ndarray
+    value: float
+    margin: int
+    skin: int
+
+    @property
+    def strength(self) -> float:
+        return pull_strength(self.value)
+
+    def rows_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The pull (label rows, + = from above) at label coordinates ``u``, ``v`` (pixel centres at integers),
+        0 outside the lid's columns and below its moved margin (the opening that stays is not moved).
+
+        The lid's edge is a smooth arc the label rows only step along, so the opening's top and bottom are
+        taken as parabolas through the columns' rows: the lid is cut on an arc, not in steps of a label row
+        (13 plate pixels at 4K), and closes most in the middle and not at all at the corners, where the
+        columns' own rows tore the lash line. The finished edit is then moved by the smoothed rest
+        (:func:`vq_models.moved_parts.shift_edges`), so the pull leaves that out."""
+        u = np.asarray(u, np.float64)
+        v = np.asarray(v, np.float64)
+        cols = np.nonzero(np.isfinite(self.opening))[0]
+        if cols.size < 3:
+            return np.zeros(np.broadcast(u, v).shape, np.float32)
+        top = np.polyval(np.polyfit(cols, np.asarray(self.opening, np.float64)[cols] - 0.5, 2), u)
+        bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
+        rest = _across_columns(self.rest, cols, u, EDGE_SMOOTH, "constant")
+        # the whole closing, fading to nothing a column beyond each end
+        taper = np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
+        shift = np.maximum((1.0 - self.value) * np.maximum(bottom - top, 0.0) * taper - rest, 0.0)
+        fold = top - self.margin - self.skin
+        stretch_end = top - self.margin + shift  # the margin's new top: above it the skin is stretched
+        out = np.where(v < stretch_end, shift * (v - fold) / np.maximum(stretch_end - fold, 1e-6), shift)
+        out = np.where((v < fold) | (v >= top + shift) | (taper <= 0.0), 0.0, out)
+        return out.astype(np.float32)
+
+
+#: how far the mouth's per-column rows are smoothed across columns, in label pixels (a Gaussian sigma): a lip
+#: line is no parabola (a smile), but it is smoother than its label rows
+LIP_SMOOTH = 1.0
+#: rows of chin below the lower lip that stretch (or give way) as the lip moves (:class:`JawPull`)
+CHIN_ROWS = 4
+
+
+@dataclass(frozen=True)
+class JawPull:
+    """The lower lip ``mouth_open`` moved, so the detail pass can show the frame's own lip (and the chin below
+    it) where it now is rather than another frame's band or the render's: the lip moves with the interior's
+    bottom, the :data:`CHIN_ROWS` rows of chin below stretch to meet it.
+
+    Per label column (L,), NaN where the mouth has none: ``top`` and ``height``, the interior's first row and
+    height before the edit, ``lip``, the lower lip's last row (the interior's where it has none), and
+    ``rest``, the column's rest under half a row (:class:`~vq_models.edits.spec.EdgeShift`); the interior
+    scales by ``value``."""
+
+    top: np.ndarray
+    height: np.ndarray
+    lip: np.ndarray
+    rest: np.ndarray
+    value: float
+
+    @property
+    def strength(self) -> float:
+        return pull_strength(self.value)
+
+    def rows_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The pull (label rows, + = from above) at label coordinates ``u``, ``v`` (pixel centres at integers):
+        the lip's move over the lip, fading to 0 over the chin below it and over the interior above it (which
+        scales as its labels do), 0 above the interior and beyond the mouth's columns. The columns' rows are
+        smoothed by :data:`LIP_SMOOTH`; the rest is left to the edge field
+        (:func:`vq_models.moved_parts.shift_edges`), as :meth:`ColumnPull.rows_at` does."""
+        u = np.asarray(u, np.float64)
+        v = np.asarray(v, np.float64)
+        cols = np.nonzero(np.isfinite(self.lip))[0]
+        if cols.size < 2:
+            return np.zeros(np.broadcast(u, v).shape, np.float32)
+
+        def line(rows: np.ndarray) -> np.ndarray:
+            return _across_columns(rows, cols, u, LIP_SMOOTH, "edge")
+
+        taper = np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
+        height = line(self.height)
+        shift = ((self.value - 1.0) * height - _across_columns(self.rest, cols, u, EDGE_SMOOTH, "constant")) * taper
+        top = line(self.top) - 0.5
+        lip_top = top + height + shift  # the interior's old bottom, moved
+        lip_end = line(self.lip) + 0.5 + shift
+        chin_end = line(self.lip) + 0.5 + CHIN_ROWS + np.maximum(shift, 0.0)
+        # the interior scales as its labels do, so just above the lip is the interior's bottom, not the old lip
+        interior = (v - top) * shift / np.maximum(lip_top - top, 1e-6)
+        chin = shift * (chin_end - v) / np.maximum(chin_end - lip_end, 1e-6)
+        out = np.where(v < lip_top, interior, np.where(v < lip_end, shift, chin))
+        out = np.where((v < top) | (v >= chin_end) | (taper <= 0.0), 0.0, out)
+        return out.astype(np.float32)
