@@ -174,3 +174,12 @@ def test_a_moved_lip_takes_its_own_plate_along_and_the_chin_and_interior_give_wa
 @pytest.mark.parametrize(("value", "strength"), [(1.5, 1.0), (0.5, 1.0), (0.375, 0.5), (0.0, 0.0)])
 def test_a_moved_lip_gives_way_to_the_closed_mouths_detail_as_the_mouth_closes(value, strength):
     assert _flat_jaw(value).strength == pytest.approx(strength)
+
+
+def test_a_lid_or_lip_too_narrow_for_its_curve_pulls_nothing():
+    lid = _flat_lid(0.5)
+    narrow = dataclasses.replace(lid, opening=np.where(np.arange(16) < 6, lid.opening, np.nan))
+    assert lid.defined and not narrow.defined and narrow.rows_at(4.5, 11.0) == 0.0
+    jaw = _flat_jaw(1.5)
+    one = dataclasses.replace(jaw, lip=np.where(np.arange(16) == 8, jaw.lip, np.nan))
+    assert jaw.defined and not one.defined and one.rows_at(8.0, 17.0) == 0.0

@@ -202,7 +202,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
                 out[rows[rows >= new_top - band], x] = lash
         landed = touched & (out != labels)
         lid = ColumnPull(*pull, float(value), margin_rows, LID_SKIN_ROWS)
-        if landed.any() and lid.strength > 0.0:
+        if landed.any() and lid.strength > 0.0 and lid.defined:
             moves.append(DetailMove(landed, (0.0, 0.0), pull=lid))
     return out, edges, moves
 
@@ -437,7 +437,8 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
         out = geo.nearest_fill(out, holes, source, _fill_code(labels, prior, ("skin",)) if not source.any() else 0)
     landed = below_lip_top & (out != labels)
     lip = JawPull(*jaw, float(value))
-    return out, edges, [DetailMove(landed, (0.0, 0.0), pull=lip)] if landed.any() and lip.strength > 0.0 else []
+    pulled = landed.any() and lip.strength > 0.0 and lip.defined
+    return out, edges, [DetailMove(landed, (0.0, 0.0), pull=lip)] if pulled else []
 
 
 def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:

@@ -68,6 +68,12 @@ class ColumnPull:
     def strength(self) -> float:
         return pull_strength(self.value)
 
+    @property
+    def defined(self) -> bool:
+        """Whether the lid has the three columns a parabola needs (a smaller lid moves nothing: its band would
+        show the plate's unmoved eye where the labels say lid, so the op reports no pull)."""
+        return int(np.count_nonzero(np.isfinite(self.opening))) >= 3
+
     def rows_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """The pull (label rows, + = from above) at label coordinates ``u``, ``v`` (pixel centres at integers),
         0 outside the lid's columns and below its moved margin (the opening that stays is not moved).
@@ -80,7 +86,7 @@ class ColumnPull:
         u = np.asarray(u, np.float64)
         v = np.asarray(v, np.float64)
         cols = np.nonzero(np.isfinite(self.opening))[0]
-        if cols.size < 3:
+        if not self.defined:
             return np.zeros(np.broadcast(u, v).shape, np.float32)
         top = np.polyval(np.polyfit(cols, np.asarray(self.opening, np.float64)[cols] - 0.5, 2), u)
         bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
@@ -123,6 +129,11 @@ class JawPull:
     def strength(self) -> float:
         return pull_strength(self.value)
 
+    @property
+    def defined(self) -> bool:
+        """Whether the mouth has two columns to draw a lip line through (else the op reports no pull)."""
+        return int(np.count_nonzero(np.isfinite(self.lip))) >= 2
+
     def rows_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """The pull (label rows, + = from above) at label coordinates ``u``, ``v`` (pixel centres at integers):
         the lip's move over the lip, fading to 0 over the chin below it and over the interior above it (which
@@ -132,7 +143,7 @@ class JawPull:
         u = np.asarray(u, np.float64)
         v = np.asarray(v, np.float64)
         cols = np.nonzero(np.isfinite(self.lip))[0]
-        if cols.size < 2:
+        if not self.defined:
             return np.zeros(np.broadcast(u, v).shape, np.float32)
 
         def line(rows: np.ndarray) -> np.ndarray:
