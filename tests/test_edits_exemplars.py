@@ -92,6 +92,34 @@ def test_eye_open_op_uses_exemplars_through_the_context(shot):
 
 
 
+def test_a_keyed_close_draws_the_borrowed_eye_down_over_the_borrowing_range(shot):
+    """Between where borrowing starts and 0 the borrowed closed eye comes down from the top: the lid covers
+    more with every value, the rows it has not reached yet are the column rule's, and at 0 it is the whole
+    borrowed eye (not a swap at the start and then nothing)."""
+    frames, ex = shot
+    prior = validate_prior({"version": 1, "num_codes": 8, "segments": {
+        "skin": [SKIN], "eyelids": [LID], "eye_whites": [WHITE], "irises": [IRIS]}}, "prior")
+    labels = frames[2][0]
+    start = CLOSED_SHARE * ex.median("left") / ex.opening_at(2, "left")
+    ctx = FrameContext(frame=2, exemplars=ex)
+    whole = ex.close(labels, 2, "left", 0.0)
+    assert ex.borrowed_share(2, "left", start) == pytest.approx(0.0)
+    assert ex.borrowed_share(2, "left", 0.0) == 1.0
+    assert np.array_equal(eye_open(labels, 0.0, {"eye": "left"}, prior, ctx), whole)
+    shares = []
+    for value in (0.8 * start, 0.5 * start, 0.2 * start):
+        out = eye_open(labels, value, {"eye": "left"}, prior, ctx)
+        rule = eye_open(labels, value, {"eye": "left"}, prior, FrameContext(frame=2, exemplars=ex,
+                                                                          exclude=frozenset({3})))
+        taken = (out == whole) & (whole != labels)
+        kept = (out != whole) & (whole != labels)
+        assert taken.any() and kept.any()
+        assert np.array_equal(out[kept], rule[kept])  # below the line: the column rule at this value
+        assert np.nonzero(taken)[0].min() < np.nonzero(kept)[0].min()  # the borrowed eye is on top
+        shares.append(taken.sum() / (whole != labels).sum())
+    assert shares[0] < shares[1] < shares[2] < 1.0
+
+
 def test_closing_an_eye_keeps_open_eyed_frames_from_lending_plate_detail(shot):
     """The detail pass picks donors by segments, which an open eye with mis-filed iris codes can pass: the op
     itself says which frames may lend (the shot's closed ones for a closed eye)."""

@@ -204,6 +204,17 @@ class PartExemplars:
                                borderMode=cv2.BORDER_REPLICATE)
         return moved, track.contour @ m[:, :2].T + m[:, 2]
 
+    def borrowed_share(self, frame: int, side: str, value: float) -> float:
+        """How far ``value`` is into the borrowing range for part ``side`` at ``frame``: 0 where the asked-for
+        opening is :data:`CLOSED_SHARE` of the shot's median (where borrowing starts), 1 at ``value`` 0. A
+        keyed close draws the borrowed eye down from the top over that range (``ops.eye_open``) instead of
+        swapping it in whole at its start."""
+        current = self._eyes(frame).get(side)
+        if current is None or current.opening <= 0:
+            return 0.0
+        start = CLOSED_SHARE * self.median(side) / current.opening
+        return float(np.clip(1.0 - value / start, 0.0, 1.0)) if start > 0 else 0.0
+
     def close(self, labels: np.ndarray, frame: int, side: str, value: float,
               exclude: set[int] | None = None, grow: float | None = None) -> np.ndarray | None:
         """``labels`` with part ``side``'s region taken from the shot's most closed frame for it, or None when

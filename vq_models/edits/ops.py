@@ -151,13 +151,17 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         return out, edges, moves
     side = params.get("eye", "both")
     geometric = []
+    wiped: list[tuple[np.ndarray, float]] = []  # borrowed eyes drawn down over the column rule: (labels, share)
     for one in (("left", "right") if side == "both" else (side,)):
         borrowed = None
         if ctx.exemplars is not None and ctx.frame is not None:
             borrowed = ctx.exemplars.close(out, ctx.frame, one, float(value), set(ctx.exclude))
-        if borrowed is None:
+        share = ctx.exemplars.borrowed_share(ctx.frame, one, float(value)) if borrowed is not None else 1.0
+        if borrowed is None or share < 1.0:
             geometric.append(one)
-        else:
+        if borrowed is not None and share < 1.0:
+            wiped.append((borrowed, share))
+        elif borrowed is not None:
             out = borrowed
     if not geometric:
         return out, edges, moves
@@ -204,7 +208,24 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         lid = ColumnPull(*pull, float(value), margin_rows, LID_SKIN_ROWS)
         if landed.any() and lid.strength > 0.0 and lid.defined:
             moves.append(DetailMove(landed, (0.0, 0.0), pull=lid))
+    for borrowed, share in wiped:
+        out = _drawn_down(out, borrowed, labels, share)
     return out, edges, moves
+
+
+def _drawn_down(out: np.ndarray, borrowed: np.ndarray, labels: np.ndarray, share: float) -> np.ndarray:
+    """``out`` with the top ``share`` of each column of the borrowed eye's region (where ``borrowed`` differs
+    from ``labels``) taken from ``borrowed``: a real closed eye coming down over the column rule's squint as a
+    keyed value closes on, instead of replacing it whole where borrowing starts (lp_d0: a keyed close held
+    still over its last 6 of 15 values)."""
+    region = borrowed != labels
+    top, bottom, _ = geo.column_extents(region)
+    rows = np.arange(labels.shape[0])[:, None]
+    line = top + share * (bottom - top + 1)
+    down = region & (rows < line[None, :]) & (top >= 0)[None, :]
+    result = out.copy()
+    result[down] = borrowed[down]
+    return result
 
 
 def _lash_code(labels: np.ndarray, top: np.ndarray, cols: np.ndarray, margin_rows: int, opening: np.ndarray,
