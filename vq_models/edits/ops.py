@@ -112,7 +112,8 @@ LASH_BAND_SHARE = 0.17
 def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
     """Close eyes. Strongly closed values take the eye region from one of the shot's own blinks when it has
     any (:mod:`vq_models.edits.exemplars`: the labels of a real closed eye in this shot's codes, from the
-    blink whose head pose is nearest).
+    blink whose head pose is nearest), drawn down from the top over the column rule below as the value goes
+    from where borrowing starts to 0 (:func:`_drawn_down`).
     Otherwise, toward the lower lid, per column: the top ``1 - value`` of the opening becomes the lid's skin
     code, found above the upper lid's margin in that column (not the margin itself: a real closed lid is the
     fold's skin); the margin (:data:`LID_MARGIN_SHARE` of the eye's width) moves down to the new lid edge;
@@ -138,7 +139,7 @@ def eye_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], 
 def eye_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
                    ctx: FrameContext) -> np.ndarray:
     """Where :func:`eye_open`'s column rule put each lid at whole rows, the rest of its exact place
-    (:class:`~vq_models.edits.spec.EdgeShift`); none where an eye was borrowed from a real blink."""
+    (:class:`~vq_models.edits.spec.EdgeShift`); none where an eye was wholly borrowed from a real blink."""
     return _eye_open(labels, value, params, prior, ctx)[1]
 
 
