@@ -281,8 +281,8 @@ class ShotModel:
 
     def _edited(self, frame: int, program: Any, exclude: set[int] | None,
                 override: LabelOverride | None) -> tuple[np.ndarray, np.ndarray, list[EditRule]]:
-        """:meth:`edited_labels` and what the detail pass must know of the program at ``frame`` (its
-        :class:`DonorRule` and :class:`DetailMove` list)."""
+        """:meth:`edited_labels` and what the render must know of the program at ``frame`` (its
+        :class:`~vq_models.edits.spec.EditRule` list: donor rules, moved parts, the edge field)."""
         own = self.label_map(frame)
         labels = own if override is None else np.asarray(override.labels(frame), np.uint8)
         prog = self.parse_program(program)
