@@ -6,6 +6,10 @@ whole label pixels only, so a keyframed gaze would hold still for frames and the
 takes the rest: Stage II draws the part at its whole-pixel place, and the render there is moved by the
 remainder (under half a label pixel, bilinear, which at the render's own softness costs nothing the detail pass
 keeps). The detail pass moves the plate's band of the part by the exact shift, so the two agree.
+
+An edge an op places per column (a closing lid, a moving lower lip: :class:`~vq_models.edits.spec.EdgeShift`)
+is no rigid move. Its rest is drawn on the finished edit in plate space (:func:`shift_edges`), render and plate
+detail together, so the lashes go with the lid.
 """
 
 from __future__ import annotations
