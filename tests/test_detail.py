@@ -461,7 +461,8 @@ def test_a_gaze_render_moves_the_plates_iris_detail(model, monkeypatch):
     moved, moves = sharpness()
     assert moves and all(abs(dx) > 0 for dx, _ in moves)
     gaze = program_module.OPS["gaze"]
-    monkeypatch.setitem(program_module.OPS, "gaze", dataclasses.replace(gaze, detail_moves=None))
+    unmoved_gaze = dataclasses.replace(gaze, run=lambda *a: dataclasses.replace(gaze.run(*a), moves=[]))
+    monkeypatch.setitem(program_module.OPS, "gaze", unmoved_gaze)
     unmoved, none = sharpness()
     assert none is None and moved > unmoved + 0.03
 
@@ -543,7 +544,8 @@ def test_a_squint_shows_the_frames_own_lid_pulled_down(model, monkeypatch):
     pulled, moves = sharpness()
     assert moves and all(dy > 0 for _, dy in moves)
     eye_open = program_module.OPS["eye_open"]
-    monkeypatch.setitem(program_module.OPS, "eye_open", dataclasses.replace(eye_open, detail_moves=None))
+    unpulled_eye = dataclasses.replace(eye_open, run=lambda *a: dataclasses.replace(eye_open.run(*a), moves=[]))
+    monkeypatch.setitem(program_module.OPS, "eye_open", unpulled_eye)
     unpulled, none = sharpness()
     assert none is None and pulled > unpulled + 0.03, (pulled, unpulled)
 

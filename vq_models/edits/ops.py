@@ -22,7 +22,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec, label_shift
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpResult, OpSpec, label_shift
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -125,31 +125,21 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     remains. The column rule also reports each column's rest under a row (:func:`eye_open_edges`) and, for
     a squint, the lid pulled down (:func:`eye_open_moves`), so the render draws the lid where the value says
     with the frame's own lashes."""
-    return _eye_open(labels, value, params, prior, ctx)[0]
-
-
-def eye_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                   ctx: FrameContext) -> list[DetailMove]:
-    """Each lid :func:`eye_open`'s column rule pulled down (:class:`~vq_models.edits.pulls.ColumnPull`): the
-    detail pass then shows the frame's own lid, its skin stretched and its lashes moved, where the lid now
-    covers the eye, rather than another frame's band or the render's."""
-    return _eye_open(labels, value, params, prior, ctx)[2]
-
-
-def eye_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                   ctx: FrameContext) -> np.ndarray:
-    """Where :func:`eye_open`'s column rule put each lid at whole rows, the rest of its exact place
-    (:class:`~vq_models.edits.spec.EdgeShift`); none where an eye was wholly borrowed from a real blink."""
-    return _eye_open(labels, value, params, prior, ctx)[1]
+    return _eye_open(labels, value, params, prior, ctx).labels
 
 
 def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-              ctx: FrameContext) -> tuple[np.ndarray, np.ndarray, list[DetailMove]]:
+              ctx: FrameContext) -> OpResult:
+    """:func:`eye_open` with, for the render: where the column rule put each lid at whole rows, the rest of its
+    exact place (the edge field; none where an eye was wholly borrowed from a real blink), and each lid it
+    pulled down (:class:`~vq_models.edits.pulls.ColumnPull`): the detail pass then shows the frame's own lid,
+    its skin stretched and its lashes moved, where the lid now covers the eye, rather than another frame's
+    band or the render's."""
     out = labels.copy()
     edges = np.zeros(labels.shape, np.float32)
     moves: list[DetailMove] = []
     if value >= 1.0:
-        return out, edges, moves
+        return OpResult(out, moves, edges)
     side = params.get("eye", "both")
     geometric = []
     wiped: list[tuple[np.ndarray, float]] = []  # borrowed eyes drawn down over the column rule: (labels, share)
@@ -165,7 +155,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         elif borrowed is not None:
             out = borrowed
     if not geometric:
-        return out, edges, moves
+        return OpResult(out, moves, edges)
     opening = _eye_opening(labels, prior, ctx)
     not_lid = opening | np.isin(labels, prior.codes_of(("brows", "hair")))
     for eye in _sides(opening, "both" if len(geometric) == 2 else geometric[0], ctx, "eye"):
@@ -211,7 +201,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
             moves.append(DetailMove(landed, (0.0, 0.0), pull=lid))
     for borrowed, share in wiped:
         out = _drawn_down(out, borrowed, labels, share)
-    return out, edges, moves
+    return OpResult(out, moves, edges)
 
 
 def _drawn_down(out: np.ndarray, borrowed: np.ndarray, labels: np.ndarray, share: float) -> np.ndarray:
@@ -276,17 +266,13 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
     same way the iris is the iris/pupil pixels together with the tracked iris where the frame has one: part
     of a real iris carries codes the prior files elsewhere (lp_d13: background), and left behind they drew
     a second iris."""
-    return _gaze(labels, value, params, prior, ctx)[0]
-
-
-def gaze_moves(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
-               ctx: FrameContext) -> list[DetailMove]:
-    """Where :func:`gaze` moved each iris, and by how much (the detail pass moves the plate's iris with it)."""
-    return _gaze(labels, value, params, prior, ctx)[1]
+    return _gaze(labels, value, params, prior, ctx).labels
 
 
 def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
-          ctx: FrameContext) -> tuple[np.ndarray, list[DetailMove]]:
+          ctx: FrameContext) -> OpResult:
+    """:func:`gaze` with where it moved each iris and by how much (the detail pass moves the plate's iris
+    with it)."""
     out = labels.copy()
     moves: list[DetailMove] = []
     dx, dy = value
@@ -312,7 +298,7 @@ def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, A
         out[iris & ~land] = pick_code(labels, prior, "eye_whites", within=eye)
         out[land] = moved_codes[land]
         moves.append(DetailMove(land, shift, within=eye))
-    return out, moves
+    return OpResult(out, moves)
 
 
 def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> tuple[float, float]:
@@ -396,29 +382,19 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
     the upper lip stays, the interior stretches (nearest neighbour) and the lower lip moves with its
     bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin)."""
-    return _mouth_open(labels, value, params, prior, ctx)[0]
-
-
-def mouth_open_edges(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                     ctx: FrameContext) -> np.ndarray:
-    """Where :func:`mouth_open` put each column's lower lip at whole rows, the rest of its exact place
-    (:class:`~vq_models.edits.spec.EdgeShift`)."""
-    return _mouth_open(labels, value, params, prior, ctx)[1]
-
-
-def mouth_open_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                     ctx: FrameContext) -> list[DetailMove]:
-    """The lower lip :func:`mouth_open` moved (:class:`~vq_models.edits.pulls.JawPull`): the detail pass shows
-    the frame's own lip and chin there, moved, rather than another frame's band or the render's."""
-    return _mouth_open(labels, value, params, prior, ctx)[2]
+    return _mouth_open(labels, value, params, prior, ctx).labels
 
 
 def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                ctx: FrameContext) -> tuple[np.ndarray, np.ndarray, list[DetailMove]]:
+                ctx: FrameContext) -> OpResult:
+    """:func:`mouth_open` with, for the render: where it put each column's lower lip at whole rows, the rest of
+    its exact place (the edge field), and the lip it moved (:class:`~vq_models.edits.pulls.JawPull`): the
+    detail pass shows the frame's own lip and chin there, moved, rather than another frame's band or the
+    render's."""
     out = labels.copy()
     edges = np.zeros(labels.shape, np.float32)
     if value == 1.0:
-        return out, edges, []
+        return OpResult(out, [], edges)
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)
@@ -460,24 +436,20 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     landed = below_lip_top & (out != labels)
     lip = JawPull(*jaw, float(value))
     pulled = landed.any() and lip.strength > 0.0 and lip.defined
-    return out, edges, [DetailMove(landed, (0.0, 0.0), pull=lip)] if pulled else []
+    return OpResult(out, [DetailMove(landed, (0.0, 0.0), pull=lip)] if pulled else [], edges)
 
 
 def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
     """``remove``: thin brows from the top by ``value`` (1 = gone), filling with the nearest skin code.
     ``raise``: move brows up by ``value`` × brow height (negative lowers); they only land on skin or brow
     pixels, and the uncovered part takes the nearest skin code."""
-    return _brows(labels, value, params, prior, ctx)[0]
-
-
-def brows_moves(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-                ctx: FrameContext) -> list[DetailMove]:
-    """Where a raised (or lowered) brow landed and its shift: the plate's own brow hairs move with it."""
-    return _brows(labels, value, params, prior, ctx)[1]
+    return _brows(labels, value, params, prior, ctx).labels
 
 
 def _brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
-           ctx: FrameContext) -> tuple[np.ndarray, list[DetailMove]]:
+           ctx: FrameContext) -> OpResult:
+    """:func:`brows` with where a raised (or lowered) brow landed and its shift: the plate's own brow hairs
+    move with it."""
     out = labels.copy()
     moves: list[DetailMove] = []
     mask_all = prior.mask(labels, "brows")
@@ -508,7 +480,7 @@ def _brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: P
             out = geo.nearest_fill(out, brow & ~land, skin & ~mask_all, skin_code)
             out[land] = codes[land]
             moves.append(DetailMove(land, shift, within=skin | mask_all))
-    return out, moves
+    return OpResult(out, moves)
 
 
 def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
@@ -532,16 +504,16 @@ def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
 
 FACE_OPERATIONS: dict[str, Operation] = {
     "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"), eye_open,
-                          eye_open_donors, detail_moves=eye_open_moves, edge_shift=eye_open_edges),
+                          eye_open_donors, run=_eye_open),
     "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze,
-                      detail_moves=gaze_moves),
+                      run=_gaze),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open,
-                            detail_moves=mouth_open_moves, edge_shift=mouth_open_edges),
+                            run=_mouth_open),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,
-                       detail_moves=brows_moves),
+                       run=_brows),
     "nose_width": Operation(OpSpec("scalar", 0.05, 5.0, doc="horizontal scale of the nose about its centre"), nose_width),
 }

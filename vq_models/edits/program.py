@@ -34,6 +34,7 @@ from vq_models.edits.spec import (
     EditRule,
     FrameContext,
     Operation,
+    OpResult,
     OpSpec,
     Value,
 )
@@ -306,14 +307,24 @@ def _check_labels(labels: np.ndarray, prior: Prior) -> np.ndarray:
     return labels
 
 
+def _run_edit(edit: Edit, value: Value, labels: np.ndarray, prior: Prior, context: FrameContext | None,
+              where: str) -> OpResult:
+    """One edit at ``value`` on checked ``labels``: the op's :class:`OpResult` (``run`` where it has one)."""
+    op = OPS[edit.op]
+    ctx = context or FrameContext()
+    try:
+        if op.run is not None:
+            return op.run(labels, value, edit.params, prior, ctx)
+        return OpResult(op.fn(labels, value, edit.params, prior, ctx))
+    except InputError as exc:
+        raise InputError(f"{where}: edits[{edit.index}] ({edit.op}): {exc}") from None
+
+
 def apply_edit(edit: Edit, value: Value, labels: np.ndarray, prior: Prior, context: FrameContext | None = None,
                where: str = "program") -> tuple[np.ndarray, np.ndarray]:
     """Apply one edit at ``value``; returns (edited labels, changed mask == (before != after))."""
     labels = _check_labels(labels, prior)
-    try:
-        out = OPS[edit.op].fn(labels, value, edit.params, prior, context or FrameContext())
-    except InputError as exc:
-        raise InputError(f"{where}: edits[{edit.index}] ({edit.op}): {exc}") from None
+    out = _run_edit(edit, value, labels, prior, context, where).labels
     return out, out != labels
 
 
@@ -340,17 +351,17 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     moved: list[tuple[DetailMove, np.ndarray]] = []  # each move with the labels right after its edit
     edges: list[tuple[np.ndarray, np.ndarray]] = []  # each edge field with the labels right after its edit
     for edit, value in program.values_at(frame):
-        before = out
-        out, changed = apply_edit(edit, value, out, prior, ctx, program.source)
+        result = _run_edit(edit, value, out, prior, ctx, program.source)
+        changed = result.labels != out
+        out = result.labels
         op = OPS[edit.op]
         if op.donor_exclude is not None and changed.any():
             exclude = op.donor_exclude(value, edit.params, ctx)
             if exclude:
                 rules.append(DonorRule(changed, frozenset(exclude)))
-        if op.detail_moves is not None:  # asked even where no label changed: a move under half a label pixel
-            moved += [(m, out) for m in op.detail_moves(before, value, edit.params, prior, ctx)]
-        if op.edge_shift is not None:  # also where no label changed: an edge moved under half a row
-            edges.append((op.edge_shift(before, value, edit.params, prior, ctx), out))
+        moved += [(m, out) for m in result.moves]  # also where no label changed: a move under half a label pixel
+        if result.edges is not None:  # likewise: an edge moved under half a row
+            edges.append((result.edges, out))
     for move, after in moved:
         landed = move.landed & (out == after)
         if landed.any():

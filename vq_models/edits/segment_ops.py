@@ -11,7 +11,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.ops import code_for
 from vq_models.edits.prior import Prior
-from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpSpec, label_shift
+from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpResult, OpSpec, label_shift
 from vq_models.errors import InputError
 
 _BIG = 1e6
@@ -41,28 +41,23 @@ def _move(labels: np.ndarray, target: np.ndarray, moved: np.ndarray, codes: np.n
 def translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
               ctx: FrameContext) -> np.ndarray:
     """Move a segment/code by [dx, dy] label pixels; the uncovered area takes the nearest other code."""
-    return _translate(labels, value, params, prior)[0]
+    return _translate(labels, value, params, prior, ctx).labels
 
 
-def translate_moves(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
-                    ctx: FrameContext) -> list[DetailMove]:
-    """Where :func:`translate` put the segment, and its shift: the plate's own detail of the segment moves with
-    it (a mole, a brow, a scar keeps its texture and grain at the new place)."""
-    return _translate(labels, value, params, prior)[1]
-
-
-def _translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any],
-               prior: Prior) -> tuple[np.ndarray, list[DetailMove]]:
+def _translate(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
+               ctx: FrameContext) -> OpResult:
+    """:func:`translate` with where it put the segment, and its shift: the plate's own detail of the segment
+    moves with it (a mole, a brow, a scar keeps its texture and grain at the new place)."""
     target = _target(labels, params, prior)
     shift = (float(value[0]), float(value[1]))
     if shift == (0.0, 0.0) or not target.any():
-        return labels.copy(), []
+        return OpResult(labels.copy())
     dx, dy = label_shift(shift)
     if dx == 0 and dy == 0:  # under half a label pixel: the labels stay, the render moves (DetailMove)
-        return labels.copy(), [DetailMove(target, shift)]
+        return OpResult(labels.copy(), [DetailMove(target, shift)])
     moved = geo.shift(target, dx, dy, False)
     codes = geo.shift(np.where(target, labels, 0).astype(labels.dtype), dx, dy, 0)
-    return _move(labels, target, moved, codes), [DetailMove(moved, shift)]
+    return OpResult(_move(labels, target, moved, codes), [DetailMove(moved, shift)])
 
 
 def scale(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, Any], prior: Prior,
@@ -120,7 +115,7 @@ def paint(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
 SEGMENT_OPERATIONS: dict[str, Operation] = {
     "replace": Operation(OpSpec("scalar", 0.0, 1.0, target="to", doc="switch: applied where value >= 0.5"), replace),
     "translate": Operation(OpSpec("vec2", -_BIG, _BIG, target="one", doc="[dx, dy] in label-map pixels"), translate,
-                           detail_moves=translate_moves),
+                           run=_translate),
     "scale": Operation(OpSpec("scale", 0.0, 100.0, target="one", doc="factor or [sx, sy] about the segment's centre"), scale),
     "dilate": Operation(OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"), dilate),
     "erode": Operation(OpSpec("scalar", 0.0, 1000.0, target="one", doc="radius in label-map pixels"), erode),

@@ -31,6 +31,17 @@ class OpSpec:
 
 
 @dataclass(frozen=True)
+class OpResult:
+    """An op's edited labels together with what the render must know beyond them, from one pass: the
+    :class:`DetailMove` of each part it moved within the frame, and the rows of its :class:`EdgeShift` field
+    ((L, L), the rest of the edges it placed per column at whole label rows; None: no such edge)."""
+
+    labels: np.ndarray
+    moves: list[DetailMove] = field(default_factory=list)
+    edges: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
     """One edit operation: what it accepts and the pure function ``fn(labels, value, params, prior, ctx)``
     that returns the edited label map."""
@@ -41,12 +52,11 @@ class Operation:
     #: where this op changed the labels, because their look there contradicts the edit whatever their labels
     #: say (an open eye where the op closed one). None: any frame may lend.
     donor_exclude: Callable[..., frozenset[int]] | None = None
-    #: ``detail_moves(labels, value, params, prior, ctx)``: the :class:`DetailMove` of each part this op moves
-    #: within the frame (labels are the map before the op). None: the op moves nothing.
-    detail_moves: Callable[..., list[DetailMove]] | None = None
-    #: ``edge_shift(labels, value, params, prior, ctx)``: the :class:`EdgeShift` field of the edges this op placed
-    #: per column at whole label rows (a closing lid, a moving lower lip). None: the op places no such edge.
-    edge_shift: Callable[..., np.ndarray] | None = None
+    #: ``run(labels, value, params, prior, ctx)``: ``fn``'s labels with the op's moved parts and edge field
+    #: (:class:`OpResult`), for ops that move parts (``gaze``, ``brows``, ``translate``) or place edges per
+    #: column (``eye_open``, ``mouth_open``); the program calls it instead of ``fn``, also where no label
+    #: changed (a move under half a label pixel). None: ``fn``'s labels are all there is.
+    run: Callable[..., OpResult] | None = None
 
 
 @dataclass(frozen=True)
