@@ -183,3 +183,17 @@ def test_a_lid_or_lip_too_narrow_for_its_curve_pulls_nothing():
     jaw = _flat_jaw(1.5)
     one = dataclasses.replace(jaw, lip=np.where(np.arange(16) == 8, jaw.lip, np.nan))
     assert jaw.defined and not one.defined and one.rows_at(8.0, 17.0) == 0.0
+
+
+def test_paint_over_a_programs_edge_keeps_its_field_only_where_the_program_shows():
+    """The server's paint input: where the given map no longer shows what the program drew, its edge field
+    goes (the paint's pixels are the paint's); an edge painted over entirely leaves no field."""
+    from vq_models.runtime import _moves_kept
+
+    rows = np.zeros((8, 8), np.float32)
+    rows[2:4, 1:6] = 0.4
+    same = np.ones((8, 8), bool)
+    same[:, :3] = False  # the paint changed the left part
+    kept = _moves_kept([EdgeShift(rows)], same, np.zeros((8, 8), bool))
+    assert len(kept) == 1 and np.array_equal(kept[0].support, (rows != 0) & same)
+    assert _moves_kept([EdgeShift(rows)], np.zeros((8, 8), bool), np.zeros((8, 8), bool)) == []
