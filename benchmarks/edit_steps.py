@@ -12,7 +12,7 @@ value changed. For an even ramp the steps are alike; it reports, over the ramp:
 - ``cv``: the steps' standard deviation over their mean.
 
     .venv/bin/python benchmarks/edit_steps.py --shot RUN/shot --op eye_open [--frame F] [--start 1] [--stop 0.6]
-        [--steps 16] [--strip PATH] [--json PATH]
+        [--steps 16] [--pull] [--strip PATH] [--json PATH]
 
 ``--strip`` writes the changed region at each value, four to a row, one strip pixel per plate pixel (PNG).
 ``benchmarks/gaze_steps.py`` does the same for ``gaze`` by tracking the iris itself.
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16, help="values from --start to --stop (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--strip", type=Path, help="write the changed region at each value here (PNG)")
+    parser.add_argument("--pull", action="store_true", help="ask for the frame's own lid or lip, moved (pull: true)")
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args()
     if args.steps < 3:
@@ -87,7 +88,7 @@ def main() -> None:
     values = [args.start + (args.stop - args.start) * i / (args.steps - 1) for i in range(args.steps)]
     comps = []
     for value in values:
-        program = {"version": 1, "edits": [{"op": args.op, "keys": [[frame, value]]}]}
+        program = {"version": 1, "edits": [{"op": args.op, "keys": [[frame, value]], "pull": args.pull}]}
         out = render_on_plate(model, frame, program, mode="edit-only")
         comps.append(np.asarray(out.comp, np.float32))
         plate = np.asarray(out.plate, np.float32)

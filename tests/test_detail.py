@@ -521,16 +521,16 @@ def test_a_keyframed_eye_open_lowers_the_lid_between_label_rows(model):
 
 
 def test_a_squint_shows_the_frames_own_lid_pulled_down(model, monkeypatch):
-    """eye_open half way: the lid's detail is the frame's own lid pulled down (ColumnPull), which keeps more
-    of the plate's high-frequency energy where the edit shows than the donor or render band the op gets
-    without it, and reports its pull; the plate outside the alpha is untouched either way."""
+    """eye_open half way with ``pull``: the lid's detail is the frame's own lid pulled down (ColumnPull), which
+    keeps more of the plate's high-frequency energy where the edit shows than the donor or render band the op
+    gets without it, and reports its pull; the plate outside the alpha is untouched either way."""
     import dataclasses
 
     from vq_models.edits import program as program_module
     from vq_models.io.colour import to_network
 
     frame = max(model.frames, key=lambda f: model.exemplars.opening_at(f, "left") or 0.0)
-    program = {"version": 1, "edits": [{"op": "eye_open", "value": 0.55}]}
+    program = {"version": 1, "edits": [{"op": "eye_open", "value": 0.55, "pull": True}]}
     image = model.detail.plates.image(frame)
     plate = to_network(image)
 

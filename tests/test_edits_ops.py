@@ -530,12 +530,13 @@ def test_mouth_open_puts_the_lower_lip_at_its_exact_place_between_label_rows():
 @pytest.mark.parametrize(("op", "value", "part"), [("mouth_open", 1.4, LLIP), ("mouth_open", 0.6, LLIP),
                                                    ("eye_open", 0.6, LID)])
 def test_a_moved_lid_or_lip_reports_its_pull_over_the_pixels_it_changed(op, value, part):
-    """The detail pass shows the frame's own lid or lip moved (ColumnPull / JawPull): the op reports one pull
-    per part over pixels it changed, which its part now covers; a closing value reports none."""
+    """Asked for (``pull``), the detail pass shows the frame's own lid or lip moved (ColumnPull / JawPull): the
+    op reports one pull per part over pixels it changed, which its part now covers; a closing value, or an
+    edit that does not ask, reports none, and ``pull`` must be true or false."""
     from vq_models.edits.program import apply_program_rules
 
     before = synthetic_face()
-    program = parse_program({"version": 1, "edits": [{"op": op, "value": value}]}, PRIOR)
+    program = parse_program({"version": 1, "edits": [{"op": op, "value": value, "pull": True}]}, PRIOR)
     after, changed, rules = apply_program_rules(program, before, 0, PRIOR)
     pulls = [r for r in rules if getattr(r, "pull", None) is not None]
     assert 1 <= len(pulls) <= 2
@@ -544,5 +545,8 @@ def test_a_moved_lid_or_lip_reports_its_pull_over_the_pixels_it_changed(op, valu
         assert move.pull.strength == 1.0
     landed = np.any([m.landed for m in pulls], axis=0)
     assert np.isin(after[landed], [part, SKIN, FOREHEAD, BROW]).all()
-    closed = parse_program({"version": 1, "edits": [{"op": op, "value": 0.0}]}, PRIOR)
-    assert not [r for r in apply_program_rules(closed, before, 0, PRIOR)[2] if getattr(r, "pull", None) is not None]
+    for quiet in ({"value": 0.0, "pull": True}, {"value": value}):  # closed, or not asked for
+        closed = parse_program({"version": 1, "edits": [{"op": op, **quiet}]}, PRIOR)
+        assert not [r for r in apply_program_rules(closed, before, 0, PRIOR)[2] if getattr(r, "pull", None)]
+    with pytest.raises(InputError, match=r"edits\[0\]\.pull"):
+        parse_program({"version": 1, "edits": [{"op": op, "value": value, "pull": "yes"}]}, PRIOR)

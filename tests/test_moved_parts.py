@@ -89,20 +89,35 @@ def _edge_row(image: np.ndarray, x: int) -> float:
 def test_an_edge_field_moves_the_edge_along_the_crops_vertical_by_its_rest(rest):
     """A lid's edge at a label row, the field's rest over the rows around it: on a plate where a label pixel
     is 6 plate pixels, the edge moves 6 × rest plate pixels down, and nothing beyond the smoothed field moves."""
-    L, crop, scale = 16, 64, 1.5  # 4 crop pixels per label pixel, 1.5 plate pixels per crop pixel
+    L, crop, scale = 32, 64, 3.0  # 2 crop pixels per label pixel, 3 plate pixels per crop pixel
     transform = CropTransform.from_plate_to_crop(np.array([[1 / scale, 0.0, 0.0], [0.0, 1 / scale, 0.0]]))
     size = int(crop * scale)
     yy = np.arange(size, dtype=np.float32)[:, None, None]
-    image = np.broadcast_to(np.clip(yy - 47.5 + 0.5, 0.0, 1.0) * 0.8 + 0.1, (size, size, 3)).copy()  # edge at 48
+    image = np.broadcast_to(np.clip(yy - 83.5 + 0.5, 0.0, 1.0) * 0.8 + 0.1, (size, size, 3)).copy()  # edge at 84
     rows = np.zeros((L, L), np.float32)
-    rows[5:9, 4:12] = rest  # label rows 5-8 (plate rows 30-54) hold the edge
+    rows[11:18, 4:28] = rest  # label rows 11-17 (plate rows 66-108) hold the edge, a lid 24 columns wide
     out = shift_edges(image, [EdgeShift(rows)], transform, crop)
     label_px = scale * crop / L
     assert _edge_row(out, size // 2) - _edge_row(image, size // 2) == pytest.approx(rest * label_px, abs=0.15)
     far = np.ones((size, size), bool)
-    far[14:72, 10:86] = False  # the field's box grown by its smoothing (3 sigma) and the resampling
+    far[40:136] = False  # the field's rows grown by its smoothing (3 sigma) and the resampling
     np.testing.assert_array_equal(out[far], image[far])
     assert shift_edges(image, [EdgeShift(np.zeros((L, L), np.float32))], transform, crop) is image
+
+
+def test_an_edge_field_that_changes_from_column_to_column_keeps_a_line_across_it_straight():
+    """Columns' rests alternate (each column rounds its own share of a row): the plate moved by them must not
+    bend a straight line crossing the lid edge (a glasses rim on lp_d13's lid line came out wavy)."""
+    L, crop, scale = 32, 64, 3.0
+    transform = CropTransform.from_plate_to_crop(np.array([[1 / scale, 0.0, 0.0], [0.0, 1 / scale, 0.0]]))
+    size = int(crop * scale)
+    yy = np.arange(size, dtype=np.float32)[:, None, None]
+    image = np.broadcast_to(np.clip(yy - 83.5 + 0.5, 0.0, 1.0) * 0.8 + 0.1, (size, size, 3)).copy()
+    rows = np.zeros((L, L), np.float32)
+    rows[11:18, 4:28] = np.where(np.arange(4, 28) % 2 == 0, 0.45, -0.35)  # mean 0.05 row
+    out = shift_edges(image, [EdgeShift(rows)], transform, crop)
+    edge = [_edge_row(out, x) for x in range(60, 132, 3)]  # across the middle of the lid
+    assert np.ptp(edge) < 0.5, edge  # within half a plate pixel: straight, where a label pixel is 6
 
 
 def test_redrawn_adds_what_an_edge_field_moves():

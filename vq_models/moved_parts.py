@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from vq_models.composite import alpha_bounds
-from vq_models.detail import gaussian, label_mask_to_sub
-from vq_models.edits.pulls import EDGE_SMOOTH
+from vq_models.detail import label_mask_to_sub
+from vq_models.edits.pulls import EDGE_SMOOTH, EDGE_SMOOTH_ACROSS
 from vq_models.edits.spec import DetailMove, EdgeShift
 from vq_models.shot import CropTransform
 
@@ -62,12 +62,16 @@ def move_remainders(render: np.ndarray, moves: Sequence[DetailMove], label_size:
     return out
 
 
-def shift_edges(image: np.ndarray, edges: Sequence[EdgeShift], sub_transform: CropTransform,
-                crop_size: int) -> np.ndarray:
-    """``image`` (H, W, C), the finished edit on the sub-window ``sub_transform`` maps the crop to, with each
-    edge field's rest drawn: every pixel moved along the crop's vertical by its label-pixel field (resampled,
-    smoothed by :data:`EDGE_SMOOTH` label pixels; Lanczos, so lashes and grain stay sharp between plate
-    pixels). Pixels outside the smoothed field are returned unchanged."""
+def shift_edges(image: np.ndarray, edges: Sequence[EdgeShift], sub_transform: CropTransform, crop_size: int,
+                across: float = EDGE_SMOOTH_ACROSS, less_across: float | None = None) -> np.ndarray:
+    """``image`` (H, W, C) on the sub-window ``sub_transform`` maps the crop to, with each edge field's rest
+    drawn: every pixel moved along the crop's vertical by its label-pixel field (resampled, smoothed by
+    :data:`EDGE_SMOOTH` label pixels along it and ``across`` label pixels across; Lanczos, so lashes and grain
+    stay sharp between plate pixels). With ``less_across``, by that field less the one smoothed by
+    ``less_across`` across: the render alone takes each column's own rest this way before the detail pass,
+    and the finished edit the smooth rest after it, so the render's staircase edge lands where each column's
+    value says while the plate's detail (a glasses rim crossing the lid) moves in one piece. Pixels outside
+    the smoothed field are returned unchanged."""
     if not edges:
         return image
     field = np.sum([np.asarray(edge.rows, np.float32) for edge in edges], axis=0)
@@ -81,11 +85,19 @@ def shift_edges(image: np.ndarray, edges: Sequence[EdgeShift], sub_transform: Cr
     bounds = alpha_bounds(np.abs(rows))
     if bounds is None:
         return image
-    sigma = EDGE_SMOOTH * label_px
-    reach = int(np.ceil(3.0 * sigma)) + 1
-    x0, y0 = max(0, bounds[0] - reach), max(0, bounds[1] - reach)
-    x1, y1 = min(w, bounds[2] + reach), min(h, bounds[3] + reach)
-    rows = gaussian(rows[y0:y1, x0:x1], sigma)
+    sigma_y = EDGE_SMOOTH * label_px
+    widest = max(across, less_across or 0.0) * label_px  # the crop's axes, near enough
+    reach_y, reach_x = int(np.ceil(3.0 * sigma_y)) + 1, int(np.ceil(3.0 * widest)) + 1
+    x0, y0 = max(0, bounds[0] - reach_x), max(0, bounds[1] - reach_y)
+    x1, y1 = min(w, bounds[2] + reach_x), min(h, bounds[3] + reach_y)
+    window = np.ascontiguousarray(rows[y0:y1, x0:x1])
+
+    def smoothed(sigma_x: float) -> np.ndarray:
+        return cv2.GaussianBlur(window, (0, 0), sigmaX=sigma_x, sigmaY=sigma_y, borderType=cv2.BORDER_CONSTANT)
+
+    rows = smoothed(across * label_px)
+    if less_across is not None:
+        rows = rows - smoothed(less_across * label_px)
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     # each pixel takes the image from its shift back: dst(p) = src(p - d(p))
     map_x = xs - (rows * per_row[0]).astype(np.float32)

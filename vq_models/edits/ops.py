@@ -197,7 +197,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
                 out[rows[rows >= new_top - band], x] = lash
         landed = touched & (out != labels)
         lid = ColumnPull(*pull, float(value), margin_rows, LID_SKIN_ROWS)
-        if landed.any() and lid.strength > 0.0 and lid.defined:
+        if params.get("pull", False) and landed.any() and lid.strength > 0.0 and lid.defined:
             moves.append(DetailMove(landed, (0.0, 0.0), pull=lid))
     for borrowed, share in wiped:
         out = _drawn_down(out, borrowed, labels, share)
@@ -435,7 +435,7 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
         out = geo.nearest_fill(out, holes, source, _fill_code(labels, prior, ("skin",)) if not source.any() else 0)
     landed = below_lip_top & (out != labels)
     lip = JawPull(*jaw, float(value))
-    pulled = landed.any() and lip.strength > 0.0 and lip.defined
+    pulled = params.get("pull", False) and landed.any() and lip.strength > 0.0 and lip.defined
     return OpResult(out, [DetailMove(landed, (0.0, 0.0), pull=lip)] if pulled else [], edges)
 
 
@@ -503,14 +503,18 @@ def nose_width(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
 
 
 FACE_OPERATIONS: dict[str, Operation] = {
-    "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both"}, doc="1 = as shot, 0 = closed"), eye_open,
+    "eye_open": Operation(OpSpec("scalar", 0.0, 1.0, optional={"eye": "both", "pull": False},
+                                 doc="1 = as shot, 0 = closed; pull: the frame's own lid, moved, for its detail"),
+                          eye_open,
                           eye_open_donors, run=_eye_open),
     "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze,
                       run=_gaze),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),
-    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, doc="vertical scale of the mouth interior; 1 = as shot"), mouth_open,
+    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False},
+                                   doc="vertical scale of the mouth interior; 1 = as shot; pull: the frame's own "
+                                       "lower lip, moved, for its detail"), mouth_open,
                             run=_mouth_open),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,

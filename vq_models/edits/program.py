@@ -233,6 +233,8 @@ class _Checker:
             params["fill"] = self.fill(params["fill"], f"{path}.fill")
         if "space" in params:
             params["space"] = self.choice(params["space"], f"{path}.space", ("crop", "plate"))
+        if "pull" in params and not isinstance(params["pull"], bool):
+            raise self.fail(f"{path}.pull", f"expected true or false, got {_show(params['pull'])}")
         if op == "brows":
             params["mode"] = self.choice(raw["mode"], f"{path}.mode", ("raise", "remove"))
         if "polygon" in spec.required:

@@ -27,9 +27,13 @@ def pull_strength(value: float) -> float:
     return float(np.clip((value - PULL_NONE_BELOW) / (PULL_FULL_FROM - PULL_NONE_BELOW), 0.0, 1.0))
 
 
-#: how far an op's per-column edge values are smoothed across columns, in label pixels (a Gaussian sigma): a
-#: column's whole rows differ from its neighbour's by a row or more, and the edge they draw is one curve
+#: how far an edge field is smoothed, in label pixels (Gaussian sigmas): along a column, over half a row (the
+#: rest's rows blend into the rows around them); across columns, over two. A column's rest differs from its
+#: neighbour's by up to a row, and the plate moved by it bent straight lines crossing the lid edge into waves a
+#: few plate pixels high (the rim of lp_d13's glasses lies on the lid line); smoothed across, the edge still
+#: moves on every value, and a line crossing it stays straight.
 EDGE_SMOOTH = 0.5
+EDGE_SMOOTH_ACROSS = 2.0
 
 
 def _across_columns(rows: np.ndarray, cols: np.ndarray, u: np.ndarray, sigma: float, ends: str) -> np.ndarray:
@@ -90,7 +94,7 @@ class ColumnPull:
             return np.zeros(np.broadcast(u, v).shape, np.float32)
         top = np.polyval(np.polyfit(cols, np.asarray(self.opening, np.float64)[cols] - 0.5, 2), u)
         bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
-        rest = _across_columns(self.rest, cols, u, EDGE_SMOOTH, "constant")
+        rest = _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")
         # the whole closing, fading to nothing a column beyond each end
         taper = np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
         shift = np.maximum((1.0 - self.value) * np.maximum(bottom - top, 0.0) * taper - rest, 0.0)
@@ -151,7 +155,7 @@ class JawPull:
 
         taper = np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
         height = line(self.height)
-        shift = ((self.value - 1.0) * height - _across_columns(self.rest, cols, u, EDGE_SMOOTH, "constant")) * taper
+        shift = ((self.value - 1.0) * height - _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")) * taper
         top = line(self.top) - 0.5
         lip_top = top + height + shift  # the interior's old bottom, moved
         lip_end = line(self.lip) + 0.5 + shift
