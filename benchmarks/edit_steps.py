@@ -30,11 +30,14 @@ import numpy as np
 OPS = ("eye_open", "mouth_open")
 
 
+def changed_pixels(comps: list[np.ndarray], plate: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels any composite changed."""
+    return np.any([np.abs(comp - plate).max(axis=2) > 0 for comp in comps], axis=0)
+
+
 def step_report(comps: list[np.ndarray], plate: np.ndarray) -> dict:
     """The per-step RMS change over the pixels any composite changed, and the ramp's evenness."""
-    changed = np.zeros(plate.shape[:2], bool)
-    for comp in comps:
-        changed |= np.abs(comp - plate).max(axis=2) > 0
+    changed = changed_pixels(comps, plate)
     if not changed.any():
         raise SystemExit("no value changed the composite: nothing to measure")
     steps = np.array([np.sqrt(np.mean((b[changed] - a[changed]) ** 2)) for a, b in zip(comps[:-1], comps[1:], strict=True)])
@@ -50,10 +53,7 @@ def step_report(comps: list[np.ndarray], plate: np.ndarray) -> dict:
 
 def strip(comps: list[np.ndarray], plate: np.ndarray, per_row: int = 4, pad: int = 6) -> np.ndarray:
     """The changed region (grown by ``pad``) of each composite, ``per_row`` to a row."""
-    changed = np.zeros(plate.shape[:2], bool)
-    for comp in comps:
-        changed |= np.abs(comp - plate).max(axis=2) > 0
-    ys, xs = np.nonzero(changed)
+    ys, xs = np.nonzero(changed_pixels(comps, plate))
     y0, x0 = max(0, ys.min() - pad), max(0, xs.min() - pad)
     y1, x1 = ys.max() + pad + 1, xs.max() + pad + 1
     tiles = [np.clip(c[y0:y1, x0:x1], 0.0, 1.0) for c in comps]

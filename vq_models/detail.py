@@ -708,7 +708,6 @@ class PlateDetail:
         and this frame's plate band from its shift back, over the weight's box (:data:`DONOR_REACH` sigmas
         out); with each shift in plate pixels."""
         label_px = render_px * self.render_size / label_size
-        linear = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] * (self.shot.crop_size / label_size)
         out, shifts = [], []
         for move in moves:
             weight = self._region_weight(move.landed, sub_transform, size, label_px)
@@ -720,7 +719,8 @@ class PlateDetail:
             if move.pull is not None:
                 pixels, (dx, dy) = self._pulled(plate, move.pull, sub_transform, label_size, (x0, y0, x1, y1))
             else:
-                dx, dy = linear @ np.asarray(move.shift, np.float64)
+                crop_shift = np.asarray(move.shift, np.float64) * (self.shot.crop_size / label_size)
+                dx, dy = sub_transform.plate_vector(crop_shift)
                 # each pixel of the box takes the plate pixel the part came from: (x, y) - (dx, dy)
                 m = np.array([[1.0, 0.0, x0 - dx], [0.0, 1.0, y0 - dy]])
                 pixels = cv2.warpAffine(plate, m, (x1 - x0, y1 - y0),
@@ -736,7 +736,7 @@ class PlateDetail:
         pixels."""
         x0, y0, x1, y1 = box
         k = self.shot.crop_size / float(label_size)
-        per_row = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] @ np.array([0.0, k])
+        per_row = sub_transform.plate_vector((0.0, k))
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         crop = sub_transform.to_crop(np.stack([xs.ravel(), ys.ravel()], axis=1))
         rows = pull.rows_at((crop[:, 0] + 0.5) / k - 0.5, (crop[:, 1] + 0.5) / k - 0.5).reshape(xs.shape)

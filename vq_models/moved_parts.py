@@ -78,7 +78,7 @@ def shift_edges(image: np.ndarray, edges: Sequence[EdgeShift], sub_transform: Cr
     if not np.any(field):
         return image
     h, w = image.shape[:2]
-    per_row = np.asarray(sub_transform.crop_to_plate, np.float64)[:, :2] @ np.array([0.0, crop_size / field.shape[0]])
+    per_row = sub_transform.plate_vector((0.0, crop_size / field.shape[0]))
     label_px = float(np.hypot(*per_row))
     rows = (label_mask_to_sub(np.clip(field, 0.0, None), sub_transform, crop_size, (w, h))
             - label_mask_to_sub(np.clip(-field, 0.0, None), sub_transform, crop_size, (w, h)))
@@ -107,3 +107,11 @@ def shift_edges(image: np.ndarray, edges: Sequence[EdgeShift], sub_transform: Cr
     box = out[y0:y1, x0:x1]
     box[...] = np.where((rows != 0.0).reshape(rows.shape + (1,) * (box.ndim - 2)), moved.reshape(box.shape), box)
     return out
+
+
+def shift_render_edges(render: np.ndarray, edges: Sequence[EdgeShift], sub_transform: CropTransform,
+                       crop_size: int) -> np.ndarray:
+    """The pasted render (before the detail pass) with each column's own rest less the smooth rest that
+    :func:`shift_edges` then gives the finished edit: together the render's staircase edge lands where each
+    column's value says, and the plate's detail moves in one piece."""
+    return shift_edges(render, edges, sub_transform, crop_size, across=EDGE_SMOOTH, less_across=EDGE_SMOOTH_ACROSS)

@@ -26,11 +26,10 @@ from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
 from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
-from vq_models.edits.pulls import EDGE_SMOOTH, EDGE_SMOOTH_ACROSS
 from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
-from vq_models.moved_parts import move_remainders, redrawn, shift_edges
+from vq_models.moved_parts import move_remainders, redrawn, shift_edges, shift_render_edges
 from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
@@ -388,8 +387,7 @@ class ShotModel:
         (x0, y0, x1, y1), sub = _footprint(transform, self.shot.crop_size, size)
         sub_size = (x1 - x0, y1 - y0)
         rgb_sub, coverage = paste_to_plate(crop, sub, sub_size, crop_size=self.shot.crop_size)
-        # the render's edges to each column's exact place, less the smooth part the finished edit gets below
-        rgb_sub = shift_edges(rgb_sub, edges, sub, self.shot.crop_size, across=EDGE_SMOOTH, less_across=EDGE_SMOOTH_ACROSS)
+        rgb_sub = shift_render_edges(rgb_sub, edges, sub, self.shot.crop_size)
         detail_result = DetailResult("none")
         if detail == "plate":
             no_donors = set(exclude_frames or ()) | set(override.detail_exclude if override is not None else ())

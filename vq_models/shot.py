@@ -66,6 +66,11 @@ class CropTransform:
         p = np.asarray(points, dtype=np.float64)
         return p @ self.crop_to_plate[:, :2].T + self.crop_to_plate[:, 2]
 
+    def plate_vector(self, crop_vector: tuple[float, float] | np.ndarray) -> np.ndarray:
+        """A displacement (dx, dy) in crop pixels as a displacement in plate pixels (the linear part only):
+        how far and which way a part moved in the crop moves on the plate."""
+        return np.asarray(self.crop_to_plate, np.float64)[:, :2] @ np.asarray(crop_vector, np.float64)
+
     def plate_box(self, corners: np.ndarray, size: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
         """The plate box (x0, y0, x1, y1) holding crop-space ``corners`` (N, 2) plus ``margin`` pixels, clipped to
         the plate (w, h) = ``size`` and never empty: where work on part of a crop needs plate pixels."""

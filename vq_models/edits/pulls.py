@@ -36,6 +36,12 @@ EDGE_SMOOTH = 0.5
 EDGE_SMOOTH_ACROSS = 2.0
 
 
+def _taper(u: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """1 from the first column to the last, falling to 0 a column beyond each end: a lid or lip's move ends at
+    its corners instead of stopping short there."""
+    return np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
+
+
 def _across_columns(rows: np.ndarray, cols: np.ndarray, u: np.ndarray, sigma: float, ends: str) -> np.ndarray:
     """Per-column ``rows`` (taken at ``cols``) smoothed across columns by a Gaussian of ``sigma`` columns and
     interpolated linearly at label positions ``u``; beyond each end, and at the column past it, zeros
@@ -96,7 +102,7 @@ class ColumnPull:
         bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
         rest = _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")
         # the whole closing, fading to nothing a column beyond each end
-        taper = np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
+        taper = _taper(u, cols)
         shift = np.maximum((1.0 - self.value) * np.maximum(bottom - top, 0.0) * taper - rest, 0.0)
         fold = top - self.margin - self.skin
         stretch_end = top - self.margin + shift  # the margin's new top: above it the skin is stretched
@@ -153,7 +159,7 @@ class JawPull:
         def line(rows: np.ndarray) -> np.ndarray:
             return _across_columns(rows, cols, u, LIP_SMOOTH, "edge")
 
-        taper = np.clip(np.minimum(u - (cols[0] - 1), (cols[-1] + 1) - u), 0.0, 1.0)
+        taper = _taper(u, cols)
         height = line(self.height)
         shift = ((self.value - 1.0) * height - _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")) * taper
         top = line(self.top) - 0.5
