@@ -26,6 +26,10 @@ FACE_KNOBS: dict[str, tuple[dict[str, Any], float]] = {
 # Text knobs that refine the teeth edit: the segment name or code the pixels freed by removing each row of
 # teeth take (empty = the prior's default). A code is typed as digits. They send nothing on their own.
 FILL_KNOBS: dict[str, str] = {"teeth_fill_upper": "upper", "teeth_fill_lower": "lower"}
+# Checkboxes that ask an op to move the frame's own part instead of drawing it (the edit's ``pull`` field,
+# docs/edits.md): the lids for eye_open, the lower lip and chin for mouth_open. Off by default because a pull
+# moves whatever lies on the part's edge with it (a glasses rim on the lid line). They send nothing on their own.
+PULL_KNOBS: dict[str, str] = {"pull_lids": "eye_open", "pull_lip": "mouth_open"}
 
 # One row of the segment-edit table: the fields and their neutral values (a row at its neutral values, or
 # with no segment, sends nothing). translate is in label-map pixels, scale about the segment's centre,
@@ -81,13 +85,33 @@ def teeth_fill_from_knobs(values: Mapping[str, Any]) -> dict[str, Any]:
     return fill
 
 
+def knob_flag(name: str, value: Any) -> bool:
+    """A checkbox knob's value as hosts send it (Nuke a bool, OFX an int, a JSON file true/1/"on") → bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no", ""):
+        return False
+    raise InputError(f"{name} knob: {value!r:.40}, expected on or off (1/0, true/false)")
+
+
+def pulled_ops(values: Mapping[str, Any]) -> set[str]:
+    """The ops whose :data:`PULL_KNOBS` checkbox is on."""
+    return {op for knob, op in PULL_KNOBS.items() if knob_flag(knob, values.get(knob, False))}
+
+
 def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Gizmo knob values at one frame → edit entries with a constant ``value`` (neutral knobs add none).
 
     ``gaze_x``/``gaze_y`` become one ``gaze`` edit with value ``[x, y]``; the teeth fill knobs become the
-    teeth edit's ``fill``.
+    teeth edit's ``fill``; a pull checkbox adds ``"pull": true`` to its op's edits.
     """
     edits: list[dict[str, Any]] = []
+    pulled = pulled_ops(values)
     for knob, (template, neutral) in FACE_KNOBS.items():
         if knob.startswith("gaze"):
             continue
@@ -97,6 +121,8 @@ def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
             fill = teeth_fill_from_knobs(values) if template["op"] == "teeth" else {}
             if fill:
                 edits[-1]["fill"] = fill
+            if template["op"] in pulled:
+                edits[-1]["pull"] = True
     gx, gy = float(values.get("gaze_x", 0.0)), float(values.get("gaze_y", 0.0))
     if gx or gy:
         edits.append({**FACE_KNOBS["gaze_x"][0], "value": [gx, gy]})

@@ -175,6 +175,27 @@ def test_teeth_fill_knobs_become_the_teeth_edits_per_row_fill():
         parse_program(EditNode(EditKnobs(model="beta", face={"teeth": 0.0, "teeth_fill_upper": "gums"})).program_at(1))
 
 
+def test_pull_checkboxes_ask_their_ops_to_move_the_frames_own_part():
+    """pull_lids adds ``"pull": true`` to both eyes' eye_open edits, pull_lip to mouth_open; neither touches
+    other ops, neither sends an edit on its own, and any checkbox spelling a host sends is read (or named)."""
+    from vq_models.edits.program import parse_program
+
+    knobs = {"eye_open_left": 0.6, "eye_open_right": 0.7, "mouth_open": 1.3, "teeth": 0.0, "pull_lids": True}
+    prog = EditNode(EditKnobs(model="beta", face=knobs)).program_at(1)
+    pulled = {(e["op"], e.get("eye")): e.get("pull", False) for e in prog["edits"]}
+    assert pulled == {("eye_open", "left"): True, ("eye_open", "right"): True, ("mouth_open", None): False,
+                      ("teeth", None): False}
+    for lip in (1, "on", "true", 1.0):  # OFX sends an int, a program file may say true/on
+        (mouth,) = EditNode(EditKnobs(model="beta", face={"mouth_open": 1.3, "pull_lip": lip})).program_at(1)["edits"]
+        assert mouth == {"op": "mouth_open", "value": 1.3, "pull": True}
+    (mouth,) = EditNode(EditKnobs(model="beta", face={"mouth_open": 1.3, "pull_lip": 0})).program_at(1)["edits"]
+    assert "pull" not in mouth
+    assert EditNode(EditKnobs(model="beta", face={"pull_lids": True, "pull_lip": True})).program_at(1) is None
+    parse_program(prog)  # the server's parser takes what the knobs make
+    with pytest.raises(InputError, match="pull_lip knob: 'maybe'"):
+        EditNode(EditKnobs(model="beta", face={"mouth_open": 1.3, "pull_lip": "maybe"})).program_at(1)
+
+
 def test_farm_render_range_equals_in_process(server, model, program, tmp_path):  # noqa: F811
     frames = model.frames[:3]
     plates = {f: _plate(10 + f, model) for f in frames}

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,13 +35,14 @@ from host import OfxHost  # noqa: E402
 from host_plugin.knobs import (  # noqa: E402
     FACE_KNOBS,
     FILL_KNOBS,
+    PULL_KNOBS,
     SEGMENT_EDIT_FIELDS,
     SEGMENT_EDIT_ROWS,
     edits_from_face_knobs,
     edits_from_segment_rows,
 )
 from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate  # noqa: E402
-from host_plugin.ofx.params import FACE_UI, PARAMS, SEGMENT_UI  # noqa: E402
+from host_plugin.ofx.params import FACE_UI, PARAMS, PULL_UI, SEGMENT_UI  # noqa: E402
 from host_plugin.ofx.pixels import linear_to_srgb  # noqa: E402
 
 FILTER, GENERAL = "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"
@@ -133,12 +135,17 @@ def cli_render(tiny_shot: Path, server: ServerProcess, frame: int, knobs: dict, 
     return Path(str(out) % frame)
 
 
-def reference_alpha(tiny_shot: Path, frame: int, knobs: dict, mode: str) -> np.ndarray:
+def reference_frame(tiny_shot: Path, frame: int, knobs: dict, mode: str) -> Any:
+    """The shot model's own render of the program the knobs make (no server, no host)."""
     from vq_models.runtime import ShotModel
 
     model = ShotModel.load(tiny_shot)
     program = {"version": 1, "edits": edits_from_face_knobs(knobs)}
-    return model.render_frame(frame, program, feather=FEATHER, mode=mode).alpha
+    return model.render_frame(frame, program, feather=FEATHER, mode=mode)
+
+
+def reference_alpha(tiny_shot: Path, frame: int, knobs: dict, mode: str) -> np.ndarray:
+    return reference_frame(tiny_shot, frame, knobs, mode).alpha
 
 
 def new_host(binary: Path) -> OfxHost:
@@ -200,6 +207,10 @@ def test_describe_and_describe_in_context(ofx_binary):
         assert p.props.get("OfxParamPropDefault") == neutral
         assert (p.props.get("OfxParamPropMin"), p.props.get("OfxParamPropMax")) == FACE_UI[knob][:2]
         assert p.props.get("OfxParamPropHint")
+    for knob in PULL_KNOBS:  # checkboxes, off
+        p = gen.params[knob]
+        assert p.kind == "OfxParamTypeBoolean" and p.props.get("OfxParamPropDefault") == 0
+        assert p.props.get("OfxPropLabel") == PULL_UI[knob][0] and p.props.get("OfxParamPropHint") == PULL_UI[knob][1]
     assert gen.params["mode"].props.values["OfxParamPropChoiceOption"] == ["identity", "edit-only"]
     assert gen.params["frame_offset"].kind == "OfxParamTypeInteger"
     assert gen.params["server"].kind == "OfxParamTypeString"
@@ -221,6 +232,10 @@ def test_face_ranges_match_the_gizmo():
         assert m, f"{knob} not in the gizmo"
         assert (float(m.group(1)), float(m.group(2))) == (lo, hi)
     assert set(FACE_UI) == set(FACE_KNOBS)
+    for knob, (label, hint) in PULL_UI.items():  # Boolean knobs (6), off unless a value line says otherwise
+        assert re.search(r'addUserKnob \{6 ' + knob + ' l "' + label + '" -STARTLINE t "' + re.escape(hint) + r'"\}', gizmo), knob
+        assert not re.search(r"^ " + knob + " ", gizmo, re.M), knob
+    assert set(PULL_UI) == set(PULL_KNOBS)
     for name, (lo, hi, _label, _hint) in SEGMENT_UI.items():
         if isinstance(SEGMENT_EDIT_FIELDS[name], str):
             assert re.search(r"addUserKnob \{1 seg1_" + name + " ", gizmo), name
@@ -234,7 +249,7 @@ def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, o
     tiny_shot = ofx_shot
     frames = shot["frames"]
     f_float, f_byte = frames[2], frames[5]
-    knobs_float = {"eye_open_left": 0.5, "gaze_x": 0.2}  # eye_open_left animated: 0.5 half-way between keys
+    knobs_float = {"eye_open_left": 0.5, "gaze_x": 0.2, "pull_lids": True}  # eye_open_left animated: 0.5 half-way
     knobs_byte = {"teeth": 0.0, "mouth_open": 1.3}
     ref_float = cli_render(tiny_shot, ofx_server, f_float, knobs_float, tmp_path / "float" / "c.%04d.exr", "identity")
     ref_byte = cli_render(tiny_shot, ofx_server, f_byte, knobs_byte, tmp_path / "byte" / "c.%04d.png", "identity")
@@ -246,7 +261,7 @@ def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, o
     try:
         # A: float RGB, y-up rows, host time 1 = shot frame f_float through frame_offset, animated knob
         plate = plate_frame(shot, f_float)[..., :3]
-        configure(host, a, ofx_server.address, {"gaze_x": 0.2}, frame_offset=f_float - 1)
+        configure(host, a, ofx_server.address, {"gaze_x": 0.2, "pull_lids": True}, frame_offset=f_float - 1)
         host.set_param(a, "eye_open_left", keys={0.0: 1.0, 2.0: 0.0})
         host.connect(a, "Source", plate)
         st, out = host.render(a, 1.0)
@@ -258,6 +273,9 @@ def test_renders_equal_vqedit_render_at_float_and_8bit(ofx_binary, ofx_server, o
         alpha = reference_alpha(tiny_shot, f_float, knobs_float, "identity")
         assert (alpha > 0).sum() > 100 and not np.array_equal(out, plate)
         assert np.array_equal(out[alpha == 0], plate[alpha == 0])  # bit for bit outside the alpha
+        unpulled = reference_frame(tiny_shot, f_float, {**knobs_float, "pull_lids": False}, "identity")
+        unpulled = unpulled.composite(read_image(shot["plate"]["source"] % f_float)).pixels[..., :3]
+        assert np.abs(unpulled - out).max() > 0.02  # the checkbox reached the server: its lid differs
 
         # B: 8-bit sRGB RGBA, top-down memory (negative rowBytes), bounds not at 0 (a crop of the frame)
         lin = plate_frame(shot, f_byte)[..., :3]

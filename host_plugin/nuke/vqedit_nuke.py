@@ -27,7 +27,14 @@ import nuke  # type: ignore[import-not-found]  # only importable inside Nuke (or
 from host_plugin.client import RenderClient, ServerUnavailable
 from host_plugin.errors import VQEditError
 from host_plugin.files import atomic_write_bytes
-from host_plugin.knobs import DRIVER_KNOBS, FACE_KNOBS, FILL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.knobs import (
+    DRIVER_KNOBS,
+    FACE_KNOBS,
+    FILL_KNOBS,
+    PULL_KNOBS,
+    SEGMENT_EDIT_FIELDS,
+    SEGMENT_EDIT_ROWS,
+)
 from host_plugin.node import EditKnobs, EditNode, PaintMatte
 from host_plugin.render_cache import RequestCache, request_digest
 
@@ -39,7 +46,7 @@ PASSES = ("render", "labels")
 
 # Knobs whose change alters a render request (everything else: mix is the Merge's, view the Switch's ...).
 REQUEST_KNOBS = frozenset(
-    ["model", "feather", "mode", "paint_segment", "program_file", *FACE_KNOBS, *FILL_KNOBS, *DRIVER_KNOBS]
+    ["model", "feather", "mode", "paint_segment", "program_file", *FACE_KNOBS, *FILL_KNOBS, *PULL_KNOBS, *DRIVER_KNOBS]
     + [f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS]
 )
 
@@ -81,6 +88,7 @@ def knobs_at(node: Any, frame: float) -> EditKnobs:
     names = node.knobs()
     face: dict[str, Any] = {k: float(node[k].valueAt(frame)) for k in FACE_KNOBS if k in names}
     face.update({k: _text(node, k) for k in FILL_KNOBS if k in names})
+    face.update({k: bool(node[k].valueAt(frame)) for k in PULL_KNOBS if k in names})  # Boolean_Knob: 0/1
     rows = []
     for i in range(1, SEGMENT_EDIT_ROWS + 1):
         if f"seg{i}_segment" not in names:

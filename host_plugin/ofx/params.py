@@ -22,6 +22,7 @@ from host_plugin.knobs import (
     FACE_KNOBS,
     FILL_KNOBS,
     MAX_DRIVER_STRENGTH,
+    PULL_KNOBS,
     SEGMENT_EDIT_FIELDS,
     SEGMENT_EDIT_ROWS,
 )
@@ -44,6 +45,12 @@ FILL_UI: dict[str, tuple[str, str]] = {
     "teeth_fill_lower": ("teeth fill lower", "segment name or code for the pixels freed by removing the lower "
                          "teeth (empty = the prior's cavity code), e.g. tongue"),
 }
+# The pull checkboxes (host_plugin.knobs.PULL_KNOBS): label and hint, the gizmo's Boolean knobs' own.
+PULL_UI: dict[str, tuple[str, str]] = {
+    "pull_lids": ("pull lids", "eye open moves the frame's own lid (lashes, skin) down instead of drawing it; "
+                  "leave off where glasses or hair lie on the lid line"),
+    "pull_lip": ("pull lip", "mouth open moves the frame's own lower lip and chin instead of drawing them"),
+}
 # The segment-edit table's fields (host_plugin.knobs.SEGMENT_EDIT_FIELDS) as the gizmo shows them: range, label,
 # hint; parameters are named seg<row>_<field> like the gizmo's knobs.
 SEGMENT_UI: dict[str, tuple[float, float, str, str]] = {
@@ -60,7 +67,7 @@ COLORSPACES = ("auto", "sRGB", "lin_rec709", "shot")
 
 @dataclass(frozen=True)
 class Param:
-    """One OFX parameter. ``kind`` is double / int / string / choice; ``page`` groups them for hosts."""
+    """One OFX parameter. ``kind`` is double / int / bool / string / choice; ``page`` groups them for hosts."""
 
     name: str
     kind: str
@@ -78,6 +85,7 @@ def _build() -> list[Param]:
     face = [Param(k, "double", FACE_UI[k][2], FACE_UI[k][3], "Face", float(neutral), FACE_UI[k][0], FACE_UI[k][1],
                   animates=True) for k, (_, neutral) in FACE_KNOBS.items()]
     fill = [Param(k, "string", FILL_UI[k][0], FILL_UI[k][1], "Face", "") for k in FILL_KNOBS]
+    pull = [Param(k, "bool", PULL_UI[k][0], PULL_UI[k][1], "Face", 0.0, 0.0, 1.0) for k in PULL_KNOBS]
     render = [
         Param("server", "string", "server", "render server address (vqedit serve), e.g. tcp://127.0.0.1:5555",
               "Render", "tcp://127.0.0.1:5555"),
@@ -121,7 +129,7 @@ def _build() -> list[Param]:
         Param("paint_segment", "string", "paint segment", "segment of the model's prior that the Paint clip's "
               "alpha paints into the label map (General context, Paint connected)", "Paint", ""),
     ]
-    return [*face, *fill, *render, *segments, *driver, *paint]
+    return [*face, *fill, *pull, *render, *segments, *driver, *paint]
 
 
 PARAMS: list[Param] = _build()

@@ -161,6 +161,7 @@ constexpr const char *kBitDepthByte = "OfxBitDepthByte", *kBitDepthShort = "OfxB
 
 // parameters
 constexpr const char *kParamTypeDouble = "OfxParamTypeDouble", *kParamTypeInteger = "OfxParamTypeInteger",
+                     *kParamTypeBoolean = "OfxParamTypeBoolean",
                      *kParamTypeString = "OfxParamTypeString", *kParamTypeChoice = "OfxParamTypeChoice",
                      *kParamTypePage = "OfxParamTypePage", *kParamPropDefault = "OfxParamPropDefault",
                      *kParamPropMin = "OfxParamPropMin", *kParamPropMax = "OfxParamPropMax",

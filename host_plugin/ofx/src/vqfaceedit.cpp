@@ -149,6 +149,7 @@ OfxStatus define_params(OfxImageEffectHandle effect) {
     std::string kind = d.kind;
     const char *type = kind == "double"   ? ofx::kParamTypeDouble
                        : kind == "int"    ? ofx::kParamTypeInteger
+                       : kind == "bool"   ? ofx::kParamTypeBoolean
                        : kind == "choice" ? ofx::kParamTypeChoice
                                           : ofx::kParamTypeString;
     OfxPropertySetHandle p = nullptr;
@@ -168,6 +169,8 @@ OfxStatus define_params(OfxImageEffectHandle effect) {
       gProp->propSetInt(p, ofx::kParamPropDefault, 0, static_cast<int>(d.number));
       gProp->propSetInt(p, ofx::kParamPropMin, 0, static_cast<int>(d.lo));
       gProp->propSetInt(p, ofx::kParamPropMax, 0, static_cast<int>(d.hi));
+    } else if (kind == "bool") {
+      gProp->propSetInt(p, ofx::kParamPropDefault, 0, d.number != 0.0);
     } else if (kind == "choice") {
       std::string opts = d.options;
       int i = 0;
@@ -311,6 +314,10 @@ std::string params_json(const Instance &inst, OfxTime time, int &frame_offset, d
       if (h) gParam->paramGetValueAtTime(h, time, &v);
       value = json_number(v);
       if (std::strcmp(d.name, "timeout") == 0) timeout = v;
+    } else if (kind == "bool") {  // OFX booleans are ints
+      int v = d.number != 0.0;
+      if (h) gParam->paramGetValueAtTime(h, time, &v);
+      value = v ? "true" : "false";
     } else if (kind == "int" || kind == "choice") {
       int v = static_cast<int>(d.number);
       if (h) gParam->paramGetValueAtTime(h, time, &v);
