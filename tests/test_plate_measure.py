@@ -11,8 +11,8 @@ import pytest
 
 from vq_models.cli import main
 from vq_models.edits.exemplars import REGION_GROW_CHOICES
-from vq_models.evaluation.plate import blink_whatif, laplacian_energy, plate_metrics
-from vq_models.events import find_events
+from vq_models.evaluation.plate import blink_whatif, jaw_whatif, laplacian_energy, openness, plate_metrics
+from vq_models.events import find_events, opening_events
 from vq_models.runtime import ShotModel
 
 
@@ -23,6 +23,15 @@ def test_find_events_pairs_each_dip_with_the_open_frame_before_it():
     assert find_events(v, 0.5, 0.8, gap=1) == [(3, 5), (8, 9)]  # NaN (lost tracking) is never a reference
     assert find_events(v, 0.5, 0.8, gap=2, before=False) == [(8, 5)]
     assert find_events(v, 0.5, 0.8, gap=20) == []
+
+
+def test_opening_events_take_the_largest_openings_apart_from_each_other():
+    v = np.array([0.1, 0.1, 0.3, 0.1, 0.5, 0.1, 0.16, np.nan, 0.05, 0.2, 0.1, 0.2, 0.6])
+    # openings by gap 1: 1→2 3x, 5→6 1.6x, 10→11 2x, 11→12 3x; 3→4 (5x) is beyond MAX_JAW_RATIO, 8→9 starts
+    # too closed, lost tracking (NaN) is never a pair; 10→11 lies within two frames of 11→12, the larger
+    assert opening_events(v, gap=1) == [(1, 2), (5, 6), (11, 12)]
+    assert opening_events(v, gap=1, most=2) == [(1, 2), (11, 12)]
+    assert opening_events(v, gap=20) == []
 
 
 def test_laplacian_energy_tells_sharp_from_soft():
@@ -87,6 +96,31 @@ def test_blink_whatif_on_a_shot_that_blinks(tiny_shot, tmp_path):
         np.mean([e["answer_labels_gain_db"] for e in result["events"]]))
 
 
+def test_jaw_whatif_renders_each_opening_at_its_own_ratio(tiny_shot, tmp_path, capsys):
+    """The opening what-if on the tiny shot (its synthetic mouth opens and closes): each pair's earlier frame is
+    rendered with mouth_open at the ratio the tracked opening grows by, scored against the later frame; the CLI
+    writes it as ``jaw``."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    m = ShotModel.load(shot)
+    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
+        "background": [0], "skin": [1, 2, 3], "upper_lip": [4], "lower_lip": [5], "mouth_interior": [6, 7]}})
+    o = openness(m)["mouth"]
+    result = jaw_whatif(m, gap=2, pull=True)
+    assert result["count"] >= 1, o
+    for event in result["events"]:
+        ref, later = m.frames.index(event["open_frame"]), m.frames.index(event["event_frame"])
+        (edit,) = event["program"]["edits"]
+        assert later - ref == 2 and edit == {"op": "mouth_open", "value": pytest.approx(o[later] / o[ref], abs=1e-3),
+                                             "pull": True}
+        assert event["gain_db"] == pytest.approx(event["psnr_edit_db"] - event["psnr_plate_db"])
+    out = tmp_path / "jaw.json"
+    assert main(["eval", str(shot), "--jaw", "--gap", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["jaw"]
+    assert report["count"] == result["count"] and report["pull"] is False
+    assert "mean_gain_db" in capsys.readouterr().out
+
+
 @pytest.mark.clips
 def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     """`vqedit demo --clip` on a few real frames at the tiny preset: every step runs, the report and the
@@ -99,6 +133,6 @@ def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     assert set(report["timings_s"]) == {"prep", "stage1", "prior", "stage2"}
     assert report["plate_detail"]["sharpness"] > report["plate_bare"]["sharpness"]
     assert report["plate_detail"]["ssim"] > report["plate_bare"]["ssim"]
-    assert "blinks" in report and "mouth" in report
+    assert "blinks" in report and "mouth" in report and "jaw" in report
     sheet = cv2.imread(str(out / "contact_sheet_plate.png"))
     assert sheet is not None and sheet.shape[0] > 200

@@ -1,4 +1,4 @@
-"""Events in a per-frame signal: blinks in the eye opening, closed mouths in the mouth opening.
+"""Events in a per-frame signal: blinks in the eye opening, closed and opening mouths in the mouth opening.
 
 Its own module because the blink and mouth what-ifs (``evaluation.plate``) and the exemplar fit
 (``edits.exemplar_fit``, which replays the what-if on the shot's own blinks to choose how eye_open borrows)
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "left_out"]
+__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "left_out", "opening_events"]
 
 # A blink: a run of frames whose eye opening is below BLINK_CLOSED x the shot's median; its open frame is
 # BLINK_GAP frames before the run and at least BLINK_OPEN x the median. While a blink is the answer, frames
@@ -49,3 +49,30 @@ def left_out(frames: Iterable[int], event: int, leave_out: int) -> set[int]:
     """The frames within ``leave_out`` of ``event``: while that event is a what-if's answer they lend nothing
     (labels or plate detail), so the answer is not copied in."""
     return {f for f in frames if abs(f - event) <= leave_out}
+
+
+#: An opening mouth (the jaw what-if): the mouth's opening (inner-lip height / mouth width) grows by JAW_RATIO
+#: to MAX_JAW_RATIO times within ``gap`` frames, from a mouth at least JAW_MIN_OPEN open (a closed mouth has no
+#: interior in its labels to open); JAW_EVENTS of them at most.
+JAW_RATIO = 1.4
+MAX_JAW_RATIO = 4.0
+JAW_MIN_OPEN = 0.08
+JAW_EVENTS = 8
+
+
+def opening_events(opening: np.ndarray, gap: int, most: int = JAW_EVENTS) -> list[tuple[int, int]]:
+    """(reference, event) index pairs where the mouth opens: the opening ``gap`` frames later is
+    :data:`JAW_RATIO` to :data:`MAX_JAW_RATIO` times the reference's, the reference at least
+    :data:`JAW_MIN_OPEN`. The largest ratios first, events at least ``2 * gap`` frames apart, ``most`` of them."""
+    o = np.nan_to_num(np.asarray(opening, np.float64), nan=0.0)
+    candidates = []
+    for i in range(len(o) - gap):
+        if o[i] >= JAW_MIN_OPEN and JAW_RATIO <= o[i + gap] / o[i] <= MAX_JAW_RATIO:
+            candidates.append((o[i + gap] / o[i], i, i + gap))
+    pairs: list[tuple[int, int]] = []
+    for _, ref, event in sorted(candidates, reverse=True):
+        if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):
+            pairs.append((ref, event))
+        if len(pairs) == most:
+            break
+    return sorted(pairs)

@@ -10,7 +10,7 @@ from vq_models.errors import InputError
 
 NAME = "eval"
 HELP = ("score renders against ground truth (MSE, PSNR, SSIM, LPIPS, flicker), or a trained shot at plate resolution "
-        "(--plate) and against its own blinks and closed mouths (--blinks, --mouth)")
+        "(--plate) and against its own blinks, closed mouths and opening mouths (--blinks, --mouth, --jaw)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +24,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="eye_open 0 on the open frame before each blink vs the real closed frame (dB gain)")
     what.add_argument("--mouth", action="store_true",
                       help="mouth_open 0 on the open frame before each closed mouth vs the real one (dB gain)")
+    what.add_argument("--jaw", action="store_true",
+                      help="mouth_open at the ratio the shot's mouth opens by within --gap frames, on the earlier "
+                           "frame vs the later one (dB gain)")
+    what.add_argument("--pull", action="store_true", help="--jaw: the edit's pull (the frame's own lower lip, moved)")
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
     what.add_argument("--mode", default=None, help="with --plate: identity (default without --edits) | edit-only")
     what.add_argument("--detail", default=None, help="plate | none (default: plate when the plate is readable)")
-    what.add_argument("--gap", type=int, default=4, help="--blinks/--mouth: frames between the open and the event frame")
+    what.add_argument("--gap", type=int, default=4, help="--blinks/--mouth/--jaw: frames between the reference and the event frame")
     what.add_argument("--every", type=int, default=1, help="--plate: score every Nth frame (default 1)")
     parser.add_argument("--gt", metavar="PATTERN", help="ground truth (default SHOT/aligned/frame.%%04d.png)")
     parser.add_argument("--mask", metavar="PATTERN", help="soft masks; adds *_masked metrics (e.g. SHOT/masks/fg/...)")
@@ -46,18 +50,18 @@ def _as_mask(rgb):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plate or args.blinks or args.mouth:
+    if args.plate or args.blinks or args.mouth or args.jaw:
         if args.pred:
-            raise InputError("--pred scores files against ground truth; --plate/--blinks/--mouth render the shot")
+            raise InputError("--pred scores files against ground truth; --plate/--blinks/--mouth/--jaw render the shot")
         return _run_shot(args)
     if not args.pred:
-        raise InputError("--pred PATTERN is required (or --plate, --blinks, --mouth to score the trained shot)")
+        raise InputError("--pred PATTERN is required (or --plate, --blinks, --mouth, --jaw to score the trained shot)")
     return _run_files(args)
 
 
 def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
-    from vq_models.evaluation.plate import blink_whatif, mouth_whatif, plate_metrics
+    from vq_models.evaluation.plate import blink_whatif, jaw_whatif, mouth_whatif, plate_metrics
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.sequences import parse_frame_range
     from vq_models.runtime import ShotModel
@@ -77,7 +81,9 @@ def _run_shot(args: argparse.Namespace) -> int:
         report["blinks"] = blink_whatif(model, gap=args.gap, detail=args.detail)
     if args.mouth:
         report["mouth"] = mouth_whatif(model, gap=args.gap, detail=args.detail)
-    for key in ("plate", "blinks", "mouth"):
+    if args.jaw:
+        report["jaw"] = jaw_whatif(model, gap=args.gap, detail=args.detail, pull=args.pull)
+    for key in ("plate", "blinks", "mouth", "jaw"):
         if key in report:
             shown = {k: v for k, v in report[key].items() if k not in ("per_frame", "events", "program")}
             print(f"{key}:\n" + M.format_table(M.json_safe(shown)))

@@ -20,7 +20,7 @@ much of a real closed eye the edit produced. :func:`mouth_whatif` does the same 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,15 @@ from vq_models import metrics as M
 from vq_models.composite import face_alpha
 from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_blink
 from vq_models.errors import InputError
-from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_LEAVE_OUT, BLINK_OPEN, find_events, left_out
+from vq_models.events import (
+    BLINK_CLOSED,
+    BLINK_GAP,
+    BLINK_LEAVE_OUT,
+    BLINK_OPEN,
+    find_events,
+    left_out,
+    opening_events,
+)
 from vq_models.face.align import crop as crop_plate
 from vq_models.io.colour import luma, to_network
 from vq_models.tracking.schema import load_tracking
@@ -196,17 +204,23 @@ def _union(a: Sequence[tuple[int, int, int, int]], b: Sequence[tuple[int, int, i
     return [(min(p[0], q[0]), min(p[1], q[1]), max(p[2], q[2]), max(p[3], q[3])) for p, q in zip(a, b, strict=True)]
 
 
-def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], parts: Sequence[str], grow: float,
-            feather: float, detail: str | None, leave_out: int) -> dict[str, Any]:
+def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any] | Callable[[int, int], dict[str, Any]],
+            parts: Sequence[str], grow: float, feather: float, detail: str | None, leave_out: int) -> dict[str, Any]:
+    """Each pair's reference frame rendered with ``program`` (or ``program(ref_index, event_index)``) against its
+    event frame, each in its own crop, in the boxes around ``parts``: the dB gain over the unedited frame."""
     frames = model.frames
     s = model.shot.crop_size
     rows = []
     for ref_i, event_i in pairs:
         ref, event = frames[ref_i], frames[event_i]
+        if callable(program):
+            pf_program = program(ref_i, event_i)
+        else:
+            pf_program = program
         # the answer (the real event frame and its neighbours) is never a detail donor
         exclude = left_out(frames, event, leave_out)
         try:
-            pf = render_on_plate(model, ref, program, "edit-only", feather, detail, exclude=exclude)
+            pf = render_on_plate(model, ref, pf_program, "edit-only", feather, detail, exclude=exclude)
         except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
             return {"events": [], "count": 0, "mean_gain_db": None, "unavailable": str(exc)}
         real = to_network(model.detail.plates.image(event))
@@ -217,7 +231,8 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any], p
         edit_db = M.psnr_in_boxes(edit_crop, real_crop, boxes)
         plate_db = M.psnr_in_boxes(plate_crop, real_crop, boxes)
         rows.append({"open_frame": ref, "event_frame": event, "psnr_edit_db": edit_db, "psnr_plate_db": plate_db,
-                     "gain_db": edit_db - plate_db, "boxes": boxes})
+                     "gain_db": edit_db - plate_db, "boxes": boxes,
+                     **({"program": pf_program} if callable(program) else {})})
     gains = [r["gain_db"] for r in rows]
     return {"events": rows, "count": len(rows), "mean_gain_db": float(np.mean(gains)) if gains else None,
             "mean_edit_db": float(np.mean([r["psnr_edit_db"] for r in rows])) if rows else None,
@@ -316,4 +331,23 @@ def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 
     program = {"version": 1, "edits": [{"op": "mouth_open", "value": 0.0}]}
     out = _whatif(model, pairs, program, ("lips_outer",), 0.15, feather, detail, leave_out)
     out.update({"gap": gap, "program": program})
+    return out
+
+
+def jaw_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | None = None, leave_out: int = 3,
+               pull: bool = False) -> dict[str, Any]:
+    """Mouth opening against the shot's own: where the mouth opens by a ratio within ``gap`` frames
+    (:func:`~vq_models.events.opening_events`), the earlier frame rendered with ``mouth_open`` at that ratio (``pull``: the edit's
+    ``pull``), against the later one."""
+    o = openness(model)["mouth"]
+    pairs = opening_events(o, gap)
+
+    def program(ref: int, event: int) -> dict[str, Any]:
+        edit: dict[str, Any] = {"op": "mouth_open", "value": round(float(o[event] / o[ref]), 3)}
+        if pull:
+            edit["pull"] = True
+        return {"version": 1, "edits": [edit]}
+
+    out = _whatif(model, pairs, program, ("lips_outer",), 0.15, feather, detail, leave_out)
+    out.update({"gap": gap, "pull": pull})
     return out
