@@ -11,8 +11,15 @@ import pytest
 
 from vq_models.cli import main
 from vq_models.edits.exemplars import REGION_GROW_CHOICES
-from vq_models.evaluation.plate import blink_whatif, jaw_whatif, laplacian_energy, openness, plate_metrics
-from vq_models.events import find_events, opening_events
+from vq_models.evaluation.plate import (
+    blink_whatif,
+    jaw_whatif,
+    laplacian_energy,
+    openness,
+    plate_metrics,
+    squint_whatif,
+)
+from vq_models.events import JAW_MIN_OPEN, JAW_RATIO, MAX_JAW_RATIO, find_events, ratio_events
 from vq_models.runtime import ShotModel
 
 
@@ -25,13 +32,18 @@ def test_find_events_pairs_each_dip_with_the_open_frame_before_it():
     assert find_events(v, 0.5, 0.8, gap=20) == []
 
 
-def test_opening_events_take_the_largest_openings_apart_from_each_other():
+def test_ratio_events_take_the_largest_changes_apart_from_each_other():
     v = np.array([0.1, 0.1, 0.3, 0.1, 0.5, 0.1, 0.16, np.nan, 0.05, 0.2, 0.1, 0.2, 0.6])
     # openings by gap 1: 1→2 3x, 5→6 1.6x, 10→11 2x, 11→12 3x; 3→4 (5x) is beyond MAX_JAW_RATIO, 8→9 starts
     # too closed, lost tracking (NaN) is never a pair; 10→11 lies within two frames of 11→12, the larger
-    assert opening_events(v, gap=1) == [(1, 2), (5, 6), (11, 12)]
-    assert opening_events(v, gap=1, most=2) == [(1, 2), (11, 12)]
-    assert opening_events(v, gap=20) == []
+    def opening(gap, most=8):
+        return ratio_events(v, gap, JAW_RATIO, MAX_JAW_RATIO, JAW_MIN_OPEN, most)
+
+    assert opening(1) == [(1, 2), (5, 6), (11, 12)]
+    assert opening(1, most=2) == [(1, 2), (11, 12)]
+    assert opening(20) == []
+    # closing by half or more: 2→3, 4→5 (0.2x), 9→10 (0.5x), 8 starts below the floor
+    assert ratio_events(v, 1, 0.1, 0.6, 0.08) == [(2, 3), (4, 5), (9, 10)]
 
 
 def test_laplacian_energy_tells_sharp_from_soft():
@@ -117,8 +129,34 @@ def test_jaw_whatif_renders_each_opening_at_its_own_ratio(tiny_shot, tmp_path, c
     out = tmp_path / "jaw.json"
     assert main(["eval", str(shot), "--jaw", "--gap", "2", "--json", str(out)]) == 0
     report = json.loads(out.read_text())["jaw"]
-    assert report["count"] == result["count"] and report["pull"] is False
+    assert report["count"] == result["count"] and report["pull"] is None
     assert "mean_gain_db" in capsys.readouterr().out
+
+
+def test_squint_whatif_renders_each_eye_at_its_own_share(tiny_shot, tmp_path, capsys):
+    """The half-closed-eye what-if on the tiny shot (it blinks): the open frame rendered with each eye's eye_open
+    at the share its opening falls to, scored against the later frame; the CLI writes it as ``squint``."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    m = ShotModel.load(shot)
+    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
+        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]}})
+    o = openness(m)
+    result = squint_whatif(m, gap=1, pull=True)
+    assert result["count"] >= 1, o
+    for event in result["events"]:
+        ref, later = m.frames.index(event["open_frame"]), m.frames.index(event["event_frame"])
+        left, right = event["program"]["edits"]
+        for edit, side, eye in ((left, "left", "left_eye"), (right, "right", "right_eye")):
+            share = min(1.0, o[eye][later] / o[eye][ref])
+            assert edit == {"op": "eye_open", "eye": side, "value": pytest.approx(share, abs=1e-3), "pull": True}
+        assert 0.3 <= np.mean([o["left_eye"][later], o["right_eye"][later]]) / np.mean(
+            [o["left_eye"][ref], o["right_eye"][ref]]) <= 0.85
+    out = tmp_path / "squint.json"
+    assert main(["eval", str(shot), "--squint", "--gap", "1", "--pull", "off", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["squint"]
+    assert report["count"] == result["count"] and report["pull"] is False
+    assert all(e["pull"] is False for row in report["events"] for e in row["program"]["edits"])
 
 
 @pytest.mark.clips
@@ -133,6 +171,6 @@ def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     assert set(report["timings_s"]) == {"prep", "stage1", "prior", "stage2"}
     assert report["plate_detail"]["sharpness"] > report["plate_bare"]["sharpness"]
     assert report["plate_detail"]["ssim"] > report["plate_bare"]["ssim"]
-    assert "blinks" in report and "mouth" in report and "jaw" in report
+    assert {"blinks", "squint", "mouth", "jaw"} <= set(report)
     sheet = cv2.imread(str(out / "contact_sheet_plate.png"))
     assert sheet is not None and sheet.shape[0] > 200

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "left_out", "opening_events"]
+__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "left_out", "ratio_events"]
 
 # A blink: a run of frames whose eye opening is below BLINK_CLOSED x the shot's median; its open frame is
 # BLINK_GAP frames before the run and at least BLINK_OPEN x the median. While a blink is the answer, frames
@@ -53,22 +53,29 @@ def left_out(frames: Iterable[int], event: int, leave_out: int) -> set[int]:
 
 #: An opening mouth (the jaw what-if): the mouth's opening (inner-lip height / mouth width) grows by JAW_RATIO
 #: to MAX_JAW_RATIO times within ``gap`` frames, from a mouth at least JAW_MIN_OPEN open (a closed mouth has no
-#: interior in its labels to open); JAW_EVENTS of them at most.
+#: interior in its labels to open).
 JAW_RATIO = 1.4
 MAX_JAW_RATIO = 4.0
 JAW_MIN_OPEN = 0.08
-JAW_EVENTS = 8
+#: A half-closed eye (the squint what-if): the eyes' opening falls to SQUINT_LOW to SQUINT_HIGH of an open frame's
+#: (at least BLINK_OPEN x the shot's median) within ``gap`` frames: a blink's first or last frames, caught half way.
+SQUINT_LOW = 0.3
+SQUINT_HIGH = 0.85
+#: what-if events at most per measure
+MOST_EVENTS = 8
 
 
-def opening_events(opening: np.ndarray, gap: int, most: int = JAW_EVENTS) -> list[tuple[int, int]]:
-    """(reference, event) index pairs where the mouth opens: the opening ``gap`` frames later is
-    :data:`JAW_RATIO` to :data:`MAX_JAW_RATIO` times the reference's, the reference at least
-    :data:`JAW_MIN_OPEN`. The largest ratios first, events at least ``2 * gap`` frames apart, ``most`` of them."""
-    o = np.nan_to_num(np.asarray(opening, np.float64), nan=0.0)
+def ratio_events(values: np.ndarray, gap: int, low: float, high: float, floor: float,
+                 most: int = MOST_EVENTS) -> list[tuple[int, int]]:
+    """(reference, event) index pairs where ``values`` changes by a ratio: the value ``gap`` frames later is
+    ``low`` to ``high`` times the reference's, the reference at least ``floor``. The ratios farthest from 1
+    first, events at least ``2 * gap`` frames apart, ``most`` of them, in frame order. Used for opening mouths
+    (:data:`JAW_RATIO`) and half-closed eyes (:data:`SQUINT_LOW`)."""
+    v = np.nan_to_num(np.asarray(values, np.float64), nan=0.0)
     candidates = []
-    for i in range(len(o) - gap):
-        if o[i] >= JAW_MIN_OPEN and JAW_RATIO <= o[i + gap] / o[i] <= MAX_JAW_RATIO:
-            candidates.append((o[i + gap] / o[i], i, i + gap))
+    for i in range(len(v) - gap):
+        if v[i] >= floor and v[i] > 0 and low <= v[i + gap] / v[i] <= high:
+            candidates.append((abs(np.log(v[i + gap] / v[i])), i, i + gap))
     pairs: list[tuple[int, int]] = []
     for _, ref, event in sorted(candidates, reverse=True):
         if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):

@@ -10,7 +10,8 @@ from vq_models.errors import InputError
 
 NAME = "eval"
 HELP = ("score renders against ground truth (MSE, PSNR, SSIM, LPIPS, flicker), or a trained shot at plate resolution "
-        "(--plate) and against its own blinks, closed mouths and opening mouths (--blinks, --mouth, --jaw)")
+        "(--plate) and against its own blinks, half-closed eyes, closed and opening mouths (--blinks, --squint, --mouth, "
+        "--jaw)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,16 +23,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                            "high-frequency energy) in the ROI, flicker of the render region")
     what.add_argument("--blinks", action="store_true",
                       help="eye_open 0 on the open frame before each blink vs the real closed frame (dB gain)")
+    what.add_argument("--squint", action="store_true",
+                      help="eye_open at the share each eye's opening falls to within --gap frames (a blink caught half "
+                           "way), on the open frame vs the later one (dB gain)")
     what.add_argument("--mouth", action="store_true",
                       help="mouth_open 0 on the open frame before each closed mouth vs the real one (dB gain)")
     what.add_argument("--jaw", action="store_true",
                       help="mouth_open at the ratio the shot's mouth opens by within --gap frames, on the earlier "
                            "frame vs the later one (dB gain)")
-    what.add_argument("--pull", action="store_true", help="--jaw: the edit's pull (the frame's own lower lip, moved)")
+    what.add_argument("--pull", choices=("on", "off"), default=None,
+                      help="--squint/--jaw: the edits' pull (the frame's own lid or lower lip, moved; default: the op's)")
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
     what.add_argument("--mode", default=None, help="with --plate: identity (default without --edits) | edit-only")
     what.add_argument("--detail", default=None, help="plate | none (default: plate when the plate is readable)")
-    what.add_argument("--gap", type=int, default=4, help="--blinks/--mouth/--jaw: frames between the reference and the event frame")
+    what.add_argument("--gap", type=int, default=4, help="--blinks/--squint/--mouth/--jaw: frames between the reference and the event frame")
     what.add_argument("--every", type=int, default=1, help="--plate: score every Nth frame (default 1)")
     parser.add_argument("--gt", metavar="PATTERN", help="ground truth (default SHOT/aligned/frame.%%04d.png)")
     parser.add_argument("--mask", metavar="PATTERN", help="soft masks; adds *_masked metrics (e.g. SHOT/masks/fg/...)")
@@ -50,18 +55,25 @@ def _as_mask(rgb):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plate or args.blinks or args.mouth or args.jaw:
+    if args.plate or args.blinks or args.squint or args.mouth or args.jaw:
         if args.pred:
-            raise InputError("--pred scores files against ground truth; --plate/--blinks/--mouth/--jaw render the shot")
+            raise InputError("--pred scores files against ground truth; --plate and the what-ifs render the shot")
         return _run_shot(args)
     if not args.pred:
-        raise InputError("--pred PATTERN is required (or --plate, --blinks, --mouth, --jaw to score the trained shot)")
+        raise InputError("--pred PATTERN is required (or --plate, --blinks, --squint, --mouth, --jaw to score the "
+                         "trained shot)")
     return _run_files(args)
 
 
 def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
-    from vq_models.evaluation.plate import blink_whatif, jaw_whatif, mouth_whatif, plate_metrics
+    from vq_models.evaluation.plate import (
+        blink_whatif,
+        jaw_whatif,
+        mouth_whatif,
+        plate_metrics,
+        squint_whatif,
+    )
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.sequences import parse_frame_range
     from vq_models.runtime import ShotModel
@@ -81,9 +93,12 @@ def _run_shot(args: argparse.Namespace) -> int:
         report["blinks"] = blink_whatif(model, gap=args.gap, detail=args.detail)
     if args.mouth:
         report["mouth"] = mouth_whatif(model, gap=args.gap, detail=args.detail)
+    pull = None if args.pull is None else args.pull == "on"
+    if args.squint:
+        report["squint"] = squint_whatif(model, gap=args.gap, detail=args.detail, pull=pull)
     if args.jaw:
-        report["jaw"] = jaw_whatif(model, gap=args.gap, detail=args.detail, pull=args.pull)
-    for key in ("plate", "blinks", "mouth", "jaw"):
+        report["jaw"] = jaw_whatif(model, gap=args.gap, detail=args.detail, pull=pull)
+    for key in ("plate", "blinks", "squint", "mouth", "jaw"):
         if key in report:
             shown = {k: v for k, v in report[key].items() if k not in ("per_frame", "events", "program")}
             print(f"{key}:\n" + M.format_table(M.json_safe(shown)))

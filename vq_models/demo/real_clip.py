@@ -1,8 +1,9 @@
 """``vqedit demo --clip VIDEO``: the whole pipeline on real footage, judged the way a compositor looks at it.
 
 prep → Stage I → prior → Stage II at the ``cpu`` preset, then, in process: identity renders scored at plate
-resolution (SSIM and LPIPS in the face, sharpness in the ROI, flicker), the shot's own blinks, closed mouths and
-opening mouths as what-ifs for ``eye_open 0``, ``mouth_open 0`` and ``mouth_open`` above 1, and a
+resolution (SSIM and LPIPS in the face, sharpness in the ROI, flicker), the shot's own blinks (whole and caught
+half way), closed mouths and opening mouths as what-ifs for ``eye_open``, ``mouth_open 0`` and ``mouth_open``
+above 1, and a
 plate-resolution contact sheet of eyes closed, gaze and teeth removed beside the paper's bare paste (no plate
 detail). Trained models are reused on re-runs
 (``--retrain`` starts over); everything measured is written to ``OUT/metrics.json``.
@@ -57,7 +58,13 @@ SHEET_EDITS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = None, retrain: bool = False,
                   device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4) -> dict[str, Any]:
     """Run the real-footage demo; returns (and writes) the metrics."""
-    from vq_models.evaluation.plate import blink_whatif, jaw_whatif, mouth_whatif, plate_metrics
+    from vq_models.evaluation.plate import (
+        blink_whatif,
+        jaw_whatif,
+        mouth_whatif,
+        plate_metrics,
+        squint_whatif,
+    )
     from vq_models.runtime import ShotModel
 
     out = Path(out)
@@ -93,8 +100,9 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
         scored = model.frames[:: max(1, every)]
         result["plate_detail"] = plate_metrics(model, scored, detail="plate")
         result["plate_bare"] = plate_metrics(model, scored, detail="none", lpips=False)
-    with runner.step("whatif", "eye_open 0 vs the shot's blinks, mouth_open vs its closed and opening mouths"):
+    with runner.step("whatif", "eye_open vs the shot's blinks, mouth_open vs its closed and opening mouths"):
         result["blinks"] = blink_whatif(model)
+        result["squint"] = squint_whatif(model)
         result["mouth"] = mouth_whatif(model)
         result["jaw"] = jaw_whatif(model)
     with runner.step("sheet", "plate-resolution contact sheet"):

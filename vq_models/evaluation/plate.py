@@ -36,9 +36,14 @@ from vq_models.events import (
     BLINK_GAP,
     BLINK_LEAVE_OUT,
     BLINK_OPEN,
+    JAW_MIN_OPEN,
+    JAW_RATIO,
+    MAX_JAW_RATIO,
+    SQUINT_HIGH,
+    SQUINT_LOW,
     find_events,
     left_out,
-    opening_events,
+    ratio_events,
 )
 from vq_models.face.align import crop as crop_plate
 from vq_models.io.colour import luma, to_network
@@ -335,19 +340,45 @@ def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 
 
 
 def jaw_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | None = None, leave_out: int = 3,
-               pull: bool = False) -> dict[str, Any]:
+               pull: bool | None = None) -> dict[str, Any]:
     """Mouth opening against the shot's own: where the mouth opens by a ratio within ``gap`` frames
-    (:func:`~vq_models.events.opening_events`), the earlier frame rendered with ``mouth_open`` at that ratio (``pull``: the edit's
-    ``pull``), against the later one."""
+    (:func:`~vq_models.events.ratio_events`), the earlier frame rendered with ``mouth_open`` at that ratio
+    (``pull``: the edit's ``pull``; None: as the op decides), against the later one."""
     o = openness(model)["mouth"]
-    pairs = opening_events(o, gap)
+    pairs = ratio_events(o, gap, JAW_RATIO, MAX_JAW_RATIO, JAW_MIN_OPEN)
 
     def program(ref: int, event: int) -> dict[str, Any]:
         edit: dict[str, Any] = {"op": "mouth_open", "value": round(float(o[event] / o[ref]), 3)}
-        if pull:
-            edit["pull"] = True
+        if pull is not None:
+            edit["pull"] = pull
         return {"version": 1, "edits": [edit]}
 
     out = _whatif(model, pairs, program, ("lips_outer",), 0.15, feather, detail, leave_out)
     out.update({"gap": gap, "pull": pull})
+    return out
+
+
+def squint_whatif(model: Any, gap: int = BLINK_GAP, feather: float = 8.0, detail: str | None = None,
+                  leave_out: int = BLINK_LEAVE_OUT, pull: bool | None = None) -> dict[str, Any]:
+    """Eyes half closed against the shot's own: where the eyes' opening falls to a share of an open frame's
+    within ``gap`` frames (a blink caught half way, :func:`~vq_models.events.ratio_events`), the open frame
+    rendered with each eye's ``eye_open`` at its own share, against the later frame. ``pull``: the edits'
+    ``pull`` (None: as the op decides)."""
+    o = openness(model)
+    eyes = np.nanmean(np.stack([o["left_eye"], o["right_eye"]]), axis=0)
+    med = float(np.nanmedian(eyes))
+    pairs = ratio_events(eyes, gap, SQUINT_LOW, SQUINT_HIGH, BLINK_OPEN * med)
+
+    def program(ref: int, event: int) -> dict[str, Any]:
+        edits = []
+        for side, name in (("left", "left_eye"), ("right", "right_eye")):
+            share = float(np.clip(np.nan_to_num(o[name][event] / o[name][ref], nan=1.0), 0.0, 1.0))
+            edit: dict[str, Any] = {"op": "eye_open", "eye": side, "value": round(share, 3)}
+            if pull is not None:
+                edit["pull"] = pull
+            edits.append(edit)
+        return {"version": 1, "edits": edits}
+
+    out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
+    out.update({"gap": gap, "pull": pull, "median_opening": med})
     return out
