@@ -19,7 +19,7 @@ from vq_models.evaluation.plate import (
     plate_metrics,
     squint_whatif,
 )
-from vq_models.events import JAW_MIN_OPEN, JAW_RATIO, MAX_JAW_RATIO, find_events, ratio_events
+from vq_models.events import JAW_MIN_OPEN, JAW_RATIO, MAX_JAW_RATIO, find_events, gaze_events, ratio_events
 from vq_models.runtime import ShotModel
 
 
@@ -44,6 +44,16 @@ def test_ratio_events_take_the_largest_changes_apart_from_each_other():
     assert opening(20) == []
     # closing by half or more: 2→3, 4→5 (0.2x), 9→10 (0.5x), 8 starts below the floor
     assert ratio_events(v, 1, 0.1, 0.6, 0.08) == [(2, 3), (4, 5), (9, 10)]
+
+
+def test_gaze_events_are_sideways_moves_of_open_eyes():
+    moves = np.array([0.0, 0.0, 0.1, 0.1, 0.1, -0.05, -0.05, 0.0, 0.2, np.nan, 0.0])
+    opening = np.array([0.3, 0.3, 0.3, 0.3, 0.1, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3])
+    # 1→2 moves 0.1; 3→4 a blink (the opening falls); 4→5 from the blink; 7→8 0.2; 8→9 lost tracking
+    assert gaze_events(moves, opening, gap=1) == [(1, 2), (7, 8)]
+    assert gaze_events(moves, opening, gap=1, most=1) == [(7, 8)]
+    # by 2: 6→8 moves most; 8→10 and 3→5 lie within four frames of it, 1→3 and 0→2 tie and 0→2 is too near 1→3
+    assert gaze_events(moves, opening, gap=2) == [(1, 3), (6, 8)]
 
 
 def test_laplacian_energy_tells_sharp_from_soft():
@@ -159,6 +169,28 @@ def test_squint_whatif_renders_each_eye_at_its_own_share(tiny_shot, tmp_path, ca
     assert all(e["pull"] is False for row in report["events"] for e in row["program"]["edits"])
 
 
+def test_gaze_whatif_moves_each_iris_as_far_as_the_shot_does(tiny_shot, tmp_path):
+    """The glance what-if on the tiny shot (its gaze drifts): each pair's earlier frame rendered with each eye's
+    gaze at the tracked move of its iris, scored against the later frame."""
+    from vq_models.evaluation.plate import gaze_offsets, gaze_whatif
+
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    m = ShotModel.load(shot)
+    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
+        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]}})
+    offsets = gaze_offsets(m)
+    result = gaze_whatif(m, gap=2)
+    assert result["count"] >= 1
+    for event in result["events"]:
+        ref, later = m.frames.index(event["open_frame"]), m.frames.index(event["event_frame"])
+        for edit in event["program"]["edits"]:
+            move = offsets[edit["eye"]][later] - offsets[edit["eye"]][ref]
+            assert edit["op"] == "gaze" and edit["value"] == pytest.approx(list(move), abs=1e-3)
+        assert abs(np.mean([e["value"][0] for e in event["program"]["edits"]])) >= 0.06
+        assert np.isfinite(event["gain_db"])
+
+
 @pytest.mark.clips
 def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     """`vqedit demo --clip` on a few real frames at the tiny preset: every step runs, the report and the
@@ -171,6 +203,6 @@ def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     assert set(report["timings_s"]) == {"prep", "stage1", "prior", "stage2"}
     assert report["plate_detail"]["sharpness"] > report["plate_bare"]["sharpness"]
     assert report["plate_detail"]["ssim"] > report["plate_bare"]["ssim"]
-    assert {"blinks", "squint", "mouth", "jaw"} <= set(report)
+    assert {"blinks", "squint", "gaze", "mouth", "jaw"} <= set(report)
     sheet = cv2.imread(str(out / "contact_sheet_plate.png"))
     assert sheet is not None and sheet.shape[0] > 200

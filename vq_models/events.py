@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "left_out", "ratio_events"]
+__all__ = ["BLINK_CLOSED", "BLINK_GAP", "BLINK_LEAVE_OUT", "BLINK_OPEN", "find_events", "gaze_events", "left_out", "ratio_events"]
 
 # A blink: a run of frames whose eye opening is below BLINK_CLOSED x the shot's median; its open frame is
 # BLINK_GAP frames before the run and at least BLINK_OPEN x the median. While a blink is the answer, frames
@@ -61,6 +61,10 @@ JAW_MIN_OPEN = 0.08
 #: (at least BLINK_OPEN x the shot's median) within ``gap`` frames: a blink's first or last frames, caught half way.
 SQUINT_LOW = 0.3
 SQUINT_HIGH = 0.85
+#: A gaze (the gaze what-if): both irises move sideways by at least GAZE_MIN_MOVE of the eye's width within
+#: ``gap`` frames while the eyes' opening stays within GAZE_SAME_OPENING of itself (a glance, not a blink).
+GAZE_MIN_MOVE = 0.06
+GAZE_SAME_OPENING = 0.15
 #: what-if events at most per measure
 MOST_EVENTS = 8
 
@@ -76,6 +80,29 @@ def ratio_events(values: np.ndarray, gap: int, low: float, high: float, floor: f
     for i in range(len(v) - gap):
         if v[i] >= floor and v[i] > 0 and low <= v[i + gap] / v[i] <= high:
             candidates.append((abs(np.log(v[i + gap] / v[i])), i, i + gap))
+    pairs: list[tuple[int, int]] = []
+    for _, ref, event in sorted(candidates, reverse=True):
+        if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):
+            pairs.append((ref, event))
+        if len(pairs) == most:
+            break
+    return sorted(pairs)
+
+
+def gaze_events(moves: np.ndarray, opening: np.ndarray, gap: int, most: int = MOST_EVENTS) -> list[tuple[int, int]]:
+    """(reference, event) index pairs where the irises move sideways (``moves``: the eyes' mean iris offset over
+    the eye's width) by at least :data:`GAZE_MIN_MOVE` within ``gap`` frames, the eyes' ``opening`` staying
+    within :data:`GAZE_SAME_OPENING` of itself. The largest moves first, events at least ``2 * gap`` frames
+    apart, ``most`` of them, in frame order."""
+    m = np.asarray(moves, np.float64)
+    o = np.asarray(opening, np.float64)
+    candidates = []
+    for i in range(len(m) - gap):
+        j = i + gap
+        move = m[j] - m[i]
+        if np.isfinite(move) and abs(move) >= GAZE_MIN_MOVE and np.isfinite(o[i]) and np.isfinite(o[j]) \
+                and o[i] > 0 and abs(o[j] / o[i] - 1.0) <= GAZE_SAME_OPENING:
+            candidates.append((abs(move), i, j))
     pairs: list[tuple[int, int]] = []
     for _, ref, event in sorted(candidates, reverse=True):
         if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):

@@ -65,6 +65,7 @@ def _run_clip(args: argparse.Namespace) -> int:
             "another real blink in its place (dB)": result["blinks"].get("mean_another_gain_db"),
             "the real closed eye's own labels in its place (dB)": result["blinks"].get("mean_answer_labels_gain_db"),
             "half-closed eye what-if gain (dB)": result["squint"]["mean_gain_db"],
+            "glance what-if gain (dB)": result["gaze"]["mean_gain_db"],
             "mouth what-if gain (dB)": result["mouth"]["mean_gain_db"],
             "opening mouth what-if gain (dB)": result["jaw"]["mean_gain_db"], "contact sheet": result["sheet"]}
     print(M.format_table(M.json_safe(rows)), flush=True)

@@ -10,8 +10,8 @@ from vq_models.errors import InputError
 
 NAME = "eval"
 HELP = ("score renders against ground truth (MSE, PSNR, SSIM, LPIPS, flicker), or a trained shot at plate resolution "
-        "(--plate) and against its own blinks, half-closed eyes, closed and opening mouths (--blinks, --squint, --mouth, "
-        "--jaw)")
+        "(--plate) and against its own blinks, half-closed eyes, glances, closed and opening mouths (--blinks, --squint, "
+        "--gaze, --mouth, --jaw)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--squint", action="store_true",
                       help="eye_open at the share each eye's opening falls to within --gap frames (a blink caught half "
                            "way), on the open frame vs the later one (dB gain)")
+    what.add_argument("--gaze", action="store_true",
+                      help="gaze by as far as both irises move sideways within --gap frames, on the earlier frame vs "
+                           "the later one (dB gain)")
     what.add_argument("--mouth", action="store_true",
                       help="mouth_open 0 on the open frame before each closed mouth vs the real one (dB gain)")
     what.add_argument("--jaw", action="store_true",
@@ -36,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
     what.add_argument("--mode", default=None, help="with --plate: identity (default without --edits) | edit-only")
     what.add_argument("--detail", default=None, help="plate | none (default: plate when the plate is readable)")
-    what.add_argument("--gap", type=int, default=4, help="--blinks/--squint/--mouth/--jaw: frames between the reference and the event frame")
+    what.add_argument("--gap", type=int, default=4, help="the what-ifs: frames between the reference and the event frame")
     what.add_argument("--every", type=int, default=1, help="--plate: score every Nth frame (default 1)")
     parser.add_argument("--gt", metavar="PATTERN", help="ground truth (default SHOT/aligned/frame.%%04d.png)")
     parser.add_argument("--mask", metavar="PATTERN", help="soft masks; adds *_masked metrics (e.g. SHOT/masks/fg/...)")
@@ -55,13 +58,13 @@ def _as_mask(rgb):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plate or args.blinks or args.squint or args.mouth or args.jaw:
+    if args.plate or args.blinks or args.squint or args.gaze or args.mouth or args.jaw:
         if args.pred:
             raise InputError("--pred scores files against ground truth; --plate and the what-ifs render the shot")
         return _run_shot(args)
     if not args.pred:
-        raise InputError("--pred PATTERN is required (or --plate, --blinks, --squint, --mouth, --jaw to score the "
-                         "trained shot)")
+        raise InputError("--pred PATTERN is required (or --plate, --blinks, --squint, --gaze, --mouth, --jaw to score "
+                         "the trained shot)")
     return _run_files(args)
 
 
@@ -69,6 +72,7 @@ def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
     from vq_models.evaluation.plate import (
         blink_whatif,
+        gaze_whatif,
         jaw_whatif,
         mouth_whatif,
         plate_metrics,
@@ -96,9 +100,11 @@ def _run_shot(args: argparse.Namespace) -> int:
     pull = None if args.pull is None else args.pull == "on"
     if args.squint:
         report["squint"] = squint_whatif(model, gap=args.gap, detail=args.detail, pull=pull)
+    if args.gaze:
+        report["gaze"] = gaze_whatif(model, gap=args.gap, detail=args.detail)
     if args.jaw:
         report["jaw"] = jaw_whatif(model, gap=args.gap, detail=args.detail, pull=pull)
-    for key in ("plate", "blinks", "squint", "mouth", "jaw"):
+    for key in ("plate", "blinks", "squint", "gaze", "mouth", "jaw"):
         if key in report:
             shown = {k: v for k, v in report[key].items() if k not in ("per_frame", "events", "program")}
             print(f"{key}:\n" + M.format_table(M.json_safe(shown)))

@@ -2,8 +2,8 @@
 
 prep → Stage I → prior → Stage II at the ``cpu`` preset, then, in process: identity renders scored at plate
 resolution (SSIM and LPIPS in the face, sharpness in the ROI, flicker), the shot's own blinks (whole and caught
-half way), closed mouths and opening mouths as what-ifs for ``eye_open``, ``mouth_open 0`` and ``mouth_open``
-above 1, and a
+half way), glances, closed mouths and opening mouths as what-ifs for ``eye_open``, ``gaze``, ``mouth_open 0`` and
+``mouth_open`` above 1, and a
 plate-resolution contact sheet of eyes closed, gaze and teeth removed beside the paper's bare paste (no plate
 detail). Trained models are reused on re-runs
 (``--retrain`` starts over); everything measured is written to ``OUT/metrics.json``.
@@ -60,6 +60,7 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
     """Run the real-footage demo; returns (and writes) the metrics."""
     from vq_models.evaluation.plate import (
         blink_whatif,
+        gaze_whatif,
         jaw_whatif,
         mouth_whatif,
         plate_metrics,
@@ -100,9 +101,10 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
         scored = model.frames[:: max(1, every)]
         result["plate_detail"] = plate_metrics(model, scored, detail="plate")
         result["plate_bare"] = plate_metrics(model, scored, detail="none", lpips=False)
-    with runner.step("whatif", "eye_open vs the shot's blinks, mouth_open vs its closed and opening mouths"):
+    with runner.step("whatif", "eye_open, gaze and mouth_open vs the shot's own blinks, glances and mouths"):
         result["blinks"] = blink_whatif(model)
         result["squint"] = squint_whatif(model)
+        result["gaze"] = gaze_whatif(model)
         result["mouth"] = mouth_whatif(model)
         result["jaw"] = jaw_whatif(model)
     with runner.step("sheet", "plate-resolution contact sheet"):

@@ -42,6 +42,7 @@ from vq_models.events import (
     SQUINT_HIGH,
     SQUINT_LOW,
     find_events,
+    gaze_events,
     left_out,
     ratio_events,
 )
@@ -381,4 +382,48 @@ def squint_whatif(model: Any, gap: int = BLINK_GAP, feather: float = 8.0, detail
 
     out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
     out.update({"gap": gap, "pull": pull, "median_opening": med})
+    return out
+
+
+def gaze_offsets(model: Any) -> dict[str, np.ndarray]:
+    """Per frame (in shot order), each eye's iris centre relative to its eye's centre, over the eye's width, in
+    crop space ((N, 2); NaN without both contours): what ``gaze``'s value is measured in."""
+    tracking = load_tracking(model.shot.tracking_path)
+    out: dict[str, list[tuple[float, float]]] = {"left": [], "right": []}
+    for f in model.frames:
+        contours = (tracking.frames[f].contours or {}) if f in tracking.frames else {}
+        tf = model.shot.transform(f)
+        for side in out:
+            eye, iris = contours.get(f"{side}_eye"), contours.get(f"{side}_iris")
+            if eye is None or iris is None or len(eye) < 3 or len(iris) < 3:
+                out[side].append((float("nan"), float("nan")))
+                continue
+            e = tf.to_crop(np.asarray(eye, np.float64)[:, :2])
+            i = tf.to_crop(np.asarray(iris, np.float64)[:, :2])
+            width = float(np.ptp(e[:, 0]))
+            centre = (e.min(axis=0) + e.max(axis=0)) / 2.0
+            out[side].append(tuple((i.mean(axis=0) - centre) / width) if width > 0 else (float("nan"),) * 2)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def gaze_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | None = None,
+                leave_out: int = 3) -> dict[str, Any]:
+    """A gaze against the shot's own: where both irises move sideways by at least :data:`GAZE_MIN_MOVE` of the
+    eye's width within ``gap`` frames while the eyes stay as open (:func:`~vq_models.events.gaze_events`), the
+    earlier frame rendered with each eye's ``gaze`` at its own move, against the later one."""
+    offsets = gaze_offsets(model)
+    o = openness(model)
+    eyes = np.nanmean(np.stack([o["left_eye"], o["right_eye"]]), axis=0)
+    moves = np.nanmean(np.stack([offsets["left"][:, 0], offsets["right"][:, 0]]), axis=0)
+    pairs = gaze_events(moves, eyes, gap)
+
+    def program(ref: int, event: int) -> dict[str, Any]:
+        edits = []
+        for side in ("left", "right"):
+            move = offsets[side][event] - offsets[side][ref]
+            edits.append({"op": "gaze", "eye": side, "value": [round(float(np.nan_to_num(m)), 3) for m in move]})
+        return {"version": 1, "edits": edits}
+
+    out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
+    out.update({"gap": gap})
     return out
