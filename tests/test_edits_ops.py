@@ -478,13 +478,13 @@ def test_a_raised_brow_says_where_it_landed_and_removal_moves_nothing():
     assert not [r for r in apply_program_rules(removed, before, 0, PRIOR)[2] if type(r).__name__ == "DetailMove"]
 
 
-def _edge_field(op: dict, value: float) -> tuple[np.ndarray, np.ndarray]:
+def _edge_field(op: dict, value: float, ctx: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The op's labels and its summed edge field (zeros when it reports none) through the program."""
     from vq_models.edits.program import apply_program_rules
     from vq_models.edits.spec import EdgeShift
 
     program = parse_program({"version": 1, "edits": [dict(op, value=value)]}, PRIOR)
-    out, _, rules = apply_program_rules(program, synthetic_face(), 0, PRIOR)
+    out, _, rules = apply_program_rules(program, synthetic_face(), 0, PRIOR, ctx)
     edges = [r for r in rules if isinstance(r, EdgeShift)]
     assert len(edges) <= 1
     return out, edges[0].rows if edges else np.zeros((L, L), np.float32)
@@ -525,6 +525,32 @@ def test_mouth_open_puts_the_lower_lip_at_its_exact_place_between_label_rows():
             height = bottom[x] - top[x] + 1
             exact = lip_top[x] + value * height - height
             assert moved_top[x] + field[moved_top[x], x] == pytest.approx(exact, abs=1e-5), (value, x)
+
+
+def test_mouth_open_opens_the_tracked_gap_between_the_lips():
+    """Where the frame tracks its inner lips, opening moves each column's lower lip by value - 1 times the
+    tracked gap there (the interior's label rows take in the lips' inner shadow: scaling them overshot on real
+    openings), nothing beyond the gap's ends; closing still scales the rows, so 0 closes the mouth."""
+    before = synthetic_face()
+    theta = np.linspace(0.0, 2.0 * np.pi, 48, endpoint=False)
+    gap = np.stack([32.0 + 6.0 * np.cos(theta), 50.0 + 1.2 * np.sin(theta)], axis=1)  # 2.4 rows at its middle
+    ctx = FrameContext(outlines={"lips_inner": gap})
+    span = geo.polygon_column_span(gap, L)
+    assert span[32] == pytest.approx(2.4, abs=0.01) and np.isnan(span[20]) and np.isnan(span[39])
+    lip_top, _, _ = geo.column_extents(before == LLIP)
+    top, bottom, _ = geo.column_extents(np.isin(before, [MOUTH, UTEETH, LTEETH, TONGUE]))
+    cols = [x for x in np.nonzero(top >= 0)[0] if lip_top[x] > bottom[x]]
+    for value in (1.3, 1.8, 2.5):
+        out, field = _edge_field({"op": "mouth_open"}, value, ctx)
+        moved_top, _, _ = geo.column_extents(out == LLIP)
+        for x in cols:
+            exact = lip_top[x] + (value - 1.0) * np.nan_to_num(span[x], nan=0.0)
+            assert moved_top[x] + field[moved_top[x], x] == pytest.approx(exact, abs=1e-5), (value, x)
+    tracked, _ = _edge_field({"op": "mouth_open"}, 1.8, ctx)
+    scaled, _ = _edge_field({"op": "mouth_open"}, 1.8)  # no tracking: the rows scale, far more than the gap
+    assert geo.column_extents(scaled == LLIP)[0][32] >= geo.column_extents(tracked == LLIP)[0][32] + 3
+    closed, _ = _edge_field({"op": "mouth_open"}, 0.0, ctx)
+    assert not np.isin(closed, [MOUTH, UTEETH, LTEETH, TONGUE]).any()
 
 
 @pytest.mark.parametrize(("op", "value", "part"), [("mouth_open", 1.4, LLIP), ("mouth_open", 0.6, LLIP),

@@ -167,7 +167,7 @@ def _flat_jaw(value: float) -> JawPull:
     nan = np.full(16, np.nan)
     top, height, lip, rest = nan.copy(), nan.copy(), nan.copy(), nan.copy()
     top[4:13], height[4:13], lip[4:13], rest[4:13] = 10.0, 4.0, 16.0, 0.0  # interior rows 10-13, lip 14-16
-    return JawPull(top, height, lip, rest, value)
+    return JawPull(top, height, lip, rest, value, grow=(value - 1.0) * height)
 
 
 def test_a_moved_lip_takes_its_own_plate_along_and_the_chin_and_interior_give_way():

@@ -24,7 +24,14 @@ from vq_models.composite import RENDER_REACH_PX, alpha_bounds, edit_alpha, face_
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
-from vq_models.edits.prior import Prior, load_prior, rasterize_regions, save_prior, validate_prior
+from vq_models.edits.geometry import rasterize_polygon
+from vq_models.edits.prior import (
+    Prior,
+    label_outlines,
+    load_prior,
+    save_prior,
+    validate_prior,
+)
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
 from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FrameContext
 from vq_models.errors import InputError
@@ -65,7 +72,7 @@ class ShotModel:
         self._prior: Prior | None = None
         self._tracking: Any = None
         self._lock = threading.RLock()
-        self._regions: dict[int, dict[str, np.ndarray]] = {}
+        self._regions: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
         self.exemplars = PartExemplars(shot.frames, self.part_tracks, self.label_map, self.head_pose,
                                        region_grow=self._fitted_region_grow)
         self._grow_fits: dict[frozenset[int], GrowFit | None] = {}
@@ -208,18 +215,24 @@ class ShotModel:
 
     def regions(self, frame: int) -> dict[str, np.ndarray]:
         """Tracked regions (eyes, brows, lips ...) at label size, used by edits to tell left from right."""
+        return self._tracked(frame)[0]
+
+    def _tracked(self, frame: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The frame's tracked regions at label size and their outlines in label coordinates (cached)."""
         if frame not in self._regions:
-            contours = self._contours(frame)
-            regions = rasterize_regions(contours, self.shot.transform(frame), self.shot.crop_size, self.label_size) \
-                if contours else {}
+            outlines = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
+                                      self.label_size)
+            regions = {name: rasterize_polygon(points, (self.label_size, self.label_size))
+                       for name, points in outlines.items()}
             with self._lock:
-                self._regions[frame] = regions
+                self._regions[frame] = (regions, outlines)
         return self._regions[frame]
 
     def _context(self, frame: int, exclude: set[int] | None = None) -> FrameContext:
-        return FrameContext(regions=self.regions(frame), transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
+        regions, outlines = self._tracked(frame)
+        return FrameContext(regions=regions, transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
-                            exclude=frozenset(exclude or ()))
+                            exclude=frozenset(exclude or ()), outlines=outlines)
 
     def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:
         """The exemplar region's share fitted on the shot's own blinks, none of ``exclude`` looked at

@@ -36,7 +36,7 @@ FACE_UI: dict[str, tuple[float, float, str, str]] = {
     "gaze_x": (-1.0, 1.0, "gaze x", "fraction of the eye width"),
     "gaze_y": (-1.0, 1.0, "gaze y", "fraction of the eye width"),
     "teeth": (0.0, 1.0, "teeth", "1 = as shot, 0 = removed"),
-    "mouth_open": (0.0, 2.0, "mouth open", "vertical scale of the mouth interior, 1 = as shot"),
+    "mouth_open": (0.0, 2.0, "mouth open", "how open: 1 = as shot, 2 = twice the gap between the lips, 0 = closed"),
     "brows": (-1.0, 1.0, "brows", "raise (+) or lower (-), fraction of brow height"),
 }
 FILL_UI: dict[str, tuple[str, str]] = {

@@ -176,3 +176,21 @@ def band_mode(labels: np.ndarray, x: int, rows: range, exclude: np.ndarray) -> i
         return None
     counts = np.bincount(vals)
     return int(counts.argmax())
+
+
+def polygon_column_span(points: np.ndarray, width: int) -> np.ndarray:
+    """Per column x = 0..width-1 (pixel centres at integers), how far a closed polygon (N, 2) reaches from its
+    top edge to its bottom edge along that column (fractional; NaN where it does not span the column)."""
+    pts = np.asarray(points, np.float64)
+    p, q = pts, np.roll(pts, -1, axis=0)
+    out = np.full(int(width), np.nan)
+    for x in range(int(width)):
+        cross = (p[:, 0] - x) * (q[:, 0] - x) <= 0.0
+        cross &= p[:, 0] != q[:, 0]
+        if np.count_nonzero(cross) < 2:
+            continue
+        a, b = p[cross], q[cross]
+        ys = a[:, 1] + (x - a[:, 0]) * (b[:, 1] - a[:, 1]) / (b[:, 0] - a[:, 0])
+        out[x] = float(ys.max() - ys.min())
+    return out
+

@@ -381,7 +381,12 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
                ctx: FrameContext) -> np.ndarray:
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
     the upper lip stays, the interior stretches (nearest neighbour) and the lower lip moves with its
-    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin)."""
+    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin).
+
+    Opening (``value`` > 1) where the frame tracks its inner lips, the lip moves by ``value - 1`` times the
+    tracked opening between them at that column, not the interior's label rows: those take in the lips' inner
+    shadow, a row or two more than the gap a small opening shows, so scaling them overshot (lp_d13's openings:
+    interior 3.6 rows over a tracked gap of 1.4). Closing keeps the scale, so 0 still closes the mouth."""
     return _mouth_open(labels, value, params, prior, ctx).labels
 
 
@@ -402,30 +407,36 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     holes = np.zeros_like(inner)
     painted = np.zeros_like(inner)
     top, bottom, _ = geo.column_extents(inner)
-    jaw = [np.full(labels.shape[1], np.nan) for _ in range(4)]  # top, height, lip, rest
+    jaw = [np.full(labels.shape[1], np.nan) for _ in range(5)]  # top, height, lip, rest, grow
     below_lip_top = np.zeros(labels.shape, bool)
+    opening = _tracked_opening(ctx, labels.shape[1]) if value > 1.0 else None
     for x in np.nonzero(top >= 0)[0]:
         t, b = int(top[x]), int(bottom[x])
         height = b - t + 1
-        new_h = int(round(value * height))
+        exact, scale = value * height, value
+        if opening is not None:  # beyond the tracked gap's ends (the corners' shadow) nothing opens
+            exact = height + (value - 1.0) * float(np.nan_to_num(opening[x], nan=0.0))
+            scale = exact / height
+        new_h = int(round(exact))
         d = new_h - height
         col = labels[:, x]
         lip_rows = np.nonzero(lower_lip[:, x])[0]
         lip_rows = lip_rows[lip_rows > b]
-        for rows_of, row in zip(jaw, (t, height, int(lip_rows.max(initial=b)), value * height - new_h), strict=True):
+        for rows_of, row in zip(jaw, (t, height, int(lip_rows.max(initial=b)), exact - new_h, exact - height),
+                                strict=True):
             rows_of[x] = row
         below_lip_top[t + new_h:, x] = True
         moving = np.concatenate([np.arange(t, b + 1), lip_rows])
         holes[moving, x] = True
         if new_h > 0:
             ys = np.arange(t, min(t + new_h, h))
-            src = t + np.minimum(((ys - t + 0.5) / value).astype(int), height - 1)
+            src = t + np.minimum(((ys - t + 0.5) / scale).astype(int), height - 1)
             out[ys, x] = col[src]
             painted[ys, x] = True
         dst = lip_rows + d
         # the lower lip (and the interior's edge above it) moves on by the rest of the exact scale
         low = max(t, t + new_h - 1)
-        edges[low:min(h, int(dst.max(initial=low)) + 2), x] = value * height - new_h
+        edges[low:min(h, int(dst.max(initial=low)) + 2), x] = exact - new_h
         ok = (dst >= 0) & (dst < h)
         out[dst[ok], x] = col[lip_rows[ok]]
         painted[dst[ok], x] = True
@@ -434,9 +445,19 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
         source = ~(inner | lower_lip | upper_lip | painted)
         out = geo.nearest_fill(out, holes, source, _fill_code(labels, prior, ("skin",)) if not source.any() else 0)
     landed = below_lip_top & (out != labels)
-    lip = JawPull(*jaw, float(value))
+    top_, height_, lip_, rest_, grow_ = jaw
+    lip = JawPull(top_, height_, lip_, rest_, float(value), grow=grow_)
     pulled = params.get("pull", False) and landed.any() and lip.strength > 0.0 and lip.defined
     return OpResult(out, [DetailMove(landed, (0.0, 0.0), pull=lip)] if pulled else [], edges)
+
+
+def _tracked_opening(ctx: FrameContext, width: int) -> np.ndarray | None:
+    """Per label column, the frame's tracked inner lips' opening (label rows, fractional; NaN beyond the
+    contour's ends), or None where the frame has no inner-lip contour."""
+    outline = ctx.outlines.get("lips_inner")
+    if outline is None or len(outline) < 3:
+        return None
+    return geo.polygon_column_span(outline, width)
 
 
 def brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -513,8 +534,8 @@ FACE_OPERATIONS: dict[str, Operation] = {
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False},
-                                   doc="vertical scale of the mouth interior; 1 = as shot; pull: the frame's own "
-                                       "lower lip, moved, for its detail"), mouth_open,
+                                   doc="how open: 1 = as shot, 2 = twice the tracked gap between the lips, 0 = closed; "
+                                       "pull: the frame's own lower lip, moved, for its detail"), mouth_open,
                             run=_mouth_open),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,

@@ -361,6 +361,13 @@ def rasterize_regions(
     Points go plate → crop through ``transform.to_crop`` (a :class:`vq_models.shot.CropTransform`), then
     crop → label with the pixel-centre convention ``u_label = (u_crop + 0.5) * L / S - 0.5``.
     """
+    return {name: rasterize_polygon(points, (label_size, label_size))
+            for name, points in label_outlines(contours, transform, crop_size, label_size).items()}
+
+
+def label_outlines(contours: Mapping[str, Any], transform: Any, crop_size: int, label_size: int) -> dict[str, np.ndarray]:
+    """Tracking contours (plate pixels) → the same polygons in label-map coordinates (N, 2), pixel centres at
+    integers (``u_label = (u_crop + 0.5) * L / S - 0.5``), for the regions in ``REGION_NAMES``."""
     scale = float(label_size) / float(crop_size)
     out: dict[str, np.ndarray] = {}
     for name in REGION_NAMES:
@@ -368,6 +375,5 @@ def rasterize_regions(
         if pts is None or len(pts) < 3:
             continue
         crop = transform.to_crop(np.asarray(pts, dtype=np.float64)[:, :2])
-        label = (crop + 0.5) * scale - 0.5
-        out[name] = rasterize_polygon(label, (label_size, label_size))
+        out[name] = (crop + 0.5) * scale - 0.5
     return out

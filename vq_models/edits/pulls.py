@@ -125,15 +125,17 @@ class JawPull:
     bottom, the :data:`CHIN_ROWS` rows of chin below stretch to meet it.
 
     Per label column (L,), NaN where the mouth has none: ``top`` and ``height``, the interior's first row and
-    height before the edit, ``lip``, the lower lip's last row (the interior's where it has none), and
-    ``rest``, the column's rest under half a row (:class:`~vq_models.edits.spec.EdgeShift`); the interior
-    scales by ``value``."""
+    height before the edit, ``lip``, the lower lip's last row (the interior's where it has none), ``rest``,
+    the column's rest under half a row (:class:`~vq_models.edits.spec.EdgeShift`), and ``grow``, how many rows
+    (exact) the interior grows by, so the lip moves by ``grow`` (``(value - 1) * height`` where the op scales
+    the interior's rows)."""
 
     top: np.ndarray
     height: np.ndarray
     lip: np.ndarray
     rest: np.ndarray
     value: float
+    grow: np.ndarray
 
     @property
     def strength(self) -> float:
@@ -161,7 +163,7 @@ class JawPull:
 
         taper = _taper(u, cols)
         height = line(self.height)
-        shift = ((self.value - 1.0) * height - _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")) * taper
+        shift = (line(self.grow) - _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")) * taper
         top = line(self.top) - 0.5
         lip_top = top + height + shift  # the interior's old bottom, moved
         lip_end = line(self.lip) + 0.5 + shift

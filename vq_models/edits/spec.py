@@ -136,7 +136,8 @@ class FrameContext:
     so an op can choose a code by appearance; None when the model predates it.
     ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` borrow a real
     closed eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from
-    (what-if measurements).
+    (what-if measurements). ``outlines``: the tracked contours themselves in label coordinates (N, 2), where
+    an op needs them finer than a label pixel (``mouth_open``'s tracked opening).
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -146,3 +147,4 @@ class FrameContext:
     frame: int | None = None
     exemplars: Any = None
     exclude: frozenset[int] = frozenset()
+    outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
