@@ -419,6 +419,23 @@ def test_gaze_says_where_each_iris_landed_and_how_far_it_moved():
     assert len(kept) == 1 and kept[0].landed[:, 32:].any() and not kept[0].landed[:, :32].any()
 
 
+def test_gaze_measures_the_eye_corner_to_corner_where_it_is_tracked():
+    """With the eyes' tracked contours, the value is a fraction of the contour's width (corner to corner), not
+    of the opening's label pixels counted (13 here, a pixel more than the 12-wide contour); without, of those."""
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    outlines = {f"{side}_eye": np.array([[x - 6.0, 26.0], [x, 23.5], [x + 6.0, 26.0], [x, 28.5]])
+                for side, x in (("left", EYE_X[0]), ("right", EYE_X[1]))}
+    ctx = FrameContext(regions={name: geo.rasterize_polygon(pts, (L, L)) for name, pts in outlines.items()},
+                       outlines=outlines)
+    program = parse_program({"version": 1, "edits": [{"op": "gaze", "eye": "both", "value": [0.25, 0.0]}]}, PRIOR)
+    moves = [r for r in apply_program_rules(program, before, 0, PRIOR, ctx)[2] if type(r).__name__ == "DetailMove"]
+    assert len(moves) == 2 and all(m.shift == pytest.approx((0.25 * 12.0, 0.0)) for m in moves)
+    untracked = [r for r in apply_program_rules(program, before, 0, PRIOR)[2] if type(r).__name__ == "DetailMove"]
+    assert all(m.shift == pytest.approx((0.25 * 13.0, 0.0)) for m in untracked)
+
+
 def test_a_gaze_under_half_a_label_pixel_moves_the_render_not_the_labels():
     """A keyframed gaze passes through values whose shift is a fraction of a label pixel: the labels stay,
     and each iris reports its move (all of it remainder) so the render glides instead of stepping."""
