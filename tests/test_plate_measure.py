@@ -65,6 +65,16 @@ def test_laplacian_energy_tells_sharp_from_soft():
     assert np.isnan(laplacian_energy(sharp, np.zeros((64, 64), bool)))
 
 
+def _shot_with_prior(tiny_shot, tmp_path, segments: dict) -> tuple:
+    """A private copy of the tiny shot and its model with an artist prior naming ``segments`` (the tiny auto
+    prior names no eye or mouth parts; every code is a candidate)."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    m = ShotModel.load(shot)
+    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": segments})
+    return shot, m
+
+
 @pytest.fixture(scope="module")
 def model(tiny_shot) -> ShotModel:
     return ShotModel.load(tiny_shot)
@@ -93,12 +103,8 @@ def test_eval_plate_cli_writes_the_report(tiny_shot, tmp_path, capsys):
 
 
 def test_blink_whatif_on_a_shot_that_blinks(tiny_shot, tmp_path):
-    shot = tmp_path / "shot"
-    shutil.copytree(tiny_shot, shot)
-    m = ShotModel.load(shot)
-    # an artist prior with eye parts (the tiny auto prior has none): every code is a candidate
-    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
-        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]}})
+    _, m = _shot_with_prior(tiny_shot, tmp_path, {
+        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]})
     result = blink_whatif(m, gap=2)
     assert result["count"] >= 1, result
     event = result["events"][0]
@@ -122,11 +128,8 @@ def test_jaw_whatif_renders_each_opening_at_its_own_ratio(tiny_shot, tmp_path, c
     """The opening what-if on the tiny shot (its synthetic mouth opens and closes): each pair's earlier frame is
     rendered with mouth_open at the ratio the tracked opening grows by, scored against the later frame; the CLI
     writes it as ``jaw``."""
-    shot = tmp_path / "shot"
-    shutil.copytree(tiny_shot, shot)
-    m = ShotModel.load(shot)
-    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
-        "background": [0], "skin": [1, 2, 3], "upper_lip": [4], "lower_lip": [5], "mouth_interior": [6, 7]}})
+    shot, m = _shot_with_prior(tiny_shot, tmp_path, {
+        "background": [0], "skin": [1, 2, 3], "upper_lip": [4], "lower_lip": [5], "mouth_interior": [6, 7]})
     o = openness(m)["mouth"]
     result = jaw_whatif(m, gap=2, pull=True)
     assert result["count"] >= 1, o
@@ -146,11 +149,8 @@ def test_jaw_whatif_renders_each_opening_at_its_own_ratio(tiny_shot, tmp_path, c
 def test_squint_whatif_renders_each_eye_at_its_own_share(tiny_shot, tmp_path, capsys):
     """The half-closed-eye what-if on the tiny shot (it blinks): the open frame rendered with each eye's eye_open
     at the share its opening falls to, scored against the later frame; the CLI writes it as ``squint``."""
-    shot = tmp_path / "shot"
-    shutil.copytree(tiny_shot, shot)
-    m = ShotModel.load(shot)
-    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
-        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]}})
+    shot, m = _shot_with_prior(tiny_shot, tmp_path, {
+        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]})
     o = openness(m)
     result = squint_whatif(m, gap=1, pull=True)
     assert result["count"] >= 1, o
@@ -174,11 +174,8 @@ def test_gaze_whatif_moves_each_iris_as_far_as_the_shot_does(tiny_shot, tmp_path
     gaze at the tracked move of its iris, scored against the later frame."""
     from vq_models.evaluation.plate import gaze_offsets, gaze_whatif
 
-    shot = tmp_path / "shot"
-    shutil.copytree(tiny_shot, shot)
-    m = ShotModel.load(shot)
-    m.set_prior({"version": 1, "num_codes": m.num_codes, "segments": {
-        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]}})
+    _, m = _shot_with_prior(tiny_shot, tmp_path, {
+        "background": [0], "skin": [1, 2, 3], "eyelids": [4], "eye_whites": [5], "irises": [6], "pupils": [7]})
     offsets = gaze_offsets(m)
     result = gaze_whatif(m, gap=2)
     assert result["count"] >= 1

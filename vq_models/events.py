@@ -69,6 +69,19 @@ GAZE_SAME_OPENING = 0.15
 MOST_EVENTS = 8
 
 
+def _largest_apart(candidates: list[tuple[float, int, int]], gap: int, most: int) -> list[tuple[int, int]]:
+    """(reference, event) pairs from (size, reference, event) candidates: the largest first, each at least
+    ``2 * gap`` frames from those taken (a change spans several frames, and its neighbours are the same change),
+    ``most`` of them, in frame order."""
+    pairs: list[tuple[int, int]] = []
+    for _, ref, event in sorted(candidates, reverse=True):
+        if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):
+            pairs.append((ref, event))
+        if len(pairs) == most:
+            break
+    return sorted(pairs)
+
+
 def ratio_events(values: np.ndarray, gap: int, low: float, high: float, floor: float,
                  most: int = MOST_EVENTS) -> list[tuple[int, int]]:
     """(reference, event) index pairs where ``values`` changes by a ratio: the value ``gap`` frames later is
@@ -80,13 +93,7 @@ def ratio_events(values: np.ndarray, gap: int, low: float, high: float, floor: f
     for i in range(len(v) - gap):
         if v[i] >= floor and v[i] > 0 and low <= v[i + gap] / v[i] <= high:
             candidates.append((abs(np.log(v[i + gap] / v[i])), i, i + gap))
-    pairs: list[tuple[int, int]] = []
-    for _, ref, event in sorted(candidates, reverse=True):
-        if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):
-            pairs.append((ref, event))
-        if len(pairs) == most:
-            break
-    return sorted(pairs)
+    return _largest_apart(candidates, gap, most)
 
 
 def gaze_events(moves: np.ndarray, opening: np.ndarray, gap: int, most: int = MOST_EVENTS) -> list[tuple[int, int]]:
@@ -103,10 +110,4 @@ def gaze_events(moves: np.ndarray, opening: np.ndarray, gap: int, most: int = MO
         if np.isfinite(move) and abs(move) >= GAZE_MIN_MOVE and np.isfinite(o[i]) and np.isfinite(o[j]) \
                 and o[i] > 0 and abs(o[j] / o[i] - 1.0) <= GAZE_SAME_OPENING:
             candidates.append((abs(move), i, j))
-    pairs: list[tuple[int, int]] = []
-    for _, ref, event in sorted(candidates, reverse=True):
-        if all(abs(event - e) >= 2 * gap and abs(ref - r) >= 2 * gap for r, e in pairs):
-            pairs.append((ref, event))
-        if len(pairs) == most:
-            break
-    return sorted(pairs)
+    return _largest_apart(candidates, gap, most)

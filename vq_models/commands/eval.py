@@ -70,14 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
-    from vq_models.evaluation.plate import (
-        blink_whatif,
-        gaze_whatif,
-        jaw_whatif,
-        mouth_whatif,
-        plate_metrics,
-        squint_whatif,
-    )
+    from vq_models.evaluation.plate import PULLED_WHATIFS, WHATIFS, plate_metrics
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.sequences import parse_frame_range
     from vq_models.runtime import ShotModel
@@ -93,18 +86,12 @@ def _run_shot(args: argparse.Namespace) -> int:
         mode = args.mode or ("edit-only" if program else "identity")
         report["plate"] = plate_metrics(model, frames, program, mode=mode, detail=args.detail, lpips=not args.no_lpips)
         report["plate"]["mode"] = mode
-    if args.blinks:
-        report["blinks"] = blink_whatif(model, gap=args.gap, detail=args.detail)
-    if args.mouth:
-        report["mouth"] = mouth_whatif(model, gap=args.gap, detail=args.detail)
     pull = None if args.pull is None else args.pull == "on"
-    if args.squint:
-        report["squint"] = squint_whatif(model, gap=args.gap, detail=args.detail, pull=pull)
-    if args.gaze:
-        report["gaze"] = gaze_whatif(model, gap=args.gap, detail=args.detail)
-    if args.jaw:
-        report["jaw"] = jaw_whatif(model, gap=args.gap, detail=args.detail, pull=pull)
-    for key in ("plate", "blinks", "squint", "gaze", "mouth", "jaw"):
+    for key, whatif in WHATIFS.items():
+        if getattr(args, key):
+            report[key] = whatif(model, gap=args.gap, detail=args.detail,
+                                 **({"pull": pull} if key in PULLED_WHATIFS else {}))
+    for key in ("plate", *WHATIFS):
         if key in report:
             shown = {k: v for k, v in report[key].items() if k not in ("per_frame", "events", "program")}
             print(f"{key}:\n" + M.format_table(M.json_safe(shown)))

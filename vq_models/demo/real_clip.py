@@ -58,14 +58,7 @@ SHEET_EDITS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = None, retrain: bool = False,
                   device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4) -> dict[str, Any]:
     """Run the real-footage demo; returns (and writes) the metrics."""
-    from vq_models.evaluation.plate import (
-        blink_whatif,
-        gaze_whatif,
-        jaw_whatif,
-        mouth_whatif,
-        plate_metrics,
-        squint_whatif,
-    )
+    from vq_models.evaluation.plate import WHATIFS, plate_metrics
     from vq_models.runtime import ShotModel
 
     out = Path(out)
@@ -102,11 +95,8 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
         result["plate_detail"] = plate_metrics(model, scored, detail="plate")
         result["plate_bare"] = plate_metrics(model, scored, detail="none", lpips=False)
     with runner.step("whatif", "eye_open, gaze and mouth_open vs the shot's own blinks, glances and mouths"):
-        result["blinks"] = blink_whatif(model)
-        result["squint"] = squint_whatif(model)
-        result["gaze"] = gaze_whatif(model)
-        result["mouth"] = mouth_whatif(model)
-        result["jaw"] = jaw_whatif(model)
+        for key, whatif in WHATIFS.items():
+            result[key] = whatif(model)
     with runner.step("sheet", "plate-resolution contact sheet"):
         picks = pick_frames(model)
         rows = [(name, picks[part], {"version": 1, "edits": [edit]}) for name, (part, edit) in SHEET_EDITS.items()]

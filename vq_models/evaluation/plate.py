@@ -427,3 +427,13 @@ def gaze_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | No
     out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
     out.update({"gap": gap})
     return out
+
+
+#: The real-footage what-ifs by report key (``vqedit eval --KEY``, every one in ``vqedit demo --clip``): each
+#: renders an edit on frames of the shot against the frames where the shot does it itself. Those taking a
+#: ``pull`` name it in :data:`PULLED_WHATIFS`.
+WHATIFS: dict[str, Callable[..., dict[str, Any]]] = {
+    "blinks": blink_whatif, "squint": squint_whatif, "gaze": gaze_whatif, "mouth": mouth_whatif, "jaw": jaw_whatif,
+}
+PULLED_WHATIFS = frozenset({"squint", "jaw"})
+
