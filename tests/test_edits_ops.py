@@ -568,6 +568,9 @@ def test_mouth_open_opens_the_tracked_gap_between_the_lips():
     assert geo.column_extents(scaled == LLIP)[0][32] >= geo.column_extents(tracked == LLIP)[0][32] + 3
     closed, _ = _edge_field({"op": "mouth_open"}, 0.0, ctx)
     assert not np.isin(closed, [MOUTH, UTEETH, LTEETH, TONGUE]).any()
+    slipped = FrameContext(outlines={"lips_inner": gap * [3.0, 20.0] - [64.0, 950.0]})  # 36 columns, 48 rows
+    wild, _ = _edge_field({"op": "mouth_open"}, 1.8, slipped)
+    np.testing.assert_array_equal(wild, scaled)  # a tracking slip opens no further than the rows' own scale
 
 
 @pytest.mark.parametrize(("op", "value", "part"), [("mouth_open", 1.4, LLIP), ("mouth_open", 0.6, LLIP),

@@ -421,8 +421,9 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
         t, b = int(top[x]), int(bottom[x])
         height = b - t + 1
         exact, scale = value * height, value
-        if opening is not None:  # beyond the tracked gap's ends (the corners' shadow) nothing opens
-            exact = height + (value - 1.0) * float(np.nan_to_num(opening[x], nan=0.0))
+        if opening is not None:  # beyond the tracked gap's ends (the corners' shadow) nothing opens; a gap
+            # tracked taller than the interior's rows is a tracking slip, never more than the rows' own scale
+            exact = height + (value - 1.0) * min(float(np.nan_to_num(opening[x], nan=0.0)), height)
             scale = exact / height
         new_h = int(round(exact))
         d = new_h - height
