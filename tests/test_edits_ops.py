@@ -544,6 +544,24 @@ def test_mouth_open_puts_the_lower_lip_at_its_exact_place_between_label_rows():
             assert moved_top[x] + field[moved_top[x], x] == pytest.approx(exact, abs=1e-5), (value, x)
 
 
+@pytest.mark.parametrize("value", [1.3, 1.6, 2.2])
+def test_mouth_open_grows_the_cavity_below_the_upper_teeth_and_keeps_every_tooth_its_size(value):
+    """Opening, a column's teeth, tongue and the shadow above its upper teeth keep their rows; the cavity below
+    the first teeth row takes the growth, so the upper teeth stay and the lower ones move down with the lip."""
+    before, after, _ = run({"op": "mouth_open"}, value)
+    checked = 0
+    for x in range(L):
+        col_b, col_a = before[:, x], after[:, x]
+        if not ((col_b == UTEETH).any() and (col_b == LTEETH).any()):
+            continue
+        for code in (UTEETH, LTEETH, TONGUE):
+            assert (col_a == code).sum() == (col_b == code).sum(), (x, code)
+        np.testing.assert_array_equal(np.nonzero(col_a == UTEETH)[0], np.nonzero(col_b == UTEETH)[0])
+        assert np.nonzero(col_a == LTEETH)[0].min() > np.nonzero(col_b == LTEETH)[0].min()
+        checked += 1
+    assert checked >= 5
+
+
 def test_mouth_open_opens_the_tracked_gap_between_the_lips():
     """Where the frame tracks its inner lips, opening moves each column's lower lip by value - 1 times the
     tracked gap there (the interior's label rows take in the lips' inner shadow: scaling them overshot on real
