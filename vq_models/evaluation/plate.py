@@ -14,7 +14,9 @@ measures the composite in the plate's own pixel grid, in display sRGB:
 A blinking clip is its own ground truth for eye closing (:func:`blink_whatif`): for each blink, the open frame
 ``gap`` frames before it is rendered with ``eye_open 0`` and its eye region compared with the real closed
 frame, each in its own crop space (head motion taken out); the gain over the unedited open frame says how
-much of a real closed eye the edit produced. :func:`mouth_whatif` does the same for a closed mouth.
+much of a real closed eye the edit produced. :func:`mouth_whatif` does the same for a closed mouth. Edits keyed
+part way have theirs too, the value read off the tracking: a blink caught half way (:func:`squint_whatif`), a
+glance (:func:`gaze_whatif`) and a mouth opening wider (:func:`jaw_whatif`). :data:`WHATIFS` lists them all.
 """
 
 from __future__ import annotations
@@ -219,10 +221,7 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any] | 
     rows = []
     for ref_i, event_i in pairs:
         ref, event = frames[ref_i], frames[event_i]
-        if callable(program):
-            pf_program = program(ref_i, event_i)
-        else:
-            pf_program = program
+        pf_program = program(ref_i, event_i) if callable(program) else program
         # the answer (the real event frame and its neighbours) is never a detail donor
         exclude = left_out(frames, event, leave_out)
         try:
