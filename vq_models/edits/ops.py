@@ -53,10 +53,12 @@ def _require_any(prior: Prior, names: Sequence[str]) -> list[int]:
     return codes
 
 
-def _sides(mask: np.ndarray, side: str, ctx: FrameContext, suffix: str) -> list[np.ndarray]:
+def _sides(mask: np.ndarray, side: str, ctx: FrameContext, suffix: str) -> list[tuple[str, np.ndarray]]:
+    """``mask`` split into the image-left and image-right part (the tracked ``left_<suffix>`` /
+    ``right_<suffix>`` regions tell which is which), as (side, part) for ``side`` = left, right or both."""
     hints = (ctx.regions.get(f"left_{suffix}"), ctx.regions.get(f"right_{suffix}"))
     left, right = geo.split_left_right(mask, hints)
-    return {"left": [left], "right": [right], "both": [left, right]}[side]
+    return {"left": [("left", left)], "right": [("right", right)], "both": [("left", left), ("right", right)]}[side]
 
 
 def _eye_opening(labels: np.ndarray, prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -122,9 +124,9 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     lid-margin codes with a one-row line. Blink what-if with the shot's blinks not used, before → after:
     lp_d0 +4.4 → +5.3 dB, lp_d13 (four blinks) +2.3 → +3.3 dB; synthetic eyes-closed what-if 32.9 → 35.2 dB
     (main) and 35.4 → 33.9 dB (variant 101, whose drawn closed eye has no band). At 0 no opening pixel
-    remains. The column rule also reports each column's rest under a row (:func:`eye_open_edges`) and, for
-    a squint, the lid pulled down (:func:`eye_open_moves`), so the render draws the lid where the value says
-    with the frame's own lashes."""
+    remains. The column rule also reports each column's rest under a row and, asked for, the lid pulled down
+    (:func:`_eye_open`'s :class:`~vq_models.edits.spec.OpResult`), so the render draws the lid where the value
+    says with the frame's own lashes."""
     return _eye_open(labels, value, params, prior, ctx).labels
 
 
@@ -158,7 +160,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         return OpResult(out, moves, edges)
     opening = _eye_opening(labels, prior, ctx)
     not_lid = opening | np.isin(labels, prior.codes_of(("brows", "hair")))
-    for eye in _sides(opening, "both" if len(geometric) == 2 else geometric[0], ctx, "eye"):
+    for _, eye in _sides(opening, "both" if len(geometric) == 2 else geometric[0], ctx, "eye"):
         top, bottom, _ = geo.column_extents(eye)
         cols = np.nonzero(top >= 0)[0]
         if not cols.size:
@@ -258,8 +260,9 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
     """Move irises + pupils by ``[dx, dy]`` × eye width, clipped to the eye opening: iris pixels that would
     land outside it are hidden by the lids, and the shift is shortened so the iris centre stays on an
     eye-opening pixel. Vacated pixels become the eye's own eye-white code. The eye's width is its tracked
-    contour's, corner to corner, where the frame has one (the opening's label pixels counted are a pixel or two
-    wider: lp_d0's glances moved 8 % too far); else the opening's.
+    contour's, corner to corner, where the frame has one (the opening's label pixels counted run a pixel or
+    two wider, and the iris moved further than the shot's own glances: ``vqedit eval --gaze``); else the
+    opening's.
 
     The opening is the eye-segment pixels together with the tracked eye contour where the frame has one. On
     real footage at 128² labels the eye whites are a few pixels that often share a code with skin highlights,
@@ -282,9 +285,7 @@ def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, A
     iris_codes = _require_any(prior, ("irises", "pupils"))
     opening = _eye_opening(labels, prior, ctx)
     tracked_iris = _tracked(ctx, ("left_iris", "right_iris"), labels.shape)
-    side = params.get("eye", "both")
-    for name, eye in zip(("left", "right") if side == "both" else (side,), _sides(opening, side, ctx, "eye"),
-                         strict=True):
+    for name, eye in _sides(opening, params.get("eye", "both"), ctx, "eye"):
         iris = eye & (np.isin(labels, iris_codes) | tracked_iris)
         box = geo.bbox(eye)
         if box is None or not iris.any():
@@ -392,8 +393,9 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
 
     Opening (``value`` > 1) where the frame tracks its inner lips, the lip moves by ``value - 1`` times the
     tracked opening between them at that column, not the interior's label rows: those take in the lips' inner
-    shadow, a row or two more than the gap a small opening shows, so scaling them overshot (lp_d13's openings:
-    interior 3.6 rows over a tracked gap of 1.4). Closing keeps the scale, so 0 still closes the mouth."""
+    shadow, a row or two more than the gap a small opening shows, so scaling them overshot the shot's own
+    openings (``vqedit eval --jaw``; benchmarks/RESULTS.md). Closing keeps the scale, so 0 still closes the
+    mouth."""
     return _mouth_open(labels, value, params, prior, ctx).labels
 
 
@@ -467,9 +469,9 @@ def _interior_rows(cavity: np.ndarray, teeth: np.ndarray, rows: np.ndarray, scal
 
     Opening, only the cavity below the first teeth row grows, every other row keeps its height: the teeth
     stay teeth-sized and the ones below it move down with the lip, and the lip's shadow above the upper teeth
-    stays. Opening measured so against the shot's own opening mouths: lp_d0 +0.55 → +0.69 dB, lp_d13 +0.38 →
-    +0.50, variants 1111 +0.86 → +1.06, 1212 −1.13 → −1.00, 909 unchanged. Where no such cavity shows (teeth
-    clenched in one run, closing) every row scales alike."""
+    stays; it scores closer to the shot's own opening mouths than scaling every row (``vqedit eval --jaw``;
+    benchmarks/RESULTS.md). Where no such cavity shows (teeth clenched in one run, closing) every row scales
+    alike."""
     height = cavity.size
     grows = np.asarray(cavity, bool).copy()
     if np.any(teeth):
@@ -505,7 +507,7 @@ def _brows(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: P
     mask_all = prior.mask(labels, "brows")
     skin = prior.mask(labels, "skin")
     skin_code = pick_code(labels, prior, "skin")
-    for brow in _sides(mask_all, params.get("side", "both"), ctx, "brow"):
+    for _, brow in _sides(mask_all, params.get("side", "both"), ctx, "brow"):
         if not brow.any():
             continue
         if params["mode"] == "remove":

@@ -22,7 +22,7 @@ glance (:func:`gaze_whatif`) and a mouth opening wider (:func:`jaw_whatif`). :da
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,15 +162,18 @@ def perceptual(pred: np.ndarray, gt: np.ndarray) -> float:
 # --- real-footage what-ifs --------------------------------------------------------------------------------
 
 
+def _tracked_frames(model: Any) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Per frame, in shot order: its tracked contours (plate pixels; {} where it has none) and crop transform."""
+    tracking = load_tracking(model.shot.tracking_path)
+    for f in model.frames:
+        yield ((tracking.frames[f].contours or {}) if f in tracking.frames else {}), model.shot.transform(f)
+
+
 def openness(model: Any) -> dict[str, np.ndarray]:
     """Per frame (in shot order): each eye's opening (height / width of its tracked contour in crop space)
     and the mouth's (inner-lip height / outer-lip width)."""
-    tracking = load_tracking(model.shot.tracking_path)
     out: dict[str, list[float]] = {"left_eye": [], "right_eye": [], "mouth": []}
-    for f in model.frames:
-        contours = (tracking.frames[f].contours or {}) if f in tracking.frames else {}
-        tf = model.shot.transform(f)
-
+    for contours, tf in _tracked_frames(model):
         for eye in ("left_eye", "right_eye"):
             w, h = _extent(contours, tf, eye)
             out[eye].append(h / w if w > 0 else float("nan"))
@@ -387,11 +390,8 @@ def squint_whatif(model: Any, gap: int = BLINK_GAP, feather: float = 8.0, detail
 def gaze_offsets(model: Any) -> dict[str, np.ndarray]:
     """Per frame (in shot order), each eye's iris centre relative to its eye's centre, over the eye's width, in
     crop space ((N, 2); NaN without both contours): what ``gaze``'s value is measured in."""
-    tracking = load_tracking(model.shot.tracking_path)
     out: dict[str, list[tuple[float, float]]] = {"left": [], "right": []}
-    for f in model.frames:
-        contours = (tracking.frames[f].contours or {}) if f in tracking.frames else {}
-        tf = model.shot.transform(f)
+    for contours, tf in _tracked_frames(model):
         for side in out:
             eye, iris = contours.get(f"{side}_eye"), contours.get(f"{side}_iris")
             if eye is None or iris is None or len(eye) < 3 or len(iris) < 3:
