@@ -12,6 +12,7 @@ import pytest
 from vq_models.cli import main
 from vq_models.edits.exemplars import REGION_GROW_CHOICES
 from vq_models.evaluation.plate import (
+    _box_sharpness,
     blink_whatif,
     jaw_whatif,
     laplacian_energy,
@@ -122,6 +123,26 @@ def test_blink_whatif_on_a_shot_that_blinks(tiny_shot, tmp_path):
     assert event["answer_labels_gain_db"] == pytest.approx(event["answer_labels_db"] - event["psnr_plate_db"])
     assert result["mean_answer_labels_gain_db"] == pytest.approx(
         np.mean([e["answer_labels_gain_db"] for e in result["events"]]))
+    # beside the dB: SSIM in the same boxes and the sharpness against the real closed frame, with their means
+    for key, mean in (("ssim_edit", "mean_ssim_edit"), ("ssim_plate", "mean_ssim_plate"),
+                      ("sharpness", "mean_sharpness"), ("answer_labels_sharpness", "mean_answer_labels_sharpness")):
+        assert result[mean] == pytest.approx(np.mean([e[key] for e in result["events"]]))
+    assert -1 <= event["ssim_edit"] <= 1 and -1 <= event["ssim_plate"] <= 1
+    assert event["ssim_edit"] != event["ssim_plate"]  # the edit changed the eyes the boxes hold
+    assert event["sharpness"] > 0 and event["answer_labels_sharpness"] > 0
+
+
+def test_whatif_sharpness_is_one_for_the_real_frame_and_lower_for_a_smear():
+    rng = np.random.default_rng(3)
+    real = rng.random((40, 60, 3)).astype(np.float32)
+    boxes = [(0, 0, 30, 40), (30, 0, 60, 40)]
+    assert _box_sharpness(real, real, boxes) == pytest.approx(1.0)
+    smear = cv2.GaussianBlur(real, (0, 0), 1.5)
+    assert _box_sharpness(smear, real, boxes) < 0.5
+    half = real.copy()
+    half[:, 30:] = smear[:, 30:]  # one box smeared: the mean of the two boxes' ratios
+    assert _box_sharpness(half, real, boxes) == pytest.approx(
+        (1.0 + _box_sharpness(smear[:, 30:], real[:, 30:], [(0, 0, 30, 40)])) / 2)
 
 
 def test_jaw_whatif_renders_each_opening_at_its_own_ratio(tiny_shot, tmp_path, capsys):

@@ -62,6 +62,8 @@ def _run_clip(args: argparse.Namespace) -> int:
             "plate SSIM / sharpness (detail)": [result["plate_detail"]["ssim"], result["plate_detail"]["sharpness"]],
             "plate SSIM / sharpness (bare render)": [result["plate_bare"]["ssim"], result["plate_bare"]["sharpness"]],
             "blink what-if gain (dB)": result["blinks"]["mean_gain_db"],
+            "blink what-if SSIM / sharpness vs the real closed eye": [result["blinks"].get("mean_ssim_edit"),
+                                                                      result["blinks"].get("mean_sharpness")],
             "another real blink in its place (dB)": result["blinks"].get("mean_another_gain_db"),
             "the real closed eye's own labels in its place (dB)": result["blinks"].get("mean_answer_labels_gain_db"),
             "half-closed eye what-if gain (dB)": result["squint"]["mean_gain_db"],

@@ -14,7 +14,8 @@ measures the composite in the plate's own pixel grid, in display sRGB:
 A blinking clip is its own ground truth for eye closing (:func:`blink_whatif`): for each blink, the open frame
 ``gap`` frames before it is rendered with ``eye_open 0`` and its eye region compared with the real closed
 frame, each in its own crop space (head motion taken out); the gain over the unedited open frame says how
-much of a real closed eye the edit produced. :func:`mouth_whatif` does the same for a closed mouth. Edits keyed
+much of a real closed eye the edit produced. Beside the dB, every what-if reports SSIM in the same boxes and
+the edit's sharpness against the real frame's, because PSNR alone prefers a smear to a crisp edge a pixel off. :func:`mouth_whatif` does the same for a closed mouth. Edits keyed
 part way have theirs too, the value read off the tracking: a blink caught half way (:func:`squint_whatif`), a
 glance (:func:`gaze_whatif`) and a mouth opening wider (:func:`jaw_whatif`). :data:`WHATIFS` lists them all.
 """
@@ -33,6 +34,7 @@ from vq_models import metrics as M
 from vq_models.composite import face_alpha
 from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_blink
 from vq_models.errors import InputError
+from vq_models.evaluation.whatif import box_ssim
 from vq_models.events import (
     BLINK_CLOSED,
     BLINK_GAP,
@@ -240,11 +242,32 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any] | 
         plate_db = M.psnr_in_boxes(plate_crop, real_crop, boxes)
         rows.append({"open_frame": ref, "event_frame": event, "psnr_edit_db": edit_db, "psnr_plate_db": plate_db,
                      "gain_db": edit_db - plate_db, "boxes": boxes,
+                     "ssim_edit": float(np.mean([box_ssim(edit_crop, real_crop, b) for b in boxes])),
+                     "ssim_plate": float(np.mean([box_ssim(plate_crop, real_crop, b) for b in boxes])),
+                     "sharpness": _box_sharpness(edit_crop, real_crop, boxes),
                      **({"program": pf_program} if callable(program) else {})})
-    gains = [r["gain_db"] for r in rows]
-    return {"events": rows, "count": len(rows), "mean_gain_db": float(np.mean(gains)) if gains else None,
-            "mean_edit_db": float(np.mean([r["psnr_edit_db"] for r in rows])) if rows else None,
-            "mean_plate_db": float(np.mean([r["psnr_plate_db"] for r in rows])) if rows else None}
+    return {"events": rows, "count": len(rows), **_event_means(rows)}
+
+
+#: per-event figures of a what-if and their report keys: the mean of each over the events
+_EVENT_MEANS = {"gain_db": "mean_gain_db", "psnr_edit_db": "mean_edit_db", "psnr_plate_db": "mean_plate_db",
+                "ssim_edit": "mean_ssim_edit", "ssim_plate": "mean_ssim_plate", "sharpness": "mean_sharpness"}
+
+
+def _event_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The report's means over its events (None for a shot without any)."""
+    return {key: float(np.mean([r[name] for r in rows])) if rows else None for name, key in _EVENT_MEANS.items()}
+
+
+def _box_sharpness(edit: np.ndarray, real: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> float:
+    """The edit's high-frequency energy over the real event frame's, mean over ``boxes``: 1 is as sharp as the
+    shot's own frame. PSNR alone rewards a smear (a soft band scores above a crisp lash line drawn a pixel off),
+    so a what-if reports what a compositor would see beside it."""
+    ratios = []
+    for x0, y0, x1, y1 in boxes:
+        inside = np.ones((y1 - y0, x1 - x0), bool)
+        ratios.append(laplacian_energy(edit[y0:y1, x0:x1], inside) / laplacian_energy(real[y0:y1, x0:x1], inside))
+    return float(np.mean(ratios))
 
 
 def blink_whatif(model: Any, gap: int = BLINK_GAP, closed: float = BLINK_CLOSED, open_: float = BLINK_OPEN,
@@ -304,7 +327,7 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
     the event frame's eye regions moved onto the open frame's eyes
     (:meth:`~vq_models.edits.exemplars.PartExemplars.transplant`), rendered as the edit is (same program for
     the neighbouring frames, no detail from the left-out window), against the event (``answer_labels_db``,
-    ``answer_labels_gain_db``).
+    ``answer_labels_gain_db``, and ``answer_labels_sharpness`` beside the edit's ``sharpness``).
 
     This is what asking for exactly the real closed eye gets from this shot's renderer, so it splits a
     shortfall into the label edit's share and the renderer's. It is a yardstick, not a bound: an edit that
@@ -324,9 +347,12 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
         comp = crop_plate(pf.comp, model.shot.transform(ref), s)
         real = crop_plate(to_network(model.detail.plates.image(event)), model.shot.transform(event), s)
         db = M.psnr_in_boxes(comp, real, row["boxes"])
-        row.update({"answer_labels_db": db, "answer_labels_gain_db": db - row["psnr_plate_db"]})
+        row.update({"answer_labels_db": db, "answer_labels_gain_db": db - row["psnr_plate_db"],
+                    "answer_labels_sharpness": _box_sharpness(comp, real, row["boxes"])})
         gains.append(db - row["psnr_plate_db"])
     report["mean_answer_labels_gain_db"] = float(np.mean(gains)) if gains else None
+    report["mean_answer_labels_sharpness"] = (
+        float(np.mean([r["answer_labels_sharpness"] for r in report["events"]])) if gains else None)
 
 
 def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 0.25, feather: float = 8.0,
