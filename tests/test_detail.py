@@ -550,6 +550,32 @@ def test_a_squint_shows_the_frames_own_lid_pulled_down(model, monkeypatch):
     assert none is None and pulled > unpulled + 0.03, (pulled, unpulled)
 
 
+def test_a_closed_eye_with_pull_shows_the_frames_own_lashes_along_the_lid(model, monkeypatch):
+    """eye_open 0 with ``pull`` on a shot with no blink to borrow (the column rule): the stretched skin gives
+    way (strength 0), but the frame's own lashes, moved down to the closed lid's edge, still show, so the lid
+    keeps more of the plate's fine detail than the render's band alone, and the plate outside the alpha is
+    untouched. Without ``pull`` nothing moves."""
+    from vq_models.io.colour import to_network
+
+    monkeypatch.setattr(model.exemplars, "close", lambda *a, **k: None)  # every eye takes the column rule
+    frame = max(model.frames, key=lambda f: model.exemplars.opening_at(f, "left") or 0.0)
+    image = model.detail.plates.image(frame)
+    plate = to_network(image)
+
+    def closed(pull: bool) -> tuple[float, list | None, np.ndarray]:
+        edit = {"op": "eye_open", "value": 0.0, **({"pull": True} if pull else {})}
+        fr = model.render_frame(frame, {"version": 1, "edits": [edit]}, mode="edit-only", detail="plate")
+        comp = to_network(fr.composite(image))
+        np.testing.assert_array_equal(comp[fr.alpha <= 0], plate[fr.alpha <= 0])
+        return laplacian_energy(comp, fr.alpha > 0.5), fr.detail.moves, comp
+
+    pulled, moves, with_lashes = closed(True)
+    drawn, none, without = closed(False)
+    assert moves and all(dy > 0 for _, dy in moves) and none is None
+    assert pulled > drawn, (pulled, drawn)
+    assert np.abs(with_lashes - without).max() > 0.05  # the lashes show, not a rounding of the band
+
+
 def test_a_moved_iris_painted_over_is_not_drawn_back(model):
     """Paint over a program's result (the server's paint input): where the given map no longer shows the
     moved iris, the iris's moved detail is not applied; where it still does, it is."""

@@ -595,8 +595,9 @@ def test_mouth_open_opens_the_tracked_gap_between_the_lips():
                                                    ("eye_open", 0.6, LID)])
 def test_a_moved_lid_or_lip_reports_its_pull_over_the_pixels_it_changed(op, value, part):
     """Asked for (``pull``), the detail pass shows the frame's own lid or lip moved (ColumnPull / JawPull): the
-    op reports one pull per part over pixels it changed, which its part now covers; a closing value, or an
-    edit that does not ask, reports none, and ``pull`` must be true or false."""
+    op reports one pull per part over pixels it changed, which its part now covers; a closed mouth, or an edit
+    that does not ask, reports none (a closed eye reports its lid, whose lashes move at every value), and
+    ``pull`` must be true or false."""
     from vq_models.edits.program import apply_program_rules
 
     before = synthetic_face()
@@ -611,6 +612,10 @@ def test_a_moved_lid_or_lip_reports_its_pull_over_the_pixels_it_changed(op, valu
     assert np.isin(after[landed], [part, SKIN, FOREHEAD, BROW]).all()
     for quiet in ({"value": 0.0, "pull": True}, {"value": value}):  # closed, or not asked for
         closed = parse_program({"version": 1, "edits": [{"op": op, **quiet}]}, PRIOR)
-        assert not [r for r in apply_program_rules(closed, before, 0, PRIOR)[2] if getattr(r, "pull", None)]
+        reported = [r for r in apply_program_rules(closed, before, 0, PRIOR)[2] if getattr(r, "pull", None)]
+        if op == "eye_open" and quiet.get("pull"):  # a closed lid's lashes still move: its pull, at strength 0
+            assert reported and all(r.pull.strength == 0.0 and r.pull.value == 0.0 for r in reported)
+        else:  # closed lips press together, so a closed mouth reports none
+            assert not reported
     with pytest.raises(InputError, match=r"edits\[0\]\.pull"):
         parse_program({"version": 1, "edits": [{"op": op, "value": value, "pull": "yes"}]}, PRIOR)

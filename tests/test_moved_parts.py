@@ -163,6 +163,33 @@ def test_the_pulled_lid_gives_way_to_the_closed_eyes_detail_as_the_eye_closes(va
     assert _flat_lid(value).strength == pytest.approx(strength)
 
 
+def test_a_closed_lid_still_shows_its_lashes_moved_but_not_its_skin_stretched():
+    """``eye_open`` 0: the fold unfolds, so the stretched skin shows nothing of the pull (strength 0), but the
+    moved margin (its lashes, now along the lower lid) shows in full; a squint shows all of its pull; part way
+    between, the skin fades and the lashes stay."""
+    closed = _flat_lid(0.0)
+    edge = 9.5 + 5.0  # the whole opening (rows 10-14) closed: the edge reaches the bottom
+    assert closed.strength == 0.0 and closed.rows_at(8.0, edge - 0.5) == pytest.approx(5.0)
+    assert closed.weight_at(8.0, edge - 0.5) == pytest.approx(1.0)  # the lashes' own row
+    assert closed.weight_at(8.0, edge + 0.25) == pytest.approx(0.25)  # fading out below the edge
+    assert closed.weight_at(8.0, edge + 0.6) == 0.0
+    assert closed.weight_at(8.0, edge - 2.0) == 0.0  # the margin's top: its first row fades in
+    assert closed.weight_at(8.0, edge - 1.5) == pytest.approx(0.5)
+    assert closed.weight_at(8.0, 9.0) == 0.0 and closed.weight_at(8.0, 4.0) == 0.0  # stretched skin, above the fold
+    assert closed.weight_at(1.0, edge - 0.5) == 0.0  # beyond the lid's columns
+    # past the end the lid comes down half as far (to 12.0) and its lashes fade like the pull
+    assert closed.weight_at(3.5, 12.0 - 0.5) == pytest.approx(0.5)
+    np.testing.assert_array_equal(_flat_lid(0.5).weight_at(np.arange(16.0), np.full(16, 11.0)), 1.0)
+    between = _flat_lid(0.375)  # strength 0.5
+    assert between.weight_at(8.0, 6.0) == pytest.approx(0.5)
+    assert between.weight_at(8.0, 9.5 + 0.625 * 5.0 - 0.5) == pytest.approx(1.0)  # its edge at 12.625
+
+
+def test_a_moved_lip_shows_its_strength_everywhere():
+    jaw = _flat_jaw(0.375)
+    np.testing.assert_allclose(jaw.weight_at(np.arange(16.0), np.full(16, 15.0)), 0.5)
+
+
 def _flat_jaw(value: float) -> JawPull:
     nan = np.full(16, np.nan)
     top, height, lip, rest = nan.copy(), nan.copy(), nan.copy(), nan.copy()

@@ -711,13 +711,14 @@ class PlateDetail:
         out, shifts = [], []
         for move in moves:
             weight = self._region_weight(move.landed, sub_transform, size, label_px)
-            if move.pull is not None:
-                weight *= move.pull.strength
             if alpha_bounds(weight) is None:
                 continue
             x0, y0, x1, y1 = _reach_box([weight], sigma, size)
             if move.pull is not None:
-                pixels, (dx, dy) = self._pulled(plate, move.pull, sub_transform, label_size, (x0, y0, x1, y1))
+                pixels, (dx, dy), shown = self._pulled(plate, move.pull, sub_transform, label_size, (x0, y0, x1, y1))
+                weight[y0:y1, x0:x1] *= shown  # the box holds all of the weight (it reaches beyond it)
+                if alpha_bounds(weight) is None:
+                    continue
             else:
                 crop_shift = np.asarray(move.shift, np.float64) * (self.shot.crop_size / label_size)
                 dx, dy = sub_transform.plate_vector(crop_shift)
@@ -730,21 +731,23 @@ class PlateDetail:
         return out, shifts
 
     def _pulled(self, plate: np.ndarray, pull: ColumnPull | JawPull, sub_transform: CropTransform, label_size: int,
-                box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+                box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
         """The plate over ``box`` with each pixel taken from ``pull`` rows back along the crop's vertical (the
-        frame's own lid pulled down, its own lip moved), and the largest pull (by size, with its sign) in plate
-        pixels."""
+        frame's own lid pulled down, its own lip moved), the largest pull (by size, with its sign) in plate
+        pixels, and how much of it shows at each pixel of the box (``pull.weight_at``)."""
         x0, y0, x1, y1 = box
         k = self.shot.crop_size / float(label_size)
         per_row = sub_transform.plate_vector((0.0, k))
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         crop = sub_transform.to_crop(np.stack([xs.ravel(), ys.ravel()], axis=1))
-        rows = pull.rows_at((crop[:, 0] + 0.5) / k - 0.5, (crop[:, 1] + 0.5) / k - 0.5).reshape(xs.shape)
+        u, v = (crop[:, 0] + 0.5) / k - 0.5, (crop[:, 1] + 0.5) / k - 0.5
+        rows = pull.rows_at(u, v).reshape(xs.shape)
+        shown = pull.weight_at(u, v).reshape(xs.shape)
         map_x = (xs - rows * per_row[0]).astype(np.float32)
         map_y = (ys - rows * per_row[1]).astype(np.float32)
         pixels = cv2.remap(plate, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
         most = float(rows.flat[int(np.argmax(np.abs(rows)))]) if rows.size else 0.0  # signed: up or down
-        return pixels, (float(most * per_row[0]), float(most * per_row[1]))
+        return pixels, (float(most * per_row[0]), float(most * per_row[1])), shown
 
     def _donor_band(self, donor: int, weights: Sequence[np.ndarray], sub_transform: CropTransform,
                     size: tuple[int, int], sigma: float) -> DonorBand:

@@ -199,7 +199,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
                 out[rows[rows >= new_top - band], x] = lash
         landed = touched & (out != labels)
         lid = ColumnPull(*pull, float(value), margin_rows, LID_SKIN_ROWS)
-        if params.get("pull", False) and landed.any() and lid.strength > 0.0 and lid.defined:
+        if params.get("pull", False) and landed.any() and lid.defined:  # its lashes move at every value
             moves.append(DetailMove(landed, (0.0, 0.0), pull=lid))
     for borrowed, share in wiped:
         out = _drawn_down(out, borrowed, labels, share)

@@ -17,7 +17,8 @@ import numpy as np
 #: (:class:`ColumnPull`, :class:`JawPull`), and below which it is not at all (in between it fades). A squint is
 #: the same lid moved and a half-closed mouth the same lip; a closed eye or mouth is not (the lashes fall onto
 #: the lower lid and the fold unfolds; closed lips press together): lp_d0's blink what-if lost 0.6 dB and the
-#: variants' closed-mouth what-ifs 3.8-4.5 dB to a pull at 0.
+#: variants' closed-mouth what-ifs 3.8-4.5 dB to a pull at 0. A lid's moved lashes show at every value
+#: (:meth:`ColumnPull.weight_at`).
 PULL_FULL_FROM = 0.5
 PULL_NONE_BELOW = 0.25
 
@@ -95,20 +96,43 @@ class ColumnPull:
         (:func:`vq_models.moved_parts.shift_edges`), so the pull leaves that out."""
         u = np.asarray(u, np.float64)
         v = np.asarray(v, np.float64)
-        cols = np.nonzero(np.isfinite(self.opening))[0]
         if not self.defined:
             return np.zeros(np.broadcast(u, v).shape, np.float32)
-        top = np.polyval(np.polyfit(cols, np.asarray(self.opening, np.float64)[cols] - 0.5, 2), u)
-        bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
-        rest = _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")
-        # the whole closing, fading to nothing a column beyond each end
-        taper = _taper(u, cols)
-        shift = np.maximum((1.0 - self.value) * np.maximum(bottom - top, 0.0) * taper - rest, 0.0)
+        top, shift, taper = self._closing(u)
         fold = top - self.margin - self.skin
         stretch_end = top - self.margin + shift  # the margin's new top: above it the skin is stretched
         out = np.where(v < stretch_end, shift * (v - fold) / np.maximum(stretch_end - fold, 1e-6), shift)
         out = np.where((v < fold) | (v >= top + shift) | (taper <= 0.0), 0.0, out)
         return out.astype(np.float32)
+
+    def weight_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """How much of the pulled plate the detail pass shows at label coordinates ``u``, ``v``: the moved
+        margin (the lashes, down to the lid's new edge) at every value, the rest (the stretched skin above it)
+        by :attr:`strength`. A closed lid is not the open one stretched (the fold unfolds), but its lashes
+        still lie along its edge: without them the closed lid of a shot with no blink to lend its detail was the
+        render's soft band alone (lp_d0: 0.63 of the real closed eye's fine detail; ``vqedit eval --blinks``).
+        The margin fades in over its first row (above it is the stretched skin) and out over half a row below
+        the edge."""
+        u = np.asarray(u, np.float64)
+        v = np.asarray(v, np.float64)
+        strength = self.strength
+        if strength >= 1.0 or not self.defined:
+            return np.full(np.broadcast(u, v).shape, strength if self.defined else 0.0, np.float32)
+        top, shift, taper = self._closing(u)
+        edge = top + shift
+        lashes = np.clip(v - (edge - self.margin), 0.0, 1.0) * np.clip(edge + 0.5 - v, 0.0, 1.0) * taper
+        return np.maximum(lashes, strength).astype(np.float32)
+
+    def _closing(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """At label columns ``u``: the opening's top (its arc), how far the lid comes down from it (the whole
+        closing less the rest, fading to nothing a column beyond each end) and that fade."""
+        cols = np.nonzero(np.isfinite(self.opening))[0]
+        top = np.polyval(np.polyfit(cols, np.asarray(self.opening, np.float64)[cols] - 0.5, 2), u)
+        bottom = np.polyval(np.polyfit(cols, np.asarray(self.bottom, np.float64)[cols] + 0.5, 2), u)
+        rest = _across_columns(self.rest, cols, u, EDGE_SMOOTH_ACROSS, "constant")
+        taper = _taper(u, cols)
+        shift = np.maximum((1.0 - self.value) * np.maximum(bottom - top, 0.0) * taper - rest, 0.0)
+        return top, shift, taper
 
 
 #: how far the mouth's per-column rows are smoothed across columns, in label pixels (a Gaussian sigma): a lip
@@ -145,6 +169,11 @@ class JawPull:
     def defined(self) -> bool:
         """Whether the mouth has two columns to draw a lip line through (else the op reports no pull)."""
         return int(np.count_nonzero(np.isfinite(self.lip))) >= 2
+
+    def weight_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """How much of the pulled plate the detail pass shows: :attr:`strength` everywhere (closed lips press
+        together, so the moved lip fades out as a whole, unlike a lid's lashes)."""
+        return np.full(np.broadcast(np.asarray(u), np.asarray(v)).shape, self.strength, np.float32)
 
     def rows_at(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """The pull (label rows, + = from above) at label coordinates ``u``, ``v`` (pixel centres at integers):
