@@ -447,12 +447,28 @@ class DonorIndex:
             return self._stack
 
     def best(self, edited: np.ndarray, changed: np.ndarray, around: np.ndarray,
-             exclude: set[int] | None = None) -> tuple[int | None, float]:
+             exclude: set[int] | None = None, before: np.ndarray | None = None) -> tuple[int | None, float]:
         """(donor frame, match) for one changed region: the share of its ``changed`` pixels whose segment agrees
         with ``edited``, counted 4:1 against the ring ``around`` them (skin around an eye agrees in every
-        frame, so the changed pixels must decide); (None, 0) if there is none."""
+        frame, so the changed pixels must decide); (None, 0) if there is none.
+
+        With ``before`` (the frame's own labels, as the stack sees them), a frame that shows a segment the edit
+        removed, where its band would show (the region and its ring) and the edit does not ask for that segment,
+        on more pixels than :data:`MAX_GHOST_SHARE` of those the edit removed it from, never lends: a donor
+        agreeing on three quarters of an emptied mouth put back, crisp, the teeth of its last quarter and those
+        it shows a row lower."""
         stack = self.stack()
         scores = np.zeros(len(self.frames))
+        if before is not None:
+            removed = changed & (self._groups[before] != self._groups[edited])
+            if removed.any():
+                # anywhere its band would show (the region and its ring), the donor shows a removed segment
+                # where the edit does not ask for it
+                gone = np.unique(self._groups[before[removed]])
+                ys, xs = np.nonzero(changed | around)
+                shows = stack[:, ys, xs]
+                ghost = np.isin(shows, gone) & (shows != self._groups[edited[ys, xs]][None])
+                scores[ghost.sum(axis=1) > MAX_GHOST_SHARE * np.count_nonzero(removed)] = -np.inf
         for mask, weight in ((changed, 0.8), (around & ~changed, 0.2)):
             ys, xs = np.nonzero(mask)
             if not ys.size:
@@ -468,6 +484,10 @@ class DonorIndex:
                     scores[i] = -1.0
         i = int(np.argmax(scores))
         return (self.frames[i], float(scores[i])) if scores[i] >= 0 else (None, 0.0)
+
+
+#: how many pixels showing a segment an edit removed a donor may have, over the pixels the edit removed it from
+MAX_GHOST_SHARE = 0.05
 
 
 def code_groups(num_codes: int, prior: Any | None) -> np.ndarray:
@@ -598,6 +618,10 @@ class PlateDetail:
     def available(self) -> bool:
         return self.plates.available()
 
+    def forget_donors(self) -> None:
+        """Drop the donor index, built from the prior's segments: the next edit builds it from the new prior."""
+        self._donors = None
+
     def donors(self) -> DonorIndex:
         if self._donors is None:
             self._donors = DonorIndex(self.shot.frames, self._label_map, code_groups(self._num_codes, self._prior()))
@@ -622,7 +646,9 @@ class PlateDetail:
 
         ``render_sub`` is display sRGB on that window; ``changed``/``edited`` are the label-space changed mask
         and edited labels at this frame. Donors are never ``frame`` itself nor any frame in ``exclude``, nor,
-        for a changed region, a frame a :class:`~vq_models.edits.spec.DonorRule` meeting that region excludes.
+        for a changed region, a frame a :class:`~vq_models.edits.spec.DonorRule` meeting that region excludes,
+        nor, where an op asks (:attr:`~vq_models.edits.spec.DonorRule.ghosts`), a frame still showing what it
+        removed there (:meth:`DonorIndex.best`).
         Where an op moved a part within the frame (:class:`~vq_models.edits.spec.DetailMove`), the band there is
         this frame's plate moved the same way."""
         x0, y0, x1, y1 = box
@@ -637,8 +663,13 @@ class PlateDetail:
         if changed.any():
             label_px = render_px * self.render_size / changed.shape[0]
             skip = {int(frame)} | set(exclude or ())
+            ghost_rules = [r for r in rules if isinstance(r, DonorRule) and r.ghosts]
+            # what the edits replaced, as the donors are compared: for the ops that ask donors not to show it
+            before = self._label_map(frame) if ghost_rules and frame in self.shot.frames else None
             for own, grown in changed_regions(changed, self.settings.donor_margin):
-                donor, score = self.donors().best(edited, own, grown, exclude=region_exclude(own, skip, rules))
+                ghosts = any(np.any(np.asarray(r.changed, bool) & own) for r in ghost_rules)
+                donor, score = self.donors().best(edited, own, grown, exclude=region_exclude(own, skip, rules),
+                                                  before=before if ghosts else None)
                 weight = self._region_weight(own, sub_transform, size, label_px)
                 if donor is None or score < self.settings.min_donor_match:
                     donor = None

@@ -9,6 +9,7 @@ window with the personalised SPADE generator, warp the crop back into plate spac
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from vq_models.edits.prior import (
     validate_prior,
 )
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
+from vq_models.edits.seen import with_teeth_seen
 from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FrameContext
 from vq_models.errors import InputError
 from vq_models.frame_render import FrameRender, save_composite
@@ -77,7 +79,7 @@ class ShotModel:
                                        region_grow=self._fitted_region_grow)
         self._grow_fits: dict[frozenset[int], GrowFit | None] = {}
         self._grow_lock = threading.Lock()
-        self.detail = PlateDetail(shot, self.label_map, self.num_codes, lambda: self.prior(required=False),
+        self.detail = PlateDetail(shot, self._labels_as_seen, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma = getattr(stage2, "code_luma", None)
         self._code_luma = code_luma() if callable(code_luma) else None
@@ -156,6 +158,7 @@ class ShotModel:
         with self._lock:
             save_prior(prior, self.shot.prior_path)
             self._prior = prior
+        self.detail.forget_donors()  # they compare frames by the prior's segments
 
     def prior(self, required: bool = True) -> Prior | None:
         with self._lock:
@@ -213,6 +216,19 @@ class ShotModel:
             return dict(self._tracking.frames[frame].contours or {})
         return {}
 
+    def _labels_as_seen(self, frame: int) -> np.ndarray:
+        """The frame's labels with the teeth its own pixels show where its codes miss them
+        (:func:`~vq_models.edits.seen.with_teeth_seen`): how plate detail compares frames, so a frame whose
+        teeth carry an interior code does not lend their band to an emptied mouth."""
+        labels = self.label_map(frame)
+        prior = self.prior(required=False)
+        if prior is None:
+            return labels
+        outline = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
+                                 self.label_size).get("lips_inner")
+        inner = None if outline is None else rasterize_polygon(outline, (self.label_size, self.label_size))
+        return with_teeth_seen(labels, prior, inner, functools.partial(self._crop_at, frame, self.label_size))
+
     def regions(self, frame: int) -> dict[str, np.ndarray]:
         """Tracked regions (eyes, brows, lips ...) at label size, used by edits to tell left from right."""
         return self._tracked(frame)[0]
@@ -232,7 +248,8 @@ class ShotModel:
         regions, outlines = self._tracked(frame)
         return FrameContext(regions=regions, transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
-                            exclude=frozenset(exclude or ()), outlines=outlines)
+                            exclude=frozenset(exclude or ()), outlines=outlines,
+                            crop=functools.partial(self._crop_at, int(frame), self.label_size))
 
     def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:
         """The exemplar region's share fitted on the shot's own blinks, none of ``exclude`` looked at
@@ -247,8 +264,11 @@ class ShotModel:
 
     def _crop_at_render_size(self, frame: int) -> np.ndarray:
         """The frame's real aligned crop, area-resized to the render's size (sRGB in [0, 1])."""
+        return self._crop_at(frame, self.render_size)
+
+    def _crop_at(self, frame: int, size: int) -> np.ndarray:
+        """The frame's real aligned crop, area-resized to ``size``² (sRGB in [0, 1])."""
         crop = np.clip(self.shot.aligned(frame), 0.0, 1.0)
-        size = self.render_size
         return crop if crop.shape[0] == size else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
     def head_pose(self, frame: int) -> np.ndarray:

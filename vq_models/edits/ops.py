@@ -22,6 +22,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
 from vq_models.edits.pulls import ColumnPull, JawPull
+from vq_models.edits.seen import teeth_in_pixels
 from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpResult, OpSpec, label_shift
 from vq_models.errors import InputError
 
@@ -325,7 +326,11 @@ def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) 
 def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
     """Remove teeth toward the gums: upper teeth keep their top ``value`` per column, lower teeth their
     bottom; removed pixels become mouth interior (else tongue; see :func:`_teeth_fill` for which code), or
-    ``fill`` (a segment or a code) when the artist names one. At 0 no tooth remains."""
+    ``fill`` (a segment or a code) when the artist names one. At 0 no tooth remains. The teeth are the teeth
+    codes near the tracked lips and, where the frame has its crop, the pixels between the tracked inner lips
+    that look like this frame's teeth though another code covers them
+    (:func:`~vq_models.edits.seen.teeth_in_pixels`: on lp_d13 the upper teeth of his widest smile carried an
+    interior code and stayed standing)."""
     out = labels.copy()
     if value >= 1.0:
         return out
@@ -335,10 +340,11 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
         _require_any(prior, names)
     else:
         prior.codes(names[0])
+    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop)
     for name in names:
         if not prior.has(name):
             continue
-        mask = _near_tracked(prior.mask(labels, name), ctx, "lips_outer")
+        mask = _near_tracked(prior.mask(labels, name), ctx, "lips_outer") | seen.get(name, False)
         top, bottom, _ = geo.column_extents(mask)
         fill = None
         for x in np.nonzero(top >= 0)[0]:
@@ -563,7 +569,7 @@ FACE_OPERATIONS: dict[str, Operation] = {
                       run=_gaze),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
-                        "{\"upper\": ..., \"lower\": ...} per row"), teeth),
+                        "{\"upper\": ..., \"lower\": ...} per row"), teeth, donor_ghosts=True),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False},
                                    doc="how open: 1 = as shot, 2 = twice the tracked gap between the lips, 0 = closed; "
                                        "pull: the frame's own lower lip, moved, for its detail"), mouth_open,

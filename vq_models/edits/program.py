@@ -357,10 +357,10 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
         changed = result.labels != out
         out = result.labels
         op = OPS[edit.op]
-        if op.donor_exclude is not None and changed.any():
-            exclude = op.donor_exclude(value, edit.params, ctx)
-            if exclude:
-                rules.append(DonorRule(changed, frozenset(exclude)))
+        if (op.donor_exclude is not None or op.donor_ghosts) and changed.any():
+            exclude = op.donor_exclude(value, edit.params, ctx) if op.donor_exclude is not None else frozenset()
+            if exclude or op.donor_ghosts:
+                rules.append(DonorRule(changed, frozenset(exclude), ghosts=op.donor_ghosts))
         moved += [(m, out) for m in result.moves]  # also where no label changed: a move under half a label pixel
         if result.edges is not None:  # likewise: an edge moved under half a row
             edges.append((result.edges, out))

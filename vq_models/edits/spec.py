@@ -52,6 +52,11 @@ class Operation:
     #: where this op changed the labels, because their look there contradicts the edit whatever their labels
     #: say (an open eye where the op closed one). None: any frame may lend.
     donor_exclude: Callable[..., frozenset[int]] | None = None
+    #: True: where this op changed the labels, a frame that still shows a segment the op removed, where its band
+    #: would show and the edit does not ask for that segment, never lends (``teeth``: a donor whose mouth showed
+    #: teeth a row lower put them back, crisp; :meth:`vq_models.detail.DonorIndex.best`). Closing ops leave it
+    #: off: a closed eye's or mouth's best donors show a little of the opening in the ring around it.
+    donor_ghosts: bool = False
     #: ``run(labels, value, params, prior, ctx)``: ``fn``'s labels with the op's moved parts and edge field
     #: (:class:`OpResult`), for ops that move parts (``gaze``, ``brows``, ``translate``) or place edges per
     #: column (``eye_open``, ``mouth_open``); the program calls it instead of ``fn``, also where no label
@@ -61,10 +66,12 @@ class Operation:
 
 @dataclass(frozen=True)
 class DonorRule:
-    """Frames (``exclude``) that must not lend plate detail to a changed region meeting ``changed`` (L, L)."""
+    """Frames (``exclude``) that must not lend plate detail to a changed region meeting ``changed`` (L, L);
+    with ``ghosts``, neither may a frame still showing what the op removed there (:attr:`Operation.donor_ghosts`)."""
 
     changed: np.ndarray
     exclude: frozenset[int]
+    ghosts: bool = False
 
 
 def label_shift(shift: tuple[float, float]) -> tuple[int, int]:
@@ -137,7 +144,9 @@ class FrameContext:
     ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` borrow a real
     closed eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from
     (what-if measurements). ``outlines``: the tracked contours themselves in label coordinates (N, 2), where
-    an op needs them finer than a label pixel (``mouth_open``'s tracked opening).
+    an op needs them finer than a label pixel (``mouth_open``'s tracked opening). ``crop``: returns the frame's
+    own aligned crop at the label map's size (display sRGB, (L, L, 3)), read when an op first asks, for ops
+    that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior).
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -148,3 +157,4 @@ class FrameContext:
     exemplars: Any = None
     exclude: frozenset[int] = frozenset()
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
+    crop: Callable[[], np.ndarray] | None = None

@@ -1,0 +1,123 @@
+"""Teeth found in a frame's own pixels where its codes miss them (vq_models.edits.seen), the teeth edit that
+removes them too, and the detail pass's donors that must not put removed teeth back."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from test_edits_ops import MOUTH, PRIOR, TONGUE, ULIP, UTEETH, run, synthetic_face
+
+from vq_models.detail import DonorIndex, code_groups
+from vq_models.edits import FrameContext, parse_program
+from vq_models.edits.program import apply_program_rules
+from vq_models.edits.seen import TEETH_SAMPLE_MIN, teeth_in_pixels, with_teeth_seen
+from vq_models.edits.spec import DonorRule
+from vq_models.runtime import ShotModel
+
+TOOTH, CAVITY, LIP = (0.80, 0.78, 0.74), (0.12, 0.05, 0.05), (0.80, 0.55, 0.55)
+
+
+def _mouth() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hand-drawn face's mouth (inner lips rows 47-52), and its crop: teeth-coded pixels look like teeth,
+    the interior like a dark cavity and the lips pink (as bright as the teeth), except a run of interior-coded
+    pixels on row 49 that looks like teeth (teeth in the upper lip's shadow whose code the prior files under
+    the interior)."""
+    labels = synthetic_face()
+    inner = np.zeros(labels.shape, bool)
+    inner[47:53, 24:41] = True
+    inner &= np.isin(labels, [ULIP, 10, MOUTH, UTEETH, 13, 14])  # the lips' inside, no cheek
+    crop = np.zeros(labels.shape + (3,), np.float32) + 0.6
+    crop[np.isin(labels, [ULIP, 10])] = LIP  # both lips pink
+    crop[np.isin(labels, [MOUTH, 13, 14])] = CAVITY  # interior, lower teeth row's neighbours dark
+    crop[labels == UTEETH] = TOOTH
+    crop[labels == 13] = TOOTH  # the lower teeth
+    crop[49, 28:36] = TOOTH  # misfiled: interior codes, teeth in the plate
+    labels[47, 30] = ULIP
+    crop[47, 30] = LIP
+    return labels, inner, crop
+
+
+def test_teeth_in_pixels_finds_teeth_coded_as_interior_and_not_pink_lips():
+    labels, inner, crop = _mouth()
+    assert np.all(labels[49, 28:36] == MOUTH)
+    seen = teeth_in_pixels(labels, PRIOR, inner, lambda: crop)
+    found = seen["upper_teeth"] | seen["lower_teeth"]
+    expected = np.zeros_like(found)
+    expected[49, 28:36] = True
+    np.testing.assert_array_equal(found, expected)  # the pink lip pixel and the dark cavity are not teeth
+    # those columns show both rows' codes: row 49 lies in the upper half of the inner lips (47-52)
+    assert seen["upper_teeth"][49, 28:36].all()
+    relabelled = with_teeth_seen(labels, PRIOR, inner, lambda: crop)
+    assert np.all(relabelled[49, 28:36] == UTEETH) and np.all(relabelled[~expected] == labels[~expected])
+
+
+def test_teeth_in_pixels_needs_a_crop_the_inner_lips_and_enough_coded_teeth_to_learn_from():
+    labels, inner, crop = _mouth()
+    assert teeth_in_pixels(labels, PRIOR, inner, None) == {}
+    assert teeth_in_pixels(labels, PRIOR, None, lambda: crop) == {}
+    few = labels.copy()
+    teeth = np.argwhere(np.isin(few, [UTEETH, 13]) & inner)
+    for y, x in teeth[TEETH_SAMPLE_MIN - 1:]:
+        few[y, x] = MOUTH
+    assert teeth_in_pixels(few, PRIOR, inner, lambda: crop) == {}
+    assert with_teeth_seen(few, PRIOR, inner, lambda: crop) is few
+
+
+def test_teeth_zero_removes_the_teeth_the_pixels_show_when_the_frame_has_its_crop():
+    """With the frame's crop, the teeth the codes miss are freed like the coded ones (here into the named fill,
+    so the change shows in the labels); without it, only the coded teeth are."""
+    labels, inner, crop = _mouth()
+    edit = {"op": "teeth", "fill": "tongue"}
+    _, with_crop, _ = run(edit, 0.0, labels=labels, ctx=FrameContext(regions={"lips_inner": inner}, crop=lambda: crop))
+    _, codes_only, _ = run(edit, 0.0, labels=labels, ctx=FrameContext(regions={"lips_inner": inner}))
+    for after in (with_crop, codes_only):
+        assert not np.isin(after, [UTEETH, 13]).any()
+        assert after[47, 30] == ULIP  # a pink lip pixel inside the inner lips is no tooth
+    assert np.all(with_crop[49, 28:36] == TONGUE) and np.all(codes_only[49, 28:36] == MOUTH)
+    np.testing.assert_array_equal(with_crop[codes_only != labels], codes_only[codes_only != labels])
+
+
+def test_only_the_teeth_edit_asks_donors_not_to_show_what_it_removed():
+    labels = synthetic_face()
+    rules = {}
+    for op in ("teeth", "eye_open", "mouth_open"):
+        program = parse_program({"version": 1, "edits": [{"op": op, "value": 0.0}]}, PRIOR)
+        rules[op] = [r for r in apply_program_rules(program, labels, 0, PRIOR)[2] if isinstance(r, DonorRule)]
+    assert rules["teeth"] and all(r.ghosts and r.changed.any() for r in rules["teeth"])
+    assert not any(r.ghosts for r in rules["eye_open"] + rules["mouth_open"])
+
+
+def test_a_donor_still_showing_removed_teeth_where_its_band_would_show_never_lends():
+    """Three frames: 0 the edited one, 1 agrees on the emptied mouth but shows teeth a row lower (in the ring
+    its band reaches), 2 agrees a little less and shows none. With what the edit replaced given, 1 is passed
+    over for 2; without, 1 wins."""
+    base = synthetic_face()
+    edited = base.copy()
+    edited[base == UTEETH] = MOUTH
+    changed = edited != base
+    around = np.zeros_like(changed)
+    around[46:52, 25:40] = True
+    around &= ~changed
+    lower = base.copy()
+    lower[base == UTEETH] = MOUTH
+    lower[49, 27:38] = UTEETH  # its teeth a row lower
+    plain = edited.copy()
+    plain[48, 27:29] = ULIP  # disagrees on two changed pixels
+    frames = {0: base, 1: lower, 2: plain}
+    index = DonorIndex([0, 1, 2], frames.__getitem__, code_groups(PRIOR.num_codes, PRIOR))
+    assert index.best(edited, changed, around, exclude={0})[0] == 1
+    donor, score = index.best(edited, changed, around, exclude={0}, before=base)
+    assert donor == 2 and 0 < score < 1
+
+
+def test_set_prior_rebuilds_the_donor_index_from_the_new_segments(tiny_shot, tmp_path):
+    """The donors compare frames by the prior's segments: an artist's regrouping reaches them at once."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    model = ShotModel.load(shot)
+    first = model.detail.donors().stack()
+    codes = list(range(model.num_codes))
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {"skin": codes[:2], "hair": codes[2:]}})
+    regrouped = model.detail.donors().stack()
+    assert len(np.unique(regrouped)) == 2 and len(np.unique(first)) > 2

@@ -1,0 +1,72 @@
+"""Parts found in a frame's own pixels where its codes miss them.
+
+A Stage I code is a cluster of StyleGAN features, found passively: it means a look, not a part, and the prior
+files each code under one segment. A code the shot mostly shows as the dark mouth interior also covers teeth in
+the upper lip's shadow (lp_d13's widest smile), so an edit that trusts the codes alone leaves those teeth
+standing, and the plate detail pass, comparing frames by their codes, takes a frame whose teeth carry such a
+code for an empty mouth and lends their band. This module looks at the frame's crop at the label map's size
+instead, learning what this frame's teeth look like from its teeth-coded pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from vq_models.edits import geometry as geo
+from vq_models.edits.prior import Prior
+from vq_models.io.colour import luma
+
+#: how much more saturated (max - min of display sRGB) than the frame's own teeth a pixel may be and still be
+#: taken for a tooth (lips and tongue are pink, teeth near grey)
+TEETH_SATURATION_MARGIN = 0.04
+#: how far from the interior's median brightness toward the teeth's a pixel must be to be taken for a tooth
+TEETH_BRIGHTNESS_SHARE = 0.5
+#: the fewest teeth-coded pixels between the tracked inner lips that tell what this frame's teeth look like
+TEETH_SAMPLE_MIN = 4
+TEETH_ROWS = ("upper_teeth", "lower_teeth")
+
+
+def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
+                    crop: Callable[[], np.ndarray] | None) -> dict[str, np.ndarray]:
+    """Per row of teeth the prior has, the pixels inside ``inner`` (the tracked inner lips at label size) that
+    look like this frame's teeth in its ``crop()`` (display sRGB at label size) but carry another code: nearly
+    as bright as the teeth (:data:`TEETH_BRIGHTNESS_SHARE` of the way from the interior's median brightness to
+    theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows teeth codes of, else the
+    row of its half of the opening. Empty without the crop, the inner lips, or :data:`TEETH_SAMPLE_MIN`
+    teeth-coded pixels between them to learn the teeth's look from."""
+    if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
+        return {}
+    inner = np.asarray(inner, bool)
+    rows = {name: prior.mask(labels, name) & inner for name in TEETH_ROWS if prior.has(name)}
+    coded = np.any(list(rows.values()), axis=0) if rows else np.zeros(labels.shape, bool)
+    if np.count_nonzero(coded) < TEETH_SAMPLE_MIN:
+        return {}
+    image = np.asarray(crop(), np.float32)
+    brightness = luma(image)
+    saturation = image.max(axis=-1) - image.min(axis=-1)
+    interior = prior.mask(labels, "mouth_interior") & inner if prior.has("mouth_interior") else np.zeros_like(inner)
+    dark = float(np.median(brightness[interior])) if interior.any() else 0.0
+    floor = dark + TEETH_BRIGHTNESS_SHARE * (float(np.median(brightness[coded])) - dark)
+    ceiling = float(np.median(saturation[coded])) + TEETH_SATURATION_MARGIN
+    found = inner & ~coded & (brightness > floor) & (saturation < ceiling)
+    top, bottom, _ = geo.column_extents(inner)
+    middle = np.where(top >= 0, 0.5 * (top + bottom), -1.0)[None, :]
+    upper_cols = rows.get("upper_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
+    lower_cols = rows.get("lower_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
+    upper = np.where(upper_cols != lower_cols, upper_cols, np.arange(labels.shape[0])[:, None] <= middle)
+    return {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
+
+
+def with_teeth_seen(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
+                    crop: Callable[[], np.ndarray] | None) -> np.ndarray:
+    """``labels`` with the teeth :func:`teeth_in_pixels` finds given their row's first code: what the frame shows
+    by segment, for comparing frames (the detail pass's donors) rather than for rendering."""
+    seen = teeth_in_pixels(labels, prior, inner, crop)
+    if not seen:
+        return labels
+    out = labels.copy()
+    for name, mask in seen.items():
+        out[mask] = prior.codes(name)[0]
+    return out
