@@ -224,8 +224,8 @@ class ShotModel:
         prior = self.prior(required=False)
         if prior is None:
             return labels
-        outline = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
-                                 self.label_size).get("lips_inner")
+        lips = {k: v for k, v in self._contours(frame).items() if k == "lips_inner"}
+        outline = label_outlines(lips, self.shot.transform(frame), self.shot.crop_size, self.label_size).get("lips_inner")
         inner = None if outline is None else rasterize_polygon(outline, (self.label_size, self.label_size))
         return with_teeth_seen(labels, prior, inner, functools.partial(self._crop_at, frame, self.label_size))
 
