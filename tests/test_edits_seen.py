@@ -109,6 +109,13 @@ def test_a_donor_still_showing_removed_teeth_where_its_band_would_show_never_len
     assert index.best(edited, changed, around, exclude={0})[0] == 1
     donor, score = index.best(edited, changed, around, exclude={0}, before=base)
     assert donor == 2 and 0 < score < 1
+    # another op of the program also changed an upper-lip pixel, which frame 2 shows as lip: only what the
+    # asking op removed (the teeth) binds the donors
+    both = edited.copy()
+    both[46, 32] = MOUTH
+    asked = base == UTEETH
+    assert index.best(both, both != base, around, exclude={0}, before=base, removed_by=asked)[0] == 2
+    assert index.best(both, both != base, around, exclude={0}, before=base)[0] is None
 
 
 def test_set_prior_rebuilds_the_donor_index_from_the_new_segments(tiny_shot, tmp_path):

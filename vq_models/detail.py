@@ -447,20 +447,24 @@ class DonorIndex:
             return self._stack
 
     def best(self, edited: np.ndarray, changed: np.ndarray, around: np.ndarray,
-             exclude: set[int] | None = None, before: np.ndarray | None = None) -> tuple[int | None, float]:
+             exclude: set[int] | None = None, before: np.ndarray | None = None,
+             removed_by: np.ndarray | None = None) -> tuple[int | None, float]:
         """(donor frame, match) for one changed region: the share of its ``changed`` pixels whose segment agrees
         with ``edited``, counted 4:1 against the ring ``around`` them (skin around an eye agrees in every
         frame, so the changed pixels must decide); (None, 0) if there is none.
 
         With ``before`` (the frame's own labels, as the stack sees them), a frame that shows a segment the edit
-        removed, where its band would show (the region and its ring) and the edit does not ask for that segment,
-        on more pixels than :data:`MAX_GHOST_SHARE` of those the edit removed it from, never lends: a donor
-        agreeing on three quarters of an emptied mouth put back, crisp, the teeth of its last quarter and those
-        it shows a row lower."""
+        removed (within ``removed_by``, the pixels of the ops that ask this), where its band would show (the
+        region and its ring) and the edit does not ask for that segment, on more pixels than
+        :data:`MAX_GHOST_SHARE` of those the edit removed it from, never lends: a donor agreeing on three
+        quarters of an emptied mouth put back, crisp, the teeth of its last quarter and those it shows a row
+        lower."""
         stack = self.stack()
         scores = np.zeros(len(self.frames))
         if before is not None:
             removed = changed & (self._groups[before] != self._groups[edited])
+            if removed_by is not None:
+                removed &= removed_by
             if removed.any():
                 # anywhere its band would show (the region and its ring), the donor shows a removed segment
                 # where the edit does not ask for it
@@ -666,10 +670,11 @@ class PlateDetail:
             ghost_rules = [r for r in rules if isinstance(r, DonorRule) and r.ghosts]
             # what the edits replaced, as the donors are compared: for the ops that ask donors not to show it
             before = self._label_map(frame) if ghost_rules and frame in self.shot.frames else None
+            removed_by = np.any([np.asarray(r.changed, bool) for r in ghost_rules], axis=0) if ghost_rules else None
             for own, grown in changed_regions(changed, self.settings.donor_margin):
-                ghosts = any(np.any(np.asarray(r.changed, bool) & own) for r in ghost_rules)
+                ghosts = removed_by is not None and bool(np.any(removed_by & own))
                 donor, score = self.donors().best(edited, own, grown, exclude=region_exclude(own, skip, rules),
-                                                  before=before if ghosts else None)
+                                                  before=before if ghosts else None, removed_by=removed_by)
                 weight = self._region_weight(own, sub_transform, size, label_px)
                 if donor is None or score < self.settings.min_donor_match:
                     donor = None

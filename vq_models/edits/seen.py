@@ -25,6 +25,7 @@ TEETH_SATURATION_MARGIN = 0.04
 TEETH_BRIGHTNESS_SHARE = 0.5
 #: the fewest teeth-coded pixels between the tracked inner lips that tell what this frame's teeth look like
 TEETH_SAMPLE_MIN = 4
+#: the prior's segments for the two rows of teeth
 TEETH_ROWS = ("upper_teeth", "lower_teeth")
 
 
@@ -33,9 +34,9 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     """Per row of teeth the prior has, the pixels inside ``inner`` (the tracked inner lips at label size) that
     look like this frame's teeth in its ``crop()`` (display sRGB at label size) but carry another code: nearly
     as bright as the teeth (:data:`TEETH_BRIGHTNESS_SHARE` of the way from the interior's median brightness to
-    theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows teeth codes of, else the
-    row of its half of the opening. Empty without the crop, the inner lips, or :data:`TEETH_SAMPLE_MIN`
-    teeth-coded pixels between them to learn the teeth's look from."""
+    theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows
+    teeth codes of, else the row of its half of the opening. Empty without the crop, the inner lips, or
+    :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look from."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)
