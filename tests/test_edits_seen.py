@@ -55,6 +55,7 @@ def test_teeth_in_pixels_finds_teeth_coded_as_interior_and_not_pink_lips():
 def test_teeth_in_pixels_needs_a_crop_the_inner_lips_and_enough_coded_teeth_to_learn_from():
     labels, inner, crop = _mouth()
     assert teeth_in_pixels(labels, PRIOR, inner, None) == {}
+    assert teeth_in_pixels(labels, PRIOR, inner, lambda: None) == {}  # a shot folder without this frame's crop
     assert teeth_in_pixels(labels, PRIOR, None, lambda: crop) == {}
     few = labels.copy()
     teeth = np.argwhere(np.isin(few, [UTEETH, 13]) & inner)
@@ -128,3 +129,20 @@ def test_set_prior_rebuilds_the_donor_index_from_the_new_segments(tiny_shot, tmp
     model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {"skin": codes[:2], "hair": codes[2:]}})
     regrouped = model.detail.donors().stack()
     assert len(np.unique(regrouped)) == 2 and len(np.unique(first)) > 2
+
+
+def test_a_shot_without_its_crops_still_removes_its_coded_teeth(tiny_shot, tmp_path):
+    """The crops only refine the teeth edit: a shot folder without them renders it from the codes, no error."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    model = ShotModel.load(shot)
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {
+        "skin": [0, 1, 2], "mouth_interior": [3], "upper_teeth": [4], "lower_teeth": [5]}})
+    frame = model.frames[2]
+    for png in (shot / "aligned").glob("*.png"):
+        png.unlink()
+    assert model._label_crop(frame) is None
+    for detail in ("none", "plate"):  # the donors compare every frame's labels as seen
+        fr = model.render_frame(frame, {"version": 1, "edits": [{"op": "teeth", "value": 0.0}]}, mode="edit-only",
+                                detail=detail)
+        assert fr.detail.mode == detail and np.isfinite(fr.rgb).all()

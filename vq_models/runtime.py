@@ -227,7 +227,7 @@ class ShotModel:
         lips = {k: v for k, v in self._contours(frame).items() if k == "lips_inner"}
         outline = label_outlines(lips, self.shot.transform(frame), self.shot.crop_size, self.label_size).get("lips_inner")
         inner = None if outline is None else rasterize_polygon(outline, (self.label_size, self.label_size))
-        return with_teeth_seen(labels, prior, inner, functools.partial(self._crop_at, frame, self.label_size))
+        return with_teeth_seen(labels, prior, inner, functools.partial(self._label_crop, frame))
 
     def regions(self, frame: int) -> dict[str, np.ndarray]:
         """Tracked regions (eyes, brows, lips ...) at label size, used by edits to tell left from right."""
@@ -249,7 +249,7 @@ class ShotModel:
         return FrameContext(regions=regions, transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()), outlines=outlines,
-                            crop=functools.partial(self._crop_at, int(frame), self.label_size))
+                            crop=functools.partial(self._label_crop, int(frame)))
 
     def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:
         """The exemplar region's share fitted on the shot's own blinks, none of ``exclude`` looked at
@@ -265,6 +265,14 @@ class ShotModel:
     def _crop_at_render_size(self, frame: int) -> np.ndarray:
         """The frame's real aligned crop, area-resized to the render's size (sRGB in [0, 1])."""
         return self._crop_at(frame, self.render_size)
+
+    def _label_crop(self, frame: int) -> np.ndarray | None:
+        """The frame's crop at the label map's size for ops that look at its pixels, or None where the shot folder
+        holds no crop for it: what they find there refines an edit, so a missing file must not stop a render."""
+        try:
+            return self._crop_at(frame, self.label_size)
+        except InputError:
+            return None
 
     def _crop_at(self, frame: int, size: int) -> np.ndarray:
         """The frame's real aligned crop, area-resized to ``size``² (sRGB in [0, 1])."""

@@ -30,13 +30,14 @@ TEETH_ROWS = ("upper_teeth", "lower_teeth")
 
 
 def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
-                    crop: Callable[[], np.ndarray] | None) -> dict[str, np.ndarray]:
+                    crop: Callable[[], np.ndarray | None] | None) -> dict[str, np.ndarray]:
     """Per row of teeth the prior has, the pixels inside ``inner`` (the tracked inner lips at label size) that
     look like this frame's teeth in its ``crop()`` (display sRGB at label size) but carry another code: nearly
     as bright as the teeth (:data:`TEETH_BRIGHTNESS_SHARE` of the way from the interior's median brightness to
     theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows
-    teeth codes of, else the row of its half of the opening. Empty without the crop, the inner lips, or
-    :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look from."""
+    teeth codes of, else the row of its half of the opening. Empty without the crop (``crop`` None or giving
+    None), the inner lips, or :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look
+    from."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)
@@ -44,7 +45,10 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     coded = np.any(list(rows.values()), axis=0) if rows else np.zeros(labels.shape, bool)
     if np.count_nonzero(coded) < TEETH_SAMPLE_MIN:
         return {}
-    image = np.asarray(crop(), np.float32)
+    image = crop()
+    if image is None:
+        return {}
+    image = np.asarray(image, np.float32)
     brightness = luma(image)
     saturation = image.max(axis=-1) - image.min(axis=-1)
     interior = prior.mask(labels, "mouth_interior") & inner if prior.has("mouth_interior") else np.zeros_like(inner)
@@ -61,7 +65,7 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
 
 
 def with_teeth_seen(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
-                    crop: Callable[[], np.ndarray] | None) -> np.ndarray:
+                    crop: Callable[[], np.ndarray | None] | None) -> np.ndarray:
     """``labels`` with the teeth :func:`teeth_in_pixels` finds given their row's first code: what the frame shows
     by segment, for comparing frames (the detail pass's donors) rather than for rendering."""
     seen = teeth_in_pixels(labels, prior, inner, crop)

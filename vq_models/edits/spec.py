@@ -145,7 +145,7 @@ class FrameContext:
     closed eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from
     (what-if measurements). ``outlines``: the tracked contours themselves in label coordinates (N, 2), where
     an op needs them finer than a label pixel (``mouth_open``'s tracked opening). ``crop``: returns the frame's
-    own aligned crop at the label map's size (display sRGB, (L, L, 3)), read when an op first asks, for ops
+    own aligned crop at the label map's size (display sRGB, (L, L, 3); None where the shot has none), for ops
     that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior).
     """
 
@@ -157,4 +157,4 @@ class FrameContext:
     exemplars: Any = None
     exclude: frozenset[int] = frozenset()
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
-    crop: Callable[[], np.ndarray] | None = None
+    crop: Callable[[], np.ndarray | None] | None = None
