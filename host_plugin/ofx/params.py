@@ -47,8 +47,8 @@ FILL_UI: dict[str, tuple[str, str]] = {
 }
 # The pull checkboxes (host_plugin.knobs.PULL_KNOBS): label and hint, the gizmo's Boolean knobs' own.
 PULL_UI: dict[str, tuple[str, str]] = {
-    "pull_lids": ("pull lids", "eye open moves the frame's own lid (lashes, skin) down instead of drawing it; "
-                  "leave off where glasses or hair lie on the lid line"),
+    "pull_lids": ("pull lids", "eye open moves the frame's own lid (lashes, skin) down instead of drawing it, the "
+                  "lashes alone once closed; leave off where glasses or hair lie on the lid line"),
     "pull_lip": ("pull lip", "mouth open moves the frame's own lower lip and chin instead of drawing them"),
 }
 # The segment-edit table's fields (host_plugin.knobs.SEGMENT_EDIT_FIELDS) as the gizmo shows them: range, label,
