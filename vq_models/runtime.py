@@ -224,10 +224,14 @@ class ShotModel:
         prior = self.prior(required=False)
         if prior is None:
             return labels
-        lips = {k: v for k, v in self._contours(frame).items() if k == "lips_inner"}
-        outline = label_outlines(lips, self.shot.transform(frame), self.shot.crop_size, self.label_size).get("lips_inner")
-        inner = None if outline is None else rasterize_polygon(outline, (self.label_size, self.label_size))
+        outlines = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
+                                  self.label_size, names=("lips_inner",))
+        inner = self._label_regions(outlines).get("lips_inner")
         return with_teeth_seen(labels, prior, inner, functools.partial(self._label_crop, frame))
+
+    def _label_regions(self, outlines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outlines in label coordinates → boolean masks at label size."""
+        return {name: rasterize_polygon(points, (self.label_size, self.label_size)) for name, points in outlines.items()}
 
     def regions(self, frame: int) -> dict[str, np.ndarray]:
         """Tracked regions (eyes, brows, lips ...) at label size, used by edits to tell left from right."""
@@ -238,8 +242,7 @@ class ShotModel:
         if frame not in self._regions:
             outlines = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
                                       self.label_size)
-            regions = {name: rasterize_polygon(points, (self.label_size, self.label_size))
-                       for name, points in outlines.items()}
+            regions = self._label_regions(outlines)
             with self._lock:
                 self._regions[frame] = (regions, outlines)
         return self._regions[frame]

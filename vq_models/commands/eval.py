@@ -22,18 +22,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="composites at plate resolution: SSIM and LPIPS in the face, sharpness (render vs plate "
                            "high-frequency energy) in the ROI, flicker of the render region")
     what.add_argument("--blinks", action="store_true",
-                      help="eye_open 0 on the open frame before each blink vs the real closed frame (dB gain)")
+                      help="eye_open 0 on the open frame before each blink vs the real closed frame (dB gain, SSIM, sharpness)")
     what.add_argument("--squint", action="store_true",
                       help="eye_open at the share each eye's opening falls to within --gap frames (a blink caught half "
-                           "way), on the open frame vs the later one (dB gain)")
+                           "way), on the open frame vs the later one (dB gain, SSIM, sharpness)")
     what.add_argument("--gaze", action="store_true",
                       help="gaze by as far as both irises move sideways within --gap frames, on the earlier frame vs "
-                           "the later one (dB gain)")
+                           "the later one (dB gain, SSIM, sharpness)")
     what.add_argument("--mouth", action="store_true",
-                      help="mouth_open 0 on the open frame before each closed mouth vs the real one (dB gain)")
+                      help="mouth_open 0 on the open frame before each closed mouth vs the real one (dB gain, SSIM, sharpness)")
     what.add_argument("--jaw", action="store_true",
                       help="mouth_open at the ratio the shot's mouth opens by within --gap frames, on the earlier "
-                           "frame vs the later one (dB gain)")
+                           "frame vs the later one (dB gain, SSIM, sharpness)")
     what.add_argument("--pull", choices=("on", "off"), default=None,
                       help="--squint/--jaw: the edits' pull (the frame's own lid or lower lip, moved; default: the op's)")
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")

@@ -3,10 +3,9 @@
 prep → Stage I → prior → Stage II at the ``cpu`` preset, then, in process: identity renders scored at plate
 resolution (SSIM and LPIPS in the face, sharpness in the ROI, flicker), the shot's own blinks (whole and caught
 half way), glances, closed mouths and opening mouths as what-ifs for ``eye_open``, ``gaze``, ``mouth_open 0`` and
-``mouth_open`` above 1, and a
-plate-resolution contact sheet of eyes closed, gaze and teeth removed beside the paper's bare paste (no plate
-detail). Trained models are reused on re-runs
-(``--retrain`` starts over); everything measured is written to ``OUT/metrics.json``.
+``mouth_open`` above 1, and a plate-resolution contact sheet of eyes closed, gaze and teeth removed beside the
+paper's bare paste (no plate detail). Trained models are reused on re-runs (``--retrain`` starts over);
+everything measured is written to ``OUT/metrics.json``.
 """
 
 from __future__ import annotations

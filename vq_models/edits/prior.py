@@ -365,12 +365,14 @@ def rasterize_regions(
             for name, points in label_outlines(contours, transform, crop_size, label_size).items()}
 
 
-def label_outlines(contours: Mapping[str, Any], transform: Any, crop_size: int, label_size: int) -> dict[str, np.ndarray]:
+def label_outlines(contours: Mapping[str, Any], transform: Any, crop_size: int, label_size: int,
+                   names: Sequence[str] = REGION_NAMES) -> dict[str, np.ndarray]:
     """Tracking contours (plate pixels) → the same polygons in label-map coordinates (N, 2), pixel centres at
-    integers (``u_label = (u_crop + 0.5) * L / S - 0.5``), for the regions in ``REGION_NAMES``."""
+    integers (``u_label = (u_crop + 0.5) * L / S - 0.5``), for the regions ``names`` (all of
+    ``REGION_NAMES`` by default)."""
     scale = float(label_size) / float(crop_size)
     out: dict[str, np.ndarray] = {}
-    for name in REGION_NAMES:
+    for name in names:
         pts = contours.get(name) if contours else None
         if pts is None or len(pts) < 3:
             continue

@@ -14,10 +14,11 @@ measures the composite in the plate's own pixel grid, in display sRGB:
 A blinking clip is its own ground truth for eye closing (:func:`blink_whatif`): for each blink, the open frame
 ``gap`` frames before it is rendered with ``eye_open 0`` and its eye region compared with the real closed
 frame, each in its own crop space (head motion taken out); the gain over the unedited open frame says how
-much of a real closed eye the edit produced. Beside the dB, every what-if reports SSIM in the same boxes and
-the edit's sharpness against the real frame's, because PSNR alone prefers a smear to a crisp edge a pixel off. :func:`mouth_whatif` does the same for a closed mouth. Edits keyed
+much of a real closed eye the edit produced. :func:`mouth_whatif` does the same for a closed mouth. Edits keyed
 part way have theirs too, the value read off the tracking: a blink caught half way (:func:`squint_whatif`), a
 glance (:func:`gaze_whatif`) and a mouth opening wider (:func:`jaw_whatif`). :data:`WHATIFS` lists them all.
+Beside the dB, every what-if reports SSIM in the same boxes and the edit's sharpness against the real frame's,
+because PSNR alone prefers a smear to a crisp edge a pixel off.
 """
 
 from __future__ import annotations
@@ -256,7 +257,13 @@ _EVENT_MEANS = {"gain_db": "mean_gain_db", "psnr_edit_db": "mean_edit_db", "psnr
 
 def _event_means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     """The report's means over its events (None for a shot without any)."""
-    return {key: float(np.mean([r[name] for r in rows])) if rows else None for name, key in _EVENT_MEANS.items()}
+    return {key: _mean_of(rows, name) for name, key in _EVENT_MEANS.items()}
+
+
+def _mean_of(rows: Sequence[dict[str, Any]], name: str) -> float | None:
+    """The mean of ``name`` over the events that have it (None where none has)."""
+    values = [r[name] for r in rows if name in r]
+    return float(np.mean(values)) if values else None
 
 
 def _box_sharpness(edit: np.ndarray, real: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> float:
@@ -301,7 +308,6 @@ def _another_blink(model: Any, report: dict[str, Any], eyes: np.ndarray, leave_o
     what-if's gain on this clip: the bar of a fixed dB gain can lie beyond what the shot's other blinks reach."""
     frames = model.frames
     s = model.shot.crop_size
-    gains = []
     med = float(np.nanmedian(eyes))
     for row in report.get("events", []):
         event = row["event_frame"]
@@ -317,8 +323,7 @@ def _another_blink(model: Any, report: dict[str, Any], eyes: np.ndarray, leave_o
         other = crop_plate(to_network(model.detail.plates.image(donor)), model.shot.transform(donor), s)
         db = M.psnr_in_boxes(other, real, row["boxes"])
         row.update({"another_blink_frame": donor, "another_blink_db": db, "another_gain_db": db - row["psnr_plate_db"]})
-        gains.append(db - row["psnr_plate_db"])
-    report["mean_another_gain_db"] = float(np.mean(gains)) if gains else None
+    report["mean_another_gain_db"] = _mean_of(report.get("events", []), "another_gain_db")
 
 
 def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], feather: float, detail: str | None,
@@ -335,7 +340,6 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
     blink: +8.9 dB against +7.4)."""
     frames = model.frames
     s = model.shot.crop_size
-    gains = []
     for row in report.get("events", []):
         ref, event = row["open_frame"], row["event_frame"]
         labels = model.label_map(ref)
@@ -349,10 +353,8 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
         db = M.psnr_in_boxes(comp, real, row["boxes"])
         row.update({"answer_labels_db": db, "answer_labels_gain_db": db - row["psnr_plate_db"],
                     "answer_labels_sharpness": _box_sharpness(comp, real, row["boxes"])})
-        gains.append(db - row["psnr_plate_db"])
-    report["mean_answer_labels_gain_db"] = float(np.mean(gains)) if gains else None
-    report["mean_answer_labels_sharpness"] = (
-        float(np.mean([r["answer_labels_sharpness"] for r in report["events"]])) if gains else None)
+    for name in ("answer_labels_gain_db", "answer_labels_sharpness"):
+        report[f"mean_{name}"] = _mean_of(report.get("events", []), name)
 
 
 def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 0.25, feather: float = 8.0,
