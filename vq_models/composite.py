@@ -27,7 +27,7 @@ from vq_models.shot import CropTransform
 # Stage II draws an edit a little beyond the labels that changed: its convolutions shade the skin next to a
 # closed lid or a moved pupil too. An edit's alpha therefore starts from the changed labels grown by this many
 # label pixels (a render-scale distance, so it follows the face's size on the plate), before the plate-pixel
-# feather. On lp_d13's blinks the what-if gained 0.4 dB from it (benchmarks/README.md, blink what-if).
+# feather. lp_d13's blink what-if gains from it (benchmarks/RESULTS.md).
 RENDER_REACH_PX = 2
 
 

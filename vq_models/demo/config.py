@@ -32,8 +32,8 @@ class DemoConfig:
     stage1_overrides: tuple[str, ...] = ("iters=600", "checkpoint_every=200", "log_every=20", "kmeans_iters=30")
     stage2_preset: str = "cpu"
     # the cpu preset at the crop's 128² with half its width and 1400 steps: the renders paste back at the
-    # plate's own detail. Measured against a 64² render with 700 steps (same shot, 2 cores): eyes-closed
-    # 35.8 vs 32.5 dB, no-teeth 27.0 vs 23.3 dB, held-out SSIM 0.941 vs 0.957, whole demo 6.4 vs 3.7 min
+    # plate's own detail. Against a 64² render with 700 steps the edits score several dB higher for a little
+    # held-out SSIM and twice the time (benchmarks/RESULTS.md)
     stage2_overrides: tuple[str, ...] = (
         "const_size=8", "ch_max=64", "batch_size=2", "iterations=1400", "checkpoint_every=700",
         "image_every=700", "log_every=20", "val_every=8",

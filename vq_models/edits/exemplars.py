@@ -8,7 +8,7 @@ from the shot's most closed frame for that eye (the *exemplar*), moved onto this
 similarity that maps the exemplar's eye corners onto this frame's: the labels then ask for what a real
 closed eye looks like in this shot. Without such a frame (a shot that never blinks) the op keeps its
 geometric rule. (The same borrowing for ``mouth_open`` measured worse than the column rule on lp_d13's closed
-mouth, 2.5 vs 3.0 dB over the open frame, so the mouth keeps its rule.)
+mouth, benchmarks/RESULTS.md, so the mouth keeps its rule.)
 """
 
 from __future__ import annotations
@@ -185,8 +185,8 @@ class PartExemplars:
         frames the one whose head pose is nearest frame ``like``'s (:func:`pose_distance`), else the most
         closed. Why the pose: a closed lid's shading and foreshortening follow the head, and the tracked
         openings of closed eyes differ by lash noise only (0.27-0.50 of the median on lp_d13). Only each blink's
-        deepest frame is a candidate (:func:`deepest_of_each_blink`). Blink what-if on lp_d13's four blinks:
-        +6.2 dB (most closed frame: +5.5); synthetic eyes-closed what-if 36.3 dB (35.2)."""
+        deepest frame is a candidate (:func:`deepest_of_each_blink`). The pose beats the most closed frame on
+        lp_d13's four blinks and on the synthetic eyes-closed what-if (benchmarks/RESULTS.md)."""
         frames = self.closed_frames(side, exclude)
         if not frames:
             return None

@@ -122,10 +122,9 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     fold's skin); the margin (:data:`LID_MARGIN_SHARE` of the eye's width) moves down to the new lid edge;
     and the rows just above that edge become a lash band (:func:`_lash_code`, :data:`LASH_BAND_SHARE`).
     Why: the labels of lp_d0's real closed eye are lid skin over a dark band two to three rows thick, not
-    lid-margin codes with a one-row line. Blink what-if with the shot's blinks not used, before → after:
-    lp_d0 +4.4 → +5.3 dB, lp_d13 (four blinks) +2.3 → +3.3 dB; synthetic eyes-closed what-if 32.9 → 35.2 dB
-    (main) and 35.4 → 33.9 dB (variant 101, whose drawn closed eye has no band). At 0 no opening pixel
-    remains. The column rule also reports each column's rest under a row and, asked for, the lid pulled down
+    lid-margin codes with a one-row line; the band raised both real clips' blink what-ifs and the synthetic
+    main shot's, and cost variant 101's, whose drawn closed eye has no band (benchmarks/RESULTS.md). At 0 no
+    opening pixel remains. The column rule also reports each column's rest under a row and, asked for, the lid pulled down
     (:func:`_eye_open`'s :class:`~vq_models.edits.spec.OpResult`), so the render draws the lid where the value
     says with the frame's own lashes."""
     return _eye_open(labels, value, params, prior, ctx).labels
@@ -245,8 +244,8 @@ def eye_open_donors(value: float, params: Mapping[str, Any], ctx: FrameContext) 
     than asked (:meth:`~vq_models.edits.exemplars.PartExemplars.too_open_to_lend`).
 
     The detail pass picks donors by the prior's segments, and on real footage an iris's codes are partly filed
-    under skin (lp_d0), so an open-eyed frame matched a closed lid and pasted its iris through it (blink
-    what-if +3.5 dB with such donors, +3.8 with none)."""
+    under skin (lp_d0), so an open-eyed frame matched a closed lid and pasted its iris through it (the blink
+    what-if scored lower with such donors than with none; benchmarks/RESULTS.md)."""
     if ctx.exemplars is None or ctx.frame is None:
         return frozenset()
     side = params.get("eye", "both")
@@ -372,12 +371,11 @@ def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None, row: s
 
     Why two defaults: behind the upper teeth is the palate in the upper lip's shadow, the deepest and
     darkest part of the mouth, which the shot never shows; behind the lower teeth the floor of the mouth,
-    lit through the opening like the cavity the shot does show. On the synthetic shot (renderer trained
-    with painted regions) the no-teeth what-if read 29.2 dB with the darkest code above and the cavity code
-    below, 27.7 dB with the cavity code for both rows and 28.0 dB with the darkest for both. Why the first
+    lit through the opening like the cavity the shot does show. On the synthetic shot the no-teeth what-if
+    scored highest with the darkest code above and the cavity code below (benchmarks/RESULTS.md). Why the first
     code and not the frame's most frequent: the visible cavity is often a strip a few pixels tall, and its
-    most frequent code is then an edge code half lip or half tooth (23.1 dB against 26.7 dB on the K=255
-    shot). prior --auto lists the cavity first; an artist reorders the JSON, or names a ``fill``, to choose."""
+    most frequent code is then an edge code half lip or half tooth, which scored well below on the K=255
+    shot. prior --auto lists the cavity first; an artist reorders the JSON, or names a ``fill``, to choose."""
     if fill is not None:
         return code_for(labels, fill, prior)
     if row == "upper_teeth" and ctx.code_luma is not None and prior.has("mouth_interior"):

@@ -16,9 +16,9 @@ import numpy as np
 #: ``eye_open`` and ``mouth_open`` values from which the frame's own lid or lip, moved, is its detail
 #: (:class:`ColumnPull`, :class:`JawPull`), and below which it is not at all (in between it fades). A squint is
 #: the same lid moved and a half-closed mouth the same lip; a closed eye or mouth is not (the lashes fall onto
-#: the lower lid and the fold unfolds; closed lips press together): lp_d0's blink what-if lost 0.6 dB and the
-#: variants' closed-mouth what-ifs 3.8-4.5 dB to a pull at 0. A lid's moved lashes show at every value
-#: (:meth:`ColumnPull.weight_at`).
+#: the lower lid and the fold unfolds; closed lips press together): a pull at 0 cost lp_d0's blink what-if and,
+#: by several dB, the variants' closed-mouth what-ifs (benchmarks/RESULTS.md). A lid's moved lashes show at
+#: every value (:meth:`ColumnPull.weight_at`).
 PULL_FULL_FROM = 0.5
 PULL_NONE_BELOW = 0.25
 

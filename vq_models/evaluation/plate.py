@@ -337,7 +337,7 @@ def _answer_labels(model: Any, report: dict[str, Any], program: dict[str, Any], 
     This is what asking for exactly the real closed eye gets from this shot's renderer, so it splits a
     shortfall into the label edit's share and the renderer's. It is a yardstick, not a bound: an edit that
     borrows another blink's labels, with plate detail from that blink, can score above it (lp_d13's first
-    blink: +8.9 dB against +7.4)."""
+    blink does; benchmarks/RESULTS.md)."""
     frames = model.frames
     s = model.shot.crop_size
     for row in report.get("events", []):
