@@ -64,6 +64,7 @@ def test_laplacian_energy_tells_sharp_from_soft():
     mask = np.ones((64, 64), bool)
     assert laplacian_energy(soft, mask) < 0.3 * laplacian_energy(sharp, mask)
     assert np.isnan(laplacian_energy(sharp, np.zeros((64, 64), bool)))
+    assert laplacian_energy(sharp) == laplacian_energy(sharp, mask)  # no mask: the whole image
 
 
 def _shot_with_prior(tiny_shot, tmp_path, segments: dict) -> tuple:

@@ -58,13 +58,16 @@ def _as_mask(rgb):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plate or args.blinks or args.squint or args.gaze or args.mouth or args.jaw:
+    from vq_models.evaluation.plate import WHATIFS
+
+    shot_flags = ("plate", *WHATIFS)
+    if any(getattr(args, flag) for flag in shot_flags):
         if args.pred:
             raise InputError("--pred scores files against ground truth; --plate and the what-ifs render the shot")
         return _run_shot(args)
     if not args.pred:
-        raise InputError("--pred PATTERN is required (or --plate, --blinks, --squint, --gaze, --mouth, --jaw to score "
-                         "the trained shot)")
+        raise InputError(f"--pred PATTERN is required (or {', '.join('--' + f for f in shot_flags)} to score the "
+                         "trained shot)")
     return _run_files(args)
 
 

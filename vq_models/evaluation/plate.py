@@ -56,9 +56,12 @@ from vq_models.io.colour import luma, to_network
 from vq_models.tracking.schema import load_tracking
 
 
-def laplacian_energy(rgb: np.ndarray, mask: np.ndarray) -> float:
-    """Mean |Laplacian| of the luminance inside ``mask``: the high-frequency energy a sharp image keeps."""
+def laplacian_energy(rgb: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean |Laplacian| of the luminance inside ``mask`` (default: everywhere): the high-frequency energy a sharp
+    image keeps."""
     lap = np.abs(cv2.Laplacian(luma(np.asarray(rgb, np.float32)), cv2.CV_32F, ksize=1))
+    if mask is None:
+        return float(lap.mean())
     m = np.asarray(mask, bool)
     return float(lap[m].mean()) if m.any() else float("nan")
 
@@ -270,10 +273,7 @@ def _box_sharpness(edit: np.ndarray, real: np.ndarray, boxes: Sequence[tuple[int
     """The edit's high-frequency energy over the real event frame's, mean over ``boxes``: 1 is as sharp as the
     shot's own frame. PSNR alone rewards a smear (a soft band scores above a crisp lash line drawn a pixel off),
     so a what-if reports what a compositor would see beside it."""
-    ratios = []
-    for x0, y0, x1, y1 in boxes:
-        inside = np.ones((y1 - y0, x1 - x0), bool)
-        ratios.append(laplacian_energy(edit[y0:y1, x0:x1], inside) / laplacian_energy(real[y0:y1, x0:x1], inside))
+    ratios = [laplacian_energy(edit[y0:y1, x0:x1]) / laplacian_energy(real[y0:y1, x0:x1]) for x0, y0, x1, y1 in boxes]
     return float(np.mean(ratios))
 
 
