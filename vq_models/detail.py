@@ -57,7 +57,7 @@ class DetailSettings:
     region's donor band fades into the plate's own. ``min_donor_match``: the least share of changed label
     pixels a donor must agree on (by the prior's segments) to lend its band; below it the changed region
     keeps the render's own band (a transferred mouth then renders as a blur); much lower, a removed part's
-    look comes back from a donor that still has it (``teeth 0`` loses 1.4 dB at 0.3; benchmarks/RESULTS.md).
+    look comes back from a donor that still has it (``teeth 0`` at 0.3; benchmarks/RESULTS.md).
     ``donor_margin``: label pixels around each changed region that count in the match (the surroundings
     must agree too, or the donor's detail sits in another context).
     ``donor_edge``: render pixels inside the donor's own face silhouette where its band stops (the rest of
