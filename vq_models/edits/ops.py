@@ -124,9 +124,9 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     Why: the labels of lp_d0's real closed eye are lid skin over a dark band two to three rows thick, not
     lid-margin codes with a one-row line; the band raised both real clips' blink what-ifs and the synthetic
     main shot's, and cost variant 101's, whose drawn closed eye has no band (benchmarks/RESULTS.md). At 0 no
-    opening pixel remains. The column rule also reports each column's rest under a row and, asked for, the lid pulled down
-    (:func:`_eye_open`'s :class:`~vq_models.edits.spec.OpResult`), so the render draws the lid where the value
-    says with the frame's own lashes."""
+    opening pixel remains. The column rule also reports each column's rest under a row and, asked for, the
+    lid pulled down (:func:`_eye_open`'s :class:`~vq_models.edits.spec.OpResult`), so the render draws the
+    lid where the value says with the frame's own lashes."""
     return _eye_open(labels, value, params, prior, ctx).labels
 
 
