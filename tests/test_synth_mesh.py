@@ -122,3 +122,18 @@ def test_prep_overlay_knob_chooses_the_renderer(tmp_path, capsys):
                  "--out", str(tmp_path / "bad"), "--set", "overlay=voxels"]) != 0
     err = capsys.readouterr().err
     assert "overlay 'voxels'" in err and "Traceback" not in err
+
+
+def test_the_eye_centres_stay_on_the_skull_when_the_eyes_move():
+    """The crop is aligned on landmarks5: a glance (the iris moving) or a blink (the lids meeting) must not
+    move them, or every glance and blink would move the whole crop; the eye's corners do move them."""
+    mesh = synth_mesh(_geometry(0.3))
+    before = topology.landmarks5_from_mesh(mesh)
+    moved = mesh.copy()
+    moved[[topology.LEFT_IRIS_CENTRE, topology.RIGHT_IRIS_CENTRE, *topology.LEFT_IRIS, *topology.RIGHT_IRIS], 0] += 4.0
+    lids = [i for i in topology.LEFT_EYE + topology.RIGHT_EYE
+            if i not in topology.LEFT_EYE_CORNERS + topology.RIGHT_EYE_CORNERS]
+    moved[lids, 1] += 3.0  # the lids close
+    np.testing.assert_allclose(topology.landmarks5_from_mesh(moved), before)
+    moved[list(topology.LEFT_EYE_CORNERS), 0] += 2.0  # the head (and its eye corners) moves
+    np.testing.assert_allclose(topology.landmarks5_from_mesh(moved)[0], before[0] + [2.0, 0.0])

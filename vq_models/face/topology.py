@@ -24,6 +24,9 @@ LEFT_IRIS = [469, 470, 471, 472]
 RIGHT_IRIS = [474, 475, 476, 477]
 LEFT_IRIS_CENTRE = 468
 RIGHT_IRIS_CENTRE = 473
+# each eye's corners (outer, inner canthus): the first and middle points of its outline
+LEFT_EYE_CORNERS = (33, 133)
+RIGHT_EYE_CORNERS = (263, 362)
 NOSE = [168, 220, 115, 48, 64, 98, 97, 2, 326, 327, 294, 278, 344, 440]
 NOSE_TIP = 1
 LIPS_OUTER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
@@ -48,14 +51,14 @@ CONTOURS: dict[str, list[int]] = {
 def landmarks5_from_mesh(mesh: np.ndarray) -> np.ndarray:
     """The schema's 5 points from a 468/478-point mesh: eye centres, nose tip, mouth corners.
 
-    Iris centres are used when the refined (478-point) mesh is there; otherwise the mean of each eye's
-    outline, which is what a 5-point detector reports as the eye centre.
-    """
+    An eye's centre is the midpoint of its two corners, which sit on the skull. Why not the iris centre or
+    the outline's mean: the crop is aligned on these points, and both move with the eye. The iris follows the
+    gaze and the outline's mean drops as the lid closes, so every glance and blink moved the whole crop, and
+    everything compared or borrowed across frames in crop space (plate detail from a donor frame, a borrowed
+    closed eye, the what-ifs) carried that shift: a donor's glasses rim landed a few plate pixels off this
+    frame's (``benchmarks/crop_stability.py``)."""
     m = np.asarray(mesh, dtype=np.float64)[:, :2]
-    if len(m) >= NUM_MESH_POINTS:
-        left, right = m[LEFT_IRIS_CENTRE], m[RIGHT_IRIS_CENTRE]
-    else:
-        left, right = m[LEFT_EYE].mean(0), m[RIGHT_EYE].mean(0)
+    left, right = m[list(LEFT_EYE_CORNERS)].mean(0), m[list(RIGHT_EYE_CORNERS)].mean(0)
     return np.stack([left, right, m[NOSE_TIP], m[MOUTH_LEFT], m[MOUTH_RIGHT]])
 
 
