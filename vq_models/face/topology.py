@@ -55,8 +55,7 @@ def landmarks5_from_mesh(mesh: np.ndarray) -> np.ndarray:
     the outline's mean: the crop is aligned on these points, and both move with the eye. The iris follows the
     gaze and the outline's mean drops as the lid closes, so every glance and blink moved the whole crop, and
     everything compared or borrowed across frames in crop space (plate detail from a donor frame, a borrowed
-    closed eye, the what-ifs) carried that shift: a donor's glasses rim landed a few plate pixels off this
-    frame's (``benchmarks/crop_stability.py``)."""
+    closed eye, the what-ifs) carried that shift (``benchmarks/crop_stability.py``)."""
     m = np.asarray(mesh, dtype=np.float64)[:, :2]
     left, right = m[list(LEFT_EYE_CORNERS)].mean(0), m[list(RIGHT_EYE_CORNERS)].mean(0)
     return np.stack([left, right, m[NOSE_TIP], m[MOUTH_LEFT], m[MOUTH_RIGHT]])
