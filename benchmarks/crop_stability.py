@@ -30,31 +30,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vq_models.evaluation.plate import gaze_offsets, openness  # noqa: E402
+from vq_models.evaluation.plate import gaze_offsets, openness, part_boxes  # noqa: E402
 from vq_models.events import BLINK_CLOSED, BLINK_GAP, BLINK_OPEN, find_events, gaze_events  # noqa: E402
 from vq_models.io.colour import luma  # noqa: E402
 from vq_models.shot import Shot  # noqa: E402
-from vq_models.tracking.schema import load_tracking  # noqa: E402
 
 PARTS = ("left_eye", "right_eye", "lips_outer")
 #: how far around each part its box reaches, as a share of the part's width
 PART_GROW = 0.3
 
 
-def part_boxes(shot: Shot, contours: dict, frame: int) -> list[tuple[int, int, int, int]]:
-    """Crop-space boxes (x0, y0, x1, y1) around the frame's eyes and mouth."""
-    out = []
-    for name in PARTS:
-        if name not in contours:
-            continue
-        p = shot.transform(frame).to_crop(np.asarray(contours[name], np.float64)[:, :2])
-        (x0, y0), (x1, y1) = p.min(axis=0), p.max(axis=0)
-        g = PART_GROW * (x1 - x0)
-        out.append((int(max(0, x0 - g)), int(max(0, y0 - g)), int(x1 + g + 1), int(y1 + g + 1)))
-    return out
-
-
-def face_shift(shot: Shot, tracking, ref: int, event: int) -> tuple[float, float]:
+def face_shift(shot: Shot, ref: int, event: int) -> tuple[float, float]:
     """(dx, dy) crop pixels: the translation mapping ``event``'s crop onto ``ref``'s outside both frames' eyes
     and mouth, inside the face's middle (the background and hair do not count)."""
     s = shot.crop_size
@@ -62,8 +48,9 @@ def face_shift(shot: Shot, tracking, ref: int, event: int) -> tuple[float, float
     b = np.ascontiguousarray(luma(np.asarray(shot.aligned(event), np.float32)))
     keep = np.zeros((s, s), np.uint8)
     keep[int(0.2 * s):int(0.85 * s), int(0.15 * s):int(0.85 * s)] = 1
+    view = SimpleNamespace(shot=shot)
     for f in (ref, event):
-        for x0, y0, x1, y1 in part_boxes(shot, tracking.frames[f].contours or {}, f):
+        for x0, y0, x1, y1 in part_boxes(view, f, PARTS, PART_GROW):
             keep[y0:y1, x0:x1] = 0
     warp = np.eye(2, 3, dtype=np.float32)
     _, warp = cv2.findTransformECC(a, b, warp, cv2.MOTION_TRANSLATION,
@@ -96,12 +83,11 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the figures as JSON")
     args = parser.parse_args()
     shot = Shot.open(args.shot)
-    tracking = load_tracking(shot.tracking_path)
     report: dict = {"shot": str(args.shot), "crop_size": shot.crop_size}
     for kind, pairs in pairs_of(shot).items():
         rows = []
         for ref, event in pairs:
-            dx, dy = face_shift(shot, tracking, ref, event)
+            dx, dy = face_shift(shot, ref, event)
             rows.append({"ref": ref, "event": event, "dx": round(dx, 2), "dy": round(dy, 2)})
             print(f"{kind:8s} {ref} -> {event}: dx {dx:+.2f} dy {dy:+.2f} crop px")
         report[kind] = {"pairs": rows, "median_shift_px": round(statistics.median(

@@ -14,7 +14,6 @@ import pytest
 
 from vq_models.io.images import write_image
 from vq_models.shot import Shot
-from vq_models.tracking.schema import load_tracking
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "crop_stability.py"
 
@@ -32,15 +31,14 @@ def test_a_moved_crop_is_measured_and_an_unmoved_one_is_not(bench, tiny_shot, tm
     root = tmp_path / "shot"
     shutil.copytree(tiny_shot, root, ignore=shutil.ignore_patterns("stage1", "stage2"))
     shot = Shot.open(root)
-    tracking = load_tracking(shot.tracking_path)
     a, b = shot.frames[2], shot.frames[3]
-    assert np.hypot(*bench.face_shift(shot, tracking, a, a)) < 0.05
+    assert np.hypot(*bench.face_shift(shot, a, a)) < 0.05
     # frame b's crop replaced by frame a's moved right by 2 and down by 1 crop pixels
     image = shot.aligned(a)
     moved = cv2.warpAffine(image, np.float32([[1, 0, 2.0], [0, 1, 1.0]]), image.shape[1::-1],
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     write_image(shot.image_path("aligned", b), moved, dtype="uint8")
-    dx, dy = bench.face_shift(Shot.open(root), tracking, a, b)
+    dx, dy = bench.face_shift(Shot.open(root), a, b)
     assert abs(dx - 2.0) < 0.3 and abs(dy - 1.0) < 0.3
     kinds = bench.pairs_of(shot)
     assert set(kinds) == {"blinks", "glances", "calm"} and all(

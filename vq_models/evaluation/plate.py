@@ -198,7 +198,7 @@ def _extent(contours: dict[str, Any], tf: Any, name: str) -> tuple[float, float]
     return float(np.ptp(c[:, 0])), float(np.ptp(c[:, 1]))
 
 
-def _part_boxes(model: Any, frame: int, names: Sequence[str], grow: float) -> list[tuple[int, int, int, int]]:
+def part_boxes(model: Any, frame: int, names: Sequence[str], grow: float) -> list[tuple[int, int, int, int]]:
     """Crop-space boxes (x0, y0, x1, y1) around the tracked contours ``names`` at ``frame``, grown by
     ``grow`` × the part's width on each side."""
     tracking = load_tracking(model.shot.tracking_path)
@@ -241,7 +241,7 @@ def _whatif(model: Any, pairs: list[tuple[int, int]], program: dict[str, Any] | 
         edit_crop = crop_plate(pf.comp, model.shot.transform(ref), s)
         plate_crop = crop_plate(pf.plate, model.shot.transform(ref), s)
         real_crop = crop_plate(real, model.shot.transform(event), s)
-        boxes = _union(_part_boxes(model, ref, parts, grow), _part_boxes(model, event, parts, grow))
+        boxes = _union(part_boxes(model, ref, parts, grow), part_boxes(model, event, parts, grow))
         edit_db = M.psnr_in_boxes(edit_crop, real_crop, boxes)
         plate_db = M.psnr_in_boxes(plate_crop, real_crop, boxes)
         rows.append({"open_frame": ref, "event_frame": event, "psnr_edit_db": edit_db, "psnr_plate_db": plate_db,
