@@ -34,6 +34,7 @@ def test_every_frame_has_a_face_and_crops_are_stable(shot13):
     assert shot.frames == list(range(1, 41))
     assert shot13.bridged == [] and shot.meta["prep"]["lost"] == []
     assert shot.meta["prep"]["contours"] == "mesh"
+    assert shot.meta["prep"]["eye_centres"] == "corners" and shot.stale_alignment() is None
     tracking = load_tracking(shot.tracking_path)
     assert tracking.frames[1].mesh is not None and tracking.frames[1].mesh.shape == (478, 3)
     eyes = np.array([shot.transform(f).to_crop(tracking.frames[f].landmarks5[:2]) for f in shot.frames])

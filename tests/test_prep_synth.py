@@ -31,6 +31,7 @@ def test_tracking_file_gives_the_generators_crops(synth, tmp_path):
     truth = load_tracking(synth / "tracking.json")
     assert shot.frames == [1001, 1002, 1003, 1004, 1005]
     assert shot.meta["prep"]["contours"] == "file"
+    assert "eye_centres" not in shot.meta["prep"] and shot.stale_alignment() is None  # the file's own convention
     with open_source(plate) as src:
         for f in shot.frames:
             expected = quad_transform(ffhq_quad(truth.frames[f].landmarks5), 64)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ from vq_models.shot import Shot
 from vq_models.tracking.schema import load_tracking
 
 __all__ = ["RENDER_MODES", "FrameRender", "LabelOverride", "ShotModel", "save_composite", "shot_summary"]
+
+log = logging.getLogger("vqedit.runtime")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class ShotModel:
             raise InputError(f"{shot.root}: no Stage II model (run `vqedit train {shot.root} --stage 2`)")
         stage1 = Stage1Model.load(shot.stage1_dir, device=device)
         stage2 = Stage2Renderer.load(shot.stage2_dir, device=device)
+        if (stale := shot.stale_alignment()) is not None:
+            log.warning(stale)
         return cls(shot, stage1, stage2, device)
 
     # --- description -------------------------------------------------------------------------------

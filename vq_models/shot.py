@@ -207,6 +207,19 @@ class Shot(ShotLayout):
             return int(plate["width"]), int(plate["height"])
         raise InputError(f"{self.root}/shot.json: plate has no display_window or width/height")
 
+    def stale_alignment(self) -> str | None:
+        """Why this shot's crops should be prepped again, or None. A shot MediaPipe tracked before prep
+        recorded its eye-centre convention was aligned on the iris centres, so its crop moves with every
+        glance and blink (``benchmarks/crop_stability.py``) and what the edits borrow across frames carries
+        that shift. The shot still works; re-prepping and retraining it is what mends it."""
+        from vq_models.face.topology import EYE_CENTRES
+
+        prep = self.meta.get("prep") or {}
+        if not str(prep.get("tool", "")).startswith("mediapipe") or prep.get("eye_centres") == EYE_CENTRES:
+            return None
+        return (f"{self.root}: prepped with the crop aligned on the iris centres, which move with glances and "
+                f"blinks (now: the eye corners); run `vqedit prep` and both training stages again to mend it")
+
     def _check_frame(self, frame: int) -> None:
         if frame not in set(self.frames):
             raise InputError(f"{self.root}: frame {frame} is not in the shot ({self.frames[0]}-{self.frames[-1]})")

@@ -255,6 +255,8 @@ def run_prep(
     meta = {
         "tool": "mediapipe 0.10.21 face_mesh (478 points)" if external is None else f"file: {tracking_path}",
         "contours": contour_source,
+        # the tracker's eye centres are the crop's alignment points; an external file keeps its own
+        **({"eye_centres": topology.EYE_CENTRES} if external is None else {}),
         "lost": lost,
         "bridged": bridged,
         "face": {"index": face_index, "pick": list(pick) if pick else None, "faces_seen": selector.faces_seen},

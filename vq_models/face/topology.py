@@ -48,6 +48,12 @@ CONTOURS: dict[str, list[int]] = {
 }
 
 
+#: how :func:`landmarks5_from_mesh` places an eye's centre; prep records it in shot.json's ``prep`` so a shot
+#: aligned by an older convention (``None``: the iris centres, before 2026-12-07) can be told apart
+#: (:meth:`vq_models.shot.Shot.stale_alignment`)
+EYE_CENTRES = "corners"
+
+
 def landmarks5_from_mesh(mesh: np.ndarray) -> np.ndarray:
     """The schema's 5 points from a 468/478-point mesh: eye centres, nose tip, mouth corners.
 

@@ -63,6 +63,8 @@ def train_stage1(shot_dir: str | Path, config: Stage1Config, *, device: str = "c
     """Run Stage I on a prepared shot and write ``SHOT/stage1``; returns that folder. Flush-to-zero is on
     while training on the CPU and off again afterwards (``denormals.py``)."""
     shot = Shot.open(shot_dir)
+    if (stale := shot.stale_alignment()) is not None:  # before the hours of training it would cost
+        log.warning(stale)
     out = shot.stage1_dir
     info = init_distributed(device)
     dev = info.device
