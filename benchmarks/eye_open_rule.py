@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-KNOBS = ("LID_MARGIN_SHARE", "LID_SKIN_ROWS", "LASH_BAND_SHARE")
+KNOBS = ("LID_MARGIN_SHARE", "LID_SKIN_ROWS", "LASH_BAND_SHARE", "LASH_OVER_LID_SHARE")
 
 
 def main() -> int:

@@ -131,7 +131,8 @@ def test_eye_open_moves_the_lash_line_down_with_the_lid():
 def test_eye_open_draws_a_lash_band_of_the_margins_darkest_code_under_lid_skin():
     """A real closed eye (lp_d0) is the lid fold's skin over a dark band where the lids meet: with the shot's
     code brightness, closing puts the upper margin's darkest code along the lid's edge, a band that thins as
-    the value rises, and fills the rest of the opening with skin from above the margin."""
+    the value rises and, where a column closes wholly, covers the lower lid's top row (the lashes lie on it),
+    and fills the rest of the opening with skin from above the margin."""
     face = synthetic_face()
     lash = 17
     prior = Prior(num_codes=20, segments={**PRIOR.segments, "eyelids": [LID, lash]})
@@ -152,6 +153,8 @@ def test_eye_open_draws_a_lash_band_of_the_margins_darkest_code_under_lid_skin()
             column = closed[top[x]:bottom[x] + 1, x]
             assert column[-2:].tolist() == [lash, lash]  # the band: 0.17 of a 13-pixel eye, at the bottom
             assert set(column[:-2].tolist()) <= {SKIN, FOREHEAD, LID} and lash not in column[:-2]
+            assert closed[bottom[x] + 1, x] == lash != face[bottom[x] + 1, x]  # the lashes lie over the lower lid
+            assert half[bottom[x] + 1, x] == face[bottom[x] + 1, x]  # a column still open leaves that lid alone
         band_rows = [int((half[top[x]:bottom[x] + 1, x] == lash).sum()) for x in eye_cols]
         assert max(band_rows) == 1  # half closed: a thinner band (the moved margin row) at the lid's edge
     _, plain, _ = run({"op": "eye_open", "eye": "both"}, 0.0, labels=face, prior=prior)

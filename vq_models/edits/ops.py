@@ -110,6 +110,9 @@ LID_SKIN_ROWS = 3
 #: thickness of a closed eye's lash band (the upper lid margin's darkest code along the lid's edge), as a share
 #: of the eye's width at ``eye_open 0``; it thins in proportion as the value rises
 LASH_BAND_SHARE = 0.17
+#: rows of the lower lid just below a wholly closed column that the lash band covers too, as a share of the
+#: eye's width at ``eye_open 0`` (one row at 128² labels): a closed eye's upper lashes lie over the lower lid
+LASH_OVER_LID_SHARE = 0.07
 
 
 def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
@@ -120,11 +123,14 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     Otherwise, toward the lower lid, per column: the top ``1 - value`` of the opening becomes the lid's skin
     code, found above the upper lid's margin in that column (not the margin itself: a real closed lid is the
     fold's skin); the margin (:data:`LID_MARGIN_SHARE` of the eye's width) moves down to the new lid edge;
-    and the rows just above that edge become a lash band (:func:`_lash_code`, :data:`LASH_BAND_SHARE`).
-    Why: the labels of lp_d0's real closed eye are lid skin over a dark band two to three rows thick, not
-    lid-margin codes with a one-row line; the band raised both real clips' blink what-ifs and the synthetic
-    main shot's, and cost variant 101's, whose drawn closed eye has no band (benchmarks/RESULTS.md). At 0 no
-    opening pixel remains. The column rule also reports each column's rest under a row and, asked for, the
+    and the rows just above that edge become a lash band (:func:`_lash_code`, :data:`LASH_BAND_SHARE`);
+    where a column closes wholly, the band reaches over the lower lid's top row too
+    (:data:`LASH_OVER_LID_SHARE`). Why: the labels of lp_d0's real closed eye are lid skin over a dark band
+    two to three rows thick, not lid-margin codes with a one-row line, and the lower lid under it is darker
+    than the open eye's (the upper lashes lie on it); the band raised both real clips' blink what-ifs and the
+    synthetic main shot's, and cost variant 101's, whose drawn closed eye has no band; the row over the lower
+    lid raised lp_d0's and left lp_d13's column rule as it was (benchmarks/RESULTS.md). At 0 no opening pixel
+    remains. The column rule also reports each column's rest under a row and, asked for, the
     lid pulled down (:func:`_eye_open`'s :class:`~vq_models.edits.spec.OpResult`), so the render draws the
     lid where the value says with the frame's own lashes."""
     return _eye_open(labels, value, params, prior, ctx).labels
@@ -168,6 +174,7 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
         width = int(np.ptp(cols)) + 1
         margin_rows = max(1, int(round(LID_MARGIN_SHARE * width)))
         band = int(round(LASH_BAND_SHARE * width * (1.0 - value)))
+        over_lid = int(round(LASH_OVER_LID_SHARE * width * (1.0 - value)))
         lash = _lash_code(labels, top, cols, margin_rows, opening, ctx.code_luma) if band > 0 else None
         pull = [np.full(labels.shape[1], np.nan) for _ in range(3)]  # opening, bottom, rest
         touched = np.zeros(labels.shape, bool)
@@ -197,6 +204,8 @@ def _eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior
                 out[margin + (new_top - t), x] = lashes
             if lash is not None:
                 out[rows[rows >= new_top - band], x] = lash
+                if new_top > b:  # the column is closed: its lashes lie over the lower lid
+                    out[b + 1:min(labels.shape[0], b + 1 + over_lid), x] = lash
         landed = touched & (out != labels)
         lid = ColumnPull(*pull, float(value), margin_rows, LID_SKIN_ROWS)
         if params.get("pull", False) and landed.any() and lid.defined:  # its lashes move at every value
