@@ -146,3 +146,27 @@ def test_a_shot_without_its_crops_still_removes_its_coded_teeth(tiny_shot, tmp_p
         fr = model.render_frame(frame, {"version": 1, "edits": [{"op": "teeth", "value": 0.0}]}, mode="edit-only",
                                 detail=detail)
         assert fr.detail.mode == detail and np.isfinite(fr.rgb).all()
+
+
+def test_a_row_of_teeth_s_shadowed_warm_ends_are_teeth_but_warm_pixels_beside_no_tooth_are_not():
+    """Toward the corners a row of teeth darkens and takes the lips' warm light (lp_d13's smile): too
+    saturated for the look test, but continuing the row sideways. A pixel as warm and bright that continues no
+    row (a tongue under the teeth) stays what its code says, and so does one darker than the shadow floor."""
+    labels, inner, crop = _mouth()
+    warm = (0.55, 0.33, 0.28)  # between the cavity and the teeth in brightness, as saturated as the lips
+    row = np.nonzero(labels[48] == UTEETH)[0]
+    ends = [x for x in (row[0] - 1, row[-1] + 1) if inner[48, x]]
+    assert ends and all(labels[48, x] != UTEETH for x in ends)
+    for x in ends:
+        crop[48, x] = warm
+    crop[51, 31] = warm  # the tongue's row: beside no tooth
+    far = row[-1] + 2
+    crop[48, far] = CAVITY if not inner[48, far] else (0.15, 0.08, 0.07)  # a dark pixel stops the run
+    seen = teeth_in_pixels(labels, PRIOR, inner, lambda: crop)
+    assert all(seen["upper_teeth"][48, x] for x in ends)
+    assert not seen["upper_teeth"][51, 31] and not seen["lower_teeth"][51, 31]
+    assert not seen["upper_teeth"][48, far]
+    _, after, _ = run({"op": "teeth", "fill": "tongue"}, 0.0, labels=labels,
+                      ctx=FrameContext(regions={"lips_inner": inner}, crop=lambda: crop))
+    assert all(after[48, x] == TONGUE != labels[48, x] for x in ends)  # teeth 0 frees them with the row
+    assert after[51, 31] == labels[51, 31]

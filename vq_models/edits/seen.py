@@ -23,6 +23,9 @@ from vq_models.io.colour import luma
 TEETH_SATURATION_MARGIN = 0.04
 #: how far from the interior's median brightness toward the teeth's a pixel must be to be taken for a tooth
 TEETH_BRIGHTNESS_SHARE = 0.5
+#: how far from the interior's median brightness toward the teeth's a pixel continuing a row of teeth sideways
+#: must be to be taken for one of its shadowed ends, whatever its colour (:func:`_shadowed_ends`)
+TEETH_SHADOW_SHARE = 0.25
 #: the fewest teeth-coded pixels between the tracked inner lips that tell what this frame's teeth look like
 TEETH_SAMPLE_MIN = 4
 #: the prior's segments for the two rows of teeth
@@ -35,7 +38,9 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     look like this frame's teeth in its ``crop()`` (display sRGB at label size) but carry another code: nearly
     as bright as the teeth (:data:`TEETH_BRIGHTNESS_SHARE` of the way from the interior's median brightness to
     theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows
-    teeth codes of, else the row of its half of the opening. Empty without the crop (``crop`` None or giving
+    teeth codes of, else the row of its half of the opening. Then each row's ends in the corners' shadow: the
+    pixels continuing it sideways that are brighter than :data:`TEETH_SHADOW_SHARE` of that way, whatever
+    their colour (:func:`_shadowed_ends`). Empty without the crop (``crop`` None or giving
     None), the inner lips, or :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look
     from."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
@@ -61,7 +66,33 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     upper_cols = rows.get("upper_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     lower_cols = rows.get("lower_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     upper = np.where(upper_cols != lower_cols, upper_cols, np.arange(labels.shape[0])[:, None] <= middle)
-    return {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
+    seen = {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
+    shadow_floor = dark + TEETH_SHADOW_SHARE * (float(np.median(brightness[coded])) - dark)
+    free = inner & ~coded & ~found & (brightness > shadow_floor)
+    for name in rows:  # the upper row first: a pixel either row reaches is the upper's
+        ends = _shadowed_ends(rows[name] | seen[name], free)
+        seen[name] = seen[name] | ends
+        free &= ~ends
+    return seen
+
+
+def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The pixels of ``free`` that continue ``teeth`` sideways: reached from a tooth through ``free`` pixels
+    along its own label row, left or right.
+
+    Why: toward the mouth's corners a row of teeth darkens and takes the lips' warm light (lp_d13's smile: as
+    saturated as the lips), so neither its codes nor the look test above find it, and ``teeth 0`` left the
+    corner teeth standing (lp_d13, lp_d0). Sideways only: what lies above or below a row is lip, tongue or
+    cavity, which may be as bright."""
+    grown = teeth.copy()
+    while True:
+        beside = np.zeros_like(grown)
+        beside[:, 1:] |= grown[:, :-1]
+        beside[:, :-1] |= grown[:, 1:]
+        new = beside & free & ~grown
+        if not new.any():
+            return grown & ~teeth
+        grown |= new
 
 
 def with_teeth_seen(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
