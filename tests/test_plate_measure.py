@@ -19,6 +19,7 @@ from vq_models.evaluation.plate import (
     openness,
     plate_metrics,
     squint_whatif,
+    teeth_left,
 )
 from vq_models.events import JAW_MIN_OPEN, JAW_RATIO, MAX_JAW_RATIO, find_events, gaze_events, ratio_events
 from vq_models.runtime import ShotModel
@@ -210,6 +211,23 @@ def test_gaze_whatif_moves_each_iris_as_far_as_the_shot_does(tiny_shot, tmp_path
         assert np.isfinite(event["gain_db"])
 
 
+def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_path, capsys):
+    """Nothing removed (teeth 1) leaves every tooth-bright pixel, teeth 0.5 about half and teeth 0 fewer still on
+    the synthetic shot (its code 1 is the teeth between the inner lips); the report names each frame, ``vqedit
+    eval --teeth-left`` writes it, and a prior without the segments the op needs says so instead."""
+    unnamed = teeth_left(ShotModel.load(tiny_shot), frames=4)  # the tiny auto prior names no mouth interior
+    assert unnamed["count"] == 0 and "mouth_interior" in unnamed["unavailable"]
+    shot, model = _shot_with_prior(tiny_shot, tmp_path, {
+        "background": [0], "skin": [2, 3, 4, 6, 7], "mouth_interior": [5], "upper_teeth": [1]})
+    kept, half, gone = (teeth_left(model, frames=4, value=v) for v in (1.0, 0.5, 0.0))
+    assert kept["count"] >= 1 and kept["mean_left"] == pytest.approx(1.0)
+    assert [r["frame"] for r in gone["events"]] == [r["frame"] for r in kept["events"]]
+    assert gone["mean_left"] < half["mean_left"] < 0.8 and gone["max_left"] >= gone["mean_left"]
+    out = tmp_path / "teeth.json"
+    assert main(["eval", str(shot), "--teeth-left", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["teeth_left"]["count"] >= 1 and "mean_left" in capsys.readouterr().out
+
+
 @pytest.mark.clips
 def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     """`vqedit demo --clip` on a few real frames at the tiny preset: every step runs, the report and the
@@ -222,6 +240,6 @@ def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     assert set(report["timings_s"]) == {"prep", "stage1", "prior", "stage2"}
     assert report["plate_detail"]["sharpness"] > report["plate_bare"]["sharpness"]
     assert report["plate_detail"]["ssim"] > report["plate_bare"]["ssim"]
-    assert {"blinks", "squint", "gaze", "mouth", "jaw"} <= set(report)
+    assert {"blinks", "squint", "gaze", "mouth", "jaw", "teeth_left"} <= set(report)
     sheet = cv2.imread(str(out / "contact_sheet_plate.png"))
     assert sheet is not None and sheet.shape[0] > 200

@@ -69,6 +69,9 @@ def _run_clip(args: argparse.Namespace) -> int:
             "half-closed eye what-if gain (dB)": result["squint"]["mean_gain_db"],
             "glance what-if gain (dB)": result["gaze"]["mean_gain_db"],
             "mouth what-if gain (dB)": result["mouth"]["mean_gain_db"],
-            "opening mouth what-if gain (dB)": result["jaw"]["mean_gain_db"], "contact sheet": result["sheet"]}
+            "opening mouth what-if gain (dB)": result["jaw"]["mean_gain_db"],
+            "teeth 0: tooth-bright pixels left (mean / worst frame)": [result["teeth_left"]["mean_left"],
+                                                                        result["teeth_left"]["max_left"]],
+            "contact sheet": result["sheet"]}
     print(M.format_table(M.json_safe(rows)), flush=True)
     return 0

@@ -10,8 +10,8 @@ from vq_models.errors import InputError
 
 NAME = "eval"
 HELP = ("score renders against ground truth (MSE, PSNR, SSIM, LPIPS, flicker), or a trained shot at plate resolution "
-        "(--plate) and against its own blinks, half-closed eyes, glances, closed and opening mouths (--blinks, --squint, "
-        "--gaze, --mouth, --jaw)")
+        "(--plate), against its own blinks, half-closed eyes, glances, closed and opening mouths (--blinks, --squint, "
+        "--gaze, --mouth, --jaw), and for the teeth teeth 0 leaves (--teeth-left)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--jaw", action="store_true",
                       help="mouth_open at the ratio the shot's mouth opens by within --gap frames, on the earlier "
                            "frame vs the later one (dB gain, SSIM, sharpness)")
+    what.add_argument("--teeth-left", action="store_true",
+                      help="teeth 0 on the shot's most toothy frames: the share of the plate's tooth-bright pixels "
+                           "between the inner lips that the composite still shows (0: all gone)")
     what.add_argument("--pull", choices=("on", "off"), default=None,
                       help="--squint/--jaw: the edits' pull (the frame's own lid or lower lip, moved; default: the op's)")
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
@@ -60,20 +63,21 @@ def _as_mask(rgb):
 def run(args: argparse.Namespace) -> int:
     from vq_models.evaluation.plate import WHATIFS
 
-    shot_flags = ("plate", *WHATIFS)
+    shot_flags = ("plate", *WHATIFS, "teeth_left")
     if any(getattr(args, flag) for flag in shot_flags):
         if args.pred:
             raise InputError("--pred scores files against ground truth; --plate and the what-ifs render the shot")
         return _run_shot(args)
     if not args.pred:
-        raise InputError(f"--pred PATTERN is required (or {', '.join('--' + f for f in shot_flags)} to score the "
+        raise InputError(f"--pred PATTERN is required (or {', '.join('--' + f.replace('_', '-') for f in shot_flags)} "
+                         "to score the "
                          "trained shot)")
     return _run_files(args)
 
 
 def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
-    from vq_models.evaluation.plate import PULLED_WHATIFS, WHATIFS, plate_metrics
+    from vq_models.evaluation.plate import PULLED_WHATIFS, WHATIFS, plate_metrics, teeth_left
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.sequences import parse_frame_range
     from vq_models.runtime import ShotModel
@@ -94,7 +98,9 @@ def _run_shot(args: argparse.Namespace) -> int:
         if getattr(args, key):
             report[key] = whatif(model, gap=args.gap, detail=args.detail,
                                  **({"pull": pull} if key in PULLED_WHATIFS else {}))
-    for key in ("plate", *WHATIFS):
+    if args.teeth_left:
+        report["teeth_left"] = teeth_left(model, detail=args.detail)
+    for key in ("plate", *WHATIFS, "teeth_left"):
         if key in report:
             shown = {k: v for k, v in report[key].items() if k not in ("per_frame", "events", "program")}
             print(f"{key}:\n" + M.format_table(M.json_safe(shown)))

@@ -57,7 +57,7 @@ SHEET_EDITS: dict[str, tuple[str, dict[str, Any]]] = {
 def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = None, retrain: bool = False,
                   device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4) -> dict[str, Any]:
     """Run the real-footage demo; returns (and writes) the metrics."""
-    from vq_models.evaluation.plate import WHATIFS, plate_metrics
+    from vq_models.evaluation.plate import WHATIFS, plate_metrics, teeth_left
     from vq_models.runtime import ShotModel
 
     out = Path(out)
@@ -93,9 +93,11 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
         scored = model.frames[:: max(1, every)]
         result["plate_detail"] = plate_metrics(model, scored, detail="plate")
         result["plate_bare"] = plate_metrics(model, scored, detail="none", lpips=False)
-    with runner.step("whatif", "eye_open, gaze and mouth_open vs the shot's own blinks, glances and mouths"):
+    with runner.step("whatif", "eye_open, gaze and mouth_open vs the shot's own blinks, glances and mouths; the "
+                     "teeth teeth 0 leaves"):
         for key, whatif in WHATIFS.items():
             result[key] = whatif(model)
+        result["teeth_left"] = teeth_left(model)
     with runner.step("sheet", "plate-resolution contact sheet"):
         picks = pick_frames(model)
         rows = [(name, picks[part], {"version": 1, "edits": [edit]}) for name, (part, edit) in SHEET_EDITS.items()]

@@ -456,6 +456,51 @@ def gaze_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | No
     return out
 
 
+#: how many of the shot's most toothy frames :func:`teeth_left` renders
+TEETH_LEFT_FRAMES = 12
+#: a pixel between the tracked inner lips reads as a tooth above this share of the plate's 90th percentile of
+#: brightness there (the frame's own teeth)
+TEETH_BRIGHT_SHARE = 0.6
+
+
+def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0,
+               detail: str | None = None, value: float = 0.0) -> dict[str, Any]:
+    """What ``teeth 0`` (or ``teeth value``) leaves of the teeth on the shot's ``frames`` most toothy frames (by teeth-coded
+    pixels), each in its own crop: between the tracked inner lips, the pixels of the composite that are as
+    bright as teeth (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing
+    changed. Real footage has no frame of this mouth without its teeth, so there is no what-if; but teeth left
+    standing in a corner are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md)."""
+    prior = model.prior()
+    teeth_codes = prior.codes_of(("upper_teeth", "lower_teeth"))
+    tracking = load_tracking(model.shot.tracking_path)
+    s = model.shot.crop_size
+    counts = sorted(((int(np.isin(model.label_map(f), teeth_codes).sum()), f) for f in model.frames), reverse=True)
+    program = {"version": 1, "edits": [{"op": "teeth", "value": float(value)}]}
+    rows = []
+    for count, f in counts[:frames]:
+        contour = (tracking.frames[f].contours or {}).get("lips_inner") if f in tracking.frames else None
+        if count == 0 or contour is None or len(contour) < 3:
+            continue
+        tf = model.shot.transform(f)
+        inner = np.zeros((s, s), np.uint8)
+        cv2.fillPoly(inner, [np.round(tf.to_crop(np.asarray(contour, np.float64)[:, :2])).astype(np.int32)], 1)
+        if not inner.any():
+            continue
+        try:
+            pf = render_on_plate(model, f, program, "edit-only", feather, detail)
+        except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
+            return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
+        plate = luma(crop_plate(pf.plate, tf, s))[inner.astype(bool)]
+        comp = luma(crop_plate(pf.comp, tf, s))[inner.astype(bool)]
+        bright = TEETH_BRIGHT_SHARE * float(np.percentile(plate, 90))
+        shown = int((plate > bright).sum())
+        if shown:
+            rows.append({"frame": f, "teeth_px": shown, "left": float((comp > bright).sum() / shown)})
+    left = [r["left"] for r in rows]
+    return {"events": rows, "count": len(rows), "mean_left": float(np.mean(left)) if left else None,
+            "max_left": float(np.max(left)) if left else None, "program": program}
+
+
 #: The real-footage what-ifs by report key (``vqedit eval --KEY``, every one in ``vqedit demo --clip``): each
 #: renders an edit on frames of the shot against the frames where the shot does it itself. Those taking a
 #: ``pull`` name it in :data:`PULLED_WHATIFS`.
