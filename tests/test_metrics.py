@@ -132,7 +132,8 @@ def test_vqedit_eval_writes_json_and_table(tmp_path, capsys):
     assert rc == 2 and "frame 1002: prediction is 20x16, ground truth 8x8" in capsys.readouterr().err
     rc = main(["eval", str(tmp_path), "--no-progress"])  # neither files nor a shot measure: every choice is named
     err = capsys.readouterr().err
-    assert rc == 2 and "--pred PATTERN is required" in err and all(f"--{key}" in err for key in ("plate", *WHATIFS))
+    assert rc == 2 and "--pred PATTERN is required" in err
+    assert all(f"--{key}" in err for key in ("plate", *WHATIFS, "teeth-left"))
 
 
 

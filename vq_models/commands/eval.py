@@ -69,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--pred scores files against ground truth; --plate and the what-ifs render the shot")
         return _run_shot(args)
     if not args.pred:
-        raise InputError(f"--pred PATTERN is required (or {', '.join('--' + f.replace('_', '-') for f in shot_flags)} "
-                         "to score the "
-                         "trained shot)")
+        flags = ", ".join("--" + f.replace("_", "-") for f in shot_flags)
+        raise InputError(f"--pred PATTERN is required (or {flags} to score the trained shot)")
     return _run_files(args)
 
 

@@ -465,11 +465,11 @@ TEETH_BRIGHT_SHARE = 0.6
 
 def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0,
                detail: str | None = None, value: float = 0.0) -> dict[str, Any]:
-    """What ``teeth 0`` (or ``teeth value``) leaves of the teeth on the shot's ``frames`` most toothy frames (by teeth-coded
-    pixels), each in its own crop: between the tracked inner lips, the pixels of the composite that are as
-    bright as teeth (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing
-    changed. Real footage has no frame of this mouth without its teeth, so there is no what-if; but teeth left
-    standing in a corner are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md)."""
+    """What ``teeth 0`` (``teeth value``) leaves of the teeth on the shot's ``frames`` most toothy frames (by
+    teeth-coded pixels), each in its own crop: between the tracked inner lips, the composite's pixels as bright
+    as teeth (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing changed.
+    Real footage has no frame of this mouth without its teeth, so there is no what-if; but teeth left standing
+    in a corner are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md)."""
     prior = model.prior()
     teeth_codes = prior.codes_of(("upper_teeth", "lower_teeth"))
     tracking = load_tracking(model.shot.tracking_path)
