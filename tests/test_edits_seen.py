@@ -170,3 +170,20 @@ def test_a_row_of_teeth_s_shadowed_warm_ends_are_teeth_but_warm_pixels_beside_no
                       ctx=FrameContext(regions={"lips_inner": inner}, crop=lambda: crop))
     assert all(after[48, x] == TONGUE != labels[48, x] for x in ends)  # teeth 0 frees them with the row
     assert after[51, 31] == labels[51, 31]
+
+
+def test_a_shadowed_end_is_never_a_lip_or_a_tongue_as_pink_as_the_lips():
+    """A tongue beside the lower teeth can be as bright as their shadowed ends (a synthetic variant's): a
+    tongue-coded pixel joins the row only when it is yellower than the lips (a tooth in their warm light), and
+    a lip-coded pixel never does."""
+    labels, inner, crop = _mouth()
+    row = np.nonzero(labels[48] == UTEETH)[0]
+    left, right = row[0] - 1, row[-1] + 1
+    assert inner[48, left] and inner[48, right]
+    labels[48, left] = labels[48, right] = TONGUE
+    crop[48, left] = (0.55, 0.33, 0.28)  # orange: a tooth in the lips' warm light
+    crop[48, right] = (0.60, 0.33, 0.36)  # pink, as the lips are
+    seen = teeth_in_pixels(labels, PRIOR, inner, lambda: crop)
+    assert seen["upper_teeth"][48, left] and not seen["upper_teeth"][48, right]
+    labels[48, left] = ULIP  # the same orange pixel coded as lip
+    assert not teeth_in_pixels(labels, PRIOR, inner, lambda: crop)["upper_teeth"][48, left]

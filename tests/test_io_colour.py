@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ from vq_models.io.colour import (
     convert,
     default_colorspace,
     from_network,
+    hue,
     known_colorspaces,
     resolve_colorspace,
     to_network,
@@ -131,3 +133,15 @@ def test_luma_weighs_rec709_primaries_and_keeps_float_precision():
     rgba = np.array([[1.0, 1.0, 1.0, 0.25]], np.float64)  # alpha ignored, white is 1
     assert luma(rgba).dtype == np.float64 and luma(rgba)[0] == pytest.approx(1.0)
     assert luma(np.full((2, 2, 3), 255, np.uint8)).dtype == np.float32
+
+
+def test_hue_is_the_chroma_angle_near_hsv_with_reds_around_zero():
+    pure = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1]], np.float32)
+    np.testing.assert_allclose(hue(pure), [0, 60, 120, -120, -60], atol=1e-4)
+    assert hue(np.array([0.8, 0.5, 0.5], np.float32)) == pytest.approx(0.0, abs=1e-4)  # pink: red's hue
+    assert hue(np.array([0.55, 0.33, 0.28], np.float32)) > 5 > hue(np.array([0.6, 0.33, 0.36], np.float32))
+    rng = np.random.default_rng(0)
+    rgb = rng.random((500, 3), dtype=np.float32)
+    hsv = cv2.cvtColor(rgb[None], cv2.COLOR_RGB2HSV)[0, :, 0]
+    diff = (hue(rgb) - hsv + 180.0) % 360.0 - 180.0
+    assert np.abs(diff).max() < 1.5  # within about a degree of HSV's hexagonal hue

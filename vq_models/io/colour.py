@@ -185,3 +185,13 @@ def luma(rgb: np.ndarray) -> np.ndarray:
         arr = arr.astype(np.float32)
     r, g, b = REC709_LUMA
     return arr[..., 0] * r + arr[..., 1] * g + arr[..., 2] * b
+
+
+def hue(rgb: np.ndarray) -> np.ndarray:
+    """Hue of display-sRGB (..., 3) in degrees, in (-180, 180]: the angle in the chroma plane (within about a
+    degree of HSV's hue), 0 red, positive toward yellow, negative toward magenta, so that pinks and reds stay
+    contiguous around 0."""
+    arr = np.asarray(rgb, dtype=np.float32)[..., :3]
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    degrees = np.degrees(np.arctan2(np.sqrt(3.0) * (g - b), 2.0 * r - g - b))
+    return np.where(degrees <= -180.0, degrees + 360.0, degrees).astype(np.float32)
