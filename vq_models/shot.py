@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vq_models.errors import InputError
+from vq_models.face.topology import EYE_CENTRES
 from vq_models.io.atomic import atomic_write_json
 from vq_models.io.images import read_image, write_image
 from vq_models.io.jsonfile import read_json
@@ -212,8 +213,6 @@ class Shot(ShotLayout):
         recorded its eye-centre convention was aligned on the iris centres, so its crop moves with every
         glance and blink (``benchmarks/crop_stability.py``) and what the edits borrow across frames carries
         that shift. The shot still works; re-prepping and retraining it is what mends it."""
-        from vq_models.face.topology import EYE_CENTRES
-
         prep = self.meta.get("prep") or {}
         if not str(prep.get("tool", "")).startswith("mediapipe") or prep.get("eye_centres") == EYE_CENTRES:
             return None
