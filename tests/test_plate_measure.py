@@ -243,3 +243,8 @@ def test_real_clip_demo_end_to_end(clips_dir, tmp_path, capsys):
     assert {"blinks", "squint", "gaze", "mouth", "jaw", "teeth_left"} <= set(report)
     sheet = cv2.imread(str(out / "contact_sheet_plate.png"))
     assert sheet is not None and sheet.shape[0] > 200
+    # run again on the trained shot: it is reused, and the report keeps what its training took, not zeros
+    assert main(["demo", "--clip", str(clips_dir / "lp_d0.mp4"), "--frames", "60-71", "--quick", "--out", str(out),
+                 "--no-progress"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["timings_s"] == report["timings_s"] and again["timings_s"]["stage1"] > 0

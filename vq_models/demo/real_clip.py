@@ -54,6 +54,15 @@ SHEET_EDITS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def _earlier_timings(path: Path) -> dict[str, float]:
+    """The stage timings of the report at ``path``, if it has them (empty when it is missing or unreadable)."""
+    try:
+        timings = json.loads(path.read_text()).get("timings_s") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: float(v) for k, v in timings.items() if isinstance(v, (int, float))}
+
+
 def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = None, retrain: bool = False,
                   device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4) -> dict[str, Any]:
     """Run the real-footage demo; returns (and writes) the metrics."""
@@ -67,7 +76,9 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
     if retrain and shot.exists():
         shutil.rmtree(shot)
         trained = False
-    timings: dict[str, float] = {}
+    # a reused shot keeps the times its training took (from the last report), not the reuse's zero seconds
+    earlier = _earlier_timings(out / "metrics.json") if trained else {}
+    timings: dict[str, float | None] = {}
 
     def timed(name: str, what: str, argv: list[str] | None) -> None:
         with runner.step(name, what):
@@ -76,7 +87,7 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
                 runner.say(f"      reusing {shot} (--retrain to start over)")
             else:
                 _vqedit(argv)
-            timings[name] = round(time.perf_counter() - t0, 1)
+            timings[name] = round(time.perf_counter() - t0, 1) if argv is not None else earlier.get(name)
 
     train = ["--preset", preset, "--device", device]
     quick = ["--iters", "12"] if preset == "tiny" else []  # the tests' seconds-long run
