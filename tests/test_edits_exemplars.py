@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from vq_models.edits.exemplars import CLOSED_SHARE, PartExemplars, part_track, similarity
-from vq_models.edits.ops import FrameContext, eye_open, eye_open_donors
+from vq_models.edits.ops import FrameContext, eye_open, eye_open_donors, gaze
 from vq_models.edits.prior import validate_prior
 
 L = 48
 SKIN, LID, WHITE, IRIS = 1, 2, 3, 4
+SUNLIT = 5  # another eye-white code
 
 
 def _eye_contour(cx: float, cy: float, w: float, h: float) -> np.ndarray:
@@ -177,3 +178,55 @@ def test_the_exemplar_is_the_blink_whose_head_pose_is_nearest():
     assert pose_distance(rot(5, 1.1), rot(5, 1.1)) == pytest.approx(0.0, abs=1e-12)
     assert pose_distance(rot(0, 2.0), rot(0, 1.0)) == pytest.approx(np.sqrt(2.0))  # scale counts, size does not
     assert pose_distance(rot(10, 3.0), rot(0, 3.0)) == pytest.approx(pose_distance(rot(10), rot(0)))
+
+
+def _looking(offset: float, white: int = WHITE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An open eye at (24, 20), 16 wide, its iris ``offset`` label pixels right of the eye's centre."""
+    labels = np.full((L, L), SKIN, np.uint8)
+    yy, xx = np.mgrid[0:L, 0:L]
+    inside = ((xx - 24) / 8) ** 2 + ((yy - 20) / 4) ** 2 <= 1
+    labels[inside] = white
+    labels[inside & ((xx - 24 - offset) ** 2 + (yy - 20) ** 2 <= 9)] = IRIS
+    return labels, _eye_contour(24, 20, 16, 8), _eye_contour(24 + offset, 20, 6, 6)
+
+
+@pytest.fixture()
+def glances():
+    """Frame 1 looks ahead; 2 and 3 look left by 4 label pixels (a quarter of the eye's width), their whites in
+    another white code (the shot's own look); 4 looks left as far but with the eye half as open; 5 looks
+    right."""
+    frames = {1: _looking(0.0), 2: _looking(-4.0, SUNLIT), 3: _looking(-4.0, SUNLIT), 4: _looking(-4.0),
+              5: _looking(4.0)}
+    tracks = {f: {"left": part_track(c, None, iris)} for f, (_, c, iris) in frames.items()}
+    half = part_track(_eye_contour(24, 20, 16, 4), None, frames[4][2])
+    tracks[4] = {"left": half}
+    return frames, PartExemplars(list(frames), lambda f: tracks[f], lambda f: frames[f][0])
+
+
+def test_a_track_says_where_its_iris_looks_in_eye_widths(glances):
+    frames, ex = glances
+    assert ex.track(1, "left").gaze == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert ex.track(2, "left").gaze == pytest.approx((-0.25, 0.0), abs=1e-9)
+    assert part_track(frames[1][1]).gaze is None  # no iris tracked
+
+
+def test_gaze_borrows_the_eye_of_a_frame_that_looks_there(glances):
+    """gaze [-0.25, 0] with ``borrow`` on the frame looking ahead takes the eye of a frame looking a quarter
+    width left, as open as it is (not frame 4, half closed), never an excluded one, and nothing when no frame
+    looks there or no move is asked."""
+    frames, ex = glances
+    assert ex.gaze_donor(1, "left", (-0.25, 0.0)) in (2, 3)
+    assert ex.gaze_donor(1, "left", (-0.25, 0.0), exclude={2, 3}) is None  # frame 4 is too closed
+    assert ex.gaze_donor(1, "left", (-0.1, 0.0)) is None  # nobody looks there
+    prior = validate_prior({"version": 1, "num_codes": 8, "segments": {
+        "skin": [SKIN], "eyelids": [LID], "eye_whites": [WHITE, SUNLIT], "irises": [IRIS]}}, "prior")
+    labels = frames[1][0]
+    borrowed = gaze(labels, (-0.25, 0.0), {"eye": "left", "borrow": True}, prior, FrameContext(frame=1, exemplars=ex))
+    np.testing.assert_array_equal(borrowed, frames[2][0])  # the same eye in the same place: that frame's labels
+    shifted = gaze(labels, (-0.25, 0.0), {"eye": "left", "borrow": True}, prior,
+                   FrameContext(frame=1, exemplars=ex, exclude=frozenset({2, 3})))
+    assert not (shifted == SUNLIT).any()  # no frame to borrow from: the labels' own codes, moved or not
+    unasked = gaze(labels, (-0.25, 0.0), {"eye": "left"}, prior, FrameContext(frame=1, exemplars=ex))
+    assert not (unasked == SUNLIT).any()  # borrowing is asked for, not the default
+    still = gaze(labels, (0.0, 0.0), {"eye": "left", "borrow": True}, prior, FrameContext(frame=1, exemplars=ex))
+    np.testing.assert_array_equal(still, labels)  # no move asked: no frame's eye swapped in

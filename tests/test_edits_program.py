@@ -95,7 +95,7 @@ def test_parse_from_file_and_text(tmp_path):
     path.write_text(json.dumps(body))
     from_file = parse_program(path)
     assert from_file.to_json() == parse_program(json.dumps(body)).to_json()
-    assert parse_program(from_file.to_json()).edits[0].params == {"eye": "left"}
+    assert parse_program(from_file.to_json()).edits[0].params == {"eye": "left", "borrow": False}
     path.write_text('{"version": 1, "edits": [}')
     with pytest.raises(InputError, match=r"blink\.json: invalid JSON"):
         parse_program(str(path))

@@ -25,7 +25,7 @@ from host_plugin.modes import RENDER_MODES  # one owner of the render modes, sha
 from vq_models.composite import RENDER_REACH_PX, alpha_bounds, edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
-from vq_models.edits.exemplars import PART_CONTOURS, PartExemplars, PartTrack, part_track
+from vq_models.edits.exemplars import PART_CONTOURS, PART_IRISES, PartExemplars, PartTrack, part_track
 from vq_models.edits.geometry import rasterize_polygon
 from vq_models.edits.prior import (
     Prior,
@@ -308,7 +308,7 @@ class ShotModel:
             line, inner = label_px(outline), label_px(opening)
             if line is None or (opening is not None and inner is None):
                 continue
-            track = part_track(line, inner)
+            track = part_track(line, inner, label_px(PART_IRISES[part]))
             if track is not None:
                 tracks[part] = track
         return tracks

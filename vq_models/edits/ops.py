@@ -274,6 +274,15 @@ def gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, An
     two wider, and the iris moved further than the shot's own glances: ``vqedit eval --gaze``); else the
     opening's.
 
+    With ``borrow``, where the shot itself looks there (a frame whose tracked iris sits within
+    :data:`~vq_models.edits.exemplars.GAZE_MATCH` of the asked place, its eye as open), the eye is taken from
+    that frame instead, moved onto this one by the eye's corners
+    (:meth:`~vq_models.edits.exemplars.PartExemplars.look`): the white the iris leaves, the lid and the iris's
+    shading then come as the shot shows them, and the detail pass finds that frame's plate for them, where
+    moved labels leave a flat patch of one eye-white code (grey on lp_d0; the glance what-if gains more,
+    benchmarks/RESULTS.md). Not by default: a keyed gaze glides with moved labels, and a borrowed eye is
+    another frame's, swapped in where one matches, so a move between values can jump.
+
     The opening is the eye-segment pixels together with the tracked eye contour where the frame has one. On
     real footage at 128² labels the eye whites are a few pixels that often share a code with skin highlights,
     so a prior files them under skin: the label opening is then little more than the iris, no shift keeps the
@@ -296,6 +305,12 @@ def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, A
     opening = _eye_opening(labels, prior, ctx)
     tracked_iris = _tracked(ctx, ("left_iris", "right_iris"), labels.shape)
     for name, eye in _sides(opening, params.get("eye", "both"), ctx, "eye"):
+        if params.get("borrow", False) and (dx, dy) != (0.0, 0.0) and ctx.exemplars is not None \
+                and ctx.frame is not None:
+            looked = ctx.exemplars.look(out, ctx.frame, name, (dx, dy), set(ctx.exclude))
+            if looked is not None:  # a frame of the shot looks there: its eye, as the shot shows it
+                out = looked[0]
+                continue
         iris = eye & (np.isin(labels, iris_codes) | tracked_iris)
         box = geo.bbox(eye)
         if box is None or not iris.any():
@@ -573,7 +588,9 @@ FACE_OPERATIONS: dict[str, Operation] = {
                                  doc="1 = as shot, 0 = closed; pull: the frame's own lid, moved, for its detail"),
                           eye_open,
                           eye_open_donors, run=_eye_open),
-    "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both"}, doc="[dx, dy] as a fraction of the eye width"), gaze,
+    "gaze": Operation(OpSpec("vec2", -5.0, 5.0, optional={"eye": "both", "borrow": False},
+                             doc="[dx, dy] as a fraction of the eye width; borrow: the eye of a frame of the shot "
+                                 "that looks there, where one does"), gaze,
                       run=_gaze),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "

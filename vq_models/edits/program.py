@@ -233,8 +233,9 @@ class _Checker:
             params["fill"] = self.fill(params["fill"], f"{path}.fill")
         if "space" in params:
             params["space"] = self.choice(params["space"], f"{path}.space", ("crop", "plate"))
-        if "pull" in params and not isinstance(params["pull"], bool):
-            raise self.fail(f"{path}.pull", f"expected true or false, got {_show(params['pull'])}")
+        for flag in ("pull", "borrow"):
+            if flag in params and not isinstance(params[flag], bool):
+                raise self.fail(f"{path}.{flag}", f"expected true or false, got {_show(params[flag])}")
         if op == "brows":
             params["mode"] = self.choice(raw["mode"], f"{path}.mode", ("raise", "remove"))
         if "polygon" in spec.required:
