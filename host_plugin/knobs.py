@@ -26,10 +26,14 @@ FACE_KNOBS: dict[str, tuple[dict[str, Any], float]] = {
 # Text knobs that refine the teeth edit: the segment name or code the pixels freed by removing each row of
 # teeth take (empty = the prior's default). A code is typed as digits. They send nothing on their own.
 FILL_KNOBS: dict[str, str] = {"teeth_fill_upper": "upper", "teeth_fill_lower": "lower"}
-# Checkboxes that ask an op to move the frame's own part instead of drawing it (the edit's ``pull`` field,
-# docs/edits.md): the lids for eye_open, the lower lip and chin for mouth_open. Off by default because a pull
-# moves whatever lies on the part's edge with it (a glasses rim on the lid line). They send nothing on their own.
-PULL_KNOBS: dict[str, str] = {"pull_lids": "eye_open", "pull_lip": "mouth_open"}
+# Checkboxes that turn on a true/false field of an op's edits (docs/edits.md): knob → (op, field). The pulls
+# move the frame's own part instead of drawing it (the lids for eye_open, the lower lip and chin for
+# mouth_open); off by default because a pull moves whatever lies on the part's edge with it (a glasses rim on the
+# lid line). gaze_borrow takes the eye of a frame of the shot that looks there; off by default because a keyed
+# gaze then jumps between frames' eyes. They send nothing on their own.
+FLAG_KNOBS: dict[str, tuple[str, str]] = {
+    "pull_lids": ("eye_open", "pull"), "pull_lip": ("mouth_open", "pull"), "gaze_borrow": ("gaze", "borrow"),
+}
 
 # One row of the segment-edit table: the fields and their neutral values (a row at its neutral values, or
 # with no segment, sends nothing). translate is in label-map pixels, scale about the segment's centre,
@@ -99,19 +103,23 @@ def knob_flag(name: str, value: Any) -> bool:
     raise InputError(f"{name} knob: {value!r:.40}, expected on or off (1/0, true/false)")
 
 
-def pulled_ops(values: Mapping[str, Any]) -> set[str]:
-    """The ops whose :data:`PULL_KNOBS` checkbox is on."""
-    return {op for knob, op in PULL_KNOBS.items() if knob_flag(knob, values.get(knob, False))}
+def flagged_fields(values: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
+    """Per op, the edit fields its :data:`FLAG_KNOBS` checkboxes turn on (``{"eye_open": {"pull": True}}``)."""
+    out: dict[str, dict[str, bool]] = {}
+    for knob, (op, name) in FLAG_KNOBS.items():
+        if knob_flag(knob, values.get(knob, False)):
+            out.setdefault(op, {})[name] = True
+    return out
 
 
 def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Gizmo knob values at one frame → edit entries with a constant ``value`` (neutral knobs add none).
 
     ``gaze_x``/``gaze_y`` become one ``gaze`` edit with value ``[x, y]``; the teeth fill knobs become the
-    teeth edit's ``fill``; a pull checkbox adds ``"pull": true`` to its op's edits.
+    teeth edit's ``fill``; a :data:`FLAG_KNOBS` checkbox adds its field (``"pull": true``) to its op's edits.
     """
     edits: list[dict[str, Any]] = []
-    pulled = pulled_ops(values)
+    flags = flagged_fields(values)
     for knob, (template, neutral) in FACE_KNOBS.items():
         if knob.startswith("gaze"):
             continue
@@ -121,11 +129,10 @@ def edits_from_face_knobs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
             fill = teeth_fill_from_knobs(values) if template["op"] == "teeth" else {}
             if fill:
                 edits[-1]["fill"] = fill
-            if template["op"] in pulled:
-                edits[-1]["pull"] = True
+            edits[-1].update(flags.get(template["op"], {}))
     gx, gy = float(values.get("gaze_x", 0.0)), float(values.get("gaze_y", 0.0))
     if gx or gy:
-        edits.append({**FACE_KNOBS["gaze_x"][0], "value": [gx, gy]})
+        edits.append({**FACE_KNOBS["gaze_x"][0], "value": [gx, gy], **flags.get("gaze", {})})
     return edits
 
 

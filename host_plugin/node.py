@@ -26,7 +26,7 @@ from host_plugin.knobs import (  # the knob vocabulary; re-exported for the adap
     DRIVER_KNOBS,
     FACE_KNOBS,
     FILL_KNOBS,
-    PULL_KNOBS,
+    FLAG_KNOBS,
     driver_fields,
     edits_from_face_knobs,
     edits_from_segment_rows,
@@ -232,7 +232,7 @@ class EditKnobs:
     server: str = "tcp://127.0.0.1:5555"
     model: str = ""
     edits: list[dict[str, Any]] = field(default_factory=list)  # edit-program entries, with their own keys
-    face: dict[str, Any] = field(default_factory=dict)  # FACE_KNOBS values (plain or {"keys": ...}), FILL_KNOBS text, PULL_KNOBS flags
+    face: dict[str, Any] = field(default_factory=dict)  # FACE_KNOBS values (plain or {"keys": ...}), FILL_KNOBS text, FLAG_KNOBS flags
     segment_edits: list[dict[str, Any]] = field(default_factory=list)  # rows of SEGMENT_EDIT_FIELDS
     paint_segment: str = ""  # segment name (or code) the paint input's pixels take
     program_file: str = ""  # an edit-program JSON file whose edits come first
@@ -289,7 +289,7 @@ class EditNode:
         Validated here when the edits module is present, so a typo fails in the host before any request;
         the server validates again against the model's own prior."""
         face = {k: value_at(v, frame) for k, v in self.knobs.face.items()}
-        known = [*FACE_KNOBS, *FILL_KNOBS, *PULL_KNOBS]
+        known = [*FACE_KNOBS, *FILL_KNOBS, *FLAG_KNOBS]
         unknown = sorted(set(face) - set(known))
         if unknown:
             raise InputError(f"face knobs: unknown {', '.join(unknown)} (known: {', '.join(known)})")

@@ -196,6 +196,21 @@ def test_pull_checkboxes_ask_their_ops_to_move_the_frames_own_part():
         EditNode(EditKnobs(model="beta", face={"mouth_open": 1.3, "pull_lip": "maybe"})).program_at(1)
 
 
+def test_gaze_from_the_shot_checkbox_asks_gaze_to_borrow():
+    """gaze_borrow adds ``"borrow": true`` to the gaze edit and to nothing else; alone it sends nothing."""
+    from vq_models.edits.program import parse_program
+
+    face = {"gaze_x": -0.2, "eye_open_left": 0.5, "pull_lids": True, "gaze_borrow": "on"}
+    prog = EditNode(EditKnobs(model="beta", face=face)).program_at(1)
+    by_op = {e["op"]: e for e in prog["edits"]}
+    assert by_op["gaze"] == {"op": "gaze", "eye": "both", "value": [-0.2, 0.0], "borrow": True}
+    assert by_op["eye_open"].get("pull") is True and "borrow" not in by_op["eye_open"]
+    assert parse_program(prog).edits[-1].params["borrow"] is True  # the server's parser takes it
+    (plain,) = EditNode(EditKnobs(model="beta", face={"gaze_x": -0.2})).program_at(1)["edits"]
+    assert "borrow" not in plain
+    assert EditNode(EditKnobs(model="beta", face={"gaze_borrow": True})).program_at(1) is None
+
+
 def test_farm_render_range_equals_in_process(server, model, program, tmp_path):  # noqa: F811
     frames = model.frames[:3]
     plates = {f: _plate(10 + f, model) for f in frames}

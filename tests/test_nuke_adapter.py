@@ -17,7 +17,7 @@ import pytest
 from nuke_standin import NukeError, Source, build_gizmo, make_module
 from server_fixtures import REPO, backend_factory, server, shot_models_dir  # noqa: F401
 
-from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, PULL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, FLAG_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
 from host_plugin.node import EditNode
 from vq_models.io.images import ImageData, decode_image_bytes
 
@@ -73,7 +73,7 @@ def test_gizmo_and_adapter_agree(nk):
     mod, adapter = nk
     text = GIZMO.read_text()
     names = set(re.findall(r"addUserKnob \{\d+ (\w+)", text))
-    assert set(FACE_KNOBS) | set(FILL_KNOBS) | set(PULL_KNOBS) <= names
+    assert set(FACE_KNOBS) | set(FILL_KNOBS) | set(FLAG_KNOBS) <= names
     assert {f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS} <= names
     assert {"server", "model", "model_pick", "view", "feather", "mix", "mode", "output_dir", "status", "exemplar_file",
             "paint_segment", "program_file", "force"} <= names
@@ -123,7 +123,7 @@ def test_pull_checkboxes_reach_the_program(nk):
     mod, adapter = nk
     g = build_gizmo(mod, GIZMO)
     g["model"].setValue("beta")
-    for knob in PULL_KNOBS:
+    for knob in FLAG_KNOBS:
         assert g[knob].kind == 6 and not g[knob].value()  # a checkbox, off as the gizmo is created
     g["eye_open_left"].setValue(0.6)
     g["mouth_open"].setValue(1.4)

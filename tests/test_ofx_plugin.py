@@ -35,14 +35,14 @@ from host import OfxHost  # noqa: E402
 from host_plugin.knobs import (  # noqa: E402
     FACE_KNOBS,
     FILL_KNOBS,
-    PULL_KNOBS,
+    FLAG_KNOBS,
     SEGMENT_EDIT_FIELDS,
     SEGMENT_EDIT_ROWS,
     edits_from_face_knobs,
     edits_from_segment_rows,
 )
 from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate  # noqa: E402
-from host_plugin.ofx.params import FACE_UI, PARAMS, PULL_UI, SEGMENT_UI  # noqa: E402
+from host_plugin.ofx.params import FACE_UI, FLAG_UI, PARAMS, SEGMENT_UI  # noqa: E402
 from host_plugin.ofx.pixels import linear_to_srgb  # noqa: E402
 
 FILTER, GENERAL = "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"
@@ -207,10 +207,10 @@ def test_describe_and_describe_in_context(ofx_binary):
         assert p.props.get("OfxParamPropDefault") == neutral
         assert (p.props.get("OfxParamPropMin"), p.props.get("OfxParamPropMax")) == FACE_UI[knob][:2]
         assert p.props.get("OfxParamPropHint")
-    for knob in PULL_KNOBS:  # checkboxes, off
+    for knob in FLAG_KNOBS:  # checkboxes, off
         p = gen.params[knob]
         assert p.kind == "OfxParamTypeBoolean" and p.props.get("OfxParamPropDefault") == 0
-        assert p.props.get("OfxPropLabel") == PULL_UI[knob][0] and p.props.get("OfxParamPropHint") == PULL_UI[knob][1]
+        assert p.props.get("OfxPropLabel") == FLAG_UI[knob][0] and p.props.get("OfxParamPropHint") == FLAG_UI[knob][1]
     assert gen.params["mode"].props.values["OfxParamPropChoiceOption"] == ["identity", "edit-only"]
     assert gen.params["frame_offset"].kind == "OfxParamTypeInteger"
     assert gen.params["server"].kind == "OfxParamTypeString"
@@ -232,10 +232,10 @@ def test_face_ranges_match_the_gizmo():
         assert m, f"{knob} not in the gizmo"
         assert (float(m.group(1)), float(m.group(2))) == (lo, hi)
     assert set(FACE_UI) == set(FACE_KNOBS)
-    for knob, (label, hint) in PULL_UI.items():  # Boolean knobs (6), off unless a value line says otherwise
+    for knob, (label, hint) in FLAG_UI.items():  # Boolean knobs (6), off unless a value line says otherwise
         assert re.search(r'addUserKnob \{6 ' + knob + ' l "' + label + '" -STARTLINE t "' + re.escape(hint) + r'"\}', gizmo), knob
         assert not re.search(r"^ " + knob + " ", gizmo, re.M), knob
-    assert set(PULL_UI) == set(PULL_KNOBS)
+    assert set(FLAG_UI) == set(FLAG_KNOBS)
     for name, (lo, hi, _label, _hint) in SEGMENT_UI.items():
         if isinstance(SEGMENT_EDIT_FIELDS[name], str):
             assert re.search(r"addUserKnob \{1 seg1_" + name + " ", gizmo), name

@@ -31,7 +31,7 @@ from host_plugin.knobs import (
     DRIVER_KNOBS,
     FACE_KNOBS,
     FILL_KNOBS,
-    PULL_KNOBS,
+    FLAG_KNOBS,
     SEGMENT_EDIT_FIELDS,
     SEGMENT_EDIT_ROWS,
 )
@@ -46,7 +46,7 @@ PASSES = ("render", "labels")
 
 # Knobs whose change alters a render request (everything else: mix is the Merge's, view the Switch's ...).
 REQUEST_KNOBS = frozenset(
-    ["model", "feather", "mode", "paint_segment", "program_file", *FACE_KNOBS, *FILL_KNOBS, *PULL_KNOBS, *DRIVER_KNOBS]
+    ["model", "feather", "mode", "paint_segment", "program_file", *FACE_KNOBS, *FILL_KNOBS, *FLAG_KNOBS, *DRIVER_KNOBS]
     + [f"seg{i}_{f}" for i in range(1, SEGMENT_EDIT_ROWS + 1) for f in SEGMENT_EDIT_FIELDS]
 )
 
@@ -88,7 +88,7 @@ def knobs_at(node: Any, frame: float) -> EditKnobs:
     names = node.knobs()
     face: dict[str, Any] = {k: float(node[k].valueAt(frame)) for k in FACE_KNOBS if k in names}
     face.update({k: _text(node, k) for k in FILL_KNOBS if k in names})
-    face.update({k: bool(node[k].valueAt(frame)) for k in PULL_KNOBS if k in names})  # Boolean_Knob: 0/1
+    face.update({k: bool(node[k].valueAt(frame)) for k in FLAG_KNOBS if k in names})  # Boolean_Knob: 0/1
     rows = []
     for i in range(1, SEGMENT_EDIT_ROWS + 1):
         if f"seg{i}_segment" not in names:

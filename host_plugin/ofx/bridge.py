@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, PULL_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
+from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, FLAG_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
 from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate, composite_over
 from host_plugin.ofx import pixels
 from host_plugin.ofx.params import PARAMS as _PARAM_TABLE
@@ -48,7 +48,7 @@ def knobs_from_params(params: dict[str, Any]) -> EditKnobs:
         mode=str(params.get("mode", "identity")),
         face={**{k: float(params[k]) for k in FACE_KNOBS if k in params},
               **{k: str(params[k]) for k in FILL_KNOBS if k in params},
-              **{k: params[k] for k in PULL_KNOBS if k in params}},
+              **{k: params[k] for k in FLAG_KNOBS if k in params}},
         segment_edits=[{f: params.get(f"seg{row}_{f}", neutral) for f, neutral in SEGMENT_EDIT_FIELDS.items()}
                        for row in range(1, SEGMENT_EDIT_ROWS + 1)],
         paint_segment=str(params.get("paint_segment", "")).strip(),

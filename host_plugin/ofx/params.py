@@ -21,8 +21,8 @@ from host_plugin.knobs import (
     DRIVER_KNOBS,
     FACE_KNOBS,
     FILL_KNOBS,
+    FLAG_KNOBS,
     MAX_DRIVER_STRENGTH,
-    PULL_KNOBS,
     SEGMENT_EDIT_FIELDS,
     SEGMENT_EDIT_ROWS,
 )
@@ -45,11 +45,13 @@ FILL_UI: dict[str, tuple[str, str]] = {
     "teeth_fill_lower": ("teeth fill lower", "segment name or code for the pixels freed by removing the lower "
                          "teeth (empty = the prior's cavity code), e.g. tongue"),
 }
-# The pull checkboxes (host_plugin.knobs.PULL_KNOBS): label and hint, the gizmo's Boolean knobs' own.
-PULL_UI: dict[str, tuple[str, str]] = {
+# The checkboxes (host_plugin.knobs.FLAG_KNOBS): label and hint, the gizmo's Boolean knobs' own.
+FLAG_UI: dict[str, tuple[str, str]] = {
     "pull_lids": ("pull lids", "eye open moves the frame's own lid (lashes, skin) down instead of drawing it, the "
                   "lashes alone once closed; leave off where glasses or hair lie on the lid line"),
     "pull_lip": ("pull lip", "mouth open moves the frame's own lower lip and chin instead of drawing them"),
+    "gaze_borrow": ("gaze from the shot", "gaze takes the eye of a frame of the shot that looks there, where one "
+                    "does; best on held looks (a keyed gaze may jump between frames' eyes)"),
 }
 # The segment-edit table's fields (host_plugin.knobs.SEGMENT_EDIT_FIELDS) as the gizmo shows them: range, label,
 # hint; parameters are named seg<row>_<field> like the gizmo's knobs.
@@ -85,7 +87,7 @@ def _build() -> list[Param]:
     face = [Param(k, "double", FACE_UI[k][2], FACE_UI[k][3], "Face", float(neutral), FACE_UI[k][0], FACE_UI[k][1],
                   animates=True) for k, (_, neutral) in FACE_KNOBS.items()]
     fill = [Param(k, "string", FILL_UI[k][0], FILL_UI[k][1], "Face", "") for k in FILL_KNOBS]
-    pull = [Param(k, "bool", PULL_UI[k][0], PULL_UI[k][1], "Face", 0.0, 0.0, 1.0) for k in PULL_KNOBS]
+    pull = [Param(k, "bool", FLAG_UI[k][0], FLAG_UI[k][1], "Face", 0.0, 0.0, 1.0) for k in FLAG_KNOBS]
     render = [
         Param("server", "string", "server", "render server address (vqedit serve), e.g. tcp://127.0.0.1:5555",
               "Render", "tcp://127.0.0.1:5555"),
