@@ -209,6 +209,12 @@ def test_gaze_whatif_moves_each_iris_as_far_as_the_shot_does(tiny_shot, tmp_path
             assert edit["op"] == "gaze" and edit["value"] == pytest.approx(list(move), abs=1e-3)
         assert abs(np.mean([e["value"][0] for e in event["program"]["edits"]])) >= 0.06
         assert np.isfinite(event["gain_db"])
+        assert not any("borrow" in e for e in event["program"]["edits"])
+    borrowed = gaze_whatif(m, gap=2, borrow=True)
+    assert borrowed["borrow"] and [e["open_frame"] for e in borrowed["events"]] == [
+        e["open_frame"] for e in result["events"]]
+    assert all(edit["borrow"] for e in borrowed["events"] for edit in e["program"]["edits"])
+    assert all(np.isfinite(e["gain_db"]) for e in borrowed["events"])
 
 
 def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_path, capsys):

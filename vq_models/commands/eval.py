@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--teeth-left", action="store_true",
                       help="teeth 0 on the shot's most toothy frames: the share of the plate's tooth-bright pixels "
                            "between the inner lips that the composite still shows (0: all gone)")
+    what.add_argument("--borrow", action="store_true",
+                      help="--gaze: the edits take the eye of a frame that looks there (gaze's borrow)")
     what.add_argument("--pull", choices=("on", "off"), default=None,
                       help="--squint/--jaw: the edits' pull (the frame's own lid or lower lip, moved; default: the op's)")
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
@@ -96,7 +98,8 @@ def _run_shot(args: argparse.Namespace) -> int:
     for key, whatif in WHATIFS.items():
         if getattr(args, key):
             report[key] = whatif(model, gap=args.gap, detail=args.detail,
-                                 **({"pull": pull} if key in PULLED_WHATIFS else {}))
+                                 **({"pull": pull} if key in PULLED_WHATIFS else {}),
+                                 **({"borrow": args.borrow} if key == "gaze" else {}))
     if args.teeth_left:
         report["teeth_left"] = teeth_left(model, detail=args.detail)
     for key in ("plate", *WHATIFS, "teeth_left"):

@@ -434,10 +434,11 @@ def gaze_offsets(model: Any) -> dict[str, np.ndarray]:
 
 
 def gaze_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | None = None,
-                leave_out: int = 3) -> dict[str, Any]:
+                leave_out: int = 3, borrow: bool = False) -> dict[str, Any]:
     """A gaze against the shot's own: where both irises move sideways by at least :data:`GAZE_MIN_MOVE` of the
     eye's width within ``gap`` frames while the eyes stay as open (:func:`~vq_models.events.gaze_events`), the
-    earlier frame rendered with each eye's ``gaze`` at its own move, against the later one."""
+    earlier frame rendered with each eye's ``gaze`` at its own move, against the later one. ``borrow``: the
+    edits' ``borrow`` (the eye of a frame that looks there, never one of the left-out window)."""
     offsets = gaze_offsets(model)
     o = openness(model)
     eyes = np.nanmean(np.stack([o["left_eye"], o["right_eye"]]), axis=0)
@@ -448,11 +449,12 @@ def gaze_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | No
         edits = []
         for side in ("left", "right"):
             move = offsets[side][event] - offsets[side][ref]
-            edits.append({"op": "gaze", "eye": side, "value": [round(float(np.nan_to_num(m)), 3) for m in move]})
+            edits.append({"op": "gaze", "eye": side, "value": [round(float(np.nan_to_num(m)), 3) for m in move],
+                          **({"borrow": True} if borrow else {})})
         return {"version": 1, "edits": edits}
 
     out = _whatif(model, pairs, program, ("left_eye", "right_eye"), 0.35, feather, detail, leave_out)
-    out.update({"gap": gap})
+    out.update({"gap": gap, "borrow": borrow})
     return out
 
 
