@@ -87,7 +87,7 @@ def _build() -> list[Param]:
     face = [Param(k, "double", FACE_UI[k][2], FACE_UI[k][3], "Face", float(neutral), FACE_UI[k][0], FACE_UI[k][1],
                   animates=True) for k, (_, neutral) in FACE_KNOBS.items()]
     fill = [Param(k, "string", FILL_UI[k][0], FILL_UI[k][1], "Face", "") for k in FILL_KNOBS]
-    pull = [Param(k, "bool", FLAG_UI[k][0], FLAG_UI[k][1], "Face", 0.0, 0.0, 1.0) for k in FLAG_KNOBS]
+    flags = [Param(k, "bool", FLAG_UI[k][0], FLAG_UI[k][1], "Face", 0.0, 0.0, 1.0) for k in FLAG_KNOBS]
     render = [
         Param("server", "string", "server", "render server address (vqedit serve), e.g. tcp://127.0.0.1:5555",
               "Render", "tcp://127.0.0.1:5555"),
@@ -131,7 +131,7 @@ def _build() -> list[Param]:
         Param("paint_segment", "string", "paint segment", "segment of the model's prior that the Paint clip's "
               "alpha paints into the label map (General context, Paint connected)", "Paint", ""),
     ]
-    return [*face, *fill, *pull, *render, *segments, *driver, *paint]
+    return [*face, *fill, *flags, *render, *segments, *driver, *paint]
 
 
 PARAMS: list[Param] = _build()
