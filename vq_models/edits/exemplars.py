@@ -56,10 +56,23 @@ class PartTrack:
     gaze: tuple[float, float] | None = None  # iris centre - outline box centre, over the outline width
 
 
+def eye_gaze(outline: np.ndarray, iris: np.ndarray) -> tuple[float, float] | None:
+    """Where an eye looks: its iris contour's centre less the centre of the eye outline's box, over the
+    outline's width (``gaze``'s unit; the same in any space a similarity maps to). None for a degenerate
+    outline or iris."""
+    pts = np.asarray(outline, np.float64)[:, :2]
+    ring = np.asarray(iris, np.float64)[:, :2]
+    width = float(np.ptp(pts[:, 0])) if len(pts) >= 3 else 0.0
+    if width <= 0 or len(ring) < 3:
+        return None
+    g = (ring.mean(axis=0) - (pts.min(axis=0) + pts.max(axis=0)) / 2.0) / width
+    return float(g[0]), float(g[1])
+
+
 def part_track(outline: np.ndarray, opening: np.ndarray | None = None,
                iris: np.ndarray | None = None) -> PartTrack | None:
     """A part from its outline (and the contour whose height is its opening, default the outline, and the
-    iris's contour, whose centre says where the eye looks: in the same units as ``gaze``'s value)."""
+    iris's contour, which says where the eye looks: :func:`eye_gaze`)."""
     pts = np.asarray(outline, np.float64)[:, :2]
     inner = pts if opening is None else np.asarray(opening, np.float64)[:, :2]
     if pts.shape[0] < 3 or inner.shape[0] < 3:
@@ -68,11 +81,7 @@ def part_track(outline: np.ndarray, opening: np.ndarray | None = None,
     if w <= 0:
         return None
     corners = np.stack([pts[np.argmin(pts[:, 0])], pts[np.argmax(pts[:, 0])]])
-    gaze = None
-    if iris is not None and len(iris) >= 3:
-        centre = (pts.min(axis=0) + pts.max(axis=0)) / 2.0
-        g = (np.asarray(iris, np.float64)[:, :2].mean(axis=0) - centre) / w
-        gaze = (float(g[0]), float(g[1]))
+    gaze = eye_gaze(pts, iris) if iris is not None else None
     return PartTrack(pts, corners, float(np.ptp(inner[:, 1])) / w, gaze)
 
 

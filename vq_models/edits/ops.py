@@ -130,10 +130,10 @@ def eye_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior:
     than the open eye's (the upper lashes lie on it); the band raised both real clips' blink what-ifs and the
     synthetic main shot's, and cost variant 101's, whose drawn closed eye has no band; the row over the lower
     lid raised lp_d0's, left lp_d13's column rule as it was and cost the synthetic shots' a little, whose drawn
-    closed eyes have no such row (benchmarks/RESULTS.md). At 0 no opening pixel
-    remains. The column rule also reports each column's rest under a row and, asked for, the
-    lid pulled down (:func:`_eye_open`'s :class:`~vq_models.edits.spec.OpResult`), so the render draws the
-    lid where the value says with the frame's own lashes."""
+    closed eyes have no such row (benchmarks/RESULTS.md). At 0 no opening pixel remains. The column rule also
+    reports each column's rest under a row and, asked for, the lid pulled down (:func:`_eye_open`'s
+    :class:`~vq_models.edits.spec.OpResult`), so the render draws the lid where the value says with the frame's
+    own lashes."""
     return _eye_open(labels, value, params, prior, ctx).labels
 
 

@@ -44,9 +44,9 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows
     teeth codes of, else the row of its half of the opening. Then each row's ends in the corners' shadow: the
     pixels continuing it sideways that are brighter than :data:`TEETH_SHADOW_SHARE` of that way, however
-    saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them (:func:`_lips_or_pink_tongue`). Empty without the crop (``crop`` None or giving
-    None), the inner lips, or :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look
-    from."""
+    saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them
+    (:func:`_lips_or_pink_tongue`). Empty without the crop (``crop`` None or giving None), the inner lips, or
+    :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look from."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)

@@ -33,7 +33,7 @@ import numpy as np
 
 from vq_models import metrics as M
 from vq_models.composite import face_alpha
-from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, pose_nearest_blink
+from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, eye_gaze, pose_nearest_blink
 from vq_models.errors import InputError
 from vq_models.evaluation.whatif import box_ssim
 from vq_models.events import (
@@ -425,11 +425,9 @@ def gaze_offsets(model: Any) -> dict[str, np.ndarray]:
             if eye is None or iris is None or len(eye) < 3 or len(iris) < 3:
                 out[side].append((float("nan"), float("nan")))
                 continue
-            e = tf.to_crop(np.asarray(eye, np.float64)[:, :2])
-            i = tf.to_crop(np.asarray(iris, np.float64)[:, :2])
-            width = float(np.ptp(e[:, 0]))
-            centre = (e.min(axis=0) + e.max(axis=0)) / 2.0
-            out[side].append(tuple((i.mean(axis=0) - centre) / width) if width > 0 else (float("nan"),) * 2)
+            gaze = eye_gaze(tf.to_crop(np.asarray(eye, np.float64)[:, :2]),
+                            tf.to_crop(np.asarray(iris, np.float64)[:, :2]))
+            out[side].append(gaze if gaze is not None else (float("nan"),) * 2)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
