@@ -28,6 +28,18 @@ DEFAULT_BACKEND = "vq_models.runtime:ShotModel.load"
 BACKEND_ENV = "VQEDIT_SERVER_BACKEND"
 
 Loader = Callable[[str | Path, str], Any]
+#: folder → what a user should know before rendering from it, or None (``ModelCache(inspect=...)``)
+Inspector = Callable[[Path], str | None]
+
+
+def default_inspector(spec: str | None = None) -> Inspector | None:
+    """The default backend's folder check (:func:`vq_models.runtime.shot_folder_warning`); None for another
+    backend, whose folders need not be shots."""
+    if (spec or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND) != DEFAULT_BACKEND:
+        return None
+    from vq_models.runtime import shot_folder_warning
+
+    return shot_folder_warning
 
 
 def resolve_loader(spec: str | None = None) -> Loader:
@@ -65,9 +77,11 @@ class Entry:
 class ModelCache:
     """Thread-safe LRU of loaded models keyed by folder name under ``root``."""
 
-    def __init__(self, root: str | Path, loader: Loader, device: str = "cpu", max_models: int = 4, max_bytes: int = 0):
+    def __init__(self, root: str | Path, loader: Loader, device: str = "cpu", max_models: int = 4, max_bytes: int = 0,
+                 inspect: Inspector | None = None):
         self.root = Path(root)
         self.loader = loader
+        self.inspect = inspect
         self.device = device
         self.max_models = max(1, int(max_models))
         self.max_bytes = int(max_bytes)  # 0 = no memory bound
@@ -82,6 +96,22 @@ class ModelCache:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def warning(self, name: str) -> str | None:
+        """What the backend's inspector says a user should know about the folder ``name`` before rendering from
+        it (a shot to re-prep, an untrained stage), or None. Read afresh each time: a folder is retrained or
+        re-prepped while the server runs, and the default inspector reads one small JSON file."""
+        if self.inspect is None:
+            return None
+        try:
+            return self.inspect(self.root / name)
+        except Exception as exc:  # an odd folder must not fail the listing of the others
+            return f"{name}: cannot be inspected ({type(exc).__name__}: {exc})"
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every model folder: its name, whether it is resident, and its :meth:`warning` (None when all is well)."""
+        loaded = set(self.loaded())
+        return [{"name": n, "loaded": n in loaded, "warning": self.warning(n)} for n in self.available()]
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -101,6 +131,7 @@ class ModelCache:
             "render_size": int(m.render_size),
             "plate": _plain(getattr(m, "plate_info", {})),
             "memory_bytes": entry.memory,
+            "warning": self.warning(entry.name),
         }
 
     # --- access --------------------------------------------------------------------------------

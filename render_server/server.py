@@ -193,8 +193,7 @@ class RenderServer:
         if req.op == "ping":
             return ok_reply(req.id, pong=True, time=time.time(), worker=self.worker_id)
         if req.op == "list_models":
-            loaded = set(self.cache.loaded())
-            return ok_reply(req.id, models=[{"name": n, "loaded": n in loaded} for n in self.cache.available()])
+            return ok_reply(req.id, models=self.cache.listing())
         return ok_reply(
             req.id,
             version=__version__,

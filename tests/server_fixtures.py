@@ -8,6 +8,7 @@ prior), ``beta`` a second copy (two resident models, LRU), ``slow`` a copy serve
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -103,6 +104,26 @@ def shot_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Path) -
     (root / "slow" / "delay_s.txt").write_text("1.5")
     weights = root / "broken" / "stage2" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
+    return root
+
+
+MEDIAPIPE_PREP = {"tool": "mediapipe 0.10.21 face_mesh (478 points)", "contours": "mesh"}  # no eye_centres: irises
+
+
+@pytest.fixture(scope="module")
+def attention_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Path) -> Path:
+    """A --models folder where three of four folders need attention before rendering: ``fresh`` (the tiny
+    shot), ``stale`` (a copy whose prep record says MediaPipe aligned its crops on the irises), ``untrained``
+    (the shot's shot.json alone) and ``empty`` (no shot at all)."""
+    root = tmp_path_factory.mktemp("attention")
+    copy_shot(tiny_shot, root / "fresh")
+    meta_path = copy_shot(tiny_shot, root / "stale") / "shot.json"
+    meta = json.loads(meta_path.read_text())
+    meta["prep"] = dict(MEDIAPIPE_PREP)
+    meta_path.write_text(json.dumps(meta))
+    (root / "untrained").mkdir()
+    shutil.copy2(tiny_shot / "shot.json", root / "untrained" / "shot.json")
+    (root / "empty").mkdir()
     return root
 
 

@@ -15,7 +15,14 @@ import sys
 import numpy as np
 import pytest
 from nuke_standin import NukeError, Source, build_gizmo, make_module
-from server_fixtures import REPO, backend_factory, server, shot_models_dir  # noqa: F401
+from server_fixtures import (  # noqa: F401
+    REPO,
+    ServerProcess,
+    attention_models_dir,
+    backend_factory,
+    server,
+    shot_models_dir,
+)
 
 from host_plugin.knobs import FACE_KNOBS, FILL_KNOBS, FLAG_KNOBS, SEGMENT_EDIT_FIELDS, SEGMENT_EDIT_ROWS
 from host_plugin.node import EditNode
@@ -147,6 +154,23 @@ def test_connect_fills_the_picker_and_the_model_string_persists(nk, server):  # 
     g2 = _gizmo(mod, server.address, model="beta")
     adapter.on_create(g2)
     assert g2["model_pick"].values() == ["beta"] and adapter.knobs_at(g2, 1001).model == "beta"
+
+
+def test_connect_says_which_shots_need_attention(nk, attention_models_dir):  # noqa: F811
+    """Connect reports the server's warnings: the picked shot's whole message, the others by name."""
+    mod, adapter = nk
+    attention = ServerProcess(attention_models_dir)
+    try:
+        g = _gizmo(mod, attention.address, model="stale")
+        adapter.on_connect(g)
+        status = g["status"].value()
+        assert status.startswith("connected") and "stale: " in status and "iris centres" in status
+        g["model"].setValue("fresh")
+        adapter.on_connect(g)
+        status = g["status"].value()
+        assert "iris centres" not in status and "needing attention: empty, stale, untrained" in status
+    finally:
+        attention.stop()
 
 
 def test_render_range_merges_natively_bit_exact_outside_alpha(nk, server, shot_models_dir, backend_factory):  # noqa: F811

@@ -8,12 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from server_fixtures import MEDIAPIPE_PREP, ServerProcess, attention_models_dir  # noqa: F401
 
+from host_plugin.client import RenderClient
 from vq_models.face.topology import EYE_CENTRES
 from vq_models.runtime import ShotModel
 from vq_models.shot import Shot
 
-MEDIAPIPE = "mediapipe 0.10.21 face_mesh (478 points)"
+MEDIAPIPE = MEDIAPIPE_PREP["tool"]
 
 
 def _with_prep(shot_dir: Path, prep: dict) -> Path:
@@ -52,3 +54,26 @@ def test_loading_a_stale_shot_warns_once_and_still_renders(tiny_shot, tmp_path, 
     with caplog.at_level(logging.WARNING, logger="vqedit.runtime"):
         ShotModel.load(shot_dir)
     assert not [r for r in caplog.records if "iris centres" in r.getMessage()]
+
+
+def test_the_server_lists_what_each_folder_needs_before_rendering(attention_models_dir):  # noqa: F811
+    """A real server process: ``list_models`` says which folders to re-prep, train or ignore (from shot.json,
+    without loading them), ``load`` repeats it, and a stale shot still renders."""
+    server = ServerProcess(attention_models_dir)
+    client = RenderClient(server.address, timeout=30, retries=0)
+    try:
+        said = {m["name"]: m["warning"] for m in client.list_models()}
+        assert said["fresh"] is None
+        assert "iris centres" in said["stale"] and "vqedit prep" in said["stale"]
+        assert "no Stage I model" in said["untrained"] and "vqedit train" in said["untrained"]
+        assert "not a shot directory" in said["empty"]
+        desc = client.load("stale")
+        assert desc["warning"] == said["stale"] and client.load("fresh")["warning"] is None
+        assert client.render_frame("stale", desc["frames"][0], fmt="half")["frame"] == desc["frames"][0]
+        # re-prepped in place while the server runs: the listing reads shot.json afresh
+        _with_prep(attention_models_dir / "stale", {**MEDIAPIPE_PREP, "eye_centres": EYE_CENTRES})
+        assert {m["name"]: m["warning"] for m in client.list_models()}["stale"] is None
+    finally:
+        _with_prep(attention_models_dir / "stale", dict(MEDIAPIPE_PREP))
+        client.close()
+        server.stop()

@@ -98,10 +98,8 @@ class ShotModel:
         from vq_models.stage2_model import Stage2Renderer
 
         shot = Shot.open(shot_dir)
-        if not shot.stage1_meta_path.is_file():
-            raise InputError(f"{shot.root}: no Stage I model (run `vqedit train {shot.root} --stage 1`)")
-        if not shot.stage2_meta_path.is_file():
-            raise InputError(f"{shot.root}: no Stage II model (run `vqedit train {shot.root} --stage 2`)")
+        if (missing := untrained(shot)) is not None:
+            raise InputError(missing)
         stage1 = Stage1Model.load(shot.stage1_dir, device=device)
         stage2 = Stage2Renderer.load(shot.stage2_dir, device=device)
         if (stale := shot.stale_alignment()) is not None:
@@ -538,6 +536,26 @@ def _footprint(transform: Any, crop_size: int, size: tuple[int, int], margin: in
     corners = np.array([[-0.5, -0.5], [s - 0.5, -0.5], [-0.5, s - 0.5], [s - 0.5, s - 0.5]])
     box = transform.plate_box(corners, size, margin)
     return box, transform.windowed(box[0], box[1])
+
+
+def untrained(shot: Shot) -> str | None:
+    """Which training stage ``shot`` still lacks (the message names the command), or None."""
+    if not shot.stage1_meta_path.is_file():
+        return f"{shot.root}: no Stage I model (run `vqedit train {shot.root} --stage 1`)"
+    if not shot.stage2_meta_path.is_file():
+        return f"{shot.root}: no Stage II model (run `vqedit train {shot.root} --stage 2`)"
+    return None
+
+
+def shot_folder_warning(path: str | Path) -> str | None:
+    """What a compositor picking the shot folder ``path`` on a render server should know first, or None: it is
+    not a shot, a stage is untrained, or its crops were aligned on the irises (:meth:`Shot.stale_alignment`).
+    Reads shot.json only, so a server can say it of every folder it offers without loading one."""
+    try:
+        shot = Shot.open(path)
+    except InputError as exc:
+        return str(exc)
+    return untrained(shot) or shot.stale_alignment()
 
 
 def shot_summary(model: ShotModel) -> dict[str, Any]:

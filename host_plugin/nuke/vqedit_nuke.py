@@ -154,20 +154,28 @@ def on_connect(node: Any | None = None) -> list[str]:
         client = RenderClient(_text(node, "server"), timeout=CONNECT_TIMEOUT, retries=0)
         try:
             info = client.info()
-            names = [m["name"] for m in client.list_models()]
+            models = client.list_models()
         finally:
             client.close()
     except VQEditError as exc:
         report(node, str(exc), error=True)
         return []
+    names = [m["name"] for m in models]
+    warnings = {m["name"]: m["warning"] for m in models if m.get("warning")}
     node["model_pick"].setValues(names)
     current = _text(node, "model").strip()
     if not current and names:
-        node["model"].setValue(names[0])
+        current = names[0]
+        node["model"].setValue(current)
     elif current and current not in names:
         report(node, f"connected: {info['device']}; model {current!r} is not on this server ({len(names)} there)")
         return names
-    report(node, f"connected: {info['device']}, {len(names)} model(s)")
+    text = f"connected: {info['device']}, {len(names)} model(s)"
+    if current in warnings:  # the shot this node renders: the server's whole message
+        text += f"; {current}: {warnings[current]}"
+    elif warnings:  # others: their names (picking one shows its message)
+        text += f"; needing attention: {', '.join(sorted(warnings))} (pick one and Connect for why)"
+    report(node, text)
     return names
 
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     one_malloc_arena()
     from render_server.auth import ServerCurve
-    from render_server.models import ModelCache, resolve_loader
+    from render_server.models import ModelCache, default_inspector, resolve_loader
     from render_server.server import DEFAULT_BIND, RenderServer
     from vq_models.errors import InputError
 
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         from vq_models.detail import PLATE_CACHE
 
         PLATE_CACHE.budget_mib = args.plate_cache_mb  # refuses a negative or non-finite budget, naming it
-    cache = ModelCache(models, resolve_loader(args.backend), args.device, args.max_models, args.max_memory_mb * 2**20)
+    cache = ModelCache(models, resolve_loader(args.backend), args.device, args.max_models, args.max_memory_mb * 2**20,
+                       inspect=default_inspector(args.backend))
     curve = ServerCurve(Path(args.curve_secret), Path(args.curve_clients)) if args.curve_secret else None
     server = RenderServer(
         cache,
