@@ -34,9 +34,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vq_models.composite import alpha_bounds, paste_to_plate
+from vq_models.composite import RENDER_REACH_PX, alpha_bounds, paste_to_plate
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.spec import DetailMove, DonorRule, EditRule
+from vq_models.edits.spec import DetailMove, DonorRule, EditRule, FilledRegion
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -702,9 +702,29 @@ class PlateDetail:
         removed = None
         if changed.any():  # not grown: the unchanged rim around keeps its own band, as the what-ifs prefer
             removed = label_mask_to_sub(changed.astype(np.float32), sub_transform, self.shot.crop_size, size)
-        out = split_bands(np.asarray(render_sub, np.float32), plate, sigma, replacements, donor_sigma, removed)
+        render_sub = self._plate_around_fills(np.asarray(render_sub, np.float32), plate, changed, rules, sub_transform,
+                                              size, render_px)
+        out = split_bands(render_sub, plate, sigma, replacements, donor_sigma, removed)
         grain = self._regrain(out, plate, [w for w, band in replacements if band is None], removed, frame, box, sigma)
         return out, DetailResult("plate", sigma, donors, shifts or None, grain)
+
+    def _plate_around_fills(self, render: np.ndarray, plate: np.ndarray, changed: np.ndarray,
+                            rules: Sequence[EditRule], sub_transform: CropTransform, size: tuple[int, int],
+                            render_px: float) -> np.ndarray:
+        """``render`` with the plate in place of it around each :class:`~vq_models.edits.spec.FilledRegion`,
+        where no label changed: removing teeth re-lights neither the lips nor the tongue, and Stage II, shown a
+        fill it never saw, redraws them too (lp_d13's tongue turned orange). Within the renderer's reach
+        (:data:`~vq_models.composite.RENDER_REACH_PX`) of a fill; the changed pixels' own weight (grown and
+        feathered like a changed region) keeps the render."""
+        fills = [r.filled for r in rules if isinstance(r, FilledRegion)]
+        if not fills or not changed.any():
+            return render
+        label_px = render_px * self.render_size / changed.shape[0]
+        reach = 2 * (RENDER_REACH_PX + 2) + 1  # and the alpha's feather beyond it
+        near = cv2.dilate(np.any(fills, axis=0).astype(np.uint8), np.ones((reach, reach), np.uint8))
+        keep = (1.0 - self._region_weight(changed, sub_transform, size, label_px)) \
+            * label_mask_to_sub(near.astype(np.float32), sub_transform, self.shot.crop_size, size)
+        return render + np.clip(keep, 0.0, 1.0)[..., None] * (plate - render)
 
     def _regrain(self, out: np.ndarray, plate: np.ndarray, render_weights: Sequence[np.ndarray],
                  removed: np.ndarray | None, frame: int, box: tuple[int, int, int, int], sigma: float) -> float | None:

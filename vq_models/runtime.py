@@ -36,8 +36,9 @@ from vq_models.edits.prior import (
 )
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
 from vq_models.edits.seen import with_teeth_seen
-from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FrameContext
+from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FilledRegion, FrameContext
 from vq_models.errors import InputError
+from vq_models.fill_anchor import anchor_filled
 from vq_models.frame_render import FrameRender, save_composite
 from vq_models.moved_parts import move_remainders, redrawn, shift_edges, shift_render_edges
 from vq_models.shot import Shot
@@ -425,6 +426,13 @@ class ShotModel:
         edges = [r for r in rules if isinstance(r, EdgeShift)]
         changed = redrawn(changed, moves)
         crop = move_remainders(self.render_window(window.astype(np.uint8)), moves, self.label_size)
+        filled = np.zeros(np.shape(changed), bool)
+        for rule in rules:
+            if isinstance(rule, FilledRegion):
+                filled |= rule.filled
+        palette = self.stage2.code_colours() if filled.any() else None
+        if palette is not None:  # a model trained before meta.json kept the palette renders the fill as drawn
+            crop = anchor_filled(crop, window[1], filled, palette)
         transform = self.shot.transform(frame)
         info = self.plate_info
         size = (info["display_window"][2], info["display_window"][3])

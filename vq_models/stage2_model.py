@@ -98,14 +98,18 @@ class Stage2Renderer:
             meta=meta,
         )
 
-    def code_luma(self) -> np.ndarray | None:
-        """(num_codes,) Rec. 709 luma of each code's mean display colour over the training frames (NaN for
-        codes never seen), or None for a model trained before meta.json kept ``code_colours``."""
+    def code_colours(self) -> np.ndarray | None:
+        """(num_codes, 3) mean display sRGB of each code over the training frames (NaN rows for codes never
+        seen), or None for a model trained before meta.json kept ``code_colours``."""
         colours = self.meta.get("code_colours")
         if not isinstance(colours, list) or len(colours) != self.num_codes:
             return None
-        return np.array([float(luma(np.asarray(c, np.float64))) if isinstance(c, list) and len(c) == 3 else np.nan
-                         for c in colours])
+        return np.array([c if isinstance(c, list) and len(c) == 3 else [np.nan] * 3 for c in colours], np.float64)
+
+    def code_luma(self) -> np.ndarray | None:
+        """(num_codes,) Rec. 709 luma of :meth:`code_colours` (NaN for codes never seen), or None."""
+        colours = self.code_colours()
+        return None if colours is None else np.asarray(luma(colours), np.float64)
 
     def _check(self, windows: np.ndarray) -> np.ndarray:
         arr = np.asarray(windows)

@@ -594,7 +594,7 @@ FACE_OPERATIONS: dict[str, Operation] = {
                       run=_gaze),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
-                        "{\"upper\": ..., \"lower\": ...} per row"), teeth, donor_ghosts=True),
+                        "{\"upper\": ..., \"lower\": ...} per row"), teeth, donor_ghosts=True, fills=True),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False},
                                    doc="how open: 1 = as shot, 2 = twice the tracked gap between the lips, 0 = closed; "
                                        "pull: the frame's own lower lip, moved, for its detail"), mouth_open,

@@ -32,6 +32,7 @@ from vq_models.edits.spec import (
     DonorRule,
     EdgeShift,
     EditRule,
+    FilledRegion,
     FrameContext,
     Operation,
     OpResult,
@@ -346,13 +347,14 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     pixels where the part landed that no later edit changed again (an iris a later ``eye_open`` covered is lid,
     not iris), also those that show the same code as before (the part of a moved iris that lands on itself
     still shows the iris moved, its catchlight included). The ops' :class:`EdgeShift` fields come summed as one,
-    kept where no later edit changed the labels."""
+    kept where no later edit changed the labels, and so are the :class:`FilledRegion` of the ops that fill."""
     original = _check_labels(labels, prior)
     ctx = context or FrameContext()
     out = original
     rules: list[EditRule] = []
     moved: list[tuple[DetailMove, np.ndarray]] = []  # each move with the labels right after its edit
     edges: list[tuple[np.ndarray, np.ndarray]] = []  # each edge field with the labels right after its edit
+    filled: list[tuple[np.ndarray, np.ndarray]] = []  # each fill with the labels right after its edit
     for edit, value in program.values_at(frame):
         result = _run_edit(edit, value, out, prior, ctx, program.source)
         changed = result.labels != out
@@ -362,6 +364,8 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
             exclude = op.donor_exclude(value, edit.params, ctx) if op.donor_exclude is not None else frozenset()
             if exclude or op.donor_ghosts:
                 rules.append(DonorRule(changed, frozenset(exclude), ghosts=op.donor_ghosts))
+        if op.fills and changed.any():
+            filled.append((changed, out))
         moved += [(m, out) for m in result.moves]  # also where no label changed: a move under half a label pixel
         if result.edges is not None:  # likewise: an edge moved under half a row
             edges.append((result.edges, out))
@@ -369,6 +373,9 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
         landed = move.landed & (out == after)
         if landed.any():
             rules.append(replace(move, landed=landed))
+    for region, after in filled:  # what a later edit drew over is that edit's, not a fill
+        if (kept := region & (out == after)).any():
+            rules.append(FilledRegion(kept))
     field = sum((np.where(out == after, rows, 0.0) for rows, after in edges), np.zeros(out.shape, np.float32))
     if np.any(field):
         rules.append(EdgeShift(field.astype(np.float32)))

@@ -62,6 +62,8 @@ class Operation:
     #: column (``eye_open``, ``mouth_open``); the program calls it instead of ``fn``, also where no label
     #: changed (a move under half a label pixel). None: ``fn``'s labels are all there is.
     run: Callable[..., OpResult] | None = None
+    #: True: the labels this op changes are a fill the renderer never saw over such an area (:class:`FilledRegion`).
+    fills: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,20 @@ class EdgeShift:
         return np.asarray(self.rows) != 0.0
 
 
+@dataclass(frozen=True)
+class FilledRegion:
+    """Label pixels (``filled``, (L, L) bool) an op filled with a code over an area the shot never shows it
+    across (:attr:`Operation.fills`: ``teeth 0`` turns a mouthful of teeth into one interior code the shot shows
+    only in the gaps between them). The renderer extrapolates there (lp_d13: an orange glow inside the emptied
+    mouth), so the render holds its low frequencies to the shot's own colour of each code
+    (:func:`vq_models.fill_anchor.anchor_filled`), and where the plate detail pass runs, what the op left alone
+    around it (lips, tongue) stays the plate (:meth:`vq_models.detail.PlateDetail.apply`)."""
+
+    filled: np.ndarray
+
+
 #: What an edit tells the render beyond its labels (:func:`vq_models.edits.program.apply_program_rules`).
-EditRule = DonorRule | DetailMove | EdgeShift
+EditRule = DonorRule | DetailMove | EdgeShift | FilledRegion
 
 
 @dataclass
