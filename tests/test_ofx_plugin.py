@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from server_fixtures import ServerProcess, copy_shot
+from server_fixtures import ServerProcess, attention_models_dir, copy_shot  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "ofx_host"))
@@ -449,6 +449,30 @@ def test_errors_reach_the_artist_in_one_line(ofx_binary, ofx_server, tiny_shot, 
     finally:
         host.destroy_instance(inst)
         host.unload()
+
+
+def test_a_shot_to_reprep_renders_with_the_hosts_warning(ofx_binary, attention_models_dir, shot):  # noqa: F811
+    """The server's warning about a shot (crops aligned on the irises) reaches the host as a persistent
+    *warning*, the frame rendered; a shot without one renders with no message."""
+    server = ServerProcess(attention_models_dir, "--workers", "1")
+    frame = shot["frames"][0]
+    host = new_host(ofx_binary)
+    inst = host.create_instance(FILTER)
+    try:
+        host.connect(inst, "Source", plate_frame(shot, frame))
+        configure(host, inst, server.address, {"gaze_x": 0.2}, model="stale", frame_offset=frame - 1)
+        st, out = host.render(inst, 1.0)
+        msg = host.persistent_message(inst) or ""
+        assert st == 0 and "iris centres" in msg and "vqedit prep" in msg and "\n" not in msg
+        assert host.messages[-1][0] == "OfxMessageWarning"
+        host.set_param(inst, "model", "fresh")
+        st, fresh = host.render(inst, 1.0)
+        assert st == 0 and host.persistent_message(inst) is None
+        np.testing.assert_array_equal(out, fresh)  # the same weights: the warning changed nothing drawn
+    finally:
+        host.destroy_instance(inst)
+        host.unload()
+        server.stop()
 
 
 def test_killed_bridge_is_restarted_and_nothing_outlives_unload(ofx_binary, ofx_server, shot):

@@ -75,6 +75,7 @@ class Bridge:
     def __init__(self) -> None:
         self.nodes: dict[str, EditNode] = {}
         self.plates: dict[tuple[str, str], dict[str, Any]] = {}  # (server, model) → plate info from `load`
+        self.warnings: dict[tuple[str, str], str] = {}  # (server, model) → what `load` said to know first
         self.shm: mmap.mmap | None = None
         self.last_evaluate_ms = 0.0  # the EditNode part of the last render (VQEDIT_OFX_TRACE)
         self._need: Callable[[tuple[int, int, int, int]], None] | None = None
@@ -130,8 +131,17 @@ class Bridge:
     def _shot_space(self, node: EditNode) -> str:
         key = (node.knobs.server, node.knobs.model)
         if key not in self.plates:
-            self.plates[key] = dict(node.client.load(node.knobs.model).get("plate") or {})
+            desc = node.client.load(node.knobs.model)
+            self.plates[key] = dict(desc.get("plate") or {})
+            if desc.get("warning"):
+                self.warnings[key] = " ".join(str(desc["warning"]).split())
         return str(self.plates[key].get("colorspace") or "lin_rec709")
+
+    def _with_warning(self, node: EditNode, reply: str) -> str:
+        """``reply`` and, after `` warn ``, what the server said to know about the shot (the plug-in posts it as
+        the host's persistent warning: the render went through, but the shot should be re-prepped)."""
+        warning = self.warnings.get((node.knobs.server, node.knobs.model))
+        return f"{reply} warn {warning}" if warning else reply
 
     def render(self, req: dict[str, Any]) -> str:
         params = req["params"]
@@ -165,7 +175,7 @@ class Bridge:
         bx0, by0 = max(rwin[0], window[0]), max(rwin[1], window[1])
         bx1, by1 = min(rwin[0] + rwin[2], window[0] + w), min(rwin[1] + rwin[3], window[1] + h)
         if mix <= 0.0 or bx1 <= bx0 or by1 <= by0:
-            return "ok 0 0 0 0"
+            return self._with_warning(node, "ok 0 0 0 0")
         box = (bx0, by0, bx1 - bx0, by1 - by0)
         rows, cols = slice(by0 - window[1], by1 - window[1]), slice(bx0 - window[0], bx1 - window[0])
         if self._need is not None:  # only the box's Source pixels cross (y-down rows r → packed h-1-r)
@@ -180,7 +190,7 @@ class Bridge:
         # packed rows run bottom-up (OFX); y-down rows r0..r1 are packed rows h-r1..h-r0
         r0, r1 = rows.start, rows.stop
         dst[h - r1:h - r0, cols] = out[::-1]
-        return f"ok {cols.start} {h - r1} {cols.stop} {h - r0}"
+        return self._with_warning(node, f"ok {cols.start} {h - r1} {cols.stop} {h - r0}")
 
 
 # --- the process -------------------------------------------------------------------------------------

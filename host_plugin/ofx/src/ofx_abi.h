@@ -179,4 +179,5 @@ constexpr const char *kParamTypeDouble = "OfxParamTypeDouble", *kParamTypeIntege
 
 // messages
 constexpr const char *kMessageError = "OfxMessageError";
+constexpr const char *kMessageWarning = "OfxMessageWarning";
 }  // namespace ofx

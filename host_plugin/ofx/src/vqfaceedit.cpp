@@ -86,6 +86,17 @@ void post_error(OfxImageEffectHandle effect, const std::string &message) {
     gMessage->message(effect, ofx::kMessageError, "", "%s", line.c_str());
 }
 
+// A render that went through with something to know (a shot to re-prep): the host shows it and keeps the frame.
+void post_warning(OfxImageEffectHandle effect, const std::string &message) {
+  std::string line = "VQFaceEdit: " + message;
+  for (char &c : line)
+    if (c == '\n' || c == '\r') c = ' ';
+  if (gMessage && gMessageVersion >= 2 && gMessage->setPersistentMessage)
+    gMessage->setPersistentMessage(effect, ofx::kMessageWarning, "", "%s", line.c_str());
+  else
+    std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 void clear_error(OfxImageEffectHandle effect) {
   if (gMessage && gMessageVersion >= 2 && gMessage->clearPersistentMessage) gMessage->clearPersistentMessage(effect);
 }
@@ -513,7 +524,11 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in) {
                    ms(t1, tb), ms(tb, t3));
     }
   }
-  clear_error(effect);
+  const std::string::size_type warned = reply.find(" warn ");
+  if (warned != std::string::npos)
+    post_warning(effect, reply.substr(warned + 6));
+  else
+    clear_error(effect);
   return ofx::kStatOK;
 }
 
