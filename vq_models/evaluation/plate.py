@@ -34,6 +34,7 @@ import numpy as np
 from vq_models import metrics as M
 from vq_models.composite import face_alpha
 from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, eye_gaze, pose_nearest_blink
+from vq_models.edits.geometry import rasterize_polygon
 from vq_models.errors import InputError
 from vq_models.evaluation.whatif import box_ssim
 from vq_models.events import (
@@ -482,16 +483,15 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
         if count == 0 or contour is None or len(contour) < 3:
             continue
         tf = model.shot.transform(f)
-        inner = np.zeros((s, s), np.uint8)
-        cv2.fillPoly(inner, [np.round(tf.to_crop(np.asarray(contour, np.float64)[:, :2])).astype(np.int32)], 1)
+        inner = rasterize_polygon(tf.to_crop(np.asarray(contour, np.float64)[:, :2]), (s, s))
         if not inner.any():
             continue
         try:
             pf = render_on_plate(model, f, program, "edit-only", feather, detail)
         except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
             return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
-        plate = luma(crop_plate(pf.plate, tf, s))[inner.astype(bool)]
-        comp = luma(crop_plate(pf.comp, tf, s))[inner.astype(bool)]
+        plate = luma(crop_plate(pf.plate, tf, s))[inner]
+        comp = luma(crop_plate(pf.comp, tf, s))[inner]
         bright = TEETH_BRIGHT_SHARE * float(np.percentile(plate, 90))
         shown = int((plate > bright).sum())
         if shown:
