@@ -77,3 +77,6 @@ def test_the_server_lists_what_each_folder_needs_before_rendering(attention_mode
         _with_prep(attention_models_dir / "stale", dict(MEDIAPIPE_PREP))
         client.close()
         server.stop()
+    log = server.proc.stderr.read() if server.proc.stderr else ""
+    assert "stale: " in log and "iris centres" in log and "untrained: " in log and "empty: " in log  # at start
+    assert "fresh: " not in log

@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         PLATE_CACHE.budget_mib = args.plate_cache_mb  # refuses a negative or non-finite budget, naming it
     cache = ModelCache(models, resolve_loader(args.backend), args.device, args.max_models, args.max_memory_mb * 2**20,
                        inspect=default_inspector(args.backend))
+    for entry in cache.listing():  # what the log should say before anyone asks: a shot to re-prep or train
+        if entry["warning"]:
+            print(f"vqedit serve: {entry['name']}: {entry['warning']}", file=sys.stderr, flush=True)
     curve = ServerCurve(Path(args.curve_secret), Path(args.curve_clients)) if args.curve_secret else None
     server = RenderServer(
         cache,
