@@ -103,3 +103,17 @@ def test_teeth_0_leaves_the_plate_around_the_emptied_mouth(model):
     kept = np.abs(fr.composite(plate).pixels[..., :3][ring] - original)
     redrawn = np.abs(bare.composite(plate).pixels[..., :3][ring] - original)
     assert kept.mean() < 0.25 * redrawn.mean(), (kept.mean(), redrawn.mean())
+
+
+def test_paint_over_a_fill_keeps_the_anchor_only_where_the_fill_shows():
+    """The server's paint input over a program's teeth fill: the painted pixels are the paint's, drawn as
+    Stage II draws them; a fill painted over entirely declares nothing."""
+    from vq_models.runtime import _moves_kept
+
+    filled = np.zeros((8, 8), bool)
+    filled[3:6, 2:7] = True
+    same = np.ones((8, 8), bool)
+    same[:, :4] = False  # the paint changed the left part
+    kept = _moves_kept([FilledRegion(filled)], same, filled)
+    assert len(kept) == 1 and np.array_equal(kept[0].filled, filled & same)
+    assert _moves_kept([FilledRegion(filled)], np.zeros((8, 8), bool), filled) == []

@@ -519,13 +519,18 @@ def _moves_kept(rules: list[EditRule], same: np.ndarray,
     keeps only the pixels where the given map (``same``) still shows what the program moved there, so a part
     painted over is not drawn back by its own moved detail. Where the program changed labels to move the part
     (``by_program``) and the paint took all of them back, the part is back in its place: the pixels it landed
-    on with its own codes (an iris overlapping itself) then show it unmoved too."""
+    on with its own codes (an iris overlapping itself) then show it unmoved too. An edge field and a fill keep
+    only the pixels the paint left as the program made them."""
     kept: list[EditRule] = []
     for rule in rules:
         if isinstance(rule, EdgeShift):  # an edge the paint covered is the paint's
             rows = np.where(same, rule.rows, 0.0).astype(np.float32)
             if np.any(rows):
                 kept.append(EdgeShift(rows))
+            continue
+        if isinstance(rule, FilledRegion):  # likewise a fill the paint covered
+            if (filled := rule.filled & same).any():
+                kept.append(FilledRegion(filled))
             continue
         if isinstance(rule, DetailMove):
             moved_codes = rule.landed & by_program
