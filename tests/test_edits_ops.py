@@ -244,10 +244,18 @@ def test_gaze_moves_the_iris_when_the_whites_were_filed_as_skin():
     assert changed.any() and not (changed & ~tracked).any(), "nothing changes outside the tracked eyes"
 
 
+def behind_lower_teeth(before: np.ndarray, default: int) -> np.ndarray:
+    """What ``teeth 0`` puts where the lower teeth were: the tongue where the column shows it right above them,
+    else ``default``."""
+    above = np.roll(before, 1, axis=0)
+    return np.where(above == TONGUE, TONGUE, default)[before == LTEETH]
+
+
 def test_teeth_removed_and_partial():
     before, after, changed = run({"op": "teeth"}, 0.0)
     assert not np.isin(after, [UTEETH, LTEETH]).any()
-    assert np.all(after[changed] == MOUTH)
+    assert np.all(after[before == UTEETH] == MOUTH)
+    assert np.array_equal(after[before == LTEETH], behind_lower_teeth(before, MOUTH))
     _, upper_only, _ = run({"op": "teeth", "which": "upper"}, 0.0)
     assert not (upper_only == UTEETH).any() and (upper_only == LTEETH).sum() == (before == LTEETH).sum()
 
@@ -283,7 +291,8 @@ def test_teeth_default_fills_the_upper_row_with_the_darkest_cavity_code_when_bri
     luma = np.full(20, np.nan)
     luma[MOUTH], luma[dark] = 0.15, 0.12
     before, after, changed = run({"op": "teeth"}, 0.0, prior=prior, ctx=FrameContext(code_luma=luma))
-    assert np.all(after[before == UTEETH] == dark) and np.all(after[before == LTEETH] == MOUTH)
+    assert np.all(after[before == UTEETH] == dark)
+    assert np.array_equal(after[before == LTEETH], behind_lower_teeth(before, MOUTH))
     assert np.array_equal(changed, np.isin(before, [UTEETH, LTEETH]))
     luma[dark] = np.nan  # never seen in the shot: its brightness is unknown, so it is not chosen
     _, unseen, _ = run({"op": "teeth"}, 0.0, prior=prior, ctx=FrameContext(code_luma=luma))
@@ -300,12 +309,32 @@ def test_teeth_fill_per_row_uses_each_rows_code_and_the_default_for_a_row_left_o
     assert np.all(after[before == UTEETH] == PUPIL) and np.all(after[before == LTEETH] == TONGUE)
     assert np.array_equal(changed, np.isin(before, [UTEETH, LTEETH]))
     _, upper_only, _ = run({"op": "teeth", "fill": {"upper": PUPIL}}, 0.0)
-    assert np.all(upper_only[before == UTEETH] == PUPIL) and np.all(upper_only[before == LTEETH] == MOUTH)
+    assert np.all(upper_only[before == UTEETH] == PUPIL)
+    assert np.array_equal(upper_only[before == LTEETH], behind_lower_teeth(before, MOUTH))
     for fill, message in (({"middle": 3}, r"fill\.middle.*unknown row"), ({}, r"fill.*empty"),
                           ({"upper": "gums"}, r"fill\.upper.*unknown segment 'gums'"),
                           ({"lower": 999}, r"fill\.lower.*out of range")):
         with pytest.raises(InputError, match=message):
             run({"op": "teeth", "fill": fill}, 0.0)
+
+
+def test_teeth_0_shows_the_tongue_behind_the_lower_teeth_where_it_shows_above_them():
+    """A column whose tongue shows right above its lower teeth takes that tongue code down to the lip; a column
+    with the upper teeth or the cavity above keeps the default fill; the artist's lower fill and a prior without
+    a tongue leave the rule out."""
+    face = synthetic_face()
+    second = 18  # another tongue code, seen above one column
+    face[51, 33] = second
+    face[51, 35] = UTEETH  # clenched here: the upper teeth sit on the lower
+    prior = Prior(num_codes=20, segments={**PRIOR.segments, "tongue": [TONGUE, second]})
+    before, after, _ = run({"op": "teeth"}, 0.0, labels=face, prior=prior)
+    assert after[52, 31] == TONGUE and after[52, 33] == second
+    assert after[52, 35] == MOUTH and after[52, 28] == MOUTH  # upper teeth above; the cavity above
+    _, named, _ = run({"op": "teeth", "fill": {"lower": PUPIL}}, 0.0, labels=face, prior=prior)
+    assert np.all(named[before == LTEETH] == PUPIL)
+    no_tongue = Prior(num_codes=20, segments={k: v for k, v in PRIOR.segments.items() if k != "tongue"})
+    _, plain, _ = run({"op": "teeth"}, 0.0, labels=face, prior=no_tongue)
+    assert np.all(plain[before == LTEETH] == MOUTH)
 
 
 def test_mouth_open_scales_interior_and_moves_lower_lip():

@@ -379,7 +379,28 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             if rows.size:
                 fill = _teeth_fill(labels, prior, _row_fill(params.get("fill"), name), name, ctx) if fill is None else fill
                 out[rows, x] = fill
+                if name == "lower_teeth" and _row_fill(params.get("fill"), name) is None:
+                    out[rows, x] = _tongue_above(labels, prior, t, x, fill)
     return out
+
+
+#: how many label rows above a column's lower teeth :func:`_tongue_above` looks for the tongue
+TONGUE_ABOVE_ROWS = 1
+
+
+def _tongue_above(labels: np.ndarray, prior: Prior, top: int, x: int, fill: int) -> int:
+    """The code a column's freed lower teeth take: the tongue's, where the column shows it right above them
+    (:data:`TONGUE_ABOVE_ROWS`), else ``fill``. Behind the lower teeth lies the tongue, and where it shows over
+    them it carries on down behind them: removed, the teeth reveal it down to the lip (the synthetic no-teeth
+    what-ifs, +0.9 to +1.7 dB on three of five shots, benchmarks/RESULTS.md). Where the upper teeth or the dark
+    interior sit above them, nothing says the tongue is there, and the default fill stays."""
+    if not prior.has("tongue"):
+        return fill
+    tongue = set(prior.codes("tongue"))
+    for y in range(top - 1, max(top - TONGUE_ABOVE_ROWS, 0) - 1, -1):
+        if int(labels[y, x]) in tongue:
+            return int(labels[y, x])
+    return fill
 
 
 def _row_fill(fill: str | int | Mapping[str, str | int] | None, name: str) -> str | int | None:
