@@ -349,8 +349,9 @@ def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) 
 
 def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior, ctx: FrameContext) -> np.ndarray:
     """Remove teeth toward the gums: upper teeth keep their top ``value`` per column, lower teeth their
-    bottom; removed pixels become mouth interior (else tongue; see :func:`_teeth_fill` for which code), or
-    ``fill`` (a segment or a code) when the artist names one. At 0 no tooth remains. The teeth are the teeth
+    bottom; removed pixels become mouth interior (else tongue; see :func:`_teeth_fill` for which code), the
+    lower row's the tongue where it shows right above them (:func:`_tongue_above`), or ``fill`` (a segment or a
+    code) when the artist names one. At 0 no tooth remains. The teeth are the teeth
     codes near the tracked lips and, where the frame has its crop, the pixels between the tracked inner lips
     that look like this frame's teeth though another code covers them
     (:func:`~vq_models.edits.seen.teeth_in_pixels`: on lp_d13 the upper teeth of his widest smile carried an
@@ -378,9 +379,8 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             rows = rows[mask[rows, x]]
             if rows.size:
                 fill = _teeth_fill(labels, prior, _row_fill(params.get("fill"), name), name, ctx) if fill is None else fill
-                out[rows, x] = fill
-                if name == "lower_teeth" and _row_fill(params.get("fill"), name) is None:
-                    out[rows, x] = _tongue_above(labels, prior, t, x, fill)
+                default = name == "lower_teeth" and _row_fill(params.get("fill"), name) is None
+                out[rows, x] = _tongue_above(labels, prior, t, x, fill) if default else fill
     return out
 
 
