@@ -32,10 +32,15 @@ Loader = Callable[[str | Path, str], Any]
 Inspector = Callable[[Path], str | None]
 
 
+def backend_spec(spec: str | None = None) -> str:
+    """The backend a server runs: ``spec``, else the env var, else the runtime's loader."""
+    return spec or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+
+
 def default_inspector(spec: str | None = None) -> Inspector | None:
     """The default backend's folder check (:func:`vq_models.runtime.shot_folder_warning`); None for another
     backend, whose folders need not be shots."""
-    if (spec or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND) != DEFAULT_BACKEND:
+    if backend_spec(spec) != DEFAULT_BACKEND:
         return None
     from vq_models.runtime import shot_folder_warning
 
@@ -44,7 +49,7 @@ def default_inspector(spec: str | None = None) -> Inspector | None:
 
 def resolve_loader(spec: str | None = None) -> Loader:
     """``module:attr.attr`` → callable(shot_dir, device). Defaults to the env var, then the runtime."""
-    spec = spec or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    spec = backend_spec(spec)
     if ":" not in spec:
         raise VQEditError(f"--backend {spec!r}: expected module:callable")
     module_name, attr = spec.split(":", 1)

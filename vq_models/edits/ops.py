@@ -371,16 +371,16 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             continue
         mask = _near_tracked(prior.mask(labels, name), ctx, "lips_outer") | seen.get(name, False)
         top, bottom, _ = geo.column_extents(mask)
-        fill = None
+        fill, asked = None, _row_fill(params.get("fill"), name)
+        tongue_behind = name == "lower_teeth" and asked is None  # the artist's fill is taken as given
         for x in np.nonzero(top >= 0)[0]:
             t, b = int(top[x]), int(bottom[x])
             keep = int(round(value * (b - t + 1)))
             rows = np.arange(t + keep, b + 1) if name == "upper_teeth" else np.arange(t, b - keep + 1)
             rows = rows[mask[rows, x]]
             if rows.size:
-                fill = _teeth_fill(labels, prior, _row_fill(params.get("fill"), name), name, ctx) if fill is None else fill
-                default = name == "lower_teeth" and _row_fill(params.get("fill"), name) is None
-                out[rows, x] = _tongue_above(labels, prior, t, x, fill) if default else fill
+                fill = _teeth_fill(labels, prior, asked, name, ctx) if fill is None else fill
+                out[rows, x] = _tongue_above(labels, prior, t, x, fill) if tongue_behind else fill
     return out
 
 

@@ -72,10 +72,16 @@ std::string json_number(double v) {
   return buf;
 }
 
-void post_error(OfxImageEffectHandle effect, const std::string &message) {
+// "VQFaceEdit: message" on one line: hosts show a persistent message as a single line.
+std::string message_line(const std::string &message) {
   std::string line = "VQFaceEdit: " + message;
   for (char &c : line)
     if (c == '\n' || c == '\r') c = ' ';
+  return line;
+}
+
+void post_error(OfxImageEffectHandle effect, const std::string &message) {
+  const std::string line = message_line(message);
   if (!gMessage) {
     std::fprintf(stderr, "%s\n", line.c_str());
     return;
@@ -88,9 +94,7 @@ void post_error(OfxImageEffectHandle effect, const std::string &message) {
 
 // A render that went through with something to know (a shot to re-prep): the host shows it and keeps the frame.
 void post_warning(OfxImageEffectHandle effect, const std::string &message) {
-  std::string line = "VQFaceEdit: " + message;
-  for (char &c : line)
-    if (c == '\n' || c == '\r') c = ' ';
+  const std::string line = message_line(message);
   if (gMessage && gMessageVersion >= 2 && gMessage->setPersistentMessage)
     gMessage->setPersistentMessage(effect, ofx::kMessageWarning, "", "%s", line.c_str());
   else
