@@ -20,6 +20,7 @@ from vq_models.evaluation.plate import (
     plate_metrics,
     squint_whatif,
     teeth_left,
+    tooth_like_pixels,
 )
 from vq_models.events import JAW_MIN_OPEN, JAW_RATIO, MAX_JAW_RATIO, find_events, gaze_events, ratio_events
 from vq_models.runtime import ShotModel
@@ -217,6 +218,24 @@ def test_gaze_whatif_moves_each_iris_as_far_as_the_shot_does(tiny_shot, tmp_path
     assert all(np.isfinite(e["gain_db"]) for e in borrowed["events"])
 
 
+def test_tooth_like_pixels_are_brighter_and_greyer_than_the_lips_around_them():
+    """How ``teeth_left`` finds the frames showing teeth, codes unseen: between the inner lips, what is
+    brighter and less saturated than the lips' median. A tongue as bright as the teeth is as pink as the lips,
+    the cavity darker; without lips to compare with nothing counts."""
+    crop = np.zeros((20, 30, 3), np.float32) + (0.75, 0.50, 0.48)  # pink lips everywhere
+    outer = np.zeros((20, 30), bool)
+    outer[4:16, 3:27] = True
+    inner = np.zeros_like(outer)
+    inner[8:12, 6:24] = True
+    crop[8:12, 6:12] = (0.85, 0.83, 0.78)  # teeth
+    crop[8:12, 12:18] = (0.90, 0.55, 0.55)  # a bright pink tongue
+    crop[8:12, 18:24] = (0.20, 0.06, 0.06)  # the cavity
+    expected = np.zeros_like(inner)
+    expected[8:12, 6:12] = True
+    np.testing.assert_array_equal(tooth_like_pixels(crop, inner, outer), expected)
+    assert not tooth_like_pixels(crop, inner, inner).any()
+
+
 def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_path, capsys):
     """Nothing removed (teeth 1) leaves every tooth-bright pixel, teeth 0.5 about half and teeth 0 fewer still on
     the synthetic shot (its code 1 is the teeth between the inner lips); the report names each frame, ``vqedit
@@ -227,6 +246,7 @@ def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_pa
         "background": [0], "skin": [2, 3, 4, 6, 7], "mouth_interior": [5], "upper_teeth": [1]})
     kept, half, gone = (teeth_left(model, frames=4, value=v) for v in (1.0, 0.5, 0.0))
     assert kept["count"] >= 1 and kept["mean_left"] == pytest.approx(1.0)
+    assert kept["count"] <= min(4, kept["showing_teeth"]) <= len(model.frames)
     assert [r["frame"] for r in gone["events"]] == [r["frame"] for r in kept["events"]]
     assert gone["mean_left"] < half["mean_left"] < 0.8 and gone["max_left"] >= gone["mean_left"]
     out = tmp_path / "teeth.json"

@@ -457,39 +457,70 @@ def gaze_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | No
     return out
 
 
-#: how many of the shot's most toothy frames :func:`teeth_left` renders
+#: how many frames showing teeth :func:`teeth_left` renders, spread evenly over the shot
 TEETH_LEFT_FRAMES = 12
 #: a pixel between the tracked inner lips reads as a tooth above this share of the plate's 90th percentile of
 #: brightness there (the frame's own teeth)
 TEETH_BRIGHT_SHARE = 0.6
+#: the least share of the crop's pixels that must be tooth-like (:func:`tooth_like_pixels`) for a frame to
+#: count as showing teeth (40 pixels of a 256² crop)
+TEETH_SHOWN_SHARE = 0.0006
+
+
+def tooth_like_pixels(crop: np.ndarray, inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """The pixels of ``crop`` (display sRGB) between the tracked inner lips (``inner``) that look like teeth
+    by a plain rule that knows nothing of codes: brighter and less saturated than the median of the lips
+    around them (``outer`` minus ``inner``). A tongue or lip is as saturated as the lips, the cavity darker.
+    How :func:`teeth_left` picks its frames, so that frames whose teeth carry no teeth code are measured too
+    (lp_d13 frame 150: teeth across the mouth, not one teeth-coded pixel)."""
+    lips = np.asarray(outer, bool) & ~np.asarray(inner, bool)
+    if not lips.any():
+        return np.zeros(np.shape(inner), bool)
+    brightness = luma(crop)
+    saturation = crop.max(axis=-1) - crop.min(axis=-1)
+    return (np.asarray(inner, bool) & (brightness > float(np.median(brightness[lips])))
+            & (saturation < float(np.median(saturation[lips]))))
+
+
+def _lips_in_crop(tracking: Any, model: Any, frame: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The frame's tracked inner and outer lips as masks in its crop, or None where it has no such contours."""
+    contours = (tracking.frames[frame].contours or {}) if frame in tracking.frames else {}
+    s, tf = model.shot.crop_size, model.shot.transform(frame)
+    masks = []
+    for name in ("lips_inner", "lips_outer"):
+        contour = contours.get(name)
+        if contour is None or len(contour) < 3:
+            return None
+        masks.append(rasterize_polygon(tf.to_crop(np.asarray(contour, np.float64)[:, :2]), (s, s)))
+    return (masks[0], masks[1]) if masks[0].any() else None
 
 
 def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0,
                detail: str | None = None, value: float = 0.0) -> dict[str, Any]:
-    """What ``teeth 0`` (``teeth value``) leaves of the teeth on the shot's ``frames`` most toothy frames (by
-    teeth-coded pixels), each in its own crop: between the tracked inner lips, the composite's pixels as bright
-    as teeth (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing changed.
+    """What ``teeth 0`` (``teeth value``) leaves of the teeth on ``frames`` frames spread evenly over those
+    showing teeth (:data:`TEETH_SHOWN_SHARE` of the crop tooth-like, :func:`tooth_like_pixels`), each in
+    its own crop: between the tracked inner lips, the composite's pixels as bright as teeth
+    (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing changed.
     Real footage has no frame of this mouth without its teeth, so there is no what-if; but teeth left standing
-    in a corner are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md)."""
-    prior = model.prior()
-    teeth_codes = prior.codes_of(("upper_teeth", "lower_teeth"))
+    are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md). Frames are found by their pixels,
+    not their codes: a frame whose teeth carry no teeth code is where ``teeth 0`` is likeliest to fail."""
+    model.prior()  # raises, naming the missing prior, before anything renders
     tracking = load_tracking(model.shot.tracking_path)
     s = model.shot.crop_size
-    counts = sorted(((int(np.isin(model.label_map(f), teeth_codes).sum()), f) for f in model.frames), reverse=True)
+    showing = []
+    for f in model.frames:
+        lips = _lips_in_crop(tracking, model, f)
+        if lips is not None and int(tooth_like_pixels(np.clip(model.shot.aligned(f), 0.0, 1.0), *lips).sum()) >= TEETH_SHOWN_SHARE * s * s:
+            showing.append((f, lips[0]))
+    picked = [showing[int(i)] for i in np.unique(np.linspace(0, len(showing) - 1, min(frames, len(showing))).round())]
     program = {"version": 1, "edits": [{"op": "teeth", "value": float(value)}]}
     rows = []
-    for count, f in counts[:frames]:
-        contour = (tracking.frames[f].contours or {}).get("lips_inner") if f in tracking.frames else None
-        if count == 0 or contour is None or len(contour) < 3:
-            continue
-        tf = model.shot.transform(f)
-        inner = rasterize_polygon(tf.to_crop(np.asarray(contour, np.float64)[:, :2]), (s, s))
-        if not inner.any():
-            continue
+    for f, inner in picked if showing else []:
         try:
             pf = render_on_plate(model, f, program, "edit-only", feather, detail)
         except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
             return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
+        tf = model.shot.transform(f)
         plate = luma(crop_plate(pf.plate, tf, s))[inner]
         comp = luma(crop_plate(pf.comp, tf, s))[inner]
         bright = TEETH_BRIGHT_SHARE * float(np.percentile(plate, 90))
@@ -497,7 +528,8 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
         if shown:
             rows.append({"frame": f, "teeth_px": shown, "left": float((comp > bright).sum() / shown)})
     left = [r["left"] for r in rows]
-    return {"events": rows, "count": len(rows), "mean_left": float(np.mean(left)) if left else None,
+    return {"events": rows, "count": len(rows), "showing_teeth": len(showing),
+            "mean_left": float(np.mean(left)) if left else None,
             "max_left": float(np.max(left)) if left else None, "program": program}
 
 
