@@ -6,13 +6,21 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 from test_edits_ops import MOUTH, PRIOR, TONGUE, ULIP, UTEETH, run, synthetic_face
 
 from vq_models.detail import DonorIndex, code_groups
 from vq_models.edits import FrameContext, parse_program
 from vq_models.edits.program import apply_program_rules
-from vq_models.edits.seen import TEETH_SAMPLE_MIN, teeth_in_pixels, with_teeth_seen
+from vq_models.edits.seen import (
+    TEETH_SAMPLE_MIN,
+    TeethLook,
+    shot_teeth_look,
+    teeth_in_pixels,
+    with_teeth_seen,
+)
 from vq_models.edits.spec import DonorRule
+from vq_models.io.colour import luma
 from vq_models.runtime import ShotModel
 
 TOOTH, CAVITY, LIP = (0.80, 0.78, 0.74), (0.12, 0.05, 0.05), (0.80, 0.55, 0.55)
@@ -63,6 +71,50 @@ def test_teeth_in_pixels_needs_a_crop_the_inner_lips_and_enough_coded_teeth_to_l
         few[y, x] = MOUTH
     assert teeth_in_pixels(few, PRIOR, inner, lambda: crop) == {}
     assert with_teeth_seen(few, PRIOR, inner, lambda: crop) is few
+
+
+def _palette(tooth=TOOTH, lip=LIP) -> np.ndarray:
+    """A Stage II palette for PRIOR's codes: teeth codes look like ``tooth``, lip codes like ``lip``, the
+    cavity like CAVITY, every other code never seen (NaN)."""
+    palette = np.full((PRIOR.num_codes, 3), np.nan)
+    palette[PRIOR.codes_of(("upper_teeth", "lower_teeth"))] = tooth
+    palette[PRIOR.codes_of(("upper_lip", "lower_lip"))] = lip
+    palette[PRIOR.codes("mouth_interior")] = CAVITY
+    return palette
+
+
+def test_the_shots_teeth_look_is_its_teeth_codes_beside_its_lip_codes():
+    look = shot_teeth_look(_palette(), PRIOR)
+    assert look.brightness == pytest.approx(float(luma(np.array(TOOTH)) / luma(np.array(LIP))))
+    assert look.saturation == pytest.approx((max(TOOTH) - min(TOOTH)) / (max(LIP) - min(LIP)))
+    assert shot_teeth_look(None, PRIOR) is None  # a model trained before meta.json kept the palette
+    unseen = _palette()
+    unseen[PRIOR.codes_of(("upper_teeth", "lower_teeth"))] = np.nan
+    assert shot_teeth_look(unseen, PRIOR) is None  # the shot never showed its teeth codes
+
+
+def test_a_frame_with_hardly_a_teeth_code_finds_its_teeth_by_the_shots_look():
+    """lp_d13 frames 15 and 53: teeth across the mouth, hardly a teeth-coded pixel to learn their look from.
+    The shot's look (teeth beside lips) scaled by this frame's lips finds them, in a dim frame too; without it
+    nothing is found; the pink lip pixel and the dark cavity are never teeth."""
+    labels, inner, crop = _mouth()
+    teeth = np.isin(labels, [UTEETH, 13]) & inner
+    plate_teeth = inner & np.all(crop == np.float32(TOOTH), axis=-1)
+    assert teeth.sum() >= TEETH_SAMPLE_MIN and (plate_teeth & ~teeth).any()
+    uncoded = labels.copy()
+    uncoded[teeth] = MOUTH  # every tooth now carries the cavity's code
+    assert teeth_in_pixels(uncoded, PRIOR, inner, lambda: crop) == {}
+    look = shot_teeth_look(_palette(), PRIOR)
+    for light in (1.0, 0.6):  # a darker frame: the lips darken with the teeth
+        lit = crop * np.float32(light)
+        seen = teeth_in_pixels(uncoded, PRIOR, inner, lambda lit=lit: lit, look)
+        found = seen["upper_teeth"] | seen["lower_teeth"]
+        np.testing.assert_array_equal(found, plate_teeth)
+    # a look whose teeth are three times as bright beside the lips passes these teeth over: the look decides
+    brighter = teeth_in_pixels(uncoded, PRIOR, inner, lambda: crop, TeethLook(3.0 * look.brightness, look.saturation))
+    assert not any(mask.any() for mask in brighter.values())
+    relabelled = with_teeth_seen(uncoded, PRIOR, inner, lambda: crop, look)
+    assert np.all(np.isin(relabelled[plate_teeth], [UTEETH, 13]))
 
 
 def test_teeth_zero_removes_the_teeth_the_pixels_show_when_the_frame_has_its_crop():
@@ -187,3 +239,22 @@ def test_a_shadowed_end_is_never_a_lip_or_a_tongue_as_pink_as_the_lips():
     assert seen["upper_teeth"][48, left] and not seen["upper_teeth"][48, right]
     labels[48, left] = ULIP  # the same orange pixel coded as lip
     assert not teeth_in_pixels(labels, PRIOR, inner, lambda: crop)["upper_teeth"][48, left]
+
+
+def test_the_teeth_edit_sees_the_shots_teeth_look_under_the_current_prior(tiny_shot, tmp_path):
+    """The model hands ops the look from its own Stage II palette and the prior it holds now: an artist's
+    regrouping reaches it at once, and a prior naming no lips gives none."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    model = ShotModel.load(shot)
+    segments = {"skin": [0, 1], "upper_lip": [2], "mouth_interior": [3], "upper_teeth": [4], "lower_teeth": [5]}
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": segments})
+    palette = model.stage2.code_colours()
+    look = model._context(model.frames[0]).teeth_look
+    assert look == shot_teeth_look(palette, model.prior()) and look is not None
+    segments["upper_teeth"], segments["skin"] = [6], [0, 1, 4]
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": segments})
+    assert model._context(model.frames[0]).teeth_look not in (None, look)
+    del segments["upper_lip"]
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {**segments, "skin": [0, 1, 2, 4]}})
+    assert model._context(model.frames[0]).teeth_look is None

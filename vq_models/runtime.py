@@ -35,7 +35,7 @@ from vq_models.edits.prior import (
     validate_prior,
 )
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
-from vq_models.edits.seen import with_teeth_seen
+from vq_models.edits.seen import TeethLook, shot_teeth_look, with_teeth_seen
 from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FilledRegion, FrameContext
 from vq_models.errors import InputError
 from vq_models.fill_anchor import anchor_filled
@@ -85,8 +85,9 @@ class ShotModel:
         self._grow_lock = threading.Lock()
         self.detail = PlateDetail(shot, self._labels_as_seen, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
-        code_luma = getattr(stage2, "code_luma", None)
+        code_luma, code_colours = getattr(stage2, "code_luma", None), getattr(stage2, "code_colours", None)
         self._code_luma = code_luma() if callable(code_luma) else None
+        self._code_colours = code_colours() if callable(code_colours) else None
         if stage1.label_size != stage2.label_size or stage1.num_codes != stage2.num_codes:
             raise InputError(
                 f"{shot.root}: Stage II was trained on {stage2.num_codes} codes at {stage2.label_size}² but Stage I "
@@ -231,7 +232,8 @@ class ShotModel:
         outlines = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
                                   self.label_size, names=("lips_inner",))
         inner = self._label_regions(outlines).get("lips_inner")
-        return with_teeth_seen(labels, prior, inner, functools.partial(self._label_crop, frame))
+        return with_teeth_seen(labels, prior, inner, functools.partial(self._label_crop, frame),
+                               shot_teeth_look(self._code_colours, prior))
 
     def _label_regions(self, outlines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outlines in label coordinates → boolean masks at label size."""
@@ -256,7 +258,12 @@ class ShotModel:
         return FrameContext(regions=regions, transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()), outlines=outlines,
-                            crop=functools.partial(self._label_crop, int(frame)))
+                            crop=functools.partial(self._label_crop, int(frame)), teeth_look=self._teeth_look())
+
+    def _teeth_look(self) -> TeethLook | None:
+        """What the shot's teeth look like beside its lips under the current prior (None without one)."""
+        prior = self.prior(required=False)
+        return None if prior is None else shot_teeth_look(self._code_colours, prior)
 
     def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:
         """The exemplar region's share fitted on the shot's own blinks, none of ``exclude`` looked at
@@ -430,7 +437,7 @@ class ShotModel:
         for rule in rules:
             if isinstance(rule, FilledRegion):
                 filled |= rule.filled
-        palette = self.stage2.code_colours() if filled.any() else None
+        palette = self._code_colours if filled.any() else None
         if palette is not None:  # a model trained before meta.json kept the palette renders the fill as drawn
             crop = anchor_filled(crop, window[1], filled, palette)
         transform = self.shot.transform(frame)

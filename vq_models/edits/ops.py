@@ -355,7 +355,8 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
     codes near the tracked lips and, where the frame has its crop, the pixels between the tracked inner lips
     that look like this frame's teeth though another code covers them
     (:func:`~vq_models.edits.seen.teeth_in_pixels`: on lp_d13 the upper teeth of his widest smile carried an
-    interior code and stayed standing)."""
+    interior code and stayed standing; where the frame has hardly a teeth-coded pixel, like the shot's teeth,
+    ``ctx.teeth_look``)."""
     out = labels.copy()
     if value >= 1.0:
         return out
@@ -365,7 +366,7 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
         _require_any(prior, names)
     else:
         prior.codes(names[0])
-    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop)
+    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop, ctx.teeth_look)
     for name in names:
         if not prior.has(name):
             continue

@@ -11,6 +11,7 @@ instead, learning what this frame's teeth look like from its teeth-coded pixels.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -34,10 +35,48 @@ TEETH_END_HUE_MARGIN = 5.0
 TEETH_SAMPLE_MIN = 4
 #: the prior's segments for the two rows of teeth
 TEETH_ROWS = ("upper_teeth", "lower_teeth")
+#: how far (label pixels) around the inner lips :func:`teeth_in_pixels` looks for the lips that scale the
+#: shot's :class:`TeethLook` to this frame
+LIPS_REACH = 4
+
+
+@dataclass(frozen=True)
+class TeethLook:
+    """What the shot's teeth look like beside its lips: the teeth codes' median brightness and saturation over
+    the lip codes' (Stage II's palette, each code's mean colour over the training frames).
+
+    Why: a frame whose teeth carry no teeth code (lp_d13 frames 15 and 53, lp_d0 frame 19: teeth across the
+    mouth, hardly a teeth-coded pixel) has nothing of its own to learn the teeth's look from, and ``teeth 0``
+    left every tooth standing. Relative to the lips so that it follows the frame's light."""
+
+    brightness: float
+    saturation: float
+
+
+def shot_teeth_look(palette: np.ndarray | None, prior: Prior) -> TeethLook | None:
+    """The :class:`TeethLook` of ``palette`` ((K, 3) display sRGB per code, NaN rows for codes never seen)
+    under ``prior``, or None without a palette or where the prior names no teeth or lips the shot showed."""
+    if palette is None:
+        return None
+    colours = np.asarray(palette, np.float64)
+
+    def seen(names: tuple[str, ...]) -> np.ndarray:
+        codes = [c for c in prior.codes_of(names) if 0 <= c < len(colours) and np.isfinite(colours[c]).all()]
+        return colours[codes]
+
+    teeth, lips = seen(TEETH_ROWS), seen(("upper_lip", "lower_lip"))
+    if not len(teeth) or not len(lips):
+        return None
+    lips_brightness, lips_saturation = float(np.median(luma(lips))), float(np.median(np.ptp(lips, axis=-1)))
+    if lips_brightness <= 0 or lips_saturation <= 0:
+        return None
+    return TeethLook(float(np.median(luma(teeth))) / lips_brightness,
+                     float(np.median(np.ptp(teeth, axis=-1))) / lips_saturation)
 
 
 def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
-                    crop: Callable[[], np.ndarray | None] | None) -> dict[str, np.ndarray]:
+                    crop: Callable[[], np.ndarray | None] | None,
+                    look: TeethLook | None = None) -> dict[str, np.ndarray]:
     """Per row of teeth the prior has, the pixels inside ``inner`` (the tracked inner lips at label size) that
     look like this frame's teeth in its ``crop()`` (display sRGB at label size) but carry another code: nearly
     as bright as the teeth (:data:`TEETH_BRIGHTNESS_SHARE` of the way from the interior's median brightness to
@@ -45,14 +84,16 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     teeth codes of, else the row of its half of the opening. Then each row's ends in the corners' shadow: the
     pixels continuing it sideways that are brighter than :data:`TEETH_SHADOW_SHARE` of that way, however
     saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them
-    (:func:`_lips_or_pink_tongue`). Empty without the crop (``crop`` None or giving None), the inner lips, or
-    :data:`TEETH_SAMPLE_MIN` teeth-coded pixels between them to learn the teeth's look from."""
+    (:func:`_lips_or_pink_tongue`). Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
+    the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
+    (:class:`TeethLook`). Empty without the crop (``crop`` None or giving None), the inner lips, or both the sample and the look."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)
     rows = {name: prior.mask(labels, name) & inner for name in TEETH_ROWS if prior.has(name)}
     coded = np.any(list(rows.values()), axis=0) if rows else np.zeros(labels.shape, bool)
-    if np.count_nonzero(coded) < TEETH_SAMPLE_MIN:
+    sampled = np.count_nonzero(coded) >= TEETH_SAMPLE_MIN
+    if not rows or not (sampled or look is not None):
         return {}
     image = crop()
     if image is None:
@@ -60,10 +101,18 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     image = np.asarray(image, np.float32)
     brightness = luma(image)
     saturation = image.max(axis=-1) - image.min(axis=-1)
+    if sampled:
+        teeth_brightness, teeth_saturation = float(np.median(brightness[coded])), float(np.median(saturation[coded]))
+    else:
+        lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & _around(inner, LIPS_REACH)
+        if not lips.any():
+            return {}
+        teeth_brightness = look.brightness * float(np.median(brightness[lips]))
+        teeth_saturation = look.saturation * float(np.median(saturation[lips]))
     interior = prior.mask(labels, "mouth_interior") & inner if prior.has("mouth_interior") else np.zeros_like(inner)
     dark = float(np.median(brightness[interior])) if interior.any() else 0.0
-    floor = dark + TEETH_BRIGHTNESS_SHARE * (float(np.median(brightness[coded])) - dark)
-    ceiling = float(np.median(saturation[coded])) + TEETH_SATURATION_MARGIN
+    floor = dark + TEETH_BRIGHTNESS_SHARE * (teeth_brightness - dark)
+    ceiling = teeth_saturation + TEETH_SATURATION_MARGIN
     found = inner & ~coded & (brightness > floor) & (saturation < ceiling)
     top, bottom, _ = geo.column_extents(inner)
     middle = np.where(top >= 0, 0.5 * (top + bottom), -1.0)[None, :]
@@ -71,7 +120,7 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     lower_cols = rows.get("lower_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     upper = np.where(upper_cols != lower_cols, upper_cols, np.arange(labels.shape[0])[:, None] <= middle)
     seen = {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
-    shadow_floor = dark + TEETH_SHADOW_SHARE * (float(np.median(brightness[coded])) - dark)
+    shadow_floor = dark + TEETH_SHADOW_SHARE * (teeth_brightness - dark)
     free = inner & ~coded & ~found & (brightness > shadow_floor) & ~_lips_or_pink_tongue(labels, prior, inner, image)
     for name in rows:  # the upper row first: a pixel either row reaches is the upper's
         ends = _shadowed_ends(rows[name] | seen[name], free)
@@ -88,12 +137,16 @@ def _lips_or_pink_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray, im
     1.6 dB; lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink."""
     lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False)
     tongue = prior.mask(labels, "tongue", required=False)
-    near = cv2.dilate(inner.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    around = lips & near
+    around = lips & _around(inner, 2)
     if not around.any():
         return lips | tongue
     angle = hue(image)
     return lips | (tongue & (angle < float(np.median(angle[around])) + TEETH_END_HUE_MARGIN))
+
+
+def _around(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` grown by ``reach`` pixels (a square)."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
 
 
 def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -116,10 +169,10 @@ def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
 
 
 def with_teeth_seen(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
-                    crop: Callable[[], np.ndarray | None] | None) -> np.ndarray:
+                    crop: Callable[[], np.ndarray | None] | None, look: TeethLook | None = None) -> np.ndarray:
     """``labels`` with the teeth :func:`teeth_in_pixels` finds given their row's first code: what the frame shows
     by segment, for comparing frames (the detail pass's donors) rather than for rendering."""
-    seen = teeth_in_pixels(labels, prior, inner, crop)
+    seen = teeth_in_pixels(labels, prior, inner, crop, look)
     if not seen:
         return labels
     out = labels.copy()

@@ -160,7 +160,9 @@ class FrameContext:
     (what-if measurements). ``outlines``: the tracked contours themselves in label coordinates (N, 2), where
     an op needs them finer than a label pixel (``mouth_open``'s tracked opening). ``crop``: returns the frame's
     own aligned crop at the label map's size (display sRGB, (L, L, 3); None where the shot has none), for ops
-    that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior).
+    that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior), and
+    ``teeth_look`` (:class:`~vq_models.edits.seen.TeethLook`, None when the model predates Stage II's palette)
+    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code.
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -172,3 +174,4 @@ class FrameContext:
     exclude: frozenset[int] = frozenset()
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
     crop: Callable[[], np.ndarray | None] | None = None
+    teeth_look: Any = None
