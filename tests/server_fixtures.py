@@ -110,6 +110,15 @@ def shot_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Path) -
 MEDIAPIPE_PREP = {"tool": "mediapipe 0.10.21 face_mesh (478 points)", "contours": "mesh"}  # no eye_centres: irises
 
 
+def with_prep(shot_dir: Path, prep: dict) -> Path:
+    """``shot_dir`` with its shot.json's prep record replaced by ``prep`` (a shot re-prepped, or made stale)."""
+    meta_path = shot_dir / "shot.json"
+    meta = json.loads(meta_path.read_text())
+    meta["prep"] = prep
+    meta_path.write_text(json.dumps(meta))
+    return shot_dir
+
+
 @pytest.fixture(scope="module")
 def attention_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Path) -> Path:
     """A --models folder where three of four folders need attention before rendering: ``fresh`` (the tiny
@@ -117,10 +126,7 @@ def attention_models_dir(tmp_path_factory: pytest.TempPathFactory, tiny_shot: Pa
     (the shot's shot.json alone) and ``empty`` (no shot at all)."""
     root = tmp_path_factory.mktemp("attention")
     copy_shot(tiny_shot, root / "fresh")
-    meta_path = copy_shot(tiny_shot, root / "stale") / "shot.json"
-    meta = json.loads(meta_path.read_text())
-    meta["prep"] = dict(MEDIAPIPE_PREP)
-    meta_path.write_text(json.dumps(meta))
+    with_prep(copy_shot(tiny_shot, root / "stale"), dict(MEDIAPIPE_PREP))
     (root / "untrained").mkdir()
     shutil.copy2(tiny_shot / "shot.json", root / "untrained" / "shot.json")
     (root / "empty").mkdir()

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from server_fixtures import ServerProcess, attention_models_dir, copy_shot  # noqa: F401
+from server_fixtures import MEDIAPIPE_PREP, ServerProcess, attention_models_dir, copy_shot, with_prep  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "ofx_host"))
@@ -44,6 +44,7 @@ from host_plugin.knobs import (  # noqa: E402
 from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate  # noqa: E402
 from host_plugin.ofx.params import FACE_UI, FLAG_UI, PARAMS, SEGMENT_UI  # noqa: E402
 from host_plugin.ofx.pixels import linear_to_srgb  # noqa: E402
+from vq_models.face.topology import EYE_CENTRES  # noqa: E402
 
 FILTER, GENERAL = "OfxImageEffectContextFilter", "OfxImageEffectContextGeneral"
 HALF = dict(atol=2e-3, rtol=2e-3)
@@ -451,9 +452,13 @@ def test_errors_reach_the_artist_in_one_line(ofx_binary, ofx_server, tiny_shot, 
         host.unload()
 
 
-def test_a_shot_to_reprep_renders_with_the_hosts_warning(ofx_binary, attention_models_dir, shot):  # noqa: F811
+def test_a_shot_to_reprep_renders_with_the_hosts_warning(ofx_binary, attention_models_dir, shot,  # noqa: F811
+                                                          monkeypatch):
     """The server's warning about a shot (crops aligned on the irises) reaches the host as a persistent
-    *warning*, the frame rendered; a shot without one renders with no message."""
+    *warning*, the frame rendered; a shot without one renders with no message; and once the shot is re-prepped
+    in place while the host runs, the warning goes (the bridge asks `load` again after its
+    ``VQEDIT_OFX_SHOT_INFO_TTL``, here 0.2 s)."""
+    monkeypatch.setenv("VQEDIT_OFX_SHOT_INFO_TTL", "0.2")
     server = ServerProcess(attention_models_dir, "--workers", "1")
     frame = shot["frames"][0]
     host = new_host(ofx_binary)
@@ -469,7 +474,13 @@ def test_a_shot_to_reprep_renders_with_the_hosts_warning(ofx_binary, attention_m
         st, fresh = host.render(inst, 1.0)
         assert st == 0 and host.persistent_message(inst) is None
         np.testing.assert_array_equal(out, fresh)  # the same weights: the warning changed nothing drawn
+        host.set_param(inst, "model", "stale")
+        assert host.render(inst, 1.0)[0] == 0 and "iris centres" in (host.persistent_message(inst) or "")
+        with_prep(attention_models_dir / "stale", {**MEDIAPIPE_PREP, "eye_centres": EYE_CENTRES})
+        time.sleep(0.3)
+        assert host.render(inst, 1.0)[0] == 0 and host.persistent_message(inst) is None
     finally:
+        with_prep(attention_models_dir / "stale", dict(MEDIAPIPE_PREP))
         host.destroy_instance(inst)
         host.unload()
         server.stop()

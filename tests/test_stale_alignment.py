@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
 import pytest
-from server_fixtures import MEDIAPIPE_PREP, ServerProcess, attention_models_dir  # noqa: F401
+from server_fixtures import MEDIAPIPE_PREP, ServerProcess, attention_models_dir, with_prep  # noqa: F401
 
 from host_plugin.client import RenderClient
 from vq_models.face.topology import EYE_CENTRES
@@ -16,14 +15,6 @@ from vq_models.runtime import ShotModel
 from vq_models.shot import Shot
 
 MEDIAPIPE = MEDIAPIPE_PREP["tool"]
-
-
-def _with_prep(shot_dir: Path, prep: dict) -> Path:
-    meta_path = shot_dir / "shot.json"
-    meta = json.loads(meta_path.read_text())
-    meta["prep"] = prep
-    meta_path.write_text(json.dumps(meta))
-    return shot_dir
 
 
 @pytest.mark.parametrize(("prep", "stale"), [
@@ -34,7 +25,7 @@ def _with_prep(shot_dir: Path, prep: dict) -> Path:
     ({}, False),
 ])
 def test_stale_alignment_names_the_shot_and_the_mend(tiny_shot, tmp_path, prep, stale):
-    shot = Shot.open(_with_prep(Path(shutil.copytree(tiny_shot, tmp_path / "shot")), prep))
+    shot = Shot.open(with_prep(Path(shutil.copytree(tiny_shot, tmp_path / "shot")), prep))
     message = shot.stale_alignment()
     assert (message is not None) == stale
     if stale:
@@ -42,14 +33,14 @@ def test_stale_alignment_names_the_shot_and_the_mend(tiny_shot, tmp_path, prep, 
 
 
 def test_loading_a_stale_shot_warns_once_and_still_renders(tiny_shot, tmp_path, caplog):
-    shot_dir = _with_prep(Path(shutil.copytree(tiny_shot, tmp_path / "shot")), {"tool": MEDIAPIPE})
+    shot_dir = with_prep(Path(shutil.copytree(tiny_shot, tmp_path / "shot")), {"tool": MEDIAPIPE})
     with caplog.at_level(logging.WARNING, logger="vqedit.runtime"):
         model = ShotModel.load(shot_dir)
     warned = [r for r in caplog.records if "iris centres" in r.getMessage()]
     assert len(warned) == 1 and str(shot_dir) in warned[0].getMessage()
     assert model.render_frame(model.frames[0]).box_rgb.size > 0  # the warning does not stop it rendering
 
-    _with_prep(shot_dir, {"tool": MEDIAPIPE, "eye_centres": EYE_CENTRES})
+    with_prep(shot_dir, {"tool": MEDIAPIPE, "eye_centres": EYE_CENTRES})
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="vqedit.runtime"):
         ShotModel.load(shot_dir)
@@ -71,10 +62,10 @@ def test_the_server_lists_what_each_folder_needs_before_rendering(attention_mode
         assert desc["warning"] == said["stale"] and client.load("fresh")["warning"] is None
         assert client.render_frame("stale", desc["frames"][0], fmt="half")["frame"] == desc["frames"][0]
         # re-prepped in place while the server runs: the listing reads shot.json afresh
-        _with_prep(attention_models_dir / "stale", {**MEDIAPIPE_PREP, "eye_centres": EYE_CENTRES})
+        with_prep(attention_models_dir / "stale", {**MEDIAPIPE_PREP, "eye_centres": EYE_CENTRES})
         assert {m["name"]: m["warning"] for m in client.list_models()}["stale"] is None
     finally:
-        _with_prep(attention_models_dir / "stale", dict(MEDIAPIPE_PREP))
+        with_prep(attention_models_dir / "stale", dict(MEDIAPIPE_PREP))
         client.close()
         server.stop()
     log = server.proc.stderr.read() if server.proc.stderr else ""

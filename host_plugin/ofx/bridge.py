@@ -32,6 +32,20 @@ from host_plugin.node import EditKnobs, EditNode, PaintMatte, Plate, composite_o
 from host_plugin.ofx import pixels
 from host_plugin.ofx.params import PARAMS as _PARAM_TABLE
 
+#: how long (seconds) the bridge trusts what a model's `load` said (plate info, warning) before asking again;
+#: ``VQEDIT_OFX_SHOT_INFO_TTL`` overrides it. Asking is cheap (the server reads shot.json afresh), and without
+#: it a shot re-prepped while the host runs kept warning until the bridge restarted.
+SHOT_INFO_TTL_S = 5.0
+
+
+def shot_info_ttl() -> float:
+    """:data:`SHOT_INFO_TTL_S`, or ``VQEDIT_OFX_SHOT_INFO_TTL`` where set to a number of seconds."""
+    try:
+        return max(0.0, float(os.environ.get("VQEDIT_OFX_SHOT_INFO_TTL", SHOT_INFO_TTL_S)))
+    except ValueError:
+        return SHOT_INFO_TTL_S
+
+
 # The old in-process entry point's table (name/type/default), kept for callers of :func:`render`.
 PARAMS: list[dict[str, Any]] = [
     {"name": p.name, "type": p.kind, "default": p.default, "min": p.lo, "max": p.hi,
@@ -76,6 +90,8 @@ class Bridge:
         self.nodes: dict[str, EditNode] = {}
         self.plates: dict[tuple[str, str], dict[str, Any]] = {}  # (server, model) → plate info from `load`
         self.warnings: dict[tuple[str, str], str] = {}  # (server, model) → what `load` said to know first
+        self.loaded_at: dict[tuple[str, str], float] = {}  # (server, model) → when `load` last answered
+        self.shot_info_ttl = shot_info_ttl()
         self.shm: mmap.mmap | None = None
         self.last_evaluate_ms = 0.0  # the EditNode part of the last render (VQEDIT_OFX_TRACE)
         self._need: Callable[[tuple[int, int, int, int]], None] | None = None
@@ -130,11 +146,14 @@ class Bridge:
 
     def _shot_space(self, node: EditNode) -> str:
         key = (node.knobs.server, node.knobs.model)
-        if key not in self.plates:
+        now = time.monotonic()
+        if key not in self.plates or now - self.loaded_at[key] > self.shot_info_ttl:
             desc = node.client.load(node.knobs.model)
-            self.plates[key] = dict(desc.get("plate") or {})
+            self.plates[key], self.loaded_at[key] = dict(desc.get("plate") or {}), now
             if desc.get("warning"):
                 self.warnings[key] = " ".join(str(desc["warning"]).split())
+            else:
+                self.warnings.pop(key, None)
         return str(self.plates[key].get("colorspace") or "lin_rec709")
 
     def _with_warning(self, node: EditNode, reply: str) -> str:
