@@ -27,7 +27,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from vq_models.composite import RENDER_REACH_PX, alpha_bounds, paste_to_plate
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.spec import DetailMove, DonorRule, EditRule, FilledRegion
+from vq_models.edits.spec import DetailMove, DonorRule, EditRule, FilledRegion, PlateRemnants
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -594,6 +594,51 @@ def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size:
     return out
 
 
+#: how much brighter (display sRGB luma) than the render a plate pixel inside a
+#: :class:`~vq_models.edits.spec.PlateRemnants` region must be to count as a remnant: from nothing at the first
+#: value to wholly at the second (lp_d13's upper teeth tips stand 0.3-0.5 above the lip and cavity rendered
+#: there; the render of what the labels do carry comes within a few hundredths of the plate)
+REMNANT_CONTRAST = (0.08, 0.16)
+#: and how grey (HSV saturation) it must be: wholly at the first value, not at all from the second. Teeth are
+#: near grey (lp_d13's shadowed tips 0.24, the synthetic teeth 0.12), a tongue or a lip pink (0.4-0.5), and a
+#: tongue lit brighter than the render stays the plate's
+REMNANT_SATURATION = (0.30, 0.40)
+
+
+def plate_remnants(render: np.ndarray, plate: np.ndarray, rules: Sequence[EditRule], sub_transform: CropTransform,
+                   crop_size: int, size: tuple[int, int], render_px: float) -> np.ndarray | None:
+    """(H, W) weight in [0, 1] on the window of what an op removed but the plate still shows finer than the
+    label grid: inside the rules' :class:`~vq_models.edits.spec.PlateRemnants` regions, the plate pixels whose
+    darkest channel stands above the ``render``'s by :data:`REMNANT_CONTRAST` and that are grey
+    (:data:`REMNANT_SATURATION`), grown by a plate pixel and softened by half a render pixel (a tooth's edge
+    goes with it). None where no rule asks or nothing is found.
+
+    Why above the render: there the labels say lip or cavity, and the render draws them close to the plate;
+    what stands well above it, grey, is what the labels could not carry (the rim of a row of teeth, a tooth
+    tip under the upper lip). The darkest channel, not the brightness: a lip is as bright as a shadowed tooth
+    but redder. Both images display sRGB (H, W, 3)."""
+    regions = [r.within for r in rules if isinstance(r, PlateRemnants)]
+    if not regions:
+        return None
+    within = label_mask_to_sub(np.any(regions, axis=0).astype(np.float32), sub_transform, crop_size, size)
+    bounds = alpha_bounds(within)
+    if bounds is None:
+        return None
+    x0, y0, x1, y1 = bounds
+    lo, hi = REMNANT_CONTRAST
+    window = plate[y0:y1, x0:x1]
+    brighter = window.min(axis=-1) - render[y0:y1, x0:x1].min(axis=-1)
+    found = np.clip((brighter - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    top = window.max(axis=-1)
+    saturation = (top - window.min(axis=-1)) / np.maximum(top, 1e-6)  # HSV's
+    grey, pink = REMNANT_SATURATION
+    found *= np.clip((pink - saturation) / (pink - grey), 0.0, 1.0)
+    found = gaussian(cv2.dilate(found, np.ones((3, 3), np.uint8)), 0.5 * render_px)
+    out = np.zeros(within.shape, np.float32)
+    out[y0:y1, x0:x1] = np.clip(found * within[y0:y1, x0:x1], 0.0, 1.0)
+    return out if out.max() > 0.0 else None
+
+
 @dataclass
 class DetailResult:
     """What the detail pass did on one frame (recorded with the render, so nothing happens silently)."""
@@ -603,6 +648,8 @@ class DetailResult:
     donors: list[tuple[int | None, float]] | None = None  # per changed region: (frame, match share)
     moves: list[tuple[float, float]] | None = None  # parts moved within the frame: their shift in plate pixels
     grain: float | None = None  # mean sigma of the plate's grain added where the render's band stood in
+    #: (H, W) weight on the render's window of the plate remnants the render replaced (:func:`plate_remnants`)
+    remnants: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class PlateDetail:
@@ -702,20 +749,25 @@ class PlateDetail:
         removed = None
         if changed.any():  # not grown: the unchanged rim around keeps its own band, as the what-ifs prefer
             removed = label_mask_to_sub(changed.astype(np.float32), sub_transform, self.shot.crop_size, size)
-        render_sub = self._plate_around_fills(np.asarray(render_sub, np.float32), plate, changed, rules, sub_transform,
-                                              size, render_px)
+        render_sub = np.asarray(render_sub, np.float32)
+        remnants = plate_remnants(render_sub, plate, rules, sub_transform, self.shot.crop_size, size, render_px)
+        if remnants is not None:  # what the labels were too coarse to remove: the render, band and all
+            removed = remnants if removed is None else np.maximum(removed, remnants)
+        render_sub = self._plate_around_fills(render_sub, plate, changed, rules, sub_transform, size, render_px,
+                                              remnants)
         out = split_bands(render_sub, plate, sigma, replacements, donor_sigma, removed)
-        grain = self._regrain(out, plate, [w for w, band in replacements if band is None], removed, frame, box, sigma)
-        return out, DetailResult("plate", sigma, donors, shifts or None, grain)
+        weights = [w for w, band in replacements if band is None] + ([remnants] if remnants is not None else [])
+        grain = self._regrain(out, plate, weights, removed, frame, box, sigma)
+        return out, DetailResult("plate", sigma, donors, shifts or None, grain, remnants)
 
     def _plate_around_fills(self, render: np.ndarray, plate: np.ndarray, changed: np.ndarray,
                             rules: Sequence[EditRule], sub_transform: CropTransform, size: tuple[int, int],
-                            render_px: float) -> np.ndarray:
+                            render_px: float, remnants: np.ndarray | None = None) -> np.ndarray:
         """``render`` with the plate in place of it around each :class:`~vq_models.edits.spec.FilledRegion`,
         where no label changed: removing teeth re-lights neither the lips nor the tongue, and Stage II, shown a
         fill it never saw, redraws them too (lp_d13's tongue turned orange). Within the renderer's reach
         (:data:`~vq_models.composite.RENDER_REACH_PX`) of a fill; the changed pixels' own weight (grown and
-        feathered like a changed region) keeps the render."""
+        feathered like a changed region) keeps the render, and so do the ``remnants`` (:func:`plate_remnants`)."""
         fills = [r.filled for r in rules if isinstance(r, FilledRegion)]
         if not fills or not changed.any():
             return render
@@ -724,6 +776,8 @@ class PlateDetail:
         near = cv2.dilate(np.any(fills, axis=0).astype(np.uint8), np.ones((reach, reach), np.uint8))
         keep = (1.0 - self._region_weight(changed, sub_transform, size, label_px)) \
             * label_mask_to_sub(near.astype(np.float32), sub_transform, self.shot.crop_size, size)
+        if remnants is not None:
+            keep = keep * (1.0 - remnants)
         return render + np.clip(keep, 0.0, 1.0)[..., None] * (plate - render)
 
     def _regrain(self, out: np.ndarray, plate: np.ndarray, render_weights: Sequence[np.ndarray],

@@ -36,7 +36,7 @@ from vq_models.edits.prior import (
 )
 from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
 from vq_models.edits.seen import TeethLook, shot_teeth_look, with_teeth_seen
-from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FilledRegion, FrameContext
+from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FilledRegion, FrameContext, PlateRemnants
 from vq_models.errors import InputError
 from vq_models.fill_anchor import anchor_filled
 from vq_models.frame_render import FrameRender, save_composite
@@ -471,6 +471,8 @@ class ShotModel:
             face_plate = face_alpha(face, sub, sub_size, feather, crop_size=self.shot.crop_size)
             alpha_sub = edit_alpha(changed, sub, sub_size, feather, face_mask_plate=face_plate,
                                    crop_size=self.shot.crop_size, reach_px=RENDER_REACH_PX)
+            if detail_result.remnants is not None:  # what the labels were too coarse to remove goes too
+                alpha_sub = np.maximum(alpha_sub, detail_result.remnants * face_plate)
             if override is not None:  # edit-only transfer: never outside the (feathered) lower-face region
                 alpha_sub = alpha_sub * edit_alpha(np.asarray(override.region) >= 0.5, sub, sub_size, feather,
                                                    crop_size=self.shot.crop_size)
@@ -526,8 +528,8 @@ def _moves_kept(rules: list[EditRule], same: np.ndarray,
     keeps only the pixels where the given map (``same``) still shows what the program moved there, so a part
     painted over is not drawn back by its own moved detail. Where the program changed labels to move the part
     (``by_program``) and the paint took all of them back, the part is back in its place: the pixels it landed
-    on with its own codes (an iris overlapping itself) then show it unmoved too. An edge field and a fill keep
-    only the pixels the paint left as the program made them."""
+    on with its own codes (an iris overlapping itself) then show it unmoved too. An edge field, a fill and
+    remnants keep only the pixels the paint left as the program made them."""
     kept: list[EditRule] = []
     for rule in rules:
         if isinstance(rule, EdgeShift):  # an edge the paint covered is the paint's
@@ -538,6 +540,10 @@ def _moves_kept(rules: list[EditRule], same: np.ndarray,
         if isinstance(rule, FilledRegion):  # likewise a fill the paint covered
             if (filled := rule.filled & same).any():
                 kept.append(FilledRegion(filled))
+            continue
+        if isinstance(rule, PlateRemnants):  # and the remnants of what the paint drew over
+            if (within := rule.within & same).any():
+                kept.append(PlateRemnants(within))
             continue
         if isinstance(rule, DetailMove):
             moved_codes = rule.landed & by_program

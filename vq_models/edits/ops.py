@@ -385,6 +385,24 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
     return out
 
 
+def teeth_remnants(value: float, params: Mapping[str, Any], ctx: FrameContext) -> np.ndarray | None:
+    """Where ``teeth`` at ``value`` leaves nothing of the teeth that the plate may still show finer than the
+    label grid (:class:`~vq_models.edits.spec.PlateRemnants`): the tracked inner lips, at ``value`` 0 only
+    (a partial removal keeps the rest of each tooth there), for ``which`` ``upper`` / ``lower`` only its half
+    of the opening. None without the tracked inner lips. Not grown: the lips around are the plate's, and the
+    render's lips stood in for them worse on two synthetic shots (benchmarks/RESULTS.md)."""
+    inner = ctx.regions.get("lips_inner")
+    if value > 0.0 or inner is None or not np.any(inner):
+        return None
+    inner = np.asarray(inner, bool)
+    which = params.get("which", "both")
+    if which == "both":
+        return inner
+    top, bottom, _ = geo.column_extents(inner)
+    upper = np.arange(inner.shape[0])[:, None] <= 0.5 * (top + bottom)[None, :]
+    return inner & (upper if which == "upper" else ~upper)
+
+
 #: how many label rows above a column's lower teeth :func:`_tongue_above` looks for the tongue
 TONGUE_ABOVE_ROWS = 1
 
@@ -616,7 +634,8 @@ FACE_OPERATIONS: dict[str, Operation] = {
                       run=_gaze),
     "teeth": Operation(OpSpec("scalar", 0.0, 1.0, optional={"which": "both", "fill": None},
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
-                        "{\"upper\": ..., \"lower\": ...} per row"), teeth, donor_ghosts=True, fills=True),
+                        "{\"upper\": ..., \"lower\": ...} per row"), teeth, donor_ghosts=True, fills=True,
+                       remnants=teeth_remnants),
     "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False},
                                    doc="how open: 1 = as shot, 2 = twice the tracked gap between the lips, 0 = closed; "
                                        "pull: the frame's own lower lip, moved, for its detail"), mouth_open,

@@ -37,6 +37,7 @@ from vq_models.edits.spec import (
     Operation,
     OpResult,
     OpSpec,
+    PlateRemnants,
     Value,
 )
 from vq_models.errors import InputError
@@ -347,7 +348,8 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     pixels where the part landed that no later edit changed again (an iris a later ``eye_open`` covered is lid,
     not iris), also those that show the same code as before (the part of a moved iris that lands on itself
     still shows the iris moved, its catchlight included). The ops' :class:`EdgeShift` fields come summed as one,
-    kept where no later edit changed the labels, and so are the :class:`FilledRegion` of the ops that fill."""
+    kept where no later edit changed the labels, and so are the :class:`FilledRegion` of the ops that fill and
+    the :class:`PlateRemnants` of those that remove parts finer than a label pixel."""
     original = _check_labels(labels, prior)
     ctx = context or FrameContext()
     out = original
@@ -355,6 +357,7 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     moved: list[tuple[DetailMove, np.ndarray]] = []  # each move with the labels right after its edit
     edges: list[tuple[np.ndarray, np.ndarray]] = []  # each edge field with the labels right after its edit
     filled: list[tuple[np.ndarray, np.ndarray]] = []  # each fill with the labels right after its edit
+    remnants: list[tuple[np.ndarray, np.ndarray]] = []  # each op's remnant region with the labels right after it
     for edit, value in program.values_at(frame):
         result = _run_edit(edit, value, out, prior, ctx, program.source)
         changed = result.labels != out
@@ -366,6 +369,8 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
                 rules.append(DonorRule(changed, frozenset(exclude), ghosts=op.donor_ghosts))
         if op.fills and changed.any():
             filled.append((changed, out))
+        if op.remnants is not None and (within := op.remnants(value, edit.params, ctx)) is not None:
+            remnants.append((np.asarray(within, bool), out))
         moved += [(m, out) for m in result.moves]  # also where no label changed: a move under half a label pixel
         if result.edges is not None:  # likewise: an edge moved under half a row
             edges.append((result.edges, out))
@@ -376,6 +381,9 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     for region, after in filled:  # what a later edit drew over is that edit's, not a fill
         if (kept := region & (out == after)).any():
             rules.append(FilledRegion(kept))
+    for region, after in remnants:  # likewise: a mouth a later edit closed shows no remnants
+        if (kept := region & (out == after)).any():
+            rules.append(PlateRemnants(kept))
     field = sum((np.where(out == after, rows, 0.0) for rows, after in edges), np.zeros(out.shape, np.float32))
     if np.any(field):
         rules.append(EdgeShift(field.astype(np.float32)))

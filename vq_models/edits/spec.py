@@ -64,6 +64,9 @@ class Operation:
     run: Callable[..., OpResult] | None = None
     #: True: the labels this op changes are a fill the renderer never saw over such an area (:class:`FilledRegion`).
     fills: bool = False
+    #: ``remnants(value, params, ctx)``: where what this op removed may still show on the plate finer than the
+    #: label grid (:class:`PlateRemnants`), or None. None: nothing the op removes is finer than a label pixel.
+    remnants: Callable[..., np.ndarray | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,19 @@ class FilledRegion:
     filled: np.ndarray
 
 
+@dataclass(frozen=True)
+class PlateRemnants:
+    """Label pixels (``within``, (L, L) bool) where what an op removed may still show on the plate, finer than
+    the label grid: lp_d13's upper teeth show as a row of tips a plate pixel or four tall under the upper lip,
+    their label pixels half lip, and ``teeth 0`` left them standing, the plate detail pass keeping the plate's
+    band there. Where the plate is much brighter than the render inside it, the detail pass takes the render
+    (:meth:`vq_models.detail.PlateDetail.apply`) and the edit's alpha covers it."""
+
+    within: np.ndarray
+
+
 #: What an edit tells the render beyond its labels (:func:`vq_models.edits.program.apply_program_rules`).
-EditRule = DonorRule | DetailMove | EdgeShift | FilledRegion
+EditRule = DonorRule | DetailMove | EdgeShift | FilledRegion | PlateRemnants
 
 
 @dataclass
