@@ -594,10 +594,10 @@ def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size:
     return out
 
 
-#: how much brighter (display sRGB luma) than the render a plate pixel inside a
-#: :class:`~vq_models.edits.spec.PlateRemnants` region must be to count as a remnant: from nothing at the first
-#: value to wholly at the second (lp_d13's upper teeth tips stand 0.3-0.5 above the lip and cavity rendered
-#: there; the render of what the labels do carry comes within a few hundredths of the plate)
+#: how far a plate pixel's darkest channel (display sRGB) must stand above the render's inside a
+#: :class:`~vq_models.edits.spec.PlateRemnants` region to count as a remnant: from nothing at the first value to
+#: wholly at the second (the rim of lp_d13's lower teeth stands a median 0.29 above the cavity rendered there;
+#: the render of what the labels do carry comes within a few hundredths of the plate)
 REMNANT_CONTRAST = (0.08, 0.16)
 #: and how grey (HSV saturation) it must be: wholly at the first value, not at all from the second. Teeth are
 #: near grey (lp_d13's shadowed tips 0.24, the synthetic teeth 0.12), a tongue or a lip pink (0.4-0.5), and a
@@ -614,9 +614,9 @@ def plate_remnants(render: np.ndarray, plate: np.ndarray, rules: Sequence[EditRu
     goes with it). None where no rule asks or nothing is found.
 
     Why above the render: there the labels say lip or cavity, and the render draws them close to the plate;
-    what stands well above it, grey, is what the labels could not carry (the rim of a row of teeth, a tooth
-    tip under the upper lip). The darkest channel, not the brightness: a lip is as bright as a shadowed tooth
-    but redder. Both images display sRGB (H, W, 3)."""
+    what stands well above it, grey, is what the labels could not carry (the rim of a row of teeth). The
+    darkest channel, not the brightness: a lip is as bright as a shadowed tooth but redder. Both images
+    display sRGB (H, W, 3)."""
     regions = [r.within for r in rules if isinstance(r, PlateRemnants)]
     if not regions:
         return None

@@ -86,7 +86,8 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them
     (:func:`_lips_or_pink_tongue`). Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
     the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
-    (:class:`TeethLook`). Empty without the crop (``crop`` None or giving None), the inner lips, or both the sample and the look."""
+    (:class:`TeethLook`). Empty without the crop (``crop`` None or giving None), the inner lips, or both the
+    sample and the look."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)

@@ -148,10 +148,10 @@ class FilledRegion:
 @dataclass(frozen=True)
 class PlateRemnants:
     """Label pixels (``within``, (L, L) bool) where what an op removed may still show on the plate, finer than
-    the label grid: lp_d13's upper teeth show as a row of tips a plate pixel or four tall under the upper lip,
-    their label pixels half lip, and ``teeth 0`` left them standing, the plate detail pass keeping the plate's
-    band there. Where the plate is much brighter than the render inside it, the detail pass takes the render
-    (:meth:`vq_models.detail.PlateDetail.apply`) and the edit's alpha covers it."""
+    the label grid: at 5.6 plate pixels a label pixel (lp_d13) a row of teeth's rim lies in label pixels that
+    are half lip or cavity, and ``teeth 0`` left it standing, the plate detail pass keeping the plate's band
+    there. Where the plate stands well above the render inside it, grey, the detail pass takes the render
+    (:func:`vq_models.detail.plate_remnants`) and the edit's alpha covers it."""
 
     within: np.ndarray
 
