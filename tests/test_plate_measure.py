@@ -247,6 +247,9 @@ def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_pa
     kept, half, gone = (teeth_left(model, frames=4, value=v) for v in (1.0, 0.5, 0.0))
     assert kept["count"] >= 1 and kept["mean_left"] == pytest.approx(1.0)
     assert kept["count"] <= min(4, kept["showing_teeth"]) <= len(model.frames)
+    # teeth 1 changes no label on any frame showing teeth; teeth 0 finds teeth on those it measured
+    assert len(kept["untouched"]) == kept["showing_teeth"]
+    assert not {r["frame"] for r in gone["events"]} & set(gone["untouched"])
     assert [r["frame"] for r in gone["events"]] == [r["frame"] for r in kept["events"]]
     assert gone["mean_left"] < half["mean_left"] < 0.8 and gone["max_left"] >= gone["mean_left"]
     out = tmp_path / "teeth.json"

@@ -503,7 +503,8 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
     (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing changed.
     Real footage has no frame of this mouth without its teeth, so there is no what-if; but teeth left standing
     are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md). Frames are found by their pixels,
-    not their codes: a frame whose teeth carry no teeth code is where ``teeth 0`` is likeliest to fail."""
+    not their codes: a frame whose teeth carry no teeth code is where ``teeth 0`` is likeliest to fail.
+    ``untouched`` lists every frame showing teeth where the op changed no label at all (its teeth stay whole)."""
     model.prior()  # raises, naming the missing prior, before anything renders
     tracking = load_tracking(model.shot.tracking_path)
     s = model.shot.crop_size
@@ -514,6 +515,10 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
             showing.append((f, lips[0]))
     picked = [showing[int(i)] for i in np.unique(np.linspace(0, len(showing) - 1, min(frames, len(showing))).round())]
     program = {"version": 1, "edits": [{"op": "teeth", "value": float(value)}]}
+    try:  # labels only, so every frame showing teeth: where the op found none, the plate's teeth stay whole
+        untouched = [f for f, _ in showing if not model.edited_labels(f, program)[1].any()]
+    except InputError as exc:
+        return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
     rows = []
     for f, inner in picked if showing else []:
         try:
@@ -528,7 +533,7 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
         if shown:
             rows.append({"frame": f, "teeth_px": shown, "left": float((comp > bright).sum() / shown)})
     left = [r["left"] for r in rows]
-    return {"events": rows, "count": len(rows), "showing_teeth": len(showing),
+    return {"events": rows, "count": len(rows), "showing_teeth": len(showing), "untouched": untouched,
             "mean_left": float(np.mean(left)) if left else None,
             "max_left": float(np.max(left)) if left else None, "program": program}
 
