@@ -233,7 +233,7 @@ class ShotModel:
                                   self.label_size, names=("lips_inner",))
         inner = self._label_regions(outlines).get("lips_inner")
         return with_teeth_seen(labels, prior, inner, functools.partial(self._label_crop, frame),
-                               shot_teeth_look(self._code_colours, prior))
+                               self._teeth_look(prior))
 
     def _label_regions(self, outlines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outlines in label coordinates → boolean masks at label size."""
@@ -260,9 +260,10 @@ class ShotModel:
                             exclude=frozenset(exclude or ()), outlines=outlines,
                             crop=functools.partial(self._label_crop, int(frame)), teeth_look=self._teeth_look())
 
-    def _teeth_look(self) -> TeethLook | None:
-        """What the shot's teeth look like beside its lips under the current prior (None without one)."""
-        prior = self.prior(required=False)
+    def _teeth_look(self, prior: Prior | None = None) -> TeethLook | None:
+        """What the shot's teeth look like beside its lips under ``prior`` (default: the current one; None
+        without one)."""
+        prior = prior or self.prior(required=False)
         return None if prior is None else shot_teeth_look(self._code_colours, prior)
 
     def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:

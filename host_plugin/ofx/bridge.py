@@ -88,9 +88,8 @@ class Bridge:
 
     def __init__(self) -> None:
         self.nodes: dict[str, EditNode] = {}
-        self.plates: dict[tuple[str, str], dict[str, Any]] = {}  # (server, model) → plate info from `load`
-        self.warnings: dict[tuple[str, str], str] = {}  # (server, model) → what `load` said to know first
-        self.loaded_at: dict[tuple[str, str], float] = {}  # (server, model) → when `load` last answered
+        # (server, model) → (when `load` last answered, its plate info, its warning or "")
+        self.shots: dict[tuple[str, str], tuple[float, dict[str, Any], str]] = {}
         self.shot_info_ttl = shot_info_ttl()
         self.shm: mmap.mmap | None = None
         self.last_evaluate_ms = 0.0  # the EditNode part of the last render (VQEDIT_OFX_TRACE)
@@ -147,19 +146,15 @@ class Bridge:
     def _shot_space(self, node: EditNode) -> str:
         key = (node.knobs.server, node.knobs.model)
         now = time.monotonic()
-        if key not in self.plates or now - self.loaded_at[key] > self.shot_info_ttl:
+        if key not in self.shots or now - self.shots[key][0] > self.shot_info_ttl:
             desc = node.client.load(node.knobs.model)
-            self.plates[key], self.loaded_at[key] = dict(desc.get("plate") or {}), now
-            if desc.get("warning"):
-                self.warnings[key] = " ".join(str(desc["warning"]).split())
-            else:
-                self.warnings.pop(key, None)
-        return str(self.plates[key].get("colorspace") or "lin_rec709")
+            self.shots[key] = (now, dict(desc.get("plate") or {}), " ".join(str(desc.get("warning") or "").split()))
+        return str(self.shots[key][1].get("colorspace") or "lin_rec709")
 
     def _with_warning(self, node: EditNode, reply: str) -> str:
         """``reply`` and, after `` warn ``, what the server said to know about the shot (the plug-in posts it as
         the host's persistent warning: the render went through, but the shot should be re-prepped)."""
-        warning = self.warnings.get((node.knobs.server, node.knobs.model))
+        _, _, warning = self.shots.get((node.knobs.server, node.knobs.model), (0.0, {}, ""))
         return f"{reply} warn {warning}" if warning else reply
 
     def render(self, req: dict[str, Any]) -> str:

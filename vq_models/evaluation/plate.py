@@ -511,20 +511,20 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
     showing = []
     for f in model.frames:
         lips = _lips_in_crop(tracking, model, f)
-        if lips is not None and int(tooth_like_pixels(np.clip(model.shot.aligned(f), 0.0, 1.0), *lips).sum()) >= TEETH_SHOWN_SHARE * s * s:
+        if lips is None:
+            continue
+        if tooth_like_pixels(np.clip(model.shot.aligned(f), 0.0, 1.0), *lips).sum() >= TEETH_SHOWN_SHARE * s * s:
             showing.append((f, lips[0]))
     picked = [showing[int(i)] for i in np.unique(np.linspace(0, len(showing) - 1, min(frames, len(showing))).round())]
     program = {"version": 1, "edits": [{"op": "teeth", "value": float(value)}]}
-    try:  # labels only, so every frame showing teeth: where the op found none, the plate's teeth stay whole
+    rows = []
+    try:  # the prior lacks the segments the op needs: say so, keep the report
+        # labels only, so every frame showing teeth: where the op found none, the plate's teeth stay whole
         untouched = [f for f, _ in showing if not model.edited_labels(f, program)[1].any()]
     except InputError as exc:
         return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
-    rows = []
-    for f, inner in picked if showing else []:
-        try:
-            pf = render_on_plate(model, f, program, "edit-only", feather, detail)
-        except InputError as exc:  # the prior lacks the segments the op needs: say so, keep the report
-            return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
+    for f, inner in picked:  # one frame at a time: a 4K plate and its composite are large
+        pf = render_on_plate(model, f, program, "edit-only", feather, detail)  # the prior passed above
         tf = model.shot.transform(f)
         plate = luma(crop_plate(pf.plate, tf, s))[inner]
         comp = luma(crop_plate(pf.comp, tf, s))[inner]
