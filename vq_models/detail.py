@@ -35,8 +35,16 @@ import cv2
 import numpy as np
 
 from vq_models.composite import RENDER_REACH_PX, alpha_bounds, paste_to_plate
+from vq_models.edits.geometry import polygon_coverage
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.spec import DetailMove, DonorRule, EditRule, FilledRegion, PlateRemnants
+from vq_models.edits.spec import (
+    OPENING_CLEARANCE,
+    DetailMove,
+    DonorRule,
+    EditRule,
+    FilledRegion,
+    PlateRemnants,
+)
 from vq_models.errors import InputError
 from vq_models.face.align import transform_scale
 from vq_models.grain import measure_grain, synthesize_grain
@@ -639,6 +647,36 @@ def plate_remnants(render: np.ndarray, plate: np.ndarray, rules: Sequence[EditRu
     return out if out.max() > 0.0 else None
 
 
+#: how far (plate pixels) past the contour of an opening an op emptied (:attr:`PlateRemnants.opening`) the
+#: render still draws it: the plate's pixels on the contour mix lip and tooth, and kept they leave a bright rim
+OPENING_GROW_PX = 1
+
+
+def outside_openings(rules: Sequence[EditRule], sub_transform: CropTransform, crop_size: int,
+                     size: tuple[int, int]) -> np.ndarray | None:
+    """(H, W) weight on the window where the plate keeps its own lips around the openings ops emptied: near
+    each :class:`~vq_models.edits.spec.PlateRemnants` region (within
+    :data:`~vq_models.edits.spec.OPENING_CLEARANCE` label pixels), outside its ``opening`` contour grown by
+    :data:`OPENING_GROW_PX`. None where no rule has an opening.
+
+    Why: the label pixels an op changed around the opening straddle the lips, and the render's edge there
+    follows the label grid (lp_d0's emptied mouth met his upper lip in label-pixel steps); the tracked
+    contour lies on the lips' own edge at plate resolution."""
+    weights = []
+    for rule in rules:
+        if not isinstance(rule, PlateRemnants) or rule.opening is None:
+            continue
+        scale = crop_size / float(rule.within.shape[0])
+        contour = sub_transform.to_plate((np.asarray(rule.opening, np.float64) + 0.5) * scale - 0.5)
+        inside = polygon_coverage(contour, (int(size[1]), int(size[0])))
+        grow = 2 * OPENING_GROW_PX + 1
+        inside = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
+        reach = 2 * OPENING_CLEARANCE + 1
+        near = cv2.dilate(np.asarray(rule.within, np.uint8), np.ones((reach, reach), np.uint8))
+        weights.append(label_mask_to_sub(near.astype(np.float32), sub_transform, crop_size, size) * (1.0 - inside))
+    return np.clip(np.max(weights, axis=0), 0.0, 1.0) if weights else None
+
+
 @dataclass
 class DetailResult:
     """What the detail pass did on one frame (recorded with the render, so nothing happens silently)."""
@@ -753,21 +791,26 @@ class PlateDetail:
         remnants = plate_remnants(render_sub, plate, rules, sub_transform, self.shot.crop_size, size, render_px)
         if remnants is not None:  # what the labels were too coarse to remove: the render, band and all
             removed = remnants if removed is None else np.maximum(removed, remnants)
+        outside = outside_openings(rules, sub_transform, self.shot.crop_size, size)
         render_sub = self._plate_around_fills(render_sub, plate, changed, rules, sub_transform, size, render_px,
-                                              remnants)
+                                              remnants, outside)
         out = split_bands(render_sub, plate, sigma, replacements, donor_sigma, removed)
         weights = [w for w, band in replacements if band is None] + ([remnants] if remnants is not None else [])
+        if outside is not None:  # the plate kept there has its own grain
+            weights = [w * (1.0 - outside) for w in weights]
         grain = self._regrain(out, plate, weights, removed, frame, box, sigma)
         return out, DetailResult("plate", sigma, donors, shifts or None, grain, remnants)
 
     def _plate_around_fills(self, render: np.ndarray, plate: np.ndarray, changed: np.ndarray,
                             rules: Sequence[EditRule], sub_transform: CropTransform, size: tuple[int, int],
-                            render_px: float, remnants: np.ndarray | None = None) -> np.ndarray:
+                            render_px: float, remnants: np.ndarray | None = None,
+                            outside: np.ndarray | None = None) -> np.ndarray:
         """``render`` with the plate in place of it around each :class:`~vq_models.edits.spec.FilledRegion`,
         where no label changed: removing teeth re-lights neither the lips nor the tongue, and Stage II, shown a
         fill it never saw, redraws them too (lp_d13's tongue turned orange). Within the renderer's reach
         (:data:`~vq_models.composite.RENDER_REACH_PX`) of a fill; the changed pixels' own weight (grown and
-        feathered like a changed region) keeps the render, and so do the ``remnants`` (:func:`plate_remnants`)."""
+        feathered like a changed region) keeps the render, except ``outside`` the openings emptied
+        (:func:`outside_openings`), and so do the ``remnants`` (:func:`plate_remnants`)."""
         fills = [r.filled for r in rules if isinstance(r, FilledRegion)]
         if not fills or not changed.any():
             return render
@@ -776,6 +819,8 @@ class PlateDetail:
         near = cv2.dilate(np.any(fills, axis=0).astype(np.uint8), np.ones((reach, reach), np.uint8))
         keep = (1.0 - self._region_weight(changed, sub_transform, size, label_px)) \
             * label_mask_to_sub(near.astype(np.float32), sub_transform, self.shot.crop_size, size)
+        if outside is not None:
+            keep = np.maximum(keep, outside)
         if remnants is not None:
             keep = keep * (1.0 - remnants)
         return render + np.clip(keep, 0.0, 1.0)[..., None] * (plate - render)

@@ -34,7 +34,7 @@ from vq_models.edits.prior import (
     save_prior,
     validate_prior,
 )
-from vq_models.edits.program import EditProgram, apply_program_rules, parse_program
+from vq_models.edits.program import EditProgram, apply_program_rules, opening_kept, parse_program
 from vq_models.edits.seen import TeethLook, shot_teeth_look, with_teeth_seen
 from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FilledRegion, FrameContext, PlateRemnants
 from vq_models.errors import InputError
@@ -544,7 +544,7 @@ def _moves_kept(rules: list[EditRule], same: np.ndarray,
             continue
         if isinstance(rule, PlateRemnants):  # and the remnants of what the paint drew over
             if (within := rule.within & same).any():
-                kept.append(PlateRemnants(within))
+                kept.append(replace(rule, within=within, opening=opening_kept(rule, [~same])))
             continue
         if isinstance(rule, DetailMove):
             moved_codes = rule.landed & by_program

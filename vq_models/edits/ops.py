@@ -23,7 +23,15 @@ from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
 from vq_models.edits.pulls import ColumnPull, JawPull
 from vq_models.edits.seen import teeth_in_pixels
-from vq_models.edits.spec import DetailMove, FrameContext, Operation, OpResult, OpSpec, label_shift
+from vq_models.edits.spec import (
+    DetailMove,
+    FrameContext,
+    Operation,
+    OpResult,
+    OpSpec,
+    PlateRemnants,
+    label_shift,
+)
 from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
@@ -385,22 +393,24 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
     return out
 
 
-def teeth_remnants(value: float, params: Mapping[str, Any], ctx: FrameContext) -> np.ndarray | None:
+def teeth_remnants(value: float, params: Mapping[str, Any], ctx: FrameContext) -> PlateRemnants | None:
     """Where ``teeth`` at ``value`` leaves nothing of the teeth that the plate may still show finer than the
     label grid (:class:`~vq_models.edits.spec.PlateRemnants`): the tracked inner lips, at ``value`` 0 only
     (a partial removal keeps the rest of each tooth there), for ``which`` ``upper`` / ``lower`` only its half
-    of the opening. None without the tracked inner lips. Not grown: the lips around are the plate's, and the
-    render's lips stood in for them worse on two synthetic shots (benchmarks/RESULTS.md)."""
+    of the opening; with the tracked contour itself as the emptied opening, whose edge the plate draws. None
+    without the tracked inner lips. Not grown: the lips around are the plate's, and the render's lips stood in
+    for them worse on two synthetic shots (benchmarks/RESULTS.md)."""
     inner = ctx.regions.get("lips_inner")
     if value > 0.0 or inner is None or not np.any(inner):
         return None
     inner = np.asarray(inner, bool)
+    opening = ctx.outlines.get("lips_inner")
     which = params.get("which", "both")
-    if which == "both":
-        return inner
-    top, bottom, _ = geo.column_extents(inner)
-    upper = np.arange(inner.shape[0])[:, None] <= 0.5 * (top + bottom)[None, :]
-    return inner & (upper if which == "upper" else ~upper)
+    if which != "both":
+        top, bottom, _ = geo.column_extents(inner)
+        upper = np.arange(inner.shape[0])[:, None] <= 0.5 * (top + bottom)[None, :]
+        inner = inner & (upper if which == "upper" else ~upper)
+    return PlateRemnants(inner, None if opening is None else np.asarray(opening, np.float64))
 
 
 #: how many label rows above a column's lower teeth :func:`_tongue_above` looks for the tongue

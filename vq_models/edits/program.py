@@ -16,11 +16,12 @@ would render the wrong shot.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from host_plugin.keys import INTERPOLATIONS, interpolate
@@ -28,6 +29,7 @@ from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
 from vq_models.edits.segment_ops import SEGMENT_OPERATIONS
 from vq_models.edits.spec import (
+    OPENING_CLEARANCE,
     DetailMove,
     DonorRule,
     EdgeShift,
@@ -340,6 +342,18 @@ def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior:
     return out, changed
 
 
+def opening_kept(rule: PlateRemnants, others: Sequence[np.ndarray]) -> np.ndarray | None:
+    """``rule.opening``, or None where any of ``others`` (label pixels other edits changed) comes within
+    :data:`OPENING_CLEARANCE` of its region: the opening is the frame's tracked contour, and a mouth another
+    edit opened, closed or painted no longer has that edge."""
+    changed = [c for c in others if np.any(c)]
+    if rule.opening is None or not changed:
+        return rule.opening
+    reach = 2 * OPENING_CLEARANCE + 1
+    near = cv2.dilate(np.asarray(rule.within, np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+    return None if np.any(near & np.any(changed, axis=0)) else rule.opening
+
+
 def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,
                         context: FrameContext | None = None) -> tuple[np.ndarray, np.ndarray, list[EditRule]]:
     """:func:`apply_program`, also returning what the render must know of each edit: its
@@ -357,10 +371,12 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     moved: list[tuple[DetailMove, np.ndarray]] = []  # each move with the labels right after its edit
     edges: list[tuple[np.ndarray, np.ndarray]] = []  # each edge field with the labels right after its edit
     filled: list[tuple[np.ndarray, np.ndarray]] = []  # each fill with the labels right after its edit
-    remnants: list[tuple[np.ndarray, np.ndarray]] = []  # each op's remnant region with the labels right after it
+    remnants: list[tuple[PlateRemnants, np.ndarray, int]] = []  # each op's rule, the labels right after it, its index
+    changes: list[np.ndarray] = []  # what each edit changed
     for edit, value in program.values_at(frame):
         result = _run_edit(edit, value, out, prior, ctx, program.source)
         changed = result.labels != out
+        changes.append(changed)
         out = result.labels
         op = OPS[edit.op]
         if (op.donor_exclude is not None or op.donor_ghosts) and changed.any():
@@ -369,8 +385,8 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
                 rules.append(DonorRule(changed, frozenset(exclude), ghosts=op.donor_ghosts))
         if op.fills and changed.any():
             filled.append((changed, out))
-        if op.remnants is not None and (within := op.remnants(value, edit.params, ctx)) is not None:
-            remnants.append((np.asarray(within, bool), out))
+        if op.remnants is not None and (rule := op.remnants(value, edit.params, ctx)) is not None:
+            remnants.append((rule, out, len(changes) - 1))
         moved += [(m, out) for m in result.moves]  # also where no label changed: a move under half a label pixel
         if result.edges is not None:  # likewise: an edge moved under half a row
             edges.append((result.edges, out))
@@ -381,9 +397,10 @@ def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, 
     for region, after in filled:  # what a later edit drew over is that edit's, not a fill
         if (kept := region & (out == after)).any():
             rules.append(FilledRegion(kept))
-    for region, after in remnants:  # likewise: a mouth a later edit closed shows no remnants
-        if (kept := region & (out == after)).any():
-            rules.append(PlateRemnants(kept))
+    for rule, after, index in remnants:  # likewise: a mouth a later edit closed shows no remnants
+        if (kept := rule.within & (out == after)).any():
+            others = [c for i, c in enumerate(changes) if i != index]
+            rules.append(replace(rule, within=kept, opening=opening_kept(rule, others)))
     field = sum((np.where(out == after, rows, 0.0) for rows, after in edges), np.zeros(out.shape, np.float32))
     if np.any(field):
         rules.append(EdgeShift(field.astype(np.float32)))

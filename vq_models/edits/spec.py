@@ -66,7 +66,7 @@ class Operation:
     fills: bool = False
     #: ``remnants(value, params, ctx)``: where what this op removed may still show on the plate finer than the
     #: label grid (:class:`PlateRemnants`), or None. None: nothing the op removes is finer than a label pixel.
-    remnants: Callable[..., np.ndarray | None] | None = None
+    remnants: Callable[..., PlateRemnants | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,9 +151,21 @@ class PlateRemnants:
     the label grid: at 5.6 plate pixels a label pixel (lp_d13) a row of teeth's rim lies in label pixels that
     are half lip or cavity, and ``teeth 0`` left it standing, the plate detail pass keeping the plate's band
     there. Where the plate stands well above the render inside it, grey, the detail pass takes the render
-    (:func:`vq_models.detail.plate_remnants`) and the edit's alpha covers it."""
+    (:func:`vq_models.detail.plate_remnants`) and the edit's alpha covers it.
+
+    ``opening``: the tracked contour (label coordinates, (N, 2)) of the opening the op emptied, or None. Around
+    it the plate, not the label grid, draws the edge: outside the contour, grown by
+    :data:`vq_models.detail.OPENING_GROW_PX`, the detail pass keeps the plate's lips where the op changed label
+    pixels that straddle it (lp_d0's emptied mouth met his upper lip in label-pixel steps). Dropped where
+    another edit changed labels near it: the contour is the frame's as shot."""
 
     within: np.ndarray
+    opening: np.ndarray | None = None
+
+
+#: how far (label pixels) around a :class:`PlateRemnants` region its ``opening`` holds: the plate keeps its
+#: lips there outside the contour, and another edit's change there drops the opening
+OPENING_CLEARANCE = 2
 
 
 #: What an edit tells the render beyond its labels (:func:`vq_models.edits.program.apply_program_rules`).
