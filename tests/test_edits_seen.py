@@ -11,10 +11,12 @@ from test_edits_ops import MOUTH, PRIOR, TONGUE, ULIP, UTEETH, run, synthetic_fa
 
 from vq_models.detail import DonorIndex, code_groups
 from vq_models.edits import FrameContext, parse_program
+from vq_models.edits.prior import Prior
 from vq_models.edits.program import apply_program_rules
 from vq_models.edits.seen import (
     TEETH_SAMPLE_MIN,
     TeethLook,
+    grey_tongue,
     shot_teeth_look,
     teeth_in_pixels,
     with_teeth_seen,
@@ -258,3 +260,49 @@ def test_the_teeth_edit_sees_the_shots_teeth_look_under_the_current_prior(tiny_s
     del segments["upper_lip"]
     model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {**segments, "skin": [0, 1, 2, 4]}})
     assert model._context(model.frames[0]).teeth_look is None
+
+
+SHADOW, PINK = (0.36, 0.34, 0.33), (0.85, 0.45, 0.50)
+
+
+def _tongue_as(colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_mouth()`` with its tongue-coded pixels (row 51, the lower half of the opening) looking like ``colour``."""
+    labels, inner, crop = _mouth()
+    tongue = (labels == TONGUE) & inner
+    assert tongue.sum() == 5
+    crop[tongue] = colour
+    return labels, inner, crop, tongue
+
+
+def test_a_tongue_code_as_grey_as_teeth_or_their_shadow_is_no_tongue():
+    labels, inner, crop, tongue = _tongue_as(SHADOW)
+    np.testing.assert_array_equal(grey_tongue(labels, PRIOR, inner, lambda: crop), tongue)
+    _, _, pink, _ = _tongue_as(PINK)  # a tongue: pinker than the lips
+    assert not grey_tongue(labels, PRIOR, inner, lambda: pink).any()
+    assert grey_tongue(labels, PRIOR, inner, None) is None
+    assert grey_tongue(labels, PRIOR, None, lambda: crop) is None
+    no_tongue = Prior(PRIOR.num_codes, {k: v for k, v in PRIOR.segments.items() if k != "tongue"})
+    assert grey_tongue(labels, no_tongue, inner, lambda: crop) is None
+    lipless = np.where(np.isin(labels, [ULIP, 10]), 2, labels).astype(np.uint8)  # nothing to compare with
+    assert grey_tongue(lipless, PRIOR, inner, lambda: crop) is None
+
+
+def test_teeth_zero_empties_the_grey_tongue_codes_of_its_half_only_where_it_finds_teeth():
+    labels, inner, crop, tongue = _tongue_as(SHADOW)
+    ctx = FrameContext(regions={"lips_inner": inner}, crop=lambda: crop)
+    _, emptied, _ = run({"op": "teeth"}, 0.0, labels=labels, ctx=ctx)
+    assert np.all(emptied[tongue] == MOUTH)  # the lower row's fill
+    _, partly, _ = run({"op": "teeth"}, 0.5, labels=labels, ctx=ctx)
+    assert np.all(partly[tongue] == TONGUE)  # half the teeth stay, and what lies between them
+    _, upper, _ = run({"op": "teeth", "which": "upper"}, 0.0, labels=labels, ctx=ctx)
+    assert np.all(upper[tongue] == TONGUE)  # the lower half is not the upper row's
+    _, _, pink, _ = _tongue_as(PINK)
+    _, kept, _ = run({"op": "teeth"}, 0.0, labels=labels, ctx=FrameContext(regions={"lips_inner": inner},
+                                                                            crop=lambda: pink))
+    assert np.all(kept[tongue] == TONGUE)
+    toothless = np.where(np.isin(labels, [UTEETH, 13]), MOUTH, labels).astype(np.uint8)
+    shut = crop.copy()
+    shut[np.all(shut == np.float32(TOOTH), axis=-1)] = CAVITY
+    _, same, changed = run({"op": "teeth"}, 0.0, labels=toothless,
+                           ctx=FrameContext(regions={"lips_inner": inner}, crop=lambda: shut))
+    assert not changed.any()  # no teeth found: a grey seam between the lips stays as it is

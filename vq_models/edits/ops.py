@@ -22,7 +22,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.seen import teeth_in_pixels
+from vq_models.edits.seen import grey_tongue, teeth_in_pixels
 from vq_models.edits.spec import (
     DetailMove,
     FrameContext,
@@ -390,7 +390,28 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
             if rows.size:
                 fill = _teeth_fill(labels, prior, asked, name, ctx) if fill is None else fill
                 out[rows, x] = _tongue_above(labels, prior, t, x, fill) if tongue_behind else fill
+    if value <= 0.0 and np.any(out != labels):
+        _empty_grey_tongue(out, labels, prior, ctx, names, params.get("fill"))
     return out
+
+
+def _empty_grey_tongue(out: np.ndarray, labels: np.ndarray, prior: Prior, ctx: FrameContext,
+                       names: Sequence[str], fill: Any) -> None:
+    """At ``teeth 0``, in place: the tongue-coded pixels of the opening that are no tongue
+    (:func:`~vq_models.edits.seen.grey_tongue`: lp_d13's lower teeth and the shadow between them) take the
+    fill of their half of the opening, for the rows ``names`` asks to remove. Only where the op found teeth:
+    between closed lips a grey seam is no mouthful of teeth (``--teeth-left`` on lp_d13 0.100 → 0.048,
+    benchmarks/RESULTS.md)."""
+    inner = ctx.regions.get("lips_inner")
+    grey = grey_tongue(labels, prior, inner, ctx.crop)
+    if grey is None:
+        return
+    grey &= out == labels
+    top, bottom, _ = geo.column_extents(np.asarray(inner, bool))
+    upper = np.arange(labels.shape[0])[:, None] <= 0.5 * (top + bottom)[None, :]
+    for name, half in (("upper_teeth", upper), ("lower_teeth", ~upper)):
+        if name in names and (pixels := grey & half).any():
+            out[pixels] = _teeth_fill(labels, prior, _row_fill(fill, name), name, ctx)
 
 
 def teeth_remnants(value: float, params: Mapping[str, Any], ctx: FrameContext) -> PlateRemnants | None:

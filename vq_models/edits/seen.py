@@ -33,6 +33,9 @@ TEETH_SHADOW_SHARE = 0.25
 TEETH_END_HUE_MARGIN = 5.0
 #: the fewest teeth-coded pixels between the tracked inner lips that tell what this frame's teeth look like
 TEETH_SAMPLE_MIN = 4
+#: how saturated (max - min of display sRGB), as a share of the lips' median around the opening, a tongue-coded
+#: pixel between the inner lips may be and still be taken for no tongue (:func:`grey_tongue`)
+TONGUE_SATURATION_SHARE = 0.8
 #: the prior's segments for the two rows of teeth
 TEETH_ROWS = ("upper_teeth", "lower_teeth")
 #: how far (label pixels) around the inner lips :func:`teeth_in_pixels` looks for the lips that scale the
@@ -167,6 +170,33 @@ def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
         if not new.any():
             return grown & ~teeth
         grown |= new
+
+
+def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
+                crop: Callable[[], np.ndarray | None] | None) -> np.ndarray | None:
+    """The tongue-coded pixels inside ``inner`` (the tracked inner lips at label size) that are greyer in the
+    frame's ``crop()`` (display sRGB at label size) than a tongue: saturation under
+    :data:`TONGUE_SATURATION_SHARE` of the lips' median around the opening. None without the crop, the inner
+    lips, a tongue segment or lips to compare with.
+
+    Why: a tongue is as pink as the lips or pinker (the synthetic tongues 1.6-2 times the lips' saturation);
+    lp_d13's prior files under tongue codes that cover his lower teeth and the shadow between them (frame 198:
+    81 tongue-coded pixels in the opening, 0.65 of the lips' saturation), which Stage II draws as pale teeth,
+    so an emptied mouth kept a row of grey ghosts of them."""
+    if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner) \
+            or not prior.has("tongue"):
+        return None
+    inner = np.asarray(inner, bool)
+    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & _around(inner, LIPS_REACH) & ~inner
+    tongue = prior.mask(labels, "tongue") & inner
+    if not lips.any() or not tongue.any():
+        return None
+    image = crop()
+    if image is None:
+        return None
+    image = np.asarray(image, np.float32)
+    saturation = image.max(axis=-1) - image.min(axis=-1)
+    return tongue & (saturation < TONGUE_SATURATION_SHARE * float(np.median(saturation[lips])))
 
 
 def with_teeth_seen(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
