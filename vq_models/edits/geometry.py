@@ -93,9 +93,9 @@ COVERAGE_SUPERSAMPLE = 4
 
 def polygon_coverage(points: np.ndarray | Sequence[Sequence[float]], size: tuple[int, int]) -> np.ndarray:
     """The share of each pixel of an (H, W) = ``size`` grid that a closed polygon (pixel-centre coordinates)
-    covers, float32 in [0, 1]: :func:`rasterize_polygon` on a :data:`COVERAGE_SUPERSAMPLE`-times finer grid
-    around the polygon, area-averaged. For an edge drawn at the resolution of the pixels themselves (a tracked
-    contour on the plate) rather than at a coarser grid's."""
+    covers, float32 in [0, 1]: the centres of a :data:`COVERAGE_SUPERSAMPLE`-times finer grid around the
+    polygon tested for inside (even-odd rule), area-averaged. For an edge drawn at the resolution of the pixels
+    themselves (a tracked contour on the plate) rather than at a coarser grid's."""
     h, w = size
     out = np.zeros((h, w), np.float32)
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -207,6 +207,14 @@ def column_extents(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     top = np.where(any_col, mask.argmax(axis=0), -1)
     bottom = np.where(any_col, h - 1 - mask[::-1].argmax(axis=0), -1)
     return top, bottom, mask.sum(axis=0)
+
+
+def upper_half(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the rows at or above the middle of ``mask``'s extent in each column (none in a column the
+    mask misses). The upper half of a mouth's opening is the upper row of teeth's."""
+    top, bottom, _ = column_extents(mask)
+    middle = np.where(top >= 0, 0.5 * (top + bottom), -1.0)
+    return np.arange(np.shape(mask)[0])[:, None] <= middle[None, :]
 
 
 def band_mode(labels: np.ndarray, x: int, rows: range, exclude: np.ndarray) -> int | None:

@@ -359,7 +359,8 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
     """Remove teeth toward the gums: upper teeth keep their top ``value`` per column, lower teeth their
     bottom; removed pixels become mouth interior (else tongue; see :func:`_teeth_fill` for which code), the
     lower row's the tongue where it shows right above them (:func:`_tongue_above`), or ``fill`` (a segment or a
-    code) when the artist names one. At 0 no tooth remains. The teeth are the teeth
+    code) when the artist names one. At 0 no tooth remains, nor the tongue-coded pixels greyer than a tongue
+    (:func:`_empty_grey_tongue`). The teeth are the teeth
     codes near the tracked lips and, where the frame has its crop, the pixels between the tracked inner lips
     that look like this frame's teeth though another code covers them
     (:func:`~vq_models.edits.seen.teeth_in_pixels`: on lp_d13 the upper teeth of his widest smile carried an
@@ -400,15 +401,13 @@ def _empty_grey_tongue(out: np.ndarray, labels: np.ndarray, prior: Prior, ctx: F
     """At ``teeth 0``, in place: the tongue-coded pixels of the opening that are no tongue
     (:func:`~vq_models.edits.seen.grey_tongue`: lp_d13's lower teeth and the shadow between them) take the
     fill of their half of the opening, for the rows ``names`` asks to remove. Only where the op found teeth:
-    between closed lips a grey seam is no mouthful of teeth (``--teeth-left`` on lp_d13 0.100 → 0.048,
-    benchmarks/RESULTS.md)."""
+    between closed lips a grey seam is no mouthful of teeth."""
     inner = ctx.regions.get("lips_inner")
     grey = grey_tongue(labels, prior, inner, ctx.crop)
     if grey is None:
         return
     grey &= out == labels
-    top, bottom, _ = geo.column_extents(np.asarray(inner, bool))
-    upper = np.arange(labels.shape[0])[:, None] <= 0.5 * (top + bottom)[None, :]
+    upper = geo.upper_half(np.asarray(inner, bool))
     for name, half in (("upper_teeth", upper), ("lower_teeth", ~upper)):
         if name in names and (pixels := grey & half).any():
             out[pixels] = _teeth_fill(labels, prior, _row_fill(fill, name), name, ctx)
@@ -428,8 +427,7 @@ def teeth_remnants(value: float, params: Mapping[str, Any], ctx: FrameContext) -
     opening = ctx.outlines.get("lips_inner")
     which = params.get("which", "both")
     if which != "both":
-        top, bottom, _ = geo.column_extents(inner)
-        upper = np.arange(inner.shape[0])[:, None] <= 0.5 * (top + bottom)[None, :]
+        upper = geo.upper_half(inner)
         inner = inner & (upper if which == "upper" else ~upper)
     return PlateRemnants(inner, None if opening is None else np.asarray(opening, np.float64))
 

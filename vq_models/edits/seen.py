@@ -118,11 +118,9 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     floor = dark + TEETH_BRIGHTNESS_SHARE * (teeth_brightness - dark)
     ceiling = teeth_saturation + TEETH_SATURATION_MARGIN
     found = inner & ~coded & (brightness > floor) & (saturation < ceiling)
-    top, bottom, _ = geo.column_extents(inner)
-    middle = np.where(top >= 0, 0.5 * (top + bottom), -1.0)[None, :]
     upper_cols = rows.get("upper_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     lower_cols = rows.get("lower_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
-    upper = np.where(upper_cols != lower_cols, upper_cols, np.arange(labels.shape[0])[:, None] <= middle)
+    upper = np.where(upper_cols != lower_cols, upper_cols, geo.upper_half(inner))
     seen = {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
     shadow_floor = dark + TEETH_SHADOW_SHARE * (teeth_brightness - dark)
     free = inner & ~coded & ~found & (brightness > shadow_floor) & ~_lips_or_pink_tongue(labels, prior, inner, image)
@@ -179,10 +177,9 @@ def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     :data:`TONGUE_SATURATION_SHARE` of the lips' median around the opening. None without the crop, the inner
     lips, a tongue segment or lips to compare with.
 
-    Why: a tongue is as pink as the lips or pinker (the synthetic tongues 1.6-2 times the lips' saturation);
-    lp_d13's prior files under tongue codes that cover his lower teeth and the shadow between them (frame 198:
-    81 tongue-coded pixels in the opening, 0.65 of the lips' saturation), which Stage II draws as pale teeth,
-    so an emptied mouth kept a row of grey ghosts of them."""
+    Why: a tongue is as pink as the lips or pinker; lp_d13's prior files under tongue codes the pixels that
+    cover his lower teeth and the shadow between them, which Stage II draws as pale teeth, so an emptied mouth
+    kept a row of grey ghosts of them (benchmarks/RESULTS.md)."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner) \
             or not prior.has("tongue"):
         return None
