@@ -14,7 +14,7 @@ label-map edits, paste-back and metrics").
 
 Bars (from the issue): held-out SSIM ≥ 0.95, eye and mouth PSNR ≥ 28 dB, 0 plate pixels changed outside
 the alpha, Stage II ≤ 20 minutes on 2 cores. Writes OUT/acceptance.json and the contact sheet (default
-docs/figures/stage2_before_after.png); exits 1 when a bar is missed. Timings record the machine's load
+docs/figures/stage2_before_after.png, a variant's in OUT); exits 1 when a bar is missed. Timings record the machine's load
 average, because on a shared machine wall time says as much about the neighbours as about the code.
 """
 
@@ -56,6 +56,10 @@ def _done(step: str, out: Path) -> bool:
         "prior": shot.prior_path.is_file(),
         "measure": False,
     }[step]
+
+
+#: where the main shot's contact sheet goes, beside the README's other figures
+DOCS_FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
 def run_steps(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -272,9 +276,14 @@ def main() -> int:
     ap.add_argument("--locality-frames", type=int, default=6)
     ap.add_argument("--teeth-fill", type=json.loads, default=None, metavar="JSON",
                     help='also measure teeth 0 with this fill, e.g. \'{"upper": "pupils"}\' (reported, not a check)')
-    ap.add_argument("--figure", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures" /
-                                            "stage2_before_after.png"))
+    ap.add_argument("--figure", default=None,
+                    help="the contact sheet's path (default: docs/figures/stage2_before_after.png for the main "
+                         "shot, OUT/stage2_before_after.png for a variant, so a variant never replaces the "
+                         "README's figure)")
     args = ap.parse_args()
+    if args.figure is None:
+        variant = args.synth_seed != 0 or args.vary
+        args.figure = str((Path(args.out) if variant else DOCS_FIGURES) / "stage2_before_after.png")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
