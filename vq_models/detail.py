@@ -35,10 +35,9 @@ import cv2
 import numpy as np
 
 from vq_models.composite import RENDER_REACH_PX, alpha_bounds, paste_to_plate
-from vq_models.edits.geometry import polygon_coverage
+from vq_models.edits.geometry import disk, polygon_coverage
 from vq_models.edits.pulls import ColumnPull, JawPull
 from vq_models.edits.spec import (
-    OPENING_CLEARANCE,
     DetailMove,
     DonorRule,
     EditRule,
@@ -604,12 +603,11 @@ def label_mask_to_sub(mask: np.ndarray, sub_transform: CropTransform, crop_size:
 
 #: how far a plate pixel's darkest channel (display sRGB) must stand above the render's inside a
 #: :class:`~vq_models.edits.spec.PlateRemnants` region to count as a remnant: from nothing at the first value to
-#: wholly at the second (the rim of lp_d13's lower teeth stands a median 0.29 above the cavity rendered there;
-#: the render of what the labels do carry comes within a few hundredths of the plate)
+#: wholly at the second (a row of teeth's rim stands well above the cavity rendered there, while the render of
+#: what the labels do carry comes close to the plate; figures in benchmarks/RESULTS.md)
 REMNANT_CONTRAST = (0.08, 0.16)
 #: and how grey (HSV saturation) it must be: wholly at the first value, not at all from the second. Teeth are
-#: near grey (lp_d13's shadowed tips 0.24, the synthetic teeth 0.12), a tongue or a lip pink (0.4-0.5), and a
-#: tongue lit brighter than the render stays the plate's
+#: near grey, a tongue or a lip pink, and a tongue lit brighter than the render stays the plate's
 REMNANT_SATURATION = (0.30, 0.40)
 
 
@@ -669,11 +667,8 @@ def outside_openings(rules: Sequence[EditRule], sub_transform: CropTransform, cr
         scale = crop_size / float(rule.within.shape[0])
         contour = sub_transform.to_plate((np.asarray(rule.opening, np.float64) + 0.5) * scale - 0.5)
         inside = polygon_coverage(contour, (int(size[1]), int(size[0])))
-        grow = 2 * OPENING_GROW_PX + 1
-        inside = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
-        reach = 2 * OPENING_CLEARANCE + 1
-        near = cv2.dilate(np.asarray(rule.within, np.uint8), np.ones((reach, reach), np.uint8))
-        weights.append(label_mask_to_sub(near.astype(np.float32), sub_transform, crop_size, size) * (1.0 - inside))
+        inside = cv2.dilate(inside, disk(OPENING_GROW_PX))
+        weights.append(label_mask_to_sub(rule.near.astype(np.float32), sub_transform, crop_size, size) * (1.0 - inside))
     return np.clip(np.max(weights, axis=0), 0.0, 1.0) if weights else None
 
 

@@ -27,6 +27,11 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool)
 
 
+def grow_square(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` grown by ``reach`` pixels in every direction, corners included (a square neighbourhood)."""
+    return cv2.dilate(np.asarray(mask, np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+
+
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return mask.astype(bool).copy()

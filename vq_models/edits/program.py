@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from host_plugin.keys import INTERPOLATIONS, interpolate
@@ -29,7 +28,6 @@ from vq_models.edits.ops import FACE_OPERATIONS
 from vq_models.edits.prior import STANDARD_SEGMENTS, Prior
 from vq_models.edits.segment_ops import SEGMENT_OPERATIONS
 from vq_models.edits.spec import (
-    OPENING_CLEARANCE,
     DetailMove,
     DonorRule,
     EdgeShift,
@@ -344,14 +342,12 @@ def apply_program(program: EditProgram, labels: np.ndarray, frame: float, prior:
 
 def opening_kept(rule: PlateRemnants, others: Sequence[np.ndarray]) -> np.ndarray | None:
     """``rule.opening``, or None where any of ``others`` (label pixels other edits changed) comes within
-    :data:`OPENING_CLEARANCE` of its region: the opening is the frame's tracked contour, and a mouth another
+    :data:`~vq_models.edits.spec.OPENING_CLEARANCE` of its region: the opening is the frame's tracked contour, and a mouth another
     edit opened, closed or painted no longer has that edge."""
     changed = [c for c in others if np.any(c)]
     if rule.opening is None or not changed:
         return rule.opening
-    reach = 2 * OPENING_CLEARANCE + 1
-    near = cv2.dilate(np.asarray(rule.within, np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
-    return None if np.any(near & np.any(changed, axis=0)) else rule.opening
+    return None if np.any(rule.near & np.any(changed, axis=0)) else rule.opening
 
 
 def apply_program_rules(program: EditProgram, labels: np.ndarray, frame: float, prior: Prior,

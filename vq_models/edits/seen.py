@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from vq_models.edits import geometry as geo
@@ -108,7 +107,7 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     if sampled:
         teeth_brightness, teeth_saturation = float(np.median(brightness[coded])), float(np.median(saturation[coded]))
     else:
-        lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & _around(inner, LIPS_REACH)
+        lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, LIPS_REACH)
         if not lips.any():
             return {}
         teeth_brightness = look.brightness * float(np.median(brightness[lips]))
@@ -139,16 +138,11 @@ def _lips_or_pink_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray, im
     1.6 dB; lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink."""
     lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False)
     tongue = prior.mask(labels, "tongue", required=False)
-    around = lips & _around(inner, 2)
+    around = lips & geo.grow_square(inner, 2)
     if not around.any():
         return lips | tongue
     angle = hue(image)
     return lips | (tongue & (angle < float(np.median(angle[around])) + TEETH_END_HUE_MARGIN))
-
-
-def _around(mask: np.ndarray, reach: int) -> np.ndarray:
-    """``mask`` grown by ``reach`` pixels (a square)."""
-    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
 
 
 def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -184,7 +178,7 @@ def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
             or not prior.has("tongue"):
         return None
     inner = np.asarray(inner, bool)
-    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & _around(inner, LIPS_REACH) & ~inner
+    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, LIPS_REACH) & ~inner
     tongue = prior.mask(labels, "tongue") & inner
     if not lips.any() or not tongue.any():
         return None

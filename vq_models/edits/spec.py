@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from vq_models.edits.geometry import grow_square
 from vq_models.edits.pulls import ColumnPull, JawPull
 
 Value = float | tuple[float, float]
@@ -145,6 +146,11 @@ class FilledRegion:
     filled: np.ndarray
 
 
+#: how far (label pixels) around a :class:`PlateRemnants` region its ``opening`` holds: the plate keeps its
+#: lips there outside the contour, and another edit's change there drops the opening
+OPENING_CLEARANCE = 2
+
+
 @dataclass(frozen=True)
 class PlateRemnants:
     """Label pixels (``within``, (L, L) bool) where what an op removed may still show on the plate, finer than
@@ -162,10 +168,10 @@ class PlateRemnants:
     within: np.ndarray
     opening: np.ndarray | None = None
 
-
-#: how far (label pixels) around a :class:`PlateRemnants` region its ``opening`` holds: the plate keeps its
-#: lips there outside the contour, and another edit's change there drops the opening
-OPENING_CLEARANCE = 2
+    @property
+    def near(self) -> np.ndarray:
+        """``within`` grown by :data:`OPENING_CLEARANCE`: where its ``opening`` holds."""
+        return grow_square(self.within, OPENING_CLEARANCE)
 
 
 #: What an edit tells the render beyond its labels (:func:`vq_models.edits.program.apply_program_rules`).
