@@ -2,8 +2,9 @@
 
 ``vqedit render SHOT ... --server tcp://...`` calls :func:`render_range`; it drives the same
 :class:`~host_plugin.node.EditNode` a Nuke artist uses, so a farm render and an interactive one cannot
-drift apart. Frames are sent in chunks with the whole chunk in flight (the server overlaps work and
-transfer), every output is written atomically, and a report says what was written and how long it took.
+drift apart. Up to a chunk of frames is in flight at once, a window sliding over the range (the servers
+overlap work and transfer, and never wait for a chunk's last frame to be written), every output is written
+atomically, and a report says what was written and how long it took.
 
 Composites keep the plate's own pixel type (a 32-bit float plate is written as float, a half plate as
 half), so outside the render's alpha the output is the plate bit for bit. This module imports in the
@@ -137,7 +138,8 @@ def render_range(
     - ``passes``: ``comp`` (render over the plate, plate data window, colour space and pixel type;
       needs ``plate_source``) and/or ``render`` (the premultiplied RGBA EXR exactly as the server sent it).
     - ``out_pattern``: e.g. ``out/shot.%04d.exr``; with both passes it must contain ``{pass}``.
-    - ``chunk``: frames per in-flight window (and the natural farm task size, see :func:`split_chunks`).
+    - ``chunk``: frames in flight at once, a window sliding over the range (and the natural farm task size,
+      see :func:`split_chunks`); the report counts the chunks of that size written.
     - ``patterns``: per-pass output patterns overriding ``out_pattern`` (``vqedit render --passes`` puts
       the render pass in ``rgba/`` beside the composites this way).
     - ``driver``: expression transfer, the node's driver knobs (:data:`host_plugin.knobs.DRIVER_KNOBS`:
@@ -177,25 +179,29 @@ def render_range(
 
         bar = tqdm(total=len(frame_list), desc=f"render {model}", unit="frame")
     t0 = time.perf_counter()
+    if chunk < 1:
+        raise InputError(f"--chunk {chunk}: must be at least 1")
+    plate_iter = (plates.read(f) for f in frame_list) if plates is not None else None
+    fmt = "exr" if "render" in passes else "half"  # the render pass is written as the server sent it
     try:
-        for frames_chunk in split_chunks(frame_list, chunk):
-            plate_iter = (plates.read(f) for f in frames_chunk) if plates is not None else None
-            fmt = "exr" if "render" in passes else "half"  # the render pass is written as the server sent it
-            for res in node.evaluate_many(frames_chunk, plate_iter, in_flight=len(frames_chunk), fmt=fmt):
-                if "render" in passes:
-                    path = output_path(pattern_of["render"], "render", res.frame, multi)
-                    atomic_write_bytes(path, res.render_exr)
-                    report.outputs["render"].append(str(path))
-                if "comp" in passes:
-                    path = output_path(pattern_of["comp"], "comp", res.frame, multi)
-                    save_composite(path, images.ImageData(res.image, _channels(res.image.shape[2]), res.data_window,
-                                                          res.display_window, colorspace=res.colorspace or "lin_rec709",
-                                                          bit_depth=res.bit_depth))
-                    report.outputs["comp"].append(str(path))
-                report.frames.append(res.frame)
-                if bar is not None:
-                    bar.update(1)
-            report.chunks += 1
+        # one window sliding over the whole range: while a frame is written the next ``chunk - 1`` stay on the
+        # wire, also across a chunk's end (windows drained per chunk left the servers idle there)
+        for done, res in enumerate(node.evaluate_many(frame_list, plate_iter, in_flight=chunk, fmt=fmt), 1):
+            if "render" in passes:
+                path = output_path(pattern_of["render"], "render", res.frame, multi)
+                atomic_write_bytes(path, res.render_exr)
+                report.outputs["render"].append(str(path))
+            if "comp" in passes:
+                path = output_path(pattern_of["comp"], "comp", res.frame, multi)
+                save_composite(path, images.ImageData(res.image, _channels(res.image.shape[2]), res.data_window,
+                                                      res.display_window, colorspace=res.colorspace or "lin_rec709",
+                                                      bit_depth=res.bit_depth))
+                report.outputs["comp"].append(str(path))
+            report.frames.append(res.frame)
+            if done % chunk == 0 or done == len(frame_list):
+                report.chunks += 1
+            if bar is not None:
+                bar.update(1)
     finally:
         if bar is not None:
             bar.close()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from server_fixtures import backend_factory, server, shot_models_dir  # noqa: F401
 
+from host_plugin.client import RenderClient
 from host_plugin.farm import parse_frames, render_range, split_chunks
 from host_plugin.knobs import value_at
 from host_plugin.node import EditKnobs, EditNode, Plate, composite_over
@@ -228,6 +229,39 @@ def test_farm_render_range_equals_in_process(server, model, program, tmp_path): 
         np.testing.assert_allclose(comp.pixels, _in_process(model, f, plates[f], program), **HALF)
         render = read_image(tmp_path / "out" / f"render.{f:04d}.exr")
         np.testing.assert_allclose(render.full_frame(), model.render_frame(f, program, feather=3.0).rgba, **HALF)
+
+
+class _CountingClient(RenderClient):
+    """A real client that records how many requests were on the wire as each new one was sent."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outstanding, self.seen_at_submit = 0, []
+
+    def submit(self, op, **fields):
+        self.seen_at_submit.append(self.outstanding)
+        self.outstanding += 1
+        return super().submit(op, **fields)
+
+    def result(self, rid):
+        reply = super().result(rid)
+        self.outstanding -= 1
+        return reply
+
+
+def test_farm_window_slides_across_chunks(server, model, tmp_path):  # noqa: F811
+    """The next chunk's frames go on the wire while the last one's are still out: after the first window fills,
+    every request is sent with ``chunk - 1`` others in flight, never into a drained window."""
+    frames = model.frames[:5]
+    client = _CountingClient(server.address, 60.0, 0)
+    try:
+        report = render_range(client, "beta", frames, str(tmp_path / "r.%04d.exr"), chunk=2, passes=("render",),
+                              progress=False)
+    finally:
+        client.close()
+    assert report.frames == frames and report.chunks == 3
+    assert client.seen_at_submit == [0, 1, 1, 1, 1]
+    assert all((tmp_path / f"r.{f:04d}.exr").stat().st_size > 0 for f in frames)
 
 
 @pytest.mark.parametrize("depth", ["float", "half"])
