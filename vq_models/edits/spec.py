@@ -14,6 +14,7 @@ import numpy as np
 
 from vq_models.edits.geometry import grow_square
 from vq_models.edits.pulls import ColumnPull, JawPull
+from vq_models.edits.seen import TeethLook
 
 Value = float | tuple[float, float]
 
@@ -206,4 +207,4 @@ class FrameContext:
     exclude: frozenset[int] = frozenset()
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
     crop: Callable[[], np.ndarray | None] | None = None
-    teeth_look: Any = None
+    teeth_look: TeethLook | None = None

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vq_models.edits.geometry import grow_square
 from vq_models.evaluation.whatif import srgb
 from vq_models.io.images import read_image, read_label_map
 from vq_models.synth.face_model import PART_ID
@@ -72,7 +73,7 @@ class PartColours:
             shift=4,
         )
         if grow > 0:
-            inside = cv2.dilate(inside.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
+            inside = grow_square(inside, grow)
         d = np.linalg.norm(rgb[..., None, :3] - self.centroids[None, None], axis=-1)
         nearest = np.asarray(self.names)[np.argmin(d, axis=-1)]
         return inside & np.isin(nearest, MOUTH_PARTS)
