@@ -54,7 +54,7 @@ def _run_clip(args: argparse.Namespace) -> int:
     print(f"vqedit demo: real clip {args.clip}, {preset} preset, writing to {args.out}", flush=True)
     try:
         result = run_real_demo(args.clip, args.out, frames=args.frames, retrain=args.retrain, device=args.device,
-                               preset=preset, size=64 if args.quick else 256)
+                               preset=preset, size=64 if args.quick else 256, progress=not args.no_progress)
     except DemoStepFailed as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return 1

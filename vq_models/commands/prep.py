@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-gap", type=int, help="longest run of lost frames to bridge by interpolation")
     parser.add_argument("--colorspace", help="override the plate's colour space")
     parser.add_argument("--preview", action="store_true", help="also write SHOT/preview.png (contact sheet)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars (farm logs)")
 
 
 def _parse_pick(text: str | None) -> tuple[float, float] | None:
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_prep(
         args.plate, args.out, config=config, tracking_path=args.tracking, frames=args.frames,
         face_index=args.face, pick=_parse_pick(args.pick), preview=args.preview, colorspace=args.colorspace,
+        progress=not args.no_progress,
     )
     shot = result.shot
     print(f"{shot.root}: {len(shot.frames)} frames at {shot.crop_size}px, eye jitter {result.eye_std_pct:.2f}% "

@@ -25,6 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Stage 1: pretrained StyleGAN2 checkpoint (rosinality layout); frozen during training")
     parser.add_argument("--e4e", default=None, metavar="PATH", help="Stage 1: pretrained e4e encoder to fine-tune")
     parser.add_argument("--prior", default=None, metavar="prior.json", help="Stage 2: artist prior file")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar (farm logs; the scalars still go to TensorBoard)")
 
 
 def _check_file(path: str | None, flag: str) -> None:
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = _overrides(args)
         config = load_config(STAGE1_PRESETS, args.preset, args.config, overrides)
         out = train_stage1(args.shot, config, device=args.device, resume=args.resume,
-                           stylegan=args.stylegan, e4e=args.e4e)
+                           stylegan=args.stylegan, e4e=args.e4e, progress=not args.no_progress)
     else:
         if args.stylegan or args.e4e:
             raise InputError("--stylegan/--e4e: only used by --stage 1")
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         overrides = _overrides(args)
         config = load_config(STAGE2_PRESETS, args.preset, args.config, overrides)
-        out = train_stage2(args.shot, config, device=args.device, resume=args.resume, prior_path=args.prior)
+        out = train_stage2(args.shot, config, device=args.device, resume=args.resume, prior_path=args.prior,
+                           progress=not args.no_progress)
     print(f"vqedit train: stage {args.stage} written to {out}")
     return 0

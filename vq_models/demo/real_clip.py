@@ -64,8 +64,9 @@ def _earlier_timings(path: Path) -> dict[str, float]:
 
 
 def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = None, retrain: bool = False,
-                  device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4) -> dict[str, Any]:
-    """Run the real-footage demo; returns (and writes) the metrics."""
+                  device: str = "cpu", preset: str = "cpu", size: int = 256, every: int = 4,
+                  progress: bool = True) -> dict[str, Any]:
+    """Run the real-footage demo; returns (and writes) the metrics. ``progress``: the steps' progress bars."""
     from vq_models.evaluation.plate import WHATIFS, plate_metrics, teeth_left
     from vq_models.runtime import ShotModel
 
@@ -89,10 +90,11 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
                 _vqedit(argv)
             timings[name] = round(time.perf_counter() - t0, 1) if argv is not None else earlier.get(name)
 
-    train = ["--preset", preset, "--device", device]
+    quiet = [] if progress else ["--no-progress"]
+    train = ["--preset", preset, "--device", device, *quiet]
     quick = ["--iters", "12"] if preset == "tiny" else []  # the tests' seconds-long run
     timed("prep", f"track and crop {clip}", None if trained else
-          ["prep", str(clip), "--out", str(shot), "--size", str(size), "--preview"] + (["--frames", frames] if frames else []))
+          ["prep", str(clip), "--out", str(shot), "--size", str(size), "--preview", *quiet] + (["--frames", frames] if frames else []))
     timed("stage1", "Stage I: inversion + vector-quantised segmentation", None if trained else
           ["train", str(shot), "--stage", "1", *train])
     timed("prior", "artist prior proposed from the codes", None if trained else ["prior", str(shot), "--auto"])
