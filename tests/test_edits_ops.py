@@ -576,6 +576,39 @@ def test_mouth_open_puts_the_lower_lip_at_its_exact_place_between_label_rows():
             assert moved_top[x] + field[moved_top[x], x] == pytest.approx(exact, abs=1e-5), (value, x)
 
 
+@pytest.mark.parametrize("value", [0.0, 0.4, 0.8])
+def test_mouth_open_closing_lowers_the_upper_lip_by_the_shots_share(value):
+    """With the shot's upper lip taking a share of the opening, closing brings the upper lip's inner edge down
+    by that share of what closes (its lowest row drawn on) and the lower lip up by the rest, each to its exact
+    place with the edge field's rest; at 0 no interior is left; the upper lip's top stays; share 0 is the rule
+    without it, and opening ignores the share."""
+    share = 0.3
+    before = synthetic_face()
+    inner = [MOUTH, UTEETH, LTEETH, TONGUE]
+    top, bottom, _ = geo.column_extents(np.isin(before, inner))
+    lip_top, _, _ = geo.column_extents(before == LLIP)
+    upper_top, _, _ = geo.column_extents(before == ULIP)
+    cols = [x for x in np.nonzero(top >= 0)[0] if lip_top[x] > bottom[x] and before[top[x] - 1, x] == ULIP]
+    assert len(cols) >= 5
+    out, field = _edge_field({"op": "mouth_open"}, value, FrameContext(upper_lip_share=share))
+    plain, plain_field = _edge_field({"op": "mouth_open"}, value)
+    assert not (np.array_equal(out, plain) and np.array_equal(field, plain_field))
+    new_upper_top, new_upper_bottom, _ = geo.column_extents(out == ULIP)
+    moved_lip_top, _, _ = geo.column_extents(out == LLIP)
+    for x in cols:
+        height = bottom[x] - top[x] + 1
+        drop = share * (1.0 - value) * height
+        assert new_upper_top[x] == upper_top[x]
+        seam = new_upper_bottom[x] + 1  # the first row under the upper lip
+        assert seam + field[seam - 1, x] == pytest.approx(top[x] + drop, abs=1e-5), x
+        exact_lip = lip_top[x] - (1.0 - share) * (1.0 - value) * height
+        assert moved_lip_top[x] + field[moved_lip_top[x], x] == pytest.approx(exact_lip, abs=1e-5), x
+    if value == 0.0:
+        assert not np.isin(out, inner).any()
+    opened, _ = _edge_field({"op": "mouth_open"}, 1.4, FrameContext(upper_lip_share=share))
+    assert np.array_equal(opened, _edge_field({"op": "mouth_open"}, 1.4)[0])
+
+
 @pytest.mark.parametrize("value", [1.3, 1.6, 2.2])
 def test_mouth_open_grows_the_cavity_below_the_upper_teeth_and_keeps_every_tooth_its_size(value):
     """Opening, a column's teeth, tongue and the shadow above its upper teeth keep their rows; the cavity below

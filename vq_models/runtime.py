@@ -27,6 +27,7 @@ from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
 from vq_models.edits.exemplars import PART_CONTOURS, PART_IRISES, PartExemplars, PartTrack, part_track
 from vq_models.edits.geometry import rasterize_polygon
+from vq_models.edits.lip_share import fit_upper_lip_share, mouth_middle
 from vq_models.edits.prior import (
     Prior,
     label_outlines,
@@ -83,6 +84,8 @@ class ShotModel:
                                        region_grow=self._fitted_region_grow)
         self._grow_fits: dict[frozenset[int], GrowFit | None] = {}
         self._grow_lock = threading.Lock()
+        self._mouth_middles: dict[int, tuple[float, float] | None] | None = None
+        self._lip_shares: dict[frozenset[int], float] = {}
         self.detail = PlateDetail(shot, self._labels_as_seen, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma, code_colours = getattr(stage2, "code_luma", None), getattr(stage2, "code_colours", None)
@@ -258,7 +261,25 @@ class ShotModel:
         return FrameContext(regions=regions, transform=self.shot.transform(frame), crop_size=self.shot.crop_size,
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()), outlines=outlines,
-                            crop=functools.partial(self._label_crop, int(frame)), teeth_look=self._teeth_look())
+                            crop=functools.partial(self._label_crop, int(frame)), teeth_look=self._teeth_look(),
+                            upper_lip_share=self._upper_lip_share(frozenset(exclude or ())))
+
+    def _upper_lip_share(self, exclude: frozenset[int]) -> float:
+        """How much of an opening this shot's upper lip takes (:mod:`vq_models.edits.lip_share`), fitted on its
+        tracked mouths, none of ``exclude`` looked at (a what-if leaves its answer out). The mouths are read once
+        per shot, the fit once per left-out set."""
+        with self._grow_lock:
+            if self._mouth_middles is None:
+                middles = {}
+                for f in self.frames:
+                    outline = label_outlines(self._contours(f), self.shot.transform(f), self.shot.crop_size,
+                                             self.label_size, names=("lips_inner",)).get("lips_inner")
+                    middles[f] = None if outline is None else mouth_middle(outline, self.label_size)
+                self._mouth_middles = middles
+            if exclude not in self._lip_shares:
+                self._lip_shares[exclude] = fit_upper_lip_share(
+                    m for f, m in self._mouth_middles.items() if f not in exclude)
+            return self._lip_shares[exclude]
 
     def _teeth_look(self, prior: Prior | None = None) -> TeethLook | None:
         """What the shot's teeth look like beside its lips under ``prior`` (default: the current one; None

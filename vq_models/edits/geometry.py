@@ -232,12 +232,13 @@ def band_mode(labels: np.ndarray, x: int, rows: range, exclude: np.ndarray) -> i
     return int(counts.argmax())
 
 
-def polygon_column_span(points: np.ndarray, width: int) -> np.ndarray:
-    """Per column x = 0..width-1 (pixel centres at integers), how far a closed polygon (N, 2) reaches from its
-    top edge to its bottom edge along that column (fractional; NaN where it does not span the column)."""
+def polygon_column_edges(points: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column x = 0..width-1 (pixel centres at integers), where a closed polygon (N, 2) crosses that column
+    first and last: its top and bottom edge rows (fractional; NaN where it does not span the column)."""
     pts = np.asarray(points, np.float64)
     p, q = pts, np.roll(pts, -1, axis=0)
-    out = np.full(int(width), np.nan)
+    top = np.full(int(width), np.nan)
+    bottom = np.full(int(width), np.nan)
     for x in range(int(width)):
         cross = (p[:, 0] - x) * (q[:, 0] - x) <= 0.0
         cross &= p[:, 0] != q[:, 0]
@@ -245,6 +246,12 @@ def polygon_column_span(points: np.ndarray, width: int) -> np.ndarray:
             continue
         a, b = p[cross], q[cross]
         ys = a[:, 1] + (x - a[:, 0]) * (b[:, 1] - a[:, 1]) / (b[:, 0] - a[:, 0])
-        out[x] = float(ys.max() - ys.min())
-    return out
+        top[x], bottom[x] = float(ys.min()), float(ys.max())
+    return top, bottom
 
+
+def polygon_column_span(points: np.ndarray, width: int) -> np.ndarray:
+    """Per column x = 0..width-1 (pixel centres at integers), how far a closed polygon (N, 2) reaches from its
+    top edge to its bottom edge along that column (fractional; NaN where it does not span the column)."""
+    top, bottom = polygon_column_edges(points, width)
+    return bottom - top

@@ -486,8 +486,11 @@ def _teeth_fill(labels: np.ndarray, prior: Prior, fill: str | int | None, row: s
 def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Prior,
                ctx: FrameContext) -> np.ndarray:
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
-    the upper lip stays, the interior stretches (nearest neighbour) and the lower lip moves with its
-    bottom edge. Pixels uncovered when closing take the nearest non-mouth code (chin skin).
+    the interior stretches (nearest neighbour) and the lower lip moves with its bottom edge. Pixels uncovered
+    when closing take the nearest non-mouth code (chin skin). Closing, the upper lip's inner edge comes down
+    too, by the shot's own share of what closes (``ctx.upper_lip_share``, :mod:`vq_models.edits.lip_share`),
+    its lowest row drawn on, and the lower lip comes up by the rest: a lip rises as a mouth opens, so a mouth
+    closed by the lower lip alone kept a thin open-mouth upper lip and put lower lip where it should be.
 
     Opening (``value`` > 1) where the frame tracks its inner lips, the lip moves by ``value - 1`` times the
     tracked opening between them at that column, not the interior's label rows: those take in the lips' inner
@@ -519,6 +522,7 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     jaw = [np.full(labels.shape[1], np.nan) for _ in range(5)]  # top, height, lip, rest, grow
     below_lip_top = np.zeros(labels.shape, bool)
     opening = _tracked_opening(ctx, labels.shape[1]) if value > 1.0 else None
+    share = float(ctx.upper_lip_share) if value < 1.0 else 0.0
     for x in np.nonzero(top >= 0)[0]:
         t, b = int(top[x]), int(bottom[x])
         height = b - t + 1
@@ -528,25 +532,35 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
             exact = height + (value - 1.0) * min(float(np.nan_to_num(opening[x], nan=0.0)), height)
             scale = exact / height
         new_h = int(round(exact))
-        d = new_h - height
+        drop = share * (height - exact) if t > 0 else 0.0  # the upper lip's part of the closing (rows)
+        down = int(round(drop))
+        start = t + down  # where the interior (closed: the lips' seam) now starts
+        d = new_h - height + down
         col = labels[:, x]
         lip_rows = np.nonzero(lower_lip[:, x])[0]
         lip_rows = lip_rows[lip_rows > b]
-        for rows_of, row in zip(jaw, (t, height, int(lip_rows.max(initial=b)), exact - new_h, exact - height),
-                                strict=True):
+        rest = exact - new_h + drop - down
+        for rows_of, row in zip(jaw, (t + drop, height - drop, int(lip_rows.max(initial=b)), rest,
+                                      exact - height + drop), strict=True):
             rows_of[x] = row
-        below_lip_top[t + new_h:, x] = True
+        below_lip_top[start + new_h:, x] = True
         moving = np.concatenate([np.arange(t, b + 1), lip_rows])
         holes[moving, x] = True
+        if down > 0:
+            out[t:start, x] = col[t - 1]
+            painted[t:start, x] = True
         if new_h > 0:
-            ys = np.arange(t, min(t + new_h, h))
-            src = t + _interior_rows(cavity[t:b + 1, x], teeth[t:b + 1, x], ys - t, scale, value > 1.0)
+            ys = np.arange(start, min(start + new_h, h))
+            src = t + _interior_rows(cavity[t:b + 1, x], teeth[t:b + 1, x], ys - start, scale, value > 1.0)
             out[ys, x] = col[src]
             painted[ys, x] = True
         dst = lip_rows + d
-        # the lower lip (and the interior's edge above it) moves on by the rest of the exact scale
-        low = max(t, t + new_h - 1)
-        edges[low:min(h, int(dst.max(initial=low)) + 2), x] = exact - new_h
+        # the lower lip (and the interior's edge above it) moves on by the rest of the exact scale, the lowered
+        # upper lip's edge by the rest of its own part
+        low = max(start, start + new_h - 1)
+        if drop:
+            edges[start - 1:low, x] = drop - down
+        edges[low:min(h, int(dst.max(initial=low)) + 2), x] = rest
         ok = (dst >= 0) & (dst < h)
         out[dst[ok], x] = col[lip_rows[ok]]
         painted[dst[ok], x] = True

@@ -195,7 +195,9 @@ class FrameContext:
     own aligned crop at the label map's size (display sRGB, (L, L, 3); None where the shot has none), for ops
     that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior), and
     ``teeth_look`` (:class:`~vq_models.edits.seen.TeethLook`, None when the model predates Stage II's palette)
-    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code.
+    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code. ``upper_lip_share``: how
+    much of an opening the shot's upper lip takes (:mod:`vq_models.edits.lip_share`; 0: it holds still), for
+    ``mouth_open`` closing.
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -208,3 +210,4 @@ class FrameContext:
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
     crop: Callable[[], np.ndarray | None] | None = None
     teeth_look: TeethLook | None = None
+    upper_lip_share: float = 0.0
