@@ -684,3 +684,21 @@ def test_a_moved_lid_or_lip_reports_its_pull_over_the_pixels_it_changed(op, valu
             assert not reported
     with pytest.raises(InputError, match=r"edits\[0\]\.pull"):
         parse_program({"version": 1, "edits": [{"op": op, "value": value, "pull": "yes"}]}, PRIOR)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3])
+def test_a_pulled_lip_moves_as_far_as_its_labels_when_the_upper_lip_closes_part(share):
+    """The pull (JawPull) shows the frame's own lower lip where the labels put it: at the mouth's middle it
+    moves by the lip's own label rows, fewer when the upper lip takes its share of the closing."""
+    from vq_models.edits.program import apply_program_rules
+
+    before = synthetic_face()
+    program = parse_program({"version": 1, "edits": [{"op": "mouth_open", "value": 0.6, "pull": True}]}, PRIOR)
+    after, _, rules = apply_program_rules(program, before, 0, PRIOR, FrameContext(upper_lip_share=share))
+    (move,) = [r for r in rules if getattr(r, "pull", None) is not None]
+    lip_top, _, _ = geo.column_extents(before == LLIP)
+    moved_top, _, _ = geo.column_extents(after == LLIP)
+    x = 32
+    rows = float(moved_top[x] - lip_top[x])
+    assert rows == (-2.0 if share else -3.0)
+    assert move.pull.rows_at(np.array([float(x)]), np.array([float(moved_top[x])]))[0] == pytest.approx(rows, abs=0.02)
