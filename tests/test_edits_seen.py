@@ -14,10 +14,13 @@ from vq_models.edits import FrameContext, parse_program
 from vq_models.edits.prior import Prior
 from vq_models.edits.program import apply_program_rules
 from vq_models.edits.seen import (
+    TEETH_REACH_MARGIN,
     TEETH_SAMPLE_MIN,
     TeethLook,
+    TeethReach,
     grey_tongue,
     shot_teeth_look,
+    shot_teeth_reach,
     teeth_in_pixels,
     with_teeth_seen,
 )
@@ -260,6 +263,48 @@ def test_the_teeth_edit_sees_the_shots_teeth_look_under_the_current_prior(tiny_s
     del segments["upper_lip"]
     model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {**segments, "skin": [0, 1, 2, 4]}})
     assert model._context(model.frames[0]).teeth_look is None
+
+
+def test_the_shots_teeth_reach_is_measured_under_the_current_prior(tiny_shot, tmp_path):
+    """The model hands ops how far its teeth reach, measured over its own frames under the prior it holds now."""
+    shot = tmp_path / "shot"
+    shutil.copytree(tiny_shot, shot)
+    model = ShotModel.load(shot)
+    segments = {"skin": [0, 2], "mouth_interior": [3], "upper_teeth": [1], "lower_teeth": [5]}
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": segments})
+    reach = model._context(model.frames[0]).teeth_reach
+    frames = [(model.label_map(f), model._inner_lips(f)) for f in model.frames]
+    assert reach == shot_teeth_reach(frames, model.prior()) and reach.upper is not None
+    model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {**segments, "upper_teeth": [6]}})
+    assert model._context(model.frames[0]).teeth_reach == shot_teeth_reach(frames, model.prior()) != reach
+
+
+def test_a_row_of_teeth_reaches_only_as_far_from_its_lip_as_the_shots_teeth_codes():
+    """The shot's teeth codes between the inner lips are one row high on the hand-drawn face, so its rows of teeth
+    reach that plus TEETH_REACH_MARGIN from their lips; a tooth-bright or grey tongue pixel further in is not a
+    tooth, however it looks, and one within reach still is."""
+    labels, inner, crop = _mouth()
+    reach = shot_teeth_reach([(labels, inner), (labels, None)], PRIOR)
+    assert reach == TeethReach(1.0 + TEETH_REACH_MARGIN, 1.0 + TEETH_REACH_MARGIN)
+    no_teeth = np.where(np.isin(labels, [UTEETH, 13]), MOUTH, labels).astype(np.uint8)
+    assert shot_teeth_reach([(no_teeth, inner)], PRIOR) == TeethReach(None, None)
+    box = np.zeros((30, 30), bool)
+    box[10:20, 5:15] = True  # an opening ten rows high: two from its top, three from its bottom
+    near = TeethReach(2.0, 3.0).near_lips(box)
+    assert near[10:12, 5:15].all() and near[17:20, 5:15].all() and not near[12:17].any() and not near[~box].any()
+    assert np.array_equal(TeethReach(None, 3.0).near_lips(box)[:15], box[:15])  # a row never coded: unlimited
+    assert np.array_equal(TeethReach(None, None).near_lips(inner), inner)
+    # the misfiled teeth on row 49 lie three rows below the top: beyond a reach of 2, within one of 3
+    assert not np.any(list(teeth_in_pixels(labels, PRIOR, inner, lambda: crop, reach=TeethReach(2.0, 2.0)).values()))
+    found = teeth_in_pixels(labels, PRIOR, inner, lambda: crop, reach=TeethReach(3.0, 2.0))
+    assert found["upper_teeth"][49, 28:36].all()
+    # a grey tongue on row 51, two rows above the bottom: within a reach of 2, beyond one of 1
+    labels, inner, crop, tongue = _tongue_as(SHADOW)
+    np.testing.assert_array_equal(grey_tongue(labels, PRIOR, inner, lambda: crop, TeethReach(2.0, 2.0)), tongue)
+    assert not grey_tongue(labels, PRIOR, inner, lambda: crop, TeethReach(2.0, 1.0)).any()
+    ctx = FrameContext(regions={"lips_inner": inner}, crop=lambda: crop, teeth_reach=TeethReach(2.0, 1.0))
+    _, kept, _ = run({"op": "teeth"}, 0.0, labels=labels, ctx=ctx)
+    assert np.all(kept[tongue] == TONGUE)
 
 
 SHADOW, PINK = (0.36, 0.34, 0.33), (0.85, 0.45, 0.50)

@@ -234,6 +234,11 @@ def test_tooth_like_pixels_are_brighter_and_greyer_than_the_lips_around_them():
     expected[8:12, 6:12] = True
     np.testing.assert_array_equal(tooth_like_pixels(crop, inner, outer), expected)
     assert not tooth_like_pixels(crop, inner, inner).any()
+    # an edit's composite is judged by the plate's lips: lips drawn darker in it do not make its cavity a tooth
+    comp = crop.copy()
+    comp[outer & ~inner] = (0.30, 0.02, 0.02)
+    assert tooth_like_pixels(comp, inner, outer)[8:12, 18:24].all()
+    np.testing.assert_array_equal(tooth_like_pixels(comp, inner, outer, lips_from=crop), expected)
 
 
 def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_path, capsys):
@@ -252,6 +257,9 @@ def test_teeth_left_is_what_teeth_0_leaves_of_the_plates_teeth(tiny_shot, tmp_pa
     assert not {r["frame"] for r in gone["events"]} & set(gone["untouched"])
     assert [r["frame"] for r in gone["events"]] == [r["frame"] for r in kept["events"]]
     assert gone["mean_left"] < half["mean_left"] < 0.8 and gone["max_left"] >= gone["mean_left"]
+    # the tooth-like share beside it: all kept at teeth 1, fewer at 0
+    assert kept["mean_tooth_like_left"] == pytest.approx(1.0)
+    assert gone["mean_tooth_like_left"] < 0.8 and gone["max_tooth_like_left"] >= gone["mean_tooth_like_left"]
     out = tmp_path / "teeth.json"
     assert main(["eval", str(shot), "--teeth-left", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["teeth_left"]["count"] >= 1 and "mean_left" in capsys.readouterr().out

@@ -36,7 +36,7 @@ from vq_models.edits.prior import (
     validate_prior,
 )
 from vq_models.edits.program import EditProgram, apply_program_rules, opening_kept, parse_program
-from vq_models.edits.seen import TeethLook, shot_teeth_look, with_teeth_seen
+from vq_models.edits.seen import TeethLook, TeethReach, shot_teeth_look, shot_teeth_reach, with_teeth_seen
 from vq_models.edits.spec import DetailMove, EdgeShift, EditRule, FilledRegion, FrameContext, PlateRemnants
 from vq_models.errors import InputError
 from vq_models.fill_anchor import anchor_filled
@@ -84,8 +84,12 @@ class ShotModel:
                                        region_grow=self._fitted_region_grow)
         self._grow_fits: dict[frozenset[int], GrowFit | None] = {}
         self._grow_lock = threading.Lock()
+        # facts measured once over the shot's frames: its tracked mouths and the upper lip's share fitted on
+        # them per left-out set, and how far its teeth reach under a prior (the prior kept with it)
+        self._facts_lock = threading.Lock()
         self._mouth_middles: dict[int, tuple[float, float] | None] | None = None
         self._lip_shares: dict[frozenset[int], float] = {}
+        self._reach: tuple[Prior, TeethReach] | None = None
         self.detail = PlateDetail(shot, self._labels_as_seen, self.num_codes, lambda: self.prior(required=False),
                                   self.render_size)
         code_luma, code_colours = getattr(stage2, "code_luma", None), getattr(stage2, "code_colours", None)
@@ -232,11 +236,14 @@ class ShotModel:
         prior = self.prior(required=False)
         if prior is None:
             return labels
+        return with_teeth_seen(labels, prior, self._inner_lips(frame), functools.partial(self._label_crop, frame),
+                               self._teeth_look(prior), self._teeth_reach(prior))
+
+    def _inner_lips(self, frame: int) -> np.ndarray | None:
+        """The frame's tracked inner lips at label size (None without them), without rasterising the rest."""
         outlines = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
                                   self.label_size, names=("lips_inner",))
-        inner = self._label_regions(outlines).get("lips_inner")
-        return with_teeth_seen(labels, prior, inner, functools.partial(self._label_crop, frame),
-                               self._teeth_look(prior))
+        return self._label_regions(outlines).get("lips_inner")
 
     def _label_regions(self, outlines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outlines in label coordinates → boolean masks at label size."""
@@ -262,13 +269,14 @@ class ShotModel:
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()), outlines=outlines,
                             crop=functools.partial(self._label_crop, int(frame)), teeth_look=self._teeth_look(),
+                            teeth_reach=self._teeth_reach(),
                             upper_lip_share=self._upper_lip_share(frozenset(exclude or ())))
 
     def _upper_lip_share(self, exclude: frozenset[int]) -> float:
         """How much of an opening this shot's upper lip takes (:mod:`vq_models.edits.lip_share`), fitted on its
         tracked mouths, none of ``exclude`` looked at (a what-if leaves its answer out). The mouths are read once
         per shot, the fit once per left-out set."""
-        with self._grow_lock:
+        with self._facts_lock:
             if self._mouth_middles is None:
                 middles = {}
                 for f in self.frames:
@@ -286,6 +294,18 @@ class ShotModel:
         without one)."""
         prior = prior or self.prior(required=False)
         return None if prior is None else shot_teeth_look(self._code_colours, prior)
+
+    def _teeth_reach(self, prior: Prior | None = None) -> TeethReach | None:
+        """How far from its lip a row of the shot's teeth reaches under ``prior`` (default: the current one; None
+        without one), measured over the shot's frames once per prior."""
+        prior = prior or self.prior(required=False)
+        if prior is None:
+            return None
+        with self._facts_lock:
+            if self._reach is None or self._reach[0] is not prior:
+                frames = ((self.label_map(f), self._inner_lips(f)) for f in self.frames)
+                self._reach = (prior, shot_teeth_reach(frames, prior))
+            return self._reach[1]
 
     def _fitted_region_grow(self, exclude: frozenset[int]) -> float | None:
         """The exemplar region's share fitted on the shot's own blinks, none of ``exclude`` looked at

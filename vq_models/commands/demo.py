@@ -72,6 +72,8 @@ def _run_clip(args: argparse.Namespace) -> int:
             "opening mouth what-if gain (dB)": result["jaw"]["mean_gain_db"],
             "teeth 0: tooth-bright pixels left (mean / worst frame)": [result["teeth_left"]["mean_left"],
                                                                         result["teeth_left"]["max_left"]],
+            "teeth 0: tooth-like pixels left (mean / worst frame)": [
+                result["teeth_left"].get("mean_tooth_like_left"), result["teeth_left"].get("max_tooth_like_left")],
             "teeth 0: frames showing teeth / left whole": [result["teeth_left"].get("showing_teeth"),
                                                            len(result["teeth_left"].get("untouched", []))],
             "contact sheet": result["sheet"]}

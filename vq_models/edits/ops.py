@@ -375,7 +375,7 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
         _require_any(prior, names)
     else:
         prior.codes(names[0])
-    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop, ctx.teeth_look)
+    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop, ctx.teeth_look, ctx.teeth_reach)
     for name in names:
         if not prior.has(name):
             continue
@@ -403,7 +403,7 @@ def _empty_grey_tongue(out: np.ndarray, labels: np.ndarray, prior: Prior, ctx: F
     fill of their half of the opening, for the rows ``names`` asks to remove. Only where the op found teeth:
     between closed lips a grey seam is no mouthful of teeth."""
     inner = ctx.regions.get("lips_inner")
-    grey = grey_tongue(labels, prior, inner, ctx.crop)
+    grey = grey_tongue(labels, prior, inner, ctx.crop, ctx.teeth_reach)
     if grey is None:
         return
     grey &= out == labels

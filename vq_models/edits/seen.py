@@ -10,7 +10,7 @@ instead, learning what this frame's teeth look like from its teeth-coded pixels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,10 @@ TEETH_ROWS = ("upper_teeth", "lower_teeth")
 #: how far (label pixels) around the inner lips :func:`teeth_in_pixels` looks for the lips that scale the
 #: shot's :class:`TeethLook` to this frame
 LIPS_REACH = 4
+#: which percentile of the shot's teeth-coded column heights between the inner lips a row of teeth reaches
+#: (:class:`TeethReach`), and how many label rows beyond it
+TEETH_REACH_PERCENTILE = 95.0
+TEETH_REACH_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,54 @@ class TeethLook:
 
     brightness: float
     saturation: float
+
+
+@dataclass(frozen=True)
+class TeethReach:
+    """How far from its lip a row of teeth reaches in this shot (label rows, None where the shot has no such
+    code): the upper row down from the inner lips' top edge, the lower up from their bottom edge; the
+    :data:`TEETH_REACH_PERCENTILE` of the shot's teeth-coded column heights between the inner lips, plus
+    :data:`TEETH_REACH_MARGIN`.
+
+    Why: a tooth is only so tall, and whatever a frame's pixels show beyond that is tongue or cavity, however
+    pale. lp_d12's tongue is as grey beside his lips as his teeth are, so the teeth found in pixels
+    (:func:`teeth_in_pixels`) and the grey tongue codes (:func:`grey_tongue`) took it, and ``teeth 0`` cut a dark
+    band through it (benchmarks/RESULTS.md)."""
+
+    upper: float | None
+    lower: float | None
+
+    def near_lips(self, inner: np.ndarray) -> np.ndarray:
+        """(L, L) bool: the pixels of ``inner`` within reach of their row's lip, each half of the opening
+        (:func:`~vq_models.edits.geometry.upper_half`) measured from its own edge; a half whose row the shot
+        never codes is not limited."""
+        inner = np.asarray(inner, bool)
+        top, bottom, _ = geo.column_extents(inner)
+        ys = np.arange(inner.shape[0])[:, None]
+        upper = geo.upper_half(inner)
+        near_top = np.ones_like(inner) if self.upper is None else ys < top[None, :] + self.upper
+        near_bottom = np.ones_like(inner) if self.lower is None else ys > bottom[None, :] - self.lower
+        return inner & np.where(upper, near_top, near_bottom)
+
+
+def shot_teeth_reach(frames: Iterable[tuple[np.ndarray, np.ndarray | None]], prior: Prior) -> TeethReach:
+    """:class:`TeethReach` from ``frames``: each frame's labels and its tracked inner lips at label size (None
+    where it has none)."""
+    heights: dict[str, list[np.ndarray]] = {name: [] for name in TEETH_ROWS if prior.has(name)}
+    for labels, inner in frames:
+        if inner is None or np.shape(inner) != np.shape(labels):
+            continue
+        for name in heights:
+            per_column = np.count_nonzero(prior.mask(labels, name) & np.asarray(inner, bool), axis=0)
+            heights[name].append(per_column[per_column > 0])
+
+    def reach(name: str) -> float | None:
+        values = np.concatenate(heights.get(name) or [np.zeros(0)])
+        if not values.size:
+            return None
+        return float(np.percentile(values, TEETH_REACH_PERCENTILE)) + TEETH_REACH_MARGIN
+
+    return TeethReach(reach("upper_teeth"), reach("lower_teeth"))
 
 
 def shot_teeth_look(palette: np.ndarray | None, prior: Prior) -> TeethLook | None:
@@ -78,7 +130,7 @@ def shot_teeth_look(palette: np.ndarray | None, prior: Prior) -> TeethLook | Non
 
 def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
                     crop: Callable[[], np.ndarray | None] | None,
-                    look: TeethLook | None = None) -> dict[str, np.ndarray]:
+                    look: TeethLook | None = None, reach: TeethReach | None = None) -> dict[str, np.ndarray]:
     """Per row of teeth the prior has, the pixels inside ``inner`` (the tracked inner lips at label size) that
     look like this frame's teeth in its ``crop()`` (display sRGB at label size) but carry another code: nearly
     as bright as the teeth (:data:`TEETH_BRIGHTNESS_SHARE` of the way from the interior's median brightness to
@@ -88,8 +140,8 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them
     (:func:`_lips_or_pink_tongue`). Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
     the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
-    (:class:`TeethLook`). Empty without the crop (``crop`` None or giving None), the inner lips, or both the
-    sample and the look."""
+    (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`). Empty
+    without the crop (``crop`` None or giving None), the inner lips, or both the sample and the look."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)
@@ -117,12 +169,16 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     floor = dark + TEETH_BRIGHTNESS_SHARE * (teeth_brightness - dark)
     ceiling = teeth_saturation + TEETH_SATURATION_MARGIN
     found = inner & ~coded & (brightness > floor) & (saturation < ceiling)
+    if reach is not None:
+        found &= reach.near_lips(inner)
     upper_cols = rows.get("upper_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     lower_cols = rows.get("lower_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     upper = np.where(upper_cols != lower_cols, upper_cols, geo.upper_half(inner))
     seen = {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
     shadow_floor = dark + TEETH_SHADOW_SHARE * (teeth_brightness - dark)
     free = inner & ~coded & ~found & (brightness > shadow_floor) & ~_lips_or_pink_tongue(labels, prior, inner, image)
+    if reach is not None:
+        free &= reach.near_lips(inner)
     for name in rows:  # the upper row first: a pixel either row reaches is the upper's
         ends = _shadowed_ends(rows[name] | seen[name], free)
         seen[name] = seen[name] | ends
@@ -165,10 +221,11 @@ def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
 
 
 def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
-                crop: Callable[[], np.ndarray | None] | None) -> np.ndarray | None:
+                crop: Callable[[], np.ndarray | None] | None, reach: TeethReach | None = None) -> np.ndarray | None:
     """The tongue-coded pixels inside ``inner`` (the tracked inner lips at label size) that are greyer in the
     frame's ``crop()`` (display sRGB at label size) than a tongue: saturation under
-    :data:`TONGUE_SATURATION_SHARE` of the lips' median around the opening. None without the crop, the inner
+    :data:`TONGUE_SATURATION_SHARE` of the lips' median around the opening, within the shot's ``reach`` of a lip
+    (:class:`TeethReach`: a grey tongue further in is a pale tongue, lp_d12's). None without the crop, the inner
     lips, a tongue segment or lips to compare with.
 
     Why: a tongue is as pink as the lips or pinker; lp_d13's prior files under tongue codes the pixels that
@@ -187,14 +244,16 @@ def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
         return None
     image = np.asarray(image, np.float32)
     saturation = image.max(axis=-1) - image.min(axis=-1)
-    return tongue & (saturation < TONGUE_SATURATION_SHARE * float(np.median(saturation[lips])))
+    grey = tongue & (saturation < TONGUE_SATURATION_SHARE * float(np.median(saturation[lips])))
+    return grey if reach is None else grey & reach.near_lips(inner)
 
 
 def with_teeth_seen(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
-                    crop: Callable[[], np.ndarray | None] | None, look: TeethLook | None = None) -> np.ndarray:
+                    crop: Callable[[], np.ndarray | None] | None, look: TeethLook | None = None,
+                    reach: TeethReach | None = None) -> np.ndarray:
     """``labels`` with the teeth :func:`teeth_in_pixels` finds given their row's first code: what the frame shows
     by segment, for comparing frames (the detail pass's donors) rather than for rendering."""
-    seen = teeth_in_pixels(labels, prior, inner, crop, look)
+    seen = teeth_in_pixels(labels, prior, inner, crop, look, reach)
     if not seen:
         return labels
     out = labels.copy()

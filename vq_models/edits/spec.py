@@ -14,7 +14,7 @@ import numpy as np
 
 from vq_models.edits.geometry import grow_square
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.seen import TeethLook
+from vq_models.edits.seen import TeethLook, TeethReach
 
 Value = float | tuple[float, float]
 
@@ -195,7 +195,8 @@ class FrameContext:
     own aligned crop at the label map's size (display sRGB, (L, L, 3); None where the shot has none), for ops
     that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior), and
     ``teeth_look`` (:class:`~vq_models.edits.seen.TeethLook`, None when the model predates Stage II's palette)
-    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code. ``upper_lip_share``: how
+    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code, and ``teeth_reach``
+    (:class:`~vq_models.edits.seen.TeethReach`) how far from its lip a row of teeth reaches. ``upper_lip_share``: how
     much of an opening the shot's upper lip takes (:mod:`vq_models.edits.lip_share`; 0: it holds still), for
     ``mouth_open`` closing.
     """
@@ -210,4 +211,5 @@ class FrameContext:
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
     crop: Callable[[], np.ndarray | None] | None = None
     teeth_look: TeethLook | None = None
+    teeth_reach: TeethReach | None = None
     upper_lip_share: float = 0.0

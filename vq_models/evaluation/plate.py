@@ -467,19 +467,26 @@ TEETH_BRIGHT_SHARE = 0.6
 TEETH_SHOWN_SHARE = 0.0006
 
 
-def tooth_like_pixels(crop: np.ndarray, inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+def tooth_like_pixels(crop: np.ndarray, inner: np.ndarray, outer: np.ndarray,
+                      lips_from: np.ndarray | None = None) -> np.ndarray:
     """The pixels of ``crop`` (display sRGB) between the tracked inner lips (``inner``) that look like teeth
     by a plain rule that knows nothing of codes: brighter and less saturated than the median of the lips
-    around them (``outer`` minus ``inner``). A tongue or lip is as saturated as the lips, the cavity darker.
+    around them (``outer`` minus ``inner``; in ``lips_from`` where given: an edit's composite judged by the
+    plate's lips). A tongue or lip is as saturated as the lips, the cavity darker.
     How :func:`teeth_left` picks its frames, so that frames whose teeth carry no teeth code are measured too
     (lp_d13 frame 150: teeth across the mouth, not one teeth-coded pixel)."""
     lips = np.asarray(outer, bool) & ~np.asarray(inner, bool)
     if not lips.any():
         return np.zeros(np.shape(inner), bool)
-    brightness = luma(crop)
-    saturation = crop.max(axis=-1) - crop.min(axis=-1)
-    return (np.asarray(inner, bool) & (brightness > float(np.median(brightness[lips])))
-            & (saturation < float(np.median(saturation[lips]))))
+    reference = crop if lips_from is None else lips_from
+
+    def brightness_and_saturation(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return luma(image), image.max(axis=-1) - image.min(axis=-1)
+
+    brightness, saturation = brightness_and_saturation(crop)
+    lips_brightness, lips_saturation = (channel[lips] for channel in brightness_and_saturation(reference))
+    return (np.asarray(inner, bool) & (brightness > float(np.median(lips_brightness)))
+            & (saturation < float(np.median(lips_saturation))))
 
 
 def _lips_in_crop(tracking: Any, model: Any, frame: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -500,7 +507,10 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
     """What ``teeth 0`` (``teeth value``) leaves of the teeth on ``frames`` frames spread evenly over those
     showing teeth (:data:`TEETH_SHOWN_SHARE` of the crop tooth-like, :func:`tooth_like_pixels`), each in
     its own crop: between the tracked inner lips, the composite's pixels as bright as teeth
-    (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing changed.
+    (:data:`TEETH_BRIGHT_SHARE`) as a share of the plate's. 0: every tooth is gone; 1: nothing changed. Beside it
+    ``tooth_like_left``: the composite's pixels that :func:`tooth_like_pixels` takes for teeth (by the plate's
+    lips) as a share of the plate's; a tongue as bright as teeth (lp_d12's) counts in ``left`` when kept, not
+    here, and teeth in shadow darker than the lips count only in ``left``.
     Real footage has no frame of this mouth without its teeth, so there is no what-if; but teeth left standing
     are what a compositor sees first (lp_d13's smile, benchmarks/RESULTS.md). Frames are found by their pixels,
     not their codes: a frame whose teeth carry no teeth code is where ``teeth 0`` is likeliest to fail.
@@ -514,7 +524,7 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
         if lips is None:
             continue
         if tooth_like_pixels(np.clip(model.shot.aligned(f), 0.0, 1.0), *lips).sum() >= TEETH_SHOWN_SHARE * s * s:
-            showing.append((f, lips[0]))
+            showing.append((f, lips))
     picked = [showing[int(i)] for i in np.unique(np.linspace(0, len(showing) - 1, min(frames, len(showing))).round())]
     program = {"version": 1, "edits": [{"op": "teeth", "value": float(value)}]}
     rows = []
@@ -523,19 +533,27 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
         untouched = [f for f, _ in showing if not model.edited_labels(f, program)[1].any()]
     except InputError as exc:
         return {"events": [], "count": 0, "mean_left": None, "max_left": None, "unavailable": str(exc)}
-    for f, inner in picked:  # one frame at a time: a 4K plate and its composite are large
+    for f, (inner, outer) in picked:  # one frame at a time: a 4K plate and its composite are large
         pf = render_on_plate(model, f, program, "edit-only", feather, detail)  # the prior passed above
         tf = model.shot.transform(f)
-        plate = luma(crop_plate(pf.plate, tf, s))[inner]
-        comp = luma(crop_plate(pf.comp, tf, s))[inner]
+        plate_crop, comp_crop = crop_plate(pf.plate, tf, s), crop_plate(pf.comp, tf, s)
+        plate, comp = luma(plate_crop)[inner], luma(comp_crop)[inner]
         bright = TEETH_BRIGHT_SHARE * float(np.percentile(plate, 90))
         shown = int((plate > bright).sum())
         if shown:
-            rows.append({"frame": f, "teeth_px": shown, "left": float((comp > bright).sum() / shown)})
+            row = {"frame": f, "teeth_px": shown, "left": float((comp > bright).sum() / shown)}
+            like = int(tooth_like_pixels(plate_crop, inner, outer).sum())
+            if like:
+                kept = tooth_like_pixels(comp_crop, inner, outer, lips_from=plate_crop).sum()
+                row["tooth_like_left"] = float(kept / like)
+            rows.append(row)
     left = [r["left"] for r in rows]
+    like_left = [r["tooth_like_left"] for r in rows if "tooth_like_left" in r]
     return {"events": rows, "count": len(rows), "showing_teeth": len(showing), "untouched": untouched,
             "mean_left": float(np.mean(left)) if left else None,
-            "max_left": float(np.max(left)) if left else None, "program": program}
+            "max_left": float(np.max(left)) if left else None,
+            "mean_tooth_like_left": float(np.mean(like_left)) if like_left else None,
+            "max_tooth_like_left": float(np.max(like_left)) if like_left else None, "program": program}
 
 
 #: The real-footage what-ifs by report key (``vqedit eval --KEY``, every one in ``vqedit demo --clip``): each
