@@ -294,10 +294,16 @@ def test_a_row_of_teeth_reaches_only_as_far_from_its_lip_as_the_shots_teeth_code
     assert near[10:12, 5:15].all() and near[17:20, 5:15].all() and not near[12:17].any() and not near[~box].any()
     assert np.array_equal(TeethReach(None, 3.0).near_lips(box)[:15], box[:15])  # a row never coded: unlimited
     assert np.array_equal(TeethReach(None, None).near_lips(inner), inner)
-    # the misfiled teeth on row 49 lie three rows below the top: beyond a reach of 2, within one of 3
-    assert not np.any(list(teeth_in_pixels(labels, PRIOR, inner, lambda: crop, reach=TeethReach(2.0, 2.0)).values()))
-    found = teeth_in_pixels(labels, PRIOR, inner, lambda: crop, reach=TeethReach(3.0, 2.0))
+    # the misfiled pixels on row 49 lie three rows below the top: as pale as a tongue (greyer than the lips, no
+    # brighter), they are teeth within a reach of 3, not beyond one of 2; as bright as teeth, above the lips, they
+    # are teeth wherever they lie (a row the codes missed, which the reach cannot have measured)
+    pale = crop.copy()
+    pale[49, 28:36] = (0.52, 0.47, 0.46)
+    assert luma(np.float32([[0.52, 0.47, 0.46]]))[0] < luma(np.float32([LIP]))[0]
+    assert not np.any(list(teeth_in_pixels(labels, PRIOR, inner, lambda: pale, reach=TeethReach(2.0, 2.0)).values()))
+    found = teeth_in_pixels(labels, PRIOR, inner, lambda: pale, reach=TeethReach(3.0, 2.0))
     assert found["upper_teeth"][49, 28:36].all()
+    assert teeth_in_pixels(labels, PRIOR, inner, lambda: crop, reach=TeethReach(2.0, 2.0))["upper_teeth"][49, 28:36].all()
     # a grey tongue on row 51, two rows above the bottom: within a reach of 2, beyond one of 1
     labels, inner, crop, tongue = _tongue_as(SHADOW)
     np.testing.assert_array_equal(grey_tongue(labels, PRIOR, inner, lambda: crop, TeethReach(2.0, 2.0)), tongue)

@@ -140,8 +140,9 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them
     (:func:`_lips_or_pink_tongue`). Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
     the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
-    (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`). Empty
-    without the crop (``crop`` None or giving None), the inner lips, or both the sample and the look."""
+    (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`) that is
+    no brighter than the lips (:func:`_within_reach`). Empty without the crop (``crop`` None or giving None), the
+    inner lips, or both the sample and the look."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
         return {}
     inner = np.asarray(inner, bool)
@@ -170,7 +171,8 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     ceiling = teeth_saturation + TEETH_SATURATION_MARGIN
     found = inner & ~coded & (brightness > floor) & (saturation < ceiling)
     if reach is not None:
-        found &= reach.near_lips(inner)
+        within = _within_reach(labels, prior, inner, brightness, reach)
+        found &= within
     upper_cols = rows.get("upper_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     lower_cols = rows.get("lower_teeth", np.zeros_like(inner)).any(axis=0)[None, :]
     upper = np.where(upper_cols != lower_cols, upper_cols, geo.upper_half(inner))
@@ -178,12 +180,26 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     shadow_floor = dark + TEETH_SHADOW_SHARE * (teeth_brightness - dark)
     free = inner & ~coded & ~found & (brightness > shadow_floor) & ~_lips_or_pink_tongue(labels, prior, inner, image)
     if reach is not None:
-        free &= reach.near_lips(inner)
+        free &= within
     for name in rows:  # the upper row first: a pixel either row reaches is the upper's
         ends = _shadowed_ends(rows[name] | seen[name], free)
         seen[name] = seen[name] | ends
         free &= ~ends
     return seen
+
+
+def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightness: np.ndarray,
+                  reach: TeethReach) -> np.ndarray:
+    """Where :func:`teeth_in_pixels` may find a tooth given the shot's ``reach``: within it of a lip
+    (:meth:`TeethReach.near_lips`), or anywhere brighter than the lips around the opening. Why the second: a
+    tongue, however pale, is no brighter than the lips (lp_d12's 0.35 beside 0.46), but where the codes miss a
+    whole row of teeth (lp_d13's widest smile, its upper teeth coded as the interior) the teeth codes the reach is
+    measured on are short, and those teeth stand well above the lips."""
+    near = reach.near_lips(inner)
+    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, LIPS_REACH) & ~inner
+    if not lips.any():
+        return near
+    return near | (inner & (brightness > float(np.median(brightness[lips]))))
 
 
 def _lips_or_pink_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray, image: np.ndarray) -> np.ndarray:
