@@ -590,7 +590,7 @@ def test_mouth_open_closing_lowers_the_upper_lip_by_the_shots_share(value):
     upper_top, _, _ = geo.column_extents(before == ULIP)
     cols = [x for x in np.nonzero(top >= 0)[0] if lip_top[x] > bottom[x] and before[top[x] - 1, x] == ULIP]
     assert len(cols) >= 5
-    out, field = _edge_field({"op": "mouth_open"}, value, FrameContext(upper_lip_share=share))
+    out, field = _edge_field({"op": "mouth_open"}, value, FrameContext(upper_lip_share=lambda: share))
     plain, plain_field = _edge_field({"op": "mouth_open"}, value)
     assert not (np.array_equal(out, plain) and np.array_equal(field, plain_field))
     new_upper_top, new_upper_bottom, _ = geo.column_extents(out == ULIP)
@@ -605,7 +605,7 @@ def test_mouth_open_closing_lowers_the_upper_lip_by_the_shots_share(value):
         assert moved_lip_top[x] + field[moved_lip_top[x], x] == pytest.approx(exact_lip, abs=1e-5), x
     if value == 0.0:
         assert not np.isin(out, inner).any()
-    opened, _ = _edge_field({"op": "mouth_open"}, 1.4, FrameContext(upper_lip_share=share))
+    opened, _ = _edge_field({"op": "mouth_open"}, 1.4, FrameContext(upper_lip_share=lambda: share))
     assert np.array_equal(opened, _edge_field({"op": "mouth_open"}, 1.4)[0])
 
 
@@ -694,7 +694,7 @@ def test_a_pulled_lip_moves_as_far_as_its_labels_when_the_upper_lip_closes_part(
 
     before = synthetic_face()
     program = parse_program({"version": 1, "edits": [{"op": "mouth_open", "value": 0.6, "pull": True}]}, PRIOR)
-    after, _, rules = apply_program_rules(program, before, 0, PRIOR, FrameContext(upper_lip_share=share))
+    after, _, rules = apply_program_rules(program, before, 0, PRIOR, FrameContext(upper_lip_share=lambda: share))
     (move,) = [r for r in rules if getattr(r, "pull", None) is not None]
     lip_top, _, _ = geo.column_extents(before == LLIP)
     moved_top, _, _ = geo.column_extents(after == LLIP)

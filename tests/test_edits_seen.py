@@ -272,11 +272,11 @@ def test_the_shots_teeth_reach_is_measured_under_the_current_prior(tiny_shot, tm
     model = ShotModel.load(shot)
     segments = {"skin": [0, 2], "mouth_interior": [3], "upper_teeth": [1], "lower_teeth": [5]}
     model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": segments})
-    reach = model._context(model.frames[0]).teeth_reach
+    reach = model._context(model.frames[0]).teeth_reach()
     frames = [(model.label_map(f), model._inner_lips(f)) for f in model.frames]
     assert reach == shot_teeth_reach(frames, model.prior()) and reach.upper is not None
     model.set_prior({"version": 1, "num_codes": model.num_codes, "segments": {**segments, "upper_teeth": [6]}})
-    assert model._context(model.frames[0]).teeth_reach == shot_teeth_reach(frames, model.prior()) != reach
+    assert model._context(model.frames[0]).teeth_reach() == shot_teeth_reach(frames, model.prior()) != reach
 
 
 def test_a_row_of_teeth_reaches_only_as_far_from_its_lip_as_the_shots_teeth_codes():
@@ -308,7 +308,7 @@ def test_a_row_of_teeth_reaches_only_as_far_from_its_lip_as_the_shots_teeth_code
     labels, inner, crop, tongue = _tongue_as(SHADOW)
     np.testing.assert_array_equal(grey_tongue(labels, PRIOR, inner, lambda: crop, TeethReach(2.0, 2.0)), tongue)
     assert not grey_tongue(labels, PRIOR, inner, lambda: crop, TeethReach(2.0, 1.0)).any()
-    ctx = FrameContext(regions={"lips_inner": inner}, crop=lambda: crop, teeth_reach=TeethReach(2.0, 1.0))
+    ctx = FrameContext(regions={"lips_inner": inner}, crop=lambda: crop, teeth_reach=lambda: TeethReach(2.0, 1.0))
     _, kept, _ = run({"op": "teeth"}, 0.0, labels=labels, ctx=ctx)
     assert np.all(kept[tongue] == TONGUE)
 

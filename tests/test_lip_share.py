@@ -56,6 +56,6 @@ def test_a_trained_shot_fits_its_share_on_its_own_tracked_mouths(tiny_shot, tmp_
     model = ShotModel.load(tmp_path / "shot")
     share = model._upper_lip_share(frozenset())
     assert 0.1 < share < 0.3
-    assert model._context(model.frames[0]).upper_lip_share == share
+    assert model._context(model.frames[0]).upper_lip_share() == share
     some = frozenset(model.frames[: len(model.frames) // 2])
-    assert model._context(model.frames[-1], set(some)).upper_lip_share == model._upper_lip_share(some) != share
+    assert model._context(model.frames[-1], set(some)).upper_lip_share() == model._upper_lip_share(some) != share

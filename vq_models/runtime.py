@@ -239,11 +239,15 @@ class ShotModel:
         return with_teeth_seen(labels, prior, self._inner_lips(frame), functools.partial(self._label_crop, frame),
                                self._teeth_look(prior), self._teeth_reach(prior))
 
+    def _inner_lip_outline(self, frame: int) -> np.ndarray | None:
+        """The frame's tracked inner-lip contour in label coordinates (None without it), the other contours left."""
+        return label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
+                              self.label_size, names=("lips_inner",)).get("lips_inner")
+
     def _inner_lips(self, frame: int) -> np.ndarray | None:
         """The frame's tracked inner lips at label size (None without them), without rasterising the rest."""
-        outlines = label_outlines(self._contours(frame), self.shot.transform(frame), self.shot.crop_size,
-                                  self.label_size, names=("lips_inner",))
-        return self._label_regions(outlines).get("lips_inner")
+        outline = self._inner_lip_outline(frame)
+        return None if outline is None else self._label_regions({"lips_inner": outline})["lips_inner"]
 
     def _label_regions(self, outlines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outlines in label coordinates → boolean masks at label size."""
@@ -269,8 +273,8 @@ class ShotModel:
                             code_luma=self._code_luma, frame=int(frame), exemplars=self.exemplars,
                             exclude=frozenset(exclude or ()), outlines=outlines,
                             crop=functools.partial(self._label_crop, int(frame)), teeth_look=self._teeth_look(),
-                            teeth_reach=self._teeth_reach(),
-                            upper_lip_share=self._upper_lip_share(frozenset(exclude or ())))
+                            teeth_reach=self._teeth_reach,
+                            upper_lip_share=functools.partial(self._upper_lip_share, frozenset(exclude or ())))
 
     def _upper_lip_share(self, exclude: frozenset[int]) -> float:
         """How much of an opening this shot's upper lip takes (:mod:`vq_models.edits.lip_share`), fitted on its
@@ -280,8 +284,7 @@ class ShotModel:
             if self._mouth_middles is None:
                 middles = {}
                 for f in self.frames:
-                    outline = label_outlines(self._contours(f), self.shot.transform(f), self.shot.crop_size,
-                                             self.label_size, names=("lips_inner",)).get("lips_inner")
+                    outline = self._inner_lip_outline(f)
                     middles[f] = None if outline is None else mouth_middle(outline, self.label_size)
                 self._mouth_middles = middles
             if exclude not in self._lip_shares:

@@ -94,7 +94,8 @@ def run_real_demo(clip: str | Path, out: str | Path, *, frames: str | None = Non
     train = ["--preset", preset, "--device", device, *quiet]
     quick = ["--iters", "12"] if preset == "tiny" else []  # the tests' seconds-long run
     timed("prep", f"track and crop {clip}", None if trained else
-          ["prep", str(clip), "--out", str(shot), "--size", str(size), "--preview", *quiet] + (["--frames", frames] if frames else []))
+          ["prep", str(clip), "--out", str(shot), "--size", str(size), "--preview", *quiet,
+           *(["--frames", frames] if frames else [])])
     timed("stage1", "Stage I: inversion + vector-quantised segmentation", None if trained else
           ["train", str(shot), "--stage", "1", *train])
     timed("prior", "artist prior proposed from the codes", None if trained else ["prior", str(shot), "--auto"])

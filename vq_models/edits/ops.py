@@ -375,7 +375,8 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
         _require_any(prior, names)
     else:
         prior.codes(names[0])
-    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop, ctx.teeth_look, ctx.teeth_reach)
+    reach = ctx.teeth_reach() if ctx.teeth_reach is not None else None
+    seen = teeth_in_pixels(labels, prior, ctx.regions.get("lips_inner"), ctx.crop, ctx.teeth_look, reach)
     for name in names:
         if not prior.has(name):
             continue
@@ -403,7 +404,7 @@ def _empty_grey_tongue(out: np.ndarray, labels: np.ndarray, prior: Prior, ctx: F
     fill of their half of the opening, for the rows ``names`` asks to remove. Only where the op found teeth:
     between closed lips a grey seam is no mouthful of teeth."""
     inner = ctx.regions.get("lips_inner")
-    grey = grey_tongue(labels, prior, inner, ctx.crop, ctx.teeth_reach)
+    grey = grey_tongue(labels, prior, inner, ctx.crop, ctx.teeth_reach() if ctx.teeth_reach is not None else None)
     if grey is None:
         return
     grey &= out == labels
@@ -488,7 +489,7 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     """Scale the mouth interior vertically about the upper lip line (the interior's top edge per column):
     the interior stretches (nearest neighbour) and the lower lip moves with its bottom edge. Pixels uncovered
     when closing take the nearest non-mouth code (chin skin). Closing, the upper lip's inner edge comes down
-    too, by the shot's own share of what closes (``ctx.upper_lip_share``, :mod:`vq_models.edits.lip_share`),
+    too, by the shot's own share of what closes (``ctx.upper_lip_share()``, :mod:`vq_models.edits.lip_share`),
     its lowest row drawn on, and the lower lip comes up by the rest: a lip rises as a mouth opens, so a mouth
     closed by the lower lip alone kept a thin open-mouth upper lip and put lower lip where it should be.
 
@@ -522,7 +523,7 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     jaw = [np.full(labels.shape[1], np.nan) for _ in range(5)]  # top, height, lip, rest, grow
     below_lip_top = np.zeros(labels.shape, bool)
     opening = _tracked_opening(ctx, labels.shape[1]) if value > 1.0 else None
-    share = float(ctx.upper_lip_share) if value < 1.0 else 0.0
+    share = float(ctx.upper_lip_share()) if value < 1.0 and ctx.upper_lip_share is not None else 0.0
     for x in np.nonzero(top >= 0)[0]:
         t, b = int(top[x]), int(bottom[x])
         height = b - t + 1

@@ -195,10 +195,11 @@ class FrameContext:
     own aligned crop at the label map's size (display sRGB, (L, L, 3); None where the shot has none), for ops
     that must find a part its codes miss (``teeth``: teeth whose code the prior files under the interior), and
     ``teeth_look`` (:class:`~vq_models.edits.seen.TeethLook`, None when the model predates Stage II's palette)
-    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code, and ``teeth_reach``
-    (:class:`~vq_models.edits.seen.TeethReach`) how far from its lip a row of teeth reaches. ``upper_lip_share``: how
-    much of an opening the shot's upper lip takes (:mod:`vq_models.edits.lip_share`; 0: it holds still), for
-    ``mouth_open`` closing.
+    what the shot's teeth look like, for a frame whose teeth carry hardly any teeth code. Two facts measured over
+    the shot's frames, asked for only by the ops that need them (so called, like ``crop``, not stored):
+    ``teeth_reach()`` how far from its lip a row of teeth reaches (:class:`~vq_models.edits.seen.TeethReach`), and
+    ``upper_lip_share()`` how much of an opening the shot's upper lip takes (:mod:`vq_models.edits.lip_share`),
+    for ``mouth_open`` closing; None: not known (no reach, a share of 0: the upper lip holds still).
     """
 
     regions: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -211,5 +212,5 @@ class FrameContext:
     outlines: Mapping[str, np.ndarray] = field(default_factory=dict)
     crop: Callable[[], np.ndarray | None] | None = None
     teeth_look: TeethLook | None = None
-    teeth_reach: TeethReach | None = None
-    upper_lip_share: float = 0.0
+    teeth_reach: Callable[[], TeethReach | None] | None = None
+    upper_lip_share: Callable[[], float] | None = None
