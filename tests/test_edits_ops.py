@@ -202,6 +202,24 @@ def test_eye_open_one_side_and_partial():
     assert not changed.any()
 
 
+def test_gaze_moves_one_iris_and_leaves_an_iris_coded_patch_apart_from_it():
+    """A code the prior files under the irises can mark a patch in the eye's corner apart from the iris (lp_d12:
+    a shadow behind his glasses); gaze moves the iris the tracked iris overlaps (else the largest) and leaves the
+    patch where the frame shows it, or it is drawn as a second iris beside the first."""
+    face = synthetic_face()
+    x = EYE_X[1]
+    face[26, x + 5] = IRIS  # the patch: in the eye opening, two pixels clear of the iris
+    assert face[26, x + 3] == WHITE and face[26, x + 4] == WHITE
+    eye = np.zeros((L, L), np.uint8)
+    cv2.ellipse(eye, (x, 26), (6, 3), 0, 0, 360, 1, -1)
+    iris = np.zeros((L, L), np.uint8)
+    cv2.circle(iris, (x, 26), 2, 1, -1)
+    for regions in ({"right_eye": eye.astype(bool), "right_iris": iris.astype(bool)}, {"right_eye": eye.astype(bool)}):
+        _, moved, _ = run({"op": "gaze", "eye": "right"}, [-0.25, 0.0], labels=face, ctx=FrameContext(regions=regions))
+        assert moved[26, x + 5] == IRIS  # the patch stays
+        assert geo.centroid(moved[:, 32:] == PUPIL)[0] + 32 < x - 1  # the iris went left
+
+
 @pytest.mark.parametrize("dx", [-5.0, -1.0, -0.3, -0.1, 0.0, 0.15, 0.4, 1.0, 5.0])
 @pytest.mark.parametrize("dy", [-5.0, -0.3, 0.0, 0.2, 5.0])
 def test_gaze_never_leaves_the_eye(dx, dy):

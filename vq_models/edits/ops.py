@@ -319,7 +319,7 @@ def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, A
             if looked is not None:  # a frame of the shot looks there: its eye, as the shot shows it
                 out = looked[0]
                 continue
-        iris = eye & (np.isin(labels, iris_codes) | tracked_iris)
+        iris = _one_iris(eye & (np.isin(labels, iris_codes) | tracked_iris), tracked_iris & eye)
         box = geo.bbox(eye)
         if box is None or not iris.any():
             continue
@@ -340,6 +340,21 @@ def _gaze(labels: np.ndarray, value: tuple[float, float], params: Mapping[str, A
         out[land] = moved_codes[land]
         moves.append(DetailMove(land, shift, within=eye))
     return OpResult(out, moves)
+
+
+def _one_iris(iris: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+    """The eye's iris among its iris- and pupil-coded pixels: the connected parts the tracked iris overlaps,
+    else the largest. An eye has one iris; a code the prior files under the irises also marks a patch apart
+    from it (lp_d12: a shadow in the eye's corner behind his glasses), and ``gaze`` moved that patch too, a
+    second iris drawn beside the first. What is left stays as the frame shows it."""
+    parts = geo.components(iris)
+    if len(parts) <= 1:
+        return iris
+    if tracked.any():
+        touching = [part for part in parts if (part & tracked).any()]
+        if touching:
+            return np.any(touching, axis=0)
+    return parts[0]
 
 
 def _visible_shift(eye: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> tuple[float, float]:
