@@ -192,7 +192,7 @@ def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightnes
                   reach: TeethReach) -> np.ndarray:
     """Where :func:`teeth_in_pixels` may find a tooth given the shot's ``reach``: within it of a lip
     (:meth:`TeethReach.near_lips`), or anywhere brighter than the lips around the opening. Why the second: a
-    tongue, however pale, is no brighter than the lips (lp_d12's 0.35 beside 0.46), but where the codes miss a
+    tongue, however pale, is no brighter than the lips (lp_d12's; benchmarks/RESULTS.md), but where the codes miss a
     whole row of teeth (lp_d13's widest smile, its upper teeth coded as the interior) the teeth codes the reach is
     measured on are short, and those teeth stand well above the lips."""
     near = reach.near_lips(inner)
