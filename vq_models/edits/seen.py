@@ -188,6 +188,12 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     return seen
 
 
+def _lips_around(labels: np.ndarray, prior: Prior, inner: np.ndarray) -> np.ndarray:
+    """The lip-coded pixels within :data:`LIPS_REACH` of the inner lips, outside them: what a pixel between them is
+    compared with."""
+    return prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, LIPS_REACH) & ~inner
+
+
 def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightness: np.ndarray,
                   reach: TeethReach) -> np.ndarray:
     """Where :func:`teeth_in_pixels` may find a tooth given the shot's ``reach``: within it of a lip
@@ -196,7 +202,7 @@ def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightnes
     whole row of teeth (lp_d13's widest smile, its upper teeth coded as the interior) the teeth codes the reach is
     measured on are short, and those teeth stand well above the lips."""
     near = reach.near_lips(inner)
-    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, LIPS_REACH) & ~inner
+    lips = _lips_around(labels, prior, inner)
     if not lips.any():
         return near
     return near | (inner & (brightness > float(np.median(brightness[lips]))))
@@ -251,7 +257,7 @@ def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
             or not prior.has("tongue"):
         return None
     inner = np.asarray(inner, bool)
-    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, LIPS_REACH) & ~inner
+    lips = _lips_around(labels, prior, inner)
     tongue = prior.mask(labels, "tongue") & inner
     if not lips.any() or not tongue.any():
         return None
