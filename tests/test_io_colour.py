@@ -8,6 +8,7 @@ import pytest
 
 from vq_models.errors import InputError
 from vq_models.io.colour import (
+    chroma,
     convert,
     default_colorspace,
     from_network,
@@ -133,6 +134,14 @@ def test_luma_weighs_rec709_primaries_and_keeps_float_precision():
     rgba = np.array([[1.0, 1.0, 1.0, 0.25]], np.float64)  # alpha ignored, white is 1
     assert luma(rgba).dtype == np.float64 and luma(rgba)[0] == pytest.approx(1.0)
     assert luma(np.full((2, 2, 3), 255, np.uint8)).dtype == np.float32
+
+
+def test_chroma_is_how_far_a_colour_is_from_grey():
+    colours = np.array([[0.5, 0.5, 0.5], [0.8, 0.5, 0.55], [0.2, 0.9, 0.4]], np.float32)
+    np.testing.assert_allclose(chroma(colours), [0.0, 0.3, 0.7], atol=1e-6)
+    rgba = np.array([[0.6, 0.6, 0.6, 0.0]], np.float64)  # alpha ignored: grey
+    assert chroma(rgba)[0] == 0.0 and chroma(rgba).dtype == np.float64
+    assert chroma(np.array([[255, 0, 10]], np.uint8))[0] == 255.0
 
 
 def test_hue_is_the_chroma_angle_near_hsv_with_reds_around_zero():

@@ -22,7 +22,7 @@ import numpy as np
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
 from vq_models.edits.pulls import ColumnPull, JawPull
-from vq_models.edits.seen import grey_tongue, teeth_in_pixels
+from vq_models.edits.seen import TeethReach, grey_tongue, teeth_in_pixels
 from vq_models.edits.spec import (
     DetailMove,
     FrameContext,
@@ -408,18 +408,18 @@ def teeth(labels: np.ndarray, value: float, params: Mapping[str, Any], prior: Pr
                 fill = _teeth_fill(labels, prior, asked, name, ctx) if fill is None else fill
                 out[rows, x] = _tongue_above(labels, prior, t, x, fill) if tongue_behind else fill
     if value <= 0.0 and np.any(out != labels):
-        _empty_grey_tongue(out, labels, prior, ctx, names, params.get("fill"))
+        _empty_grey_tongue(out, labels, prior, ctx, names, params.get("fill"), reach)
     return out
 
 
 def _empty_grey_tongue(out: np.ndarray, labels: np.ndarray, prior: Prior, ctx: FrameContext,
-                       names: Sequence[str], fill: Any) -> None:
+                       names: Sequence[str], fill: Any, reach: TeethReach | None) -> None:
     """At ``teeth 0``, in place: the tongue-coded pixels of the opening that are no tongue
     (:func:`~vq_models.edits.seen.grey_tongue`: lp_d13's lower teeth and the shadow between them) take the
-    fill of their half of the opening, for the rows ``names`` asks to remove. Only where the op found teeth:
-    between closed lips a grey seam is no mouthful of teeth."""
+    fill of their half of the opening, for the rows ``names`` asks to remove, within the shot's ``reach``. Only
+    where the op found teeth: between closed lips a grey seam is no mouthful of teeth."""
     inner = ctx.regions.get("lips_inner")
-    grey = grey_tongue(labels, prior, inner, ctx.crop, ctx.teeth_reach() if ctx.teeth_reach is not None else None)
+    grey = grey_tongue(labels, prior, inner, ctx.crop, reach)
     if grey is None:
         return
     grey &= out == labels

@@ -17,7 +17,7 @@ import numpy as np
 
 from vq_models.edits import geometry as geo
 from vq_models.edits.prior import Prior
-from vq_models.io.colour import hue, luma
+from vq_models.io.colour import chroma, hue, luma
 
 #: how much more saturated (max - min of display sRGB) than the frame's own teeth a pixel may be and still be
 #: taken for a tooth (lips and tongue are pink, teeth near grey)
@@ -121,11 +121,11 @@ def shot_teeth_look(palette: np.ndarray | None, prior: Prior) -> TeethLook | Non
     teeth, lips = seen(TEETH_ROWS), seen(("upper_lip", "lower_lip"))
     if not len(teeth) or not len(lips):
         return None
-    lips_brightness, lips_saturation = float(np.median(luma(lips))), float(np.median(np.ptp(lips, axis=-1)))
+    lips_brightness, lips_saturation = float(np.median(luma(lips))), float(np.median(chroma(lips)))
     if lips_brightness <= 0 or lips_saturation <= 0:
         return None
     return TeethLook(float(np.median(luma(teeth))) / lips_brightness,
-                     float(np.median(np.ptp(teeth, axis=-1))) / lips_saturation)
+                     float(np.median(chroma(teeth))) / lips_saturation)
 
 
 def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
@@ -156,7 +156,7 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
         return {}
     image = np.asarray(image, np.float32)
     brightness = luma(image)
-    saturation = image.max(axis=-1) - image.min(axis=-1)
+    saturation = chroma(image)
     if sampled:
         teeth_brightness, teeth_saturation = float(np.median(brightness[coded])), float(np.median(saturation[coded]))
     else:
@@ -265,7 +265,7 @@ def grey_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     if image is None:
         return None
     image = np.asarray(image, np.float32)
-    saturation = image.max(axis=-1) - image.min(axis=-1)
+    saturation = chroma(image)
     grey = tongue & (saturation < TONGUE_SATURATION_SHARE * float(np.median(saturation[lips])))
     return grey if reach is None else grey & reach.near_lips(inner)
 

@@ -53,7 +53,7 @@ from vq_models.events import (
     ratio_events,
 )
 from vq_models.face.align import crop as crop_plate
-from vq_models.io.colour import luma, to_network
+from vq_models.io.colour import chroma, luma, to_network
 from vq_models.tracking.schema import load_tracking
 
 
@@ -478,15 +478,9 @@ def tooth_like_pixels(crop: np.ndarray, inner: np.ndarray, outer: np.ndarray,
     lips = np.asarray(outer, bool) & ~np.asarray(inner, bool)
     if not lips.any():
         return np.zeros(np.shape(inner), bool)
-    reference = crop if lips_from is None else lips_from
-
-    def brightness_and_saturation(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return luma(image), image.max(axis=-1) - image.min(axis=-1)
-
-    brightness, saturation = brightness_and_saturation(crop)
-    lips_brightness, lips_saturation = (channel[lips] for channel in brightness_and_saturation(reference))
-    return (np.asarray(inner, bool) & (brightness > float(np.median(lips_brightness)))
-            & (saturation < float(np.median(lips_saturation))))
+    reference = (crop if lips_from is None else lips_from)[lips]
+    return (np.asarray(inner, bool) & (luma(crop) > float(np.median(luma(reference))))
+            & (chroma(crop) < float(np.median(chroma(reference)))))
 
 
 def _lips_in_crop(tracking: Any, model: Any, frame: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -187,6 +187,15 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return arr[..., 0] * r + arr[..., 1] * g + arr[..., 2] * b
 
 
+def chroma(rgb: np.ndarray) -> np.ndarray:
+    """The spread of (..., 3) display colours' channels (max minus min; extra channels ignored), in the input's
+    float precision: how far from grey a colour is, what the mouth rules compare teeth, tongue and lips by."""
+    arr = np.asarray(rgb)[..., :3]
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    return arr.max(axis=-1) - arr.min(axis=-1)
+
+
 def hue(rgb: np.ndarray) -> np.ndarray:
     """Hue of display-sRGB (..., 3) in degrees, in (-180, 180]: the angle in the chroma plane (within about a
     degree of HSV's hue), 0 red, positive toward yellow, negative toward magenta, so that pinks and reds stay
