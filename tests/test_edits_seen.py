@@ -246,6 +246,33 @@ def test_a_shadowed_end_is_never_a_lip_or_a_tongue_as_pink_as_the_lips():
     assert not teeth_in_pixels(labels, PRIOR, inner, lambda: crop)["upper_teeth"][48, left]
 
 
+def test_where_the_interior_codes_file_teeth_a_warm_end_needs_only_to_stand_above_the_darker_cavity():
+    """Where the prior files most of a smile's teeth under the interior (lp_d13), the interior's median is a
+    tooth's and the shadow floor drawn from it left the corner teeth in the lips' warm light standing: a pixel
+    yellower than the lips continuing a row need only stand above the interior's darker quarter; one as bright
+    but as pink as the lips (a pale tongue) does not."""
+    labels, inner, crop = _mouth()
+    row = np.nonzero(labels[48] == UTEETH)[0]
+    left, right = row[0] - 1, row[-1] + 1
+    assert inner[48, left] and inner[48, right] and labels[48, left] == labels[48, right] == MOUTH
+    warm, pink = (0.55, 0.38, 0.22), (0.62, 0.33, 0.40)  # as bright as each other, between cavity and teeth
+    assert abs(float(luma(np.array(warm)) - luma(np.array(pink)))) < 0.02
+    for x, colour in ((left, warm), (right, pink)):
+        crop[48, x] = colour
+    seen = teeth_in_pixels(labels, PRIOR, inner, lambda: crop)
+    assert seen["upper_teeth"][48, left] and seen["upper_teeth"][48, right]  # both above the cavity's median
+    interior = np.argwhere((labels == MOUTH) & inner & (np.arange(labels.shape[1])[None, :] != left)
+                           & (np.arange(labels.shape[1])[None, :] != right))
+    misfiled = interior[: int(0.7 * len(interior))]
+    crop[misfiled[:, 0], misfiled[:, 1]] = TOOTH  # most interior-coded pixels are teeth: the median is a tooth's
+    assert float(np.median(luma(crop[(labels == MOUTH) & inner]))) > 0.7
+    seen = teeth_in_pixels(labels, PRIOR, inner, lambda: crop)
+    assert seen["upper_teeth"][48, left], "the warm corner tooth"
+    assert not (seen["upper_teeth"][48, right] or seen["lower_teeth"][48, right]), "the pink pixel"
+    crop[48, left] = (0.22, 0.13, 0.07)  # as warm, but as dark as the cavity's darker quarter
+    assert not teeth_in_pixels(labels, PRIOR, inner, lambda: crop)["upper_teeth"][48, left]
+
+
 def test_the_teeth_edit_sees_the_shots_teeth_look_under_the_current_prior(tiny_shot, tmp_path):
     """The model hands ops the look from its own Stage II palette and the prior it holds now: an artist's
     regrouping reaches it at once, and a prior naming no lips gives none."""

@@ -30,6 +30,11 @@ TEETH_SHADOW_SHARE = 0.25
 #: how much yellower (hue, degrees) than the lips a tongue-coded pixel must be to be taken for a tooth's
 #: shadowed end: teeth in the lips' warm light turn orange, a tongue is as pink as the lips or pinker
 TEETH_END_HUE_MARGIN = 5.0
+#: which percentile of the interior-coded pixels' brightness between the inner lips stands for the dark cavity
+#: when a pixel yellower than the lips continues a row of teeth sideways (:func:`_shadowed_ends`): the median
+#: stands for it otherwise, but where the codes file shadowed teeth under the interior (lp_d13's smiles) the
+#: median is a tooth's, and the corner teeth in the lips' warm light fell below a floor drawn from it
+TEETH_WARM_DARK_PERCENTILE = 25.0
 #: the fewest teeth-coded pixels between the tracked inner lips that tell what this frame's teeth look like
 TEETH_SAMPLE_MIN = 4
 #: how saturated (max - min of display sRGB), as a share of the lips' median around the opening, a tongue-coded
@@ -137,8 +142,11 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     theirs) and hardly more saturated (:data:`TEETH_SATURATION_MARGIN`). A pixel joins the row its column shows
     teeth codes of, else the row of its half of the opening. Then each row's ends in the corners' shadow: the
     pixels continuing it sideways that are brighter than :data:`TEETH_SHADOW_SHARE` of that way, however
-    saturated (:func:`_shadowed_ends`), but never lips or a tongue as pink as them
-    (:func:`_lips_or_pink_tongue`). Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
+    saturated (:func:`_shadowed_ends`); those yellower than the lips (:func:`_warmer_than_lips`) that far from the
+    interior's darker quarter (:data:`TEETH_WARM_DARK_PERCENTILE`). Never a lip-coded pixel (a lip code is a lip,
+    wherever the inner-lip contour runs) nor a tongue-coded one as pink as the lips: a synthetic variant's tongue
+    lies beside its lower teeth as bright as their shadowed ends, and taking it cost its no-teeth what-if 1.6 dB,
+    while lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink. Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
     the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
     (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`) that is
     no brighter than the lips (:func:`_within_reach`). Empty without the crop (``crop`` None or giving None), the
@@ -178,7 +186,14 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     upper = np.where(upper_cols != lower_cols, upper_cols, geo.upper_half(inner))
     seen = {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
     shadow_floor = dark + TEETH_SHADOW_SHARE * (teeth_brightness - dark)
-    free = inner & ~coded & ~found & (brightness > shadow_floor) & ~_lips_or_pink_tongue(labels, prior, inner, image)
+    warm = _warmer_than_lips(labels, prior, inner, image)
+    lit = brightness > shadow_floor
+    if warm is not None and interior.any():
+        deep = float(np.percentile(brightness[interior], TEETH_WARM_DARK_PERCENTILE))
+        lit |= warm & (brightness > deep + TEETH_SHADOW_SHARE * (teeth_brightness - deep))
+    pink_tongue = prior.mask(labels, "tongue", required=False) & (~warm if warm is not None else True)
+    free = inner & ~coded & ~found & lit & ~prior.mask(labels, ("upper_lip", "lower_lip"), required=False) \
+        & ~pink_tongue
     if reach is not None:
         free &= within
     for name in rows:  # the upper row first: a pixel either row reaches is the upper's
@@ -208,19 +223,16 @@ def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightnes
     return near | (inner & (brightness > float(np.median(brightness[lips]))))
 
 
-def _lips_or_pink_tongue(labels: np.ndarray, prior: Prior, inner: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """The pixels no shadowed end of a row of teeth may take: lip-coded ones (a lip code is a lip, wherever the
-    inner-lip contour runs), and tongue-coded ones not :data:`TEETH_END_HUE_MARGIN` yellower than the lips
-    around the opening (all of them where no lip code is near to compare with). A synthetic variant's tongue
-    lies beside its lower teeth as bright as their shadowed ends, and taking it cost its no-teeth what-if
-    1.6 dB; lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink."""
-    lips = prior.mask(labels, ("upper_lip", "lower_lip"), required=False)
-    tongue = prior.mask(labels, "tongue", required=False)
-    around = lips & geo.grow_square(inner, 2)
+def _warmer_than_lips(labels: np.ndarray, prior: Prior, inner: np.ndarray, image: np.ndarray) -> np.ndarray | None:
+    """(L, L) bool: the pixels of ``image`` :data:`TEETH_END_HUE_MARGIN` yellower than the median of the lip-coded
+    pixels around the opening, or None where no lip code is near to compare with. Teeth in the lips' warm light
+    turn orange; a tongue is as pink as the lips or pinker (lp_d12's pale tongue: 5-20 degrees pinker than his
+    lips; lp_d13's shadowed corner teeth 15-35 degrees yellower than his)."""
+    around = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, 2)
     if not around.any():
-        return lips | tongue
+        return None
     angle = hue(image)
-    return lips | (tongue & (angle < float(np.median(angle[around])) + TEETH_END_HUE_MARGIN))
+    return angle >= float(np.median(angle[around])) + TEETH_END_HUE_MARGIN
 
 
 def _shadowed_ends(teeth: np.ndarray, free: np.ndarray) -> np.ndarray:
