@@ -29,10 +29,12 @@ FILL_KNOBS: dict[str, str] = {"teeth_fill_upper": "upper", "teeth_fill_lower": "
 # Checkboxes that turn on a true/false field of an op's edits (docs/edits.md): knob → (op, field). The pulls
 # move the frame's own part instead of drawing it (the lids for eye_open, the lower lip and chin for
 # mouth_open); off by default because a pull moves whatever lies on the part's edge with it (a glasses rim on the
-# lid line). gaze_borrow takes the eye of a frame of the shot that looks there; off by default because a keyed
-# gaze then jumps between frames' eyes. They send nothing on their own.
+# lid line). gaze_borrow takes the eye of a frame of the shot that looks there, mouth_borrow (opening) the mouth of
+# one that opens that wide; off by default because a keyed gaze or opening then jumps between frames' parts. They
+# send nothing on their own.
 FLAG_KNOBS: dict[str, tuple[str, str]] = {
-    "pull_lids": ("eye_open", "pull"), "pull_lip": ("mouth_open", "pull"), "gaze_borrow": ("gaze", "borrow"),
+    "pull_lids": ("eye_open", "pull"), "pull_lip": ("mouth_open", "pull"), "mouth_borrow": ("mouth_open", "borrow"),
+    "gaze_borrow": ("gaze", "borrow"),
 }
 
 # One row of the segment-edit table: the fields and their neutral values (a row at its neutral values, or

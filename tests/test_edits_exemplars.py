@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vq_models.edits.exemplars import CLOSED_SHARE, PartExemplars, part_track, similarity
-from vq_models.edits.ops import FrameContext, eye_open, eye_open_donors, gaze
+from vq_models.edits.exemplars import (
+    CLOSED_SHARE,
+    MOUTH,
+    MOUTH_MATCH,
+    PartExemplars,
+    part_track,
+    similarity,
+    upper_lip_offset,
+)
+from vq_models.edits.ops import FrameContext, eye_open, eye_open_donors, gaze, mouth_open
 from vq_models.edits.prior import validate_prior
 
 L = 48
@@ -230,3 +238,96 @@ def test_gaze_borrows_the_eye_of_a_frame_that_looks_there(glances):
     assert not (unasked == SUNLIT).any()  # borrowing is asked for, not the default
     still = gaze(labels, (0.0, 0.0), {"eye": "left", "borrow": True}, prior, FrameContext(frame=1, exemplars=ex))
     np.testing.assert_array_equal(still, labels)  # no move asked: no frame's eye swapped in
+
+
+ULIP, LLIP, CAVITY, TEETH = 6, 7, 8, 9
+MOUTH_PRIOR = validate_prior({"version": 1, "num_codes": 10, "segments": {
+    "skin": [SKIN], "upper_lip": [ULIP], "lower_lip": [LLIP], "mouth_interior": [CAVITY], "upper_teeth": [TEETH]}},
+    "prior")
+
+
+def _mouth(cx: float, opening: float, teeth: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A mouth at (cx, 30), 16 wide: lips around an interior ``opening`` × 16 tall (the upper teeth showing in
+    its top half when ``teeth``), with its outer and inner contours."""
+    labels = np.full((L, L), SKIN, np.uint8)
+    gap = 16 * opening
+    yy, xx = np.mgrid[0:L, 0:L]
+    outer = ((xx - cx) / 8) ** 2 + ((yy - 30) / ((gap + 6) / 2)) ** 2 <= 1
+    inner = ((xx - cx) / 6) ** 2 + ((yy - 30) / (gap / 2)) ** 2 <= 1
+    labels[outer & (yy < 30)] = ULIP
+    labels[outer & (yy >= 30)] = LLIP
+    labels[inner] = CAVITY
+    if teeth:
+        labels[inner & (yy < 30)] = TEETH
+    return labels, _eye_contour(cx, 30, 16, gap + 6), _eye_contour(cx, 30, 12, gap)
+
+
+@pytest.fixture()
+def mouths():
+    """Frame 1's mouth is a little open; 2 (moved 4 label pixels left) and 3 open twice as wide and show their
+    upper teeth, 3 with the head turned away; 4 opens four times as wide; 5 as little as 1."""
+    frames = {1: _mouth(24, 0.1), 2: _mouth(20, 0.2, teeth=True), 3: _mouth(24, 0.2, teeth=True),
+              4: _mouth(24, 0.4, teeth=True), 5: _mouth(24, 0.1)}
+    tracks = {f: {MOUTH: part_track(outer, inner)} for f, (_, outer, inner) in frames.items()}
+    turned = {3: np.array([[0.8, -0.3], [0.3, 0.8]])}
+    return frames, PartExemplars(list(frames), lambda f: tracks[f], lambda f: frames[f][0],
+                                 pose=lambda f: turned.get(f, np.eye(2)))
+
+
+def test_the_mouth_is_tracked_by_its_inner_lips_over_its_width(mouths):
+    _, ex = mouths
+    assert ex.track(1, MOUTH).opening == pytest.approx(0.1 * 16 / 16)
+    assert ex.openings()[MOUTH] == pytest.approx([0.1, 0.2, 0.2, 0.4, 0.1])
+
+
+def test_opening_borrows_the_frame_that_opens_that_wide_nearest_in_pose(mouths):
+    """Twice as open: frames 2 and 3 open that wide, 2's head is posed like frame 1's; never frame 1 itself,
+    nor an excluded frame; nobody opens three times as wide (within MOUTH_MATCH)."""
+    _, ex = mouths
+    assert ex.opening_donor(1, MOUTH, 2.0) == 2
+    assert ex.opening_donor(1, MOUTH, 2.0 * (1 + 0.9 * MOUTH_MATCH)) == 2
+    assert ex.opening_donor(1, MOUTH, 2.0, exclude={2}) == 3
+    assert ex.opening_donor(1, MOUTH, 2.0, exclude={2, 3}) is None
+    assert ex.opening_donor(1, MOUTH, 3.0) is None
+    assert ex.opening_donor(1, MOUTH, 4.0) == 4
+    assert ex.opening_donor(5, MOUTH, 1.0) == 1  # as open: the other frame, not itself
+    assert ex.opening_donor(1, "left", 2.0) is None  # not tracked
+
+
+def test_mouth_open_with_borrow_takes_the_wider_mouth_moved_onto_this_one(mouths):
+    """mouth_open 2 with ``borrow`` on frame 1: frame 2's mouth (its teeth), moved 4 label pixels right onto
+    this mouth; without ``borrow``, closing, or with no frame to borrow from, the column rule (no teeth appear)."""
+    frames, ex = mouths
+    labels = frames[1][0]
+    ctx = FrameContext(frame=1, exemplars=ex)
+    borrowed = mouth_open(labels, 2.0, {"borrow": True}, MOUTH_PRIOR, ctx)
+    np.testing.assert_array_equal(borrowed, frames[3][0])  # frame 2's mouth where frame 1's is: as frame 3 draws it
+    rule = mouth_open(labels, 2.0, {}, MOUTH_PRIOR, ctx)
+    assert not (rule == TEETH).any() and (rule == CAVITY).sum() > (labels == CAVITY).sum()
+    lone = mouth_open(labels, 2.0, {"borrow": True}, MOUTH_PRIOR, FrameContext(frame=1, exemplars=ex,
+                                                                                exclude=frozenset({2, 3})))
+    np.testing.assert_array_equal(lone, rule)
+    for value in (0.5, 1.0):
+        np.testing.assert_array_equal(mouth_open(labels, value, {"borrow": True}, MOUTH_PRIOR, ctx),
+                                      mouth_open(labels, value, {}, MOUTH_PRIOR, ctx))
+    np.testing.assert_array_equal(mouth_open(labels, 2.0, {"borrow": True}, MOUTH_PRIOR, FrameContext()), rule)
+
+
+def test_of_mouths_as_open_the_one_whose_upper_lip_has_this_ones_shape_lends(mouths):
+    """A frame as open as asked but smiling (its upper outline's ends raised 2 label pixels) lends only when no
+    frame with this mouth's shape opens that wide, whatever its head pose: opening drops the lower lip, the
+    upper keeps the mouth's shape."""
+    frames, ex = mouths
+    _, outer, inner = frames[2]
+    smile = outer.copy()
+    ends = (smile[:, 1] < 30) & (np.abs(smile[:, 0] - 20) > 4)
+    smile[ends, 1] -= 2.0
+    tracks = {f: ex.track(f, MOUTH) for f in frames}
+    tracks[6] = part_track(smile, inner)
+    assert upper_lip_offset(tracks[6], tracks[1]) > 1.0 > upper_lip_offset(tracks[3], tracks[1])
+    assert upper_lip_offset(part_track(smile[:-1], inner), tracks[1]) == float("inf")  # points unmatched
+    turned = {3: np.array([[0.8, -0.3], [0.3, 0.8]])}
+    smiling = PartExemplars([*frames, 6], lambda f: {MOUTH: tracks[f]}, lambda f: frames.get(f, frames[2])[0],
+                            pose=lambda f: turned.get(f, np.eye(2)))
+    assert smiling.opening_donor(1, MOUTH, 2.0, exclude={2}) == 3  # turned, but this mouth's shape
+    assert smiling.opening_donor(1, MOUTH, 2.0, exclude={2, 3}) == 6  # the smile, where nothing else opens so

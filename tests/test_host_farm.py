@@ -212,6 +212,20 @@ def test_gaze_from_the_shot_checkbox_asks_gaze_to_borrow():
     assert EditNode(EditKnobs(model="beta", face={"gaze_borrow": True})).program_at(1) is None
 
 
+def test_mouth_from_the_shot_checkbox_asks_mouth_open_to_borrow():
+    """mouth_borrow adds ``"borrow": true`` to the mouth_open edit only, beside its pull; alone it sends nothing."""
+    from vq_models.edits.program import parse_program
+
+    face = {"mouth_open": 1.6, "gaze_x": 0.1, "pull_lip": True, "mouth_borrow": True}
+    prog = EditNode(EditKnobs(model="beta", face=face)).program_at(1)
+    by_op = {e["op"]: e for e in prog["edits"]}
+    assert by_op["mouth_open"] == {"op": "mouth_open", "value": 1.6, "pull": True, "borrow": True}
+    assert "borrow" not in by_op["gaze"]
+    parsed = {e.op: e for e in parse_program(prog).edits}
+    assert parsed["mouth_open"].params["borrow"] is True  # the server's parser takes it
+    assert EditNode(EditKnobs(model="beta", face={"mouth_borrow": True})).program_at(1) is None
+
+
 def test_farm_render_range_equals_in_process(server, model, program, tmp_path):  # noqa: F811
     frames = model.frames[:3]
     plates = {f: _plate(10 + f, model) for f in frames}

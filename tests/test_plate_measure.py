@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vq_models.cli import main
-from vq_models.edits.exemplars import REGION_GROW_CHOICES
+from vq_models.edits.exemplars import MOUTH, REGION_GROW_CHOICES
 from vq_models.evaluation.plate import (
     _box_sharpness,
     blink_whatif,
@@ -168,6 +168,37 @@ def test_jaw_whatif_renders_each_opening_at_its_own_ratio(tiny_shot, tmp_path, c
     report = json.loads(out.read_text())["jaw"]
     assert report["count"] == result["count"] and report["pull"] is None
     assert "mean_gain_db" in capsys.readouterr().out
+
+
+def test_a_borrowed_opening_is_the_mouth_of_a_frame_of_the_shot_that_opens_that_wide(tiny_shot, tmp_path, capsys):
+    """The model tracks the mouth for the exemplars (the tiny shot's opening as eval measures it); mouth_open
+    with ``borrow`` takes the labels of the frame that opens as wide, never a left-out one, and the opening
+    what-if asks for it with ``--borrow``."""
+    shot, m = _shot_with_prior(tiny_shot, tmp_path, {
+        "background": [0], "skin": [1, 2, 3], "upper_lip": [4], "lower_lip": [5], "mouth_interior": [6, 7]})
+    o = openness(m)["mouth"]
+    tracked = m.exemplars.openings()[MOUTH]
+    np.testing.assert_allclose(tracked, o, rtol=1e-6)  # the same opening in label pixels as in the crop
+    f = m.frames[int(np.nanargmin(o))]
+    value = float(np.nanmax(o) / o[m.frames.index(f)])
+    donor = m.exemplars.opening_donor(f, MOUTH, value)
+    assert donor is not None and donor != f
+    program = {"version": 1, "edits": [{"op": "mouth_open", "value": value, "borrow": True}]}
+    labels, changed = m.edited_labels(f, program)
+    np.testing.assert_array_equal(labels, m.exemplars.transplant(m.label_map(f), f, MOUTH, donor, grow=0.0))
+    assert changed.any()
+    elsewhere, _ = m.edited_labels(f, program, exclude={donor})
+    second = m.exemplars.opening_donor(f, MOUTH, value, exclude={donor})
+    rule, _ = m.edited_labels(f, {"version": 1, "edits": [{"op": "mouth_open", "value": value}]})
+    np.testing.assert_array_equal(elsewhere, rule if second is None else
+                                  m.exemplars.transplant(m.label_map(f), f, MOUTH, second, grow=0.0))
+    result = jaw_whatif(m, gap=2, borrow=True)
+    assert result["count"] >= 1 and result["borrow"] is True
+    assert all(e["program"]["edits"][0]["borrow"] is True for e in result["events"])
+    out = tmp_path / "jaw.json"
+    assert main(["eval", str(shot), "--jaw", "--borrow", "--gap", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["jaw"]
+    assert report["borrow"] is True and report["mean_gain_db"] == pytest.approx(result["mean_gain_db"])
 
 
 def test_squint_whatif_renders_each_eye_at_its_own_share(tiny_shot, tmp_path, capsys):

@@ -25,7 +25,15 @@ from host_plugin.modes import RENDER_MODES  # one owner of the render modes, sha
 from vq_models.composite import RENDER_REACH_PX, alpha_bounds, edit_alpha, face_alpha, paste_to_plate
 from vq_models.detail import DETAIL_MODES, DetailResult, PlateDetail
 from vq_models.edits.exemplar_fit import GrowFit, fit_region_grow
-from vq_models.edits.exemplars import PART_CONTOURS, PART_IRISES, PartExemplars, PartTrack, part_track
+from vq_models.edits.exemplars import (
+    MOUTH,
+    MOUTH_CONTOURS,
+    PART_CONTOURS,
+    PART_IRISES,
+    PartExemplars,
+    PartTrack,
+    part_track,
+)
 from vq_models.edits.geometry import rasterize_polygon
 from vq_models.edits.lip_share import fit_upper_lip_share, mouth_middle
 from vq_models.edits.prior import (
@@ -344,7 +352,8 @@ class ShotModel:
         return self.shot.transform(frame).plate_to_crop[:, :2]
 
     def part_tracks(self, frame: int) -> dict[str, PartTrack]:
-        """Each tracked eye at ``frame`` in label pixels (for the closed-eye exemplars)."""
+        """Each tracked eye and the mouth (:data:`~vq_models.edits.exemplars.MOUTH`) at ``frame`` in label pixels
+        (for the parts borrowed from other frames)."""
         contours = self._contours(frame)
         tf, scale = self.shot.transform(frame), self.label_size / float(self.shot.crop_size)
 
@@ -362,6 +371,9 @@ class ShotModel:
             track = part_track(line, inner, label_px(PART_IRISES[part]))
             if track is not None:
                 tracks[part] = track
+        lips = [label_px(name) for name in MOUTH_CONTOURS]
+        if all(c is not None for c in lips) and (mouth := part_track(*lips)) is not None:
+            tracks[MOUTH] = mouth
         return tracks
 
     def parse_program(self, program: Any) -> EditProgram | None:

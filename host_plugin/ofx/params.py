@@ -50,6 +50,9 @@ FLAG_UI: dict[str, tuple[str, str]] = {
     "pull_lids": ("pull lids", "eye open moves the frame's own lid (lashes, skin) down instead of drawing it, the "
                   "lashes alone once closed; leave off where glasses or hair lie on the lid line"),
     "pull_lip": ("pull lip", "mouth open moves the frame's own lower lip and chin instead of drawing them"),
+    "mouth_borrow": ("mouth from the shot", "mouth open (above 1) takes the mouth of a frame of the shot that opens "
+                     "that wide, where one does; best on held openings (a keyed opening may jump between frames' "
+                     "mouths)"),
     "gaze_borrow": ("gaze from the shot", "gaze takes the eye of a frame of the shot that looks there, where one "
                     "does; best on held looks (a keyed gaze may jump between frames' eyes)"),
 }

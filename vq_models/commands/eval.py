@@ -38,7 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="teeth 0 on the shot's most toothy frames: the share of the plate's tooth-bright pixels "
                            "between the inner lips that the composite still shows (0: all gone)")
     what.add_argument("--borrow", action="store_true",
-                      help="--gaze: the edits take the eye of a frame that looks there (gaze's borrow)")
+                      help="--gaze / --jaw: the edits take the eye of a frame that looks there, the mouth of a "
+                           "frame that opens that wide (the ops' borrow)")
     what.add_argument("--pull", choices=("on", "off"), default=None,
                       help="--squint/--jaw: the edits' pull (the frame's own lid or lower lip, moved; default: the op's)")
     what.add_argument("--edits", metavar="FILE", help="with --plate: an edit program to render (default: none)")
@@ -78,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_shot(args: argparse.Namespace) -> int:
     from vq_models import metrics as M
-    from vq_models.evaluation.plate import PULLED_WHATIFS, WHATIFS, plate_metrics, teeth_left
+    from vq_models.evaluation.plate import (
+        BORROWED_WHATIFS,
+        PULLED_WHATIFS,
+        WHATIFS,
+        plate_metrics,
+        teeth_left,
+    )
     from vq_models.io.atomic import atomic_write_json
     from vq_models.io.sequences import parse_frame_range
     from vq_models.runtime import ShotModel
@@ -99,7 +106,7 @@ def _run_shot(args: argparse.Namespace) -> int:
         if getattr(args, key):
             report[key] = whatif(model, gap=args.gap, detail=args.detail,
                                  **({"pull": pull} if key in PULLED_WHATIFS else {}),
-                                 **({"borrow": args.borrow} if key == "gaze" else {}))
+                                 **({"borrow": args.borrow} if key in BORROWED_WHATIFS else {}))
     if args.teeth_left:
         report["teeth_left"] = teeth_left(model, detail=args.detail)
     for key in ("plate", *WHATIFS, "teeth_left"):

@@ -43,12 +43,20 @@ PART_IRISES = {"left": "left_iris", "right": "right_iris"}
 # frame's: a look the shot has shown, in its own codes
 GAZE_MATCH = 0.03
 GAZE_OPENING_SLACK = 0.25
+#: the mouth as a part: its outline and the contour whose height is its opening (``mouth_open``'s borrow)
+MOUTH = "mouth"
+MOUTH_CONTOURS = ("lips_outer", "lips_inner")
+# ``mouth_open`` with ``borrow`` takes a frame whose mouth opens within this share of the asked opening (its
+# tracked inner-lip height over its outer-lip width); of those, by the opening in thirds of it, then the frame
+# whose upper lip has this frame's shape to the label pixel (:func:`upper_lip_offset`: a smile's, a pout's), then
+# the nearest head pose
+MOUTH_MATCH = 0.15
 
 
 @dataclass(frozen=True)
 class PartTrack:
-    """One eye at one frame in label-map pixels: its outline and its two corners (by x), and where its iris
-    looks (None where the iris is not tracked)."""
+    """One eye (or the mouth, :data:`MOUTH`) at one frame in label-map pixels: its outline and its two corners
+    (by x), its opening, and where an eye's iris looks (None where the iris is not tracked, and for the mouth)."""
 
     contour: np.ndarray  # (N, 2)
     corners: np.ndarray  # (2, 2): leftmost, rightmost outline point
@@ -99,6 +107,22 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([rot, t[:, None]])
 
 
+def upper_lip_offset(donor: PartTrack, current: PartTrack) -> float:
+    """How far (label pixels, mean over its points) the donor's upper outline lies from ``current``'s once moved
+    onto it by the two mouths' corners: the points of the outline above the line between ``current``'s corners,
+    matched by index (a tracker's contour has the same points every frame; inf where the counts differ). Opening
+    drops the lower lip; the upper one keeps the mouth's shape (a smile, a pout), which a borrowed mouth should
+    share."""
+    if len(donor.contour) != len(current.contour):
+        return float("inf")
+    m = similarity(donor.corners, current.corners)
+    moved = donor.contour @ m[:, :2].T + m[:, 2]
+    upper = current.contour[:, 1] < float(current.corners[:, 1].mean())
+    if not upper.any():
+        return float("inf")
+    return float(np.mean(np.hypot(*(moved[upper] - current.contour[upper]).T)))
+
+
 def pose_distance(a: np.ndarray, b: np.ndarray) -> float:
     """How far two in-plane head poses (2×2 linear parts of plate-to-crop similarities) are apart: the
     Frobenius norm of ``a b⁻¹ - I``, i.e. of the relative rotation and scale (independent of plate size)."""
@@ -136,10 +160,11 @@ def pose_nearest_blink(frames: Sequence[int], closed: Sequence[int], pose: Calla
 
 
 class PartExemplars:
-    """Per-shot index of each eye's opening over every frame, and the closed-eye label transfer.
+    """Per-shot index of each eye's and the mouth's opening over every frame, and the label transfers that
+    borrow a part from another frame: a closed eye, a look, a wider mouth.
 
-    ``parts(frame)`` gives ``{"left": PartTrack, "right": PartTrack}`` in label pixels (any may be
-    missing); ``label_map(frame)`` the frame's Stage I labels; ``pose(frame)`` (optional) the head's in-plane
+    ``parts(frame)`` gives ``{"left": PartTrack, "right": PartTrack, "mouth": PartTrack}`` in label pixels (any
+    may be missing); ``label_map(frame)`` the frame's Stage I labels; ``pose(frame)`` (optional) the head's in-plane
     pose as the 2×2 linear part of the frame's plate-to-crop transform, so the exemplar can be the closed
     frame whose head is turned and scaled most like this one's. ``region_grow(exclude)`` (optional) the
     share of the eye's width to take around it when frames ``exclude`` may not lend (None: :data:`REGION_GROW`);
@@ -159,7 +184,7 @@ class PartExemplars:
     def openings(self) -> dict[str, np.ndarray]:
         with self._lock:
             if self._openings is None:
-                table: dict[str, list[float]] = {part: [] for part in PART_CONTOURS}
+                table: dict[str, list[float]] = {part: [] for part in (*PART_CONTOURS, MOUTH)}
                 for f in self.frames:
                     tracks = self._eyes(f)
                     for side in table:
@@ -278,6 +303,47 @@ class PartExemplars:
             return min(best)[1]
         here = self._pose(frame)
         return min(best, key=lambda df: (round(df[0] / (GAZE_MATCH / 3)), pose_distance(self._pose(df[1]), here)))[1]
+
+    def opening_donor(self, frame: int, side: str, value: float, exclude: set[int] | None = None) -> int | None:
+        """The frame whose part ``side`` (the mouth) opens ``value`` times as wide as at ``frame``: its tracked
+        opening within :data:`MOUTH_MATCH` of that (relative), not ``frame``, not in ``exclude``; of those the
+        nearest opening in thirds of the match, then the upper lip's shape (:func:`upper_lip_offset`, to the label
+        pixel), then the head pose. None when the part is not tracked here or the shot never opens it that wide."""
+        current = self._eyes(frame).get(side)
+        if current is None or current.opening <= 0 or value <= 0:
+            return None
+        want = float(value) * current.opening
+        best: list[tuple[float, float, int]] = []
+        for f, opening in zip(self.frames, self.openings()[side], strict=True):
+            if f == frame or f in (exclude or set()) or not opening > 0:
+                continue
+            d = abs(float(opening) / want - 1.0)
+            track = self._eyes(f).get(side) if d <= MOUTH_MATCH else None
+            if track is not None:
+                best.append((round(d / (MOUTH_MATCH / 3)), round(upper_lip_offset(track, current)), f))
+        if not best:
+            return None
+        if self._pose is None:
+            return min(best)[2]
+        here = self._pose(frame)
+        return min(best, key=lambda b: (b[0], b[1], pose_distance(self._pose(b[2]), here)))[2]
+
+    def open_wider(self, labels: np.ndarray, frame: int, side: str, value: float,
+                   exclude: set[int] | None = None) -> tuple[np.ndarray, int] | None:
+        """``labels`` with part ``side`` (the mouth) taken, within both outlines, from the shot's frame that
+        opens it ``value`` times as wide as this frame (:meth:`opening_donor`), and that frame; None where none
+        does.
+
+        Why: stretching the interior's label rows asks the renderer for a mouth it never saw (teeth drawn tall,
+        the cavity a flat band), while a frame of the shot that opens as wide has the lips, teeth and tongue as
+        they are at that opening, in codes Stage II was trained on (``vqedit eval --jaw --borrow``,
+        benchmarks/RESULTS.md). The outlines alone, no margin around them: a wider region scored lower on
+        lp_d13's openings."""
+        donor = self.opening_donor(frame, side, value, exclude)
+        if donor is None:
+            return None
+        out = self.transplant(labels, frame, side, donor, grow=0.0)
+        return None if out is None else (out, donor)
 
     def look(self, labels: np.ndarray, frame: int, side: str, shift: tuple[float, float],
              exclude: set[int] | None = None) -> tuple[np.ndarray, int] | None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from vq_models.edits import geometry as geo
+from vq_models.edits.exemplars import MOUTH
 from vq_models.edits.prior import Prior
 from vq_models.edits.pulls import ColumnPull, JawPull
 from vq_models.edits.seen import TeethReach, grey_tongue, teeth_in_pixels
@@ -512,7 +513,15 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     tracked opening between them at that column, not the interior's label rows: those take in the lips' inner
     shadow, a row or two more than the gap a small opening shows, so scaling them overshot the shot's own
     openings (``vqedit eval --jaw``; benchmarks/RESULTS.md). Closing keeps the scale, so 0 still closes the
-    mouth."""
+    mouth.
+
+    With ``borrow``, opening where the shot itself opens the mouth that wide (a frame whose tracked opening is
+    within :data:`~vq_models.edits.exemplars.MOUTH_MATCH` of ``value`` times this frame's), the mouth is taken
+    from that frame instead, moved onto this one by the mouth's corners
+    (:meth:`~vq_models.edits.exemplars.PartExemplars.open_wider`): its lips, teeth and tongue as the shot shows
+    them at that opening, where stretched rows draw teeth tall and the cavity flat, and the detail pass finds
+    that frame's plate for them. Not by default: a keyed opening then jumps between frames' mouths instead of
+    growing, and from frame to frame a held value may take another frame's mouth."""
     return _mouth_open(labels, value, params, prior, ctx).labels
 
 
@@ -526,6 +535,10 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     edges = np.zeros(labels.shape, np.float32)
     if value == 1.0:
         return OpResult(out, [], edges)
+    if value > 1.0 and params.get("borrow", False) and ctx.exemplars is not None and ctx.frame is not None:
+        borrowed = ctx.exemplars.open_wider(labels, ctx.frame, MOUTH, float(value), set(ctx.exclude))
+        if borrowed is not None:  # a frame of the shot opens this wide: its mouth, as the shot shows it
+            return OpResult(borrowed[0], [], None)
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)
@@ -695,9 +708,11 @@ FACE_OPERATIONS: dict[str, Operation] = {
                     doc="1 = as shot, 0 = removed; fill: segment or code for the freed pixels, or "
                         "{\"upper\": ..., \"lower\": ...} per row"), teeth, donor_ghosts=True, fills=True,
                        remnants=teeth_remnants),
-    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False},
+    "mouth_open": Operation(OpSpec("scalar", 0.0, 5.0, optional={"pull": False, "borrow": False},
                                    doc="how open: 1 = as shot, 2 = twice the tracked gap between the lips, 0 = closed; "
-                                       "pull: the frame's own lower lip, moved, for its detail"), mouth_open,
+                                       "pull: the frame's own lower lip, moved, for its detail; borrow: opening, "
+                                       "the mouth of a frame of the shot that opens that wide, where one does"),
+                            mouth_open,
                             run=_mouth_open),
     "brows": Operation(OpSpec("scalar", -5.0, 5.0, required=("mode",), optional={"side": "both"},
                     doc="remove: 0..1 amount removed; raise: fraction of brow height (negative lowers)"), brows,

@@ -189,7 +189,8 @@ class FrameContext:
     ``code_luma``: (K,) brightness of each code over the shot (NaN = never seen; Stage II's meta.json),
     so an op can choose a code by appearance; None when the model predates it.
     ``exemplars`` (:class:`vq_models.edits.exemplars.PartExemplars`) lets ``eye_open`` borrow a real
-    closed eye from the shot at ``frame``; ``exclude`` lists frames never borrowed from
+    closed eye from the shot at ``frame``, ``gaze`` a look and ``mouth_open`` a wider mouth; ``exclude`` lists
+    frames never borrowed from
     (what-if measurements). ``outlines``: the tracked contours themselves in label coordinates (N, 2), where
     an op needs them finer than a label pixel (``mouth_open``'s tracked opening). ``crop``: returns the frame's
     own aligned crop at the label map's size (display sRGB, (L, L, 3); None where the shot has none), for ops

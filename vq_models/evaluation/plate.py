@@ -372,10 +372,11 @@ def mouth_whatif(model: Any, gap: int = 4, closed: float = 0.08, open_: float = 
 
 
 def jaw_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | None = None, leave_out: int = 3,
-               pull: bool | None = None) -> dict[str, Any]:
+               pull: bool | None = None, borrow: bool = False) -> dict[str, Any]:
     """Mouth opening against the shot's own: where the mouth opens by a ratio within ``gap`` frames
     (:func:`~vq_models.events.ratio_events`), the earlier frame rendered with ``mouth_open`` at that ratio
-    (``pull``: the edit's ``pull``; None: as the op decides), against the later one."""
+    (``pull``: the edit's ``pull``; None: as the op decides; ``borrow``: the edit's ``borrow``, the mouth of a
+    frame that opens that wide, never one of the left-out window), against the later one."""
     o = openness(model)["mouth"]
     pairs = ratio_events(o, gap, JAW_RATIO, MAX_JAW_RATIO, JAW_MIN_OPEN)
 
@@ -383,10 +384,12 @@ def jaw_whatif(model: Any, gap: int = 4, feather: float = 8.0, detail: str | Non
         edit: dict[str, Any] = {"op": "mouth_open", "value": round(float(o[event] / o[ref]), 3)}
         if pull is not None:
             edit["pull"] = pull
+        if borrow:
+            edit["borrow"] = True
         return {"version": 1, "edits": [edit]}
 
     out = _whatif(model, pairs, program, ("lips_outer",), 0.15, feather, detail, leave_out)
-    out.update({"gap": gap, "pull": pull})
+    out.update({"gap": gap, "pull": pull, "borrow": borrow})
     return out
 
 
@@ -552,9 +555,10 @@ def teeth_left(model: Any, frames: int = TEETH_LEFT_FRAMES, feather: float = 8.0
 
 #: The real-footage what-ifs by report key (``vqedit eval --KEY``, every one in ``vqedit demo --clip``): each
 #: renders an edit on frames of the shot against the frames where the shot does it itself. Those taking a
-#: ``pull`` name it in :data:`PULLED_WHATIFS`.
+#: ``pull`` are :data:`PULLED_WHATIFS`, those taking a ``borrow`` :data:`BORROWED_WHATIFS`.
 WHATIFS: dict[str, Callable[..., dict[str, Any]]] = {
     "blinks": blink_whatif, "squint": squint_whatif, "gaze": gaze_whatif, "mouth": mouth_whatif, "jaw": jaw_whatif,
 }
 PULLED_WHATIFS = frozenset({"squint", "jaw"})
+BORROWED_WHATIFS = frozenset({"gaze", "jaw"})
 
