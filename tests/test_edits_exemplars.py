@@ -331,3 +331,7 @@ def test_of_mouths_as_open_the_one_whose_upper_lip_has_this_ones_shape_lends(mou
                             pose=lambda f: turned.get(f, np.eye(2)))
     assert smiling.opening_donor(1, MOUTH, 2.0, exclude={2}) == 3  # turned, but this mouth's shape
     assert smiling.opening_donor(1, MOUTH, 2.0, exclude={2, 3}) == 6  # the smile, where nothing else opens so
+    tracks[7] = part_track(outer[:-1], inner)  # a tracker that drew another number of points: no shape to compare
+    odd = PartExemplars([*frames, 7], lambda f: {MOUTH: tracks[f]}, lambda f: frames.get(f, frames[2])[0])
+    assert odd.opening_donor(1, MOUTH, 2.0, exclude={3}) == 2
+    assert odd.opening_donor(1, MOUTH, 2.0, exclude={2, 3}) == 7  # still lends where nothing else does

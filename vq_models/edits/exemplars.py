@@ -320,7 +320,8 @@ class PartExemplars:
             d = abs(float(opening) / want - 1.0)
             track = self._eyes(f).get(side) if d <= MOUTH_MATCH else None
             if track is not None:
-                best.append((round(d / (MOUTH_MATCH / 3)), round(upper_lip_offset(track, current)), f))
+                shape = upper_lip_offset(track, current)  # inf (last) where the outlines' points differ
+                best.append((round(d / (MOUTH_MATCH / 3)), round(shape) if np.isfinite(shape) else shape, f))
         if not best:
             return None
         if self._pose is None:

@@ -145,9 +145,9 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     saturated (:func:`_shadowed_ends`); those yellower than the lips (:func:`_warmer_than_lips`) that far from the
     interior's darker quarter (:data:`TEETH_WARM_DARK_PERCENTILE`). Never a lip-coded pixel (a lip code is a lip,
     wherever the inner-lip contour runs) nor a tongue-coded one as pink as the lips: a synthetic variant's tongue
-    lies beside its lower teeth as bright as their shadowed ends, and taking it cost its no-teeth what-if 1.6 dB,
-    while lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink. Where fewer than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between
-    the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
+    lies beside its lower teeth as bright as their shadowed ends, and taking it cost its no-teeth what-if, while
+    lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink. Where fewer
+    than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
     (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`) that is
     no brighter than the lips (:func:`_within_reach`). Empty without the crop (``crop`` None or giving None), the
     inner lips, or both the sample and the look."""
@@ -226,8 +226,7 @@ def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightnes
 def _warmer_than_lips(labels: np.ndarray, prior: Prior, inner: np.ndarray, image: np.ndarray) -> np.ndarray | None:
     """(L, L) bool: the pixels of ``image`` :data:`TEETH_END_HUE_MARGIN` yellower than the median of the lip-coded
     pixels around the opening, or None where no lip code is near to compare with. Teeth in the lips' warm light
-    turn orange; a tongue is as pink as the lips or pinker (lp_d12's pale tongue: 5-20 degrees pinker than his
-    lips; lp_d13's shadowed corner teeth 15-35 degrees yellower than his)."""
+    turn orange; a tongue is as pink as the lips or pinker, however pale (lp_d12's; benchmarks/RESULTS.md)."""
     around = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, 2)
     if not around.any():
         return None
