@@ -15,7 +15,7 @@ from vq_models.edits.exemplars import (
     similarity,
     upper_lip_offset,
 )
-from vq_models.edits.ops import FrameContext, eye_open, eye_open_donors, gaze, mouth_open
+from vq_models.edits.ops import OPENING_PAST_WIDEST, FrameContext, eye_open, eye_open_donors, gaze, mouth_open
 from vq_models.edits.prior import validate_prior
 
 L = 48
@@ -335,3 +335,24 @@ def test_of_mouths_as_open_the_one_whose_upper_lip_has_this_ones_shape_lends(mou
     odd = PartExemplars([*frames, 7], lambda f: {MOUTH: tracks[f]}, lambda f: frames.get(f, frames[2])[0])
     assert odd.opening_donor(1, MOUTH, 2.0, exclude={3}) == 2
     assert odd.opening_donor(1, MOUTH, 2.0, exclude={2, 3}) == 7  # still lends where nothing else does
+
+
+def test_an_opening_stops_a_little_past_the_widest_mouth_the_shot_shows(mouths):
+    """Frame 1 opens 0.1 of its width and the shot at most 0.4: mouth_open 8 opens it as far as
+    (1 + OPENING_PAST_WIDEST) × 0.4 / 0.1, no further (Stage II never saw a wider mouth); with frame 4 left out,
+    as far past 0.2; without the shot's openings the rule opens as asked; borrowing asks for a frame as wide."""
+    frames, ex = mouths
+    labels = frames[1][0]
+    ctx = FrameContext(frame=1, exemplars=ex)
+    assert ex.widest(MOUTH) == pytest.approx(0.4) and ex.widest(MOUTH, exclude={4}) == pytest.approx(0.2)
+    cap = (1.0 + OPENING_PAST_WIDEST) * 0.4 / 0.1
+    wide = mouth_open(labels, 8.0, {}, MOUTH_PRIOR, ctx)
+    np.testing.assert_array_equal(wide, mouth_open(labels, cap, {}, MOUTH_PRIOR, ctx))
+    assert (mouth_open(labels, 8.0, {}, MOUTH_PRIOR, FrameContext()) == CAVITY).sum() > (wide == CAVITY).sum()
+    np.testing.assert_array_equal(mouth_open(labels, 2.0, {}, MOUTH_PRIOR, ctx),
+                                  mouth_open(labels, 2.0, {}, MOUTH_PRIOR, FrameContext()))  # within: as asked
+    left_out = FrameContext(frame=1, exemplars=ex, exclude=frozenset({4}))
+    np.testing.assert_array_equal(mouth_open(labels, 8.0, {}, MOUTH_PRIOR, left_out),
+                                  mouth_open(labels, cap / 2, {}, MOUTH_PRIOR, left_out))
+    assert ex.opening_donor(1, MOUTH, 8.0) is None  # nothing opens 8 times as wide: borrow keeps the capped rule
+    np.testing.assert_array_equal(mouth_open(labels, 8.0, {"borrow": True}, MOUTH_PRIOR, ctx), wide)

@@ -213,6 +213,13 @@ class PartExemplars:
         track = self._eyes(frame).get(side)
         return None if track is None else float(track.opening)
 
+    def widest(self, side: str, exclude: set[int] | None = None) -> float | None:
+        """The widest tracked opening of part ``side`` over the shot's frames not in ``exclude`` (None: never
+        tracked)."""
+        kept = [v for f, v in zip(self.frames, self.openings()[side], strict=True)
+                if f not in (exclude or set()) and v > 0]
+        return float(max(kept)) if kept else None
+
     def more_open_than(self, side: str, opening: float) -> set[int]:
         """The frames where part ``side`` is open wider than ``opening`` or not tracked."""
         o = self.openings()[side]

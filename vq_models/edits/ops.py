@@ -37,6 +37,10 @@ from vq_models.errors import InputError
 
 EYE_OPENING = ("eye_whites", "irises", "pupils")
 MOUTH_INNER = ("mouth_interior", "upper_teeth", "lower_teeth", "tongue")
+#: how far past the widest mouth the shot shows (its tracked inner-lip height over outer-lip width) ``mouth_open``
+#: opens a mouth, as a share of that opening: beyond anything Stage II saw, a mouth already wide open at 1.6
+#: rendered as a dark smear (lp_d13 frames 106-108; benchmarks/RESULTS.md)
+OPENING_PAST_WIDEST = 0.15
 
 
 def pick_code(labels: np.ndarray, prior: Prior, segment: str, within: np.ndarray | None = None) -> int:
@@ -513,7 +517,9 @@ def mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], prio
     tracked opening between them at that column, not the interior's label rows: those take in the lips' inner
     shadow, a row or two more than the gap a small opening shows, so scaling them overshot the shot's own
     openings (``vqedit eval --jaw``; benchmarks/RESULTS.md). Closing keeps the scale, so 0 still closes the
-    mouth.
+    mouth. An opening stops :data:`OPENING_PAST_WIDEST` past the widest mouth the shot shows
+    (:func:`_opening_within_shot`): Stage II cannot draw a mouth wider than any it was trained on. (A borrowed
+    mouth, below, is one the shot shows; asked wider than any, the rule opens it this far.)
 
     With ``borrow``, opening where the shot itself opens the mouth that wide (a frame whose tracked opening is
     within :data:`~vq_models.edits.exemplars.MOUTH_MATCH` of ``value`` times this frame's), the mouth is taken
@@ -539,6 +545,7 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
         borrowed = ctx.exemplars.open_wider(labels, ctx.frame, MOUTH, float(value), set(ctx.exclude))
         if borrowed is not None:  # a frame of the shot opens this wide: its mouth, as the shot shows it
             return OpResult(borrowed[0], [], None)
+    value = _opening_within_shot(value, ctx)
     inner = np.isin(labels, _require_any(prior, MOUTH_INNER))
     lower_lip = prior.mask(labels, "lower_lip", required=False)
     upper_lip = prior.mask(labels, "upper_lip", required=False)
@@ -602,6 +609,19 @@ def _mouth_open(labels: np.ndarray, value: float, params: Mapping[str, Any], pri
     lip = JawPull(top_, height_, lip_, rest_, float(value), grow=grow_)
     pulled = params.get("pull", False) and landed.any() and lip.strength > 0.0 and lip.defined
     return OpResult(out, [DetailMove(landed, (0.0, 0.0), pull=lip)] if pulled else [], edges)
+
+
+def _opening_within_shot(value: float, ctx: FrameContext) -> float:
+    """``value`` (``mouth_open``'s), an opening held to :data:`OPENING_PAST_WIDEST` past the widest mouth the shot
+    shows outside ``ctx.exclude``, but never below 1 (a mouth wider than that is left as it is); unchanged where
+    the frame's mouth or the shot's openings are not known (no exemplars, no tracking)."""
+    if value <= 1.0 or ctx.exemplars is None or ctx.frame is None:
+        return value
+    here = ctx.exemplars.opening_at(ctx.frame, MOUTH)
+    widest = ctx.exemplars.widest(MOUTH, set(ctx.exclude))
+    if here is None or widest is None or here <= 0:
+        return value
+    return float(max(1.0, min(value, (1.0 + OPENING_PAST_WIDEST) * widest / here)))
 
 
 def _interior_rows(cavity: np.ndarray, teeth: np.ndarray, rows: np.ndarray, scale: float, opening: bool) -> np.ndarray:
