@@ -33,7 +33,14 @@ import numpy as np
 
 from vq_models import metrics as M
 from vq_models.composite import face_alpha
-from vq_models.edits.exemplars import CLOSED_SHARE, PART_CONTOURS, eye_gaze, pose_nearest_blink
+from vq_models.edits.exemplars import (
+    CLOSED_SHARE,
+    MOUTH_CONTOURS,
+    PART_CONTOURS,
+    eye_gaze,
+    part_track,
+    pose_nearest_blink,
+)
 from vq_models.edits.geometry import rasterize_polygon
 from vq_models.errors import InputError
 from vq_models.evaluation.whatif import box_ssim
@@ -178,25 +185,25 @@ def _tracked_frames(model: Any) -> Iterator[tuple[dict[str, Any], Any]]:
 
 def openness(model: Any) -> dict[str, np.ndarray]:
     """Per frame (in shot order): each eye's opening (height / width of its tracked contour in crop space)
-    and the mouth's (inner-lip height / outer-lip width)."""
-    out: dict[str, list[float]] = {"left_eye": [], "right_eye": [], "mouth": []}
+    and the mouth's (inner-lip height / outer-lip width): the parts' openings as the exemplars measure them
+    (:func:`~vq_models.edits.exemplars.part_track`, which the edits compare frames by), NaN where untracked."""
+    parts = {f"{side}_eye": contours for side, contours in PART_CONTOURS.items()}
+    parts["mouth"] = MOUTH_CONTOURS
+    out: dict[str, list[float]] = {key: [] for key in parts}
     for contours, tf in _tracked_frames(model):
-        for eye in ("left_eye", "right_eye"):
-            w, h = _extent(contours, tf, eye)
-            out[eye].append(h / w if w > 0 else float("nan"))
-        w, _ = _extent(contours, tf, "lips_outer")
-        _, h = _extent(contours, tf, "lips_inner")
-        out["mouth"].append(h / w if w > 0 else float("nan"))
+        for key, (outline, opening) in parts.items():
+            out[key].append(_opening(contours, tf, outline, opening))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _extent(contours: dict[str, Any], tf: Any, name: str) -> tuple[float, float]:
-    """Width and height of a tracked contour in crop space (NaN when the frame has none)."""
-    pts = contours.get(name)
-    if pts is None or len(pts) < 3:
-        return float("nan"), float("nan")
-    c = tf.to_crop(np.asarray(pts, np.float64)[:, :2])
-    return float(np.ptp(c[:, 0])), float(np.ptp(c[:, 1]))
+def _opening(contours: dict[str, Any], tf: Any, outline: str, opening: str | None) -> float:
+    """A part's opening at one frame in crop space (:func:`~vq_models.edits.exemplars.part_track`): the
+    ``opening`` contour's height (the outline's own without one) over the ``outline``'s width; NaN untracked."""
+    lines = [contours.get(name) for name in (outline, opening or outline)]
+    if any(pts is None or len(pts) < 3 for pts in lines):
+        return float("nan")
+    track = part_track(*(tf.to_crop(np.asarray(pts, np.float64)[:, :2]) for pts in lines))
+    return float("nan") if track is None else track.opening
 
 
 def part_boxes(model: Any, frame: int, names: Sequence[str], grow: float) -> list[tuple[int, int, int, int]]:
