@@ -27,8 +27,9 @@ TEETH_BRIGHTNESS_SHARE = 0.5
 #: how far from the interior's median brightness toward the teeth's a pixel continuing a row of teeth sideways
 #: must be to be taken for one of its shadowed ends, however saturated (:func:`_shadowed_ends`)
 TEETH_SHADOW_SHARE = 0.25
-#: how much yellower (hue, degrees) than the lips a tongue-coded pixel must be to be taken for a tooth's
-#: shadowed end: teeth in the lips' warm light turn orange, a tongue is as pink as the lips or pinker
+#: how much yellower (hue, degrees) than the lips a pixel must be to be taken for a tooth in their warm light
+#: (:func:`_warmer_than_lips`: a tongue-coded shadowed end, or one measured from the interior's darker quarter):
+#: teeth in the lips' warm light turn orange, a tongue is as pink as the lips or pinker
 TEETH_END_HUE_MARGIN = 5.0
 #: which percentile of the interior-coded pixels' brightness between the inner lips stands for the dark cavity
 #: when a pixel yellower than the lips continues a row of teeth sideways (:func:`_shadowed_ends`): the median
@@ -147,8 +148,8 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     wherever the inner-lip contour runs) nor a tongue-coded one as pink as the lips: a synthetic variant's tongue
     lies beside its lower teeth as bright as their shadowed ends, and taking it cost its no-teeth what-if, while
     lp_d13's shadowed corner teeth carry a tongue code too, but are orange where its tongue is pink. Where fewer
-    than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between the inner lips to learn the teeth's look from, the shot's ``look`` scaled by the lips around them stands in
-    (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`) that is
+    than :data:`TEETH_SAMPLE_MIN` teeth-coded pixels lie between the inner lips to learn the teeth's look from,
+    the shot's ``look`` scaled by the lips around them stands in (:class:`TeethLook`). Nothing beyond the shot's ``reach`` from its row's lip (:class:`TeethReach`) that is
     no brighter than the lips (:func:`_within_reach`). Empty without the crop (``crop`` None or giving None), the
     inner lips, or both the sample and the look."""
     if crop is None or inner is None or np.shape(inner) != labels.shape or not np.any(inner):
@@ -186,14 +187,14 @@ def teeth_in_pixels(labels: np.ndarray, prior: Prior, inner: np.ndarray | None,
     upper = np.where(upper_cols != lower_cols, upper_cols, geo.upper_half(inner))
     seen = {name: found & (upper if name == "upper_teeth" else ~upper) for name in rows}
     shadow_floor = dark + TEETH_SHADOW_SHARE * (teeth_brightness - dark)
-    warm = _warmer_than_lips(labels, prior, inner, image)
+    lip_coded = prior.mask(labels, ("upper_lip", "lower_lip"), required=False)
+    warm = _warmer_than_lips(lip_coded, inner, image)
     lit = brightness > shadow_floor
     if warm is not None and interior.any():
         deep = float(np.percentile(brightness[interior], TEETH_WARM_DARK_PERCENTILE))
         lit |= warm & (brightness > deep + TEETH_SHADOW_SHARE * (teeth_brightness - deep))
     pink_tongue = prior.mask(labels, "tongue", required=False) & (~warm if warm is not None else True)
-    free = inner & ~coded & ~found & lit & ~prior.mask(labels, ("upper_lip", "lower_lip"), required=False) \
-        & ~pink_tongue
+    free = inner & ~coded & ~found & lit & ~lip_coded & ~pink_tongue
     if reach is not None:
         free &= within
     for name in rows:  # the upper row first: a pixel either row reaches is the upper's
@@ -223,11 +224,11 @@ def _within_reach(labels: np.ndarray, prior: Prior, inner: np.ndarray, brightnes
     return near | (inner & (brightness > float(np.median(brightness[lips]))))
 
 
-def _warmer_than_lips(labels: np.ndarray, prior: Prior, inner: np.ndarray, image: np.ndarray) -> np.ndarray | None:
+def _warmer_than_lips(lip_coded: np.ndarray, inner: np.ndarray, image: np.ndarray) -> np.ndarray | None:
     """(L, L) bool: the pixels of ``image`` :data:`TEETH_END_HUE_MARGIN` yellower than the median of the lip-coded
-    pixels around the opening, or None where no lip code is near to compare with. Teeth in the lips' warm light
+    pixels (``lip_coded``) around the opening ``inner``, or None where no lip code is near to compare with. Teeth in the lips' warm light
     turn orange; a tongue is as pink as the lips or pinker, however pale (lp_d12's; benchmarks/RESULTS.md)."""
-    around = prior.mask(labels, ("upper_lip", "lower_lip"), required=False) & geo.grow_square(inner, 2)
+    around = lip_coded & geo.grow_square(inner, 2)
     if not around.any():
         return None
     angle = hue(image)
